@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepare this machine for GSRA's tests, lab and benchmarks. Idempotent: a second run only
+# checks (dpkg status, a lock-file hash, cargo's own freshness check) and costs a second or two.
+# Run by `npm test`, `npm run lab` and `npm run bench` before anything else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# 1. Debian packages the tests and the lab need.
+APT_PACKAGES=(
+  iproute2 iptables tcpdump ethtool procps psmisc
+  slapd ldap-utils openssl
+  vsftpd openssh-server openssh-client sshpass iperf3 curl lftp dnsutils
+  libssl-dev pkg-config
+  rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${missing[*]} (run as root, or install them)"; exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  # Debian's post-install scripts would start system slapd/vsftpd/sshd; the lab runs its own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "${added_policy:-}" = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+# 2. npm dependencies, reinstalled only when the lock file changed.
+stamp=node_modules/.gsra-bootstrap-stamp
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# 3. The native engine (cargo decides whether anything changed).
+if [ -f native/build.sh ]; then
+  bash native/build.sh
+fi

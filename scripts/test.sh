@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `npm test`: type-check, lint, then every test file with tap. Ends with one summary line,
+# "tests: N passed, N failed, N skipped", and a non-zero exit on any failure. In CI a skipped
+# test is a failure too: nothing may be silently skipped there.
+# Extra arguments go to tap, e.g. `npm test -- test/lab/lab.test.ts`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+if [ $# -eq 0 ]; then
+  echo "== typecheck"; npx tsc -p tsconfig.json --noEmit || fail=1
+  echo "== lint"; npx eslint . || fail=1
+  npx prettier --check --log-level warn . || fail=1
+fi
+echo "== tests"
+log=$(mktemp)
+npx tap "$@" 2>&1 | tee "$log"
+tap_rc=${PIPESTATUS[0]}
+summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
+rm -f "$log"
+num() { sed -nE "s/.*[{ ,]$1: ([0-9]+).*/\1/p" <<<"$summary" | head -1; }
+pass=$(num pass); failed=$(num fail); skip=$(num skip); todo=$(num todo)
+pass=${pass:-0}; failed=${failed:-0}; skip=$((${skip:-0} + ${todo:-0}))
+[ "$tap_rc" = 0 ] || fail=1
+[ -n "$summary" ] || { echo "no tap summary found"; fail=1; }
+[ "$pass" -gt 0 ] || { echo "no test passed"; fail=1; }
+if [ "${CI:-}" = true ] && [ "$skip" -gt 0 ]; then echo "skipped tests are not allowed in CI"; fail=1; fi
+[ "$fail" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "tests: $pass passed, $failed failed, $skip skipped"
+exit $fail
