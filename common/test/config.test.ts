@@ -68,9 +68,7 @@ t.test('reports a missing key', async (t) => {
 
 t.test('load() reports unreadable files and bad JSON clearly', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gsra-conf-'));
-  t.throws(() => v.load(join(dir, 'missing.json')), {
-    problems: ['(file): expected a readable file, got ENOENT'],
-  });
+  t.throws(() => v.load(join(dir, 'missing.json')), /\(file\): expected a readable file, got ENOENT/);
   writeFileSync(join(dir, 'bad.json'), '{ nope');
   t.throws(() => v.load(join(dir, 'bad.json')), /expected JSON/);
   writeFileSync(
