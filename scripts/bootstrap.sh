@@ -8,7 +8,7 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # 1. Debian packages the tests and the lab need.
 APT_PACKAGES=(
-  iproute2 iptables tcpdump ethtool procps psmisc
+  iproute2 iptables tcpdump ethtool procps psmisc iputils-ping netcat-openbsd
   slapd ldap-utils openssl
   vsftpd openssh-server openssh-client sshpass iperf3 curl lftp dnsutils
   libssl-dev pkg-config

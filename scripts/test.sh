@@ -13,8 +13,16 @@ if [ $# -eq 0 ]; then
 fi
 echo "== tests"
 log=$(mktemp)
+ns_before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 npx tap "$@" 2>&1 | tee "$log"
 tap_rc=${PIPESTATUS[0]}
+# Every test cleans up after itself: a namespace that outlived the suite is a failure.
+ns_after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
+leftover=$(comm -13 <(echo "$ns_before") <(echo "$ns_after") | grep -v '^$' || true)
+if [ -n "$leftover" ]; then
+  echo "not ok - network namespaces left behind by the tests: $(echo $leftover)"
+  fail=1
+fi
 summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
 rm -f "$log"
 num() { sed -nE "s/.*[{ ,]$1: ([0-9]+).*/\1/p" <<<"$summary" | head -1; }
