@@ -1,0 +1,281 @@
+// Cryptography of the GSRA control protocol (docs/protocol.md §6, §7). node:crypto only:
+// X25519, HKDF-SHA256, HMAC-SHA256, SHA-256, constant-time comparison. No hand-written primitives.
+
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+import {
+  COOKIE_LEN,
+  Direction,
+  MAC_LEN,
+  NONCE_LEN,
+  PROOF_LEN,
+  REPLAY_WINDOW,
+  X25519_PUB_LEN,
+} from './constants.ts';
+import { ipToBytes } from './codec.ts';
+
+const LABEL = (s: string) => Buffer.from(`gsra/1 ${s}`, 'ascii');
+const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+export const randomNonce = (): Buffer => randomBytes(NONCE_LEN);
+
+const hmac = (key: Buffer, ...parts: Buffer[]): Buffer => {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const sha256 = (...parts: Buffer[]): Buffer => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const hkdf = (ikm: Buffer, salt: Buffer, info: Buffer, len: number): Buffer =>
+  Buffer.from(hkdfSync('sha256', ikm, salt, info, len));
+const u8 = (v: number) => Buffer.from([v & 0xff]);
+const u16 = (v: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(v);
+  return b;
+};
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v);
+  return b;
+};
+
+/** Constant-time equality of two byte strings (false, not an exception, when lengths differ). */
+export function constantTimeEqual(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(a, b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// X25519
+
+export interface EphemeralKey {
+  privateKey: KeyObject;
+  /** 32-byte raw public key (RFC 7748 u-coordinate) as sent on the wire. */
+  publicKey: Buffer;
+}
+
+export function generateEphemeral(): EphemeralKey {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  const der = publicKey.export({ format: 'der', type: 'spki' });
+  return { privateKey, publicKey: Buffer.from(der.subarray(der.length - X25519_PUB_LEN)) };
+}
+
+/** Imports a 32-byte raw X25519 private key (tests and deterministic fixtures only). */
+export function ephemeralFromPrivate(raw: Buffer): EphemeralKey {
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]);
+  const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+  const der = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return { privateKey, publicKey: Buffer.from(der.subarray(der.length - X25519_PUB_LEN)) };
+}
+
+/**
+ * X25519 shared secret with a peer's raw public key. Returns null when the peer key is invalid
+ * or of small order (all-zero shared secret, RFC 7748 §6.1): the caller refuses the handshake.
+ */
+export function x25519(own: KeyObject, peerPublic: Buffer): Buffer | null {
+  if (peerPublic.length !== X25519_PUB_LEN) return null;
+  try {
+    const pub = createPublicKey({
+      key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]),
+      format: 'der',
+      type: 'spki',
+    });
+    const shared = diffieHellman({ privateKey: own, publicKey: pub });
+    if (shared.every((b) => b === 0)) return null;
+    return shared;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stateless cookie
+
+/**
+ * cookie = HMAC-SHA256(cookieSecret, "gsra/1 cookie" ‖ addr ‖ u16 port ‖ u32 cookieTime ‖ enNonce ‖
+ * gwPub)[0..16]. It binds the client's address and port as the gateway saw them, the time the
+ * cookie was made, the EN nonce and the gateway ephemeral public key of that epoch.
+ */
+export function makeCookie(
+  cookieSecret: Buffer,
+  addr: string,
+  port: number,
+  cookieTime: number,
+  enNonce: Buffer,
+  gwPub: Buffer,
+): Buffer {
+  return hmac(
+    cookieSecret,
+    LABEL('cookie'),
+    ipToBytes(addr),
+    u16(port),
+    u32(cookieTime),
+    enNonce,
+    gwPub,
+  ).subarray(0, COOKIE_LEN);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake key schedule
+
+/**
+ * TH = SHA-256("gsra/1 transcript" ‖ gwPub ‖ AUTH bytes up to, not including, userProof).
+ * The AUTH prefix covers version, type, enNonce, cookieTime, cookie (the gateway nonce),
+ * timestamp, enPub, gkVersion, user and group.
+ */
+export function transcriptHash(gwPub: Buffer, authBytes: Buffer): Buffer {
+  return sha256(LABEL('transcript'), gwPub, authBytes.subarray(0, authBytes.length - 2 * PROOF_LEN));
+}
+
+/** userProof = HMAC-SHA256(userSecret, "gsra/1 user-proof" ‖ TH ‖ SHA-256(dh))[0..16] */
+export function userProof(userSecret: Buffer, th: Buffer, dh: Buffer): Buffer {
+  return hmac(userSecret, LABEL('user-proof'), th, sha256(dh)).subarray(0, PROOF_LEN);
+}
+
+/** groupProof = HMAC-SHA256(GK, "gsra/1 group-proof" ‖ TH ‖ SHA-256(dh))[0..16] */
+export function groupProof(groupKey: Buffer, th: Buffer, dh: Buffer): Buffer {
+  return hmac(groupKey, LABEL('group-proof'), th, sha256(dh)).subarray(0, PROOF_LEN);
+}
+
+/**
+ * Session secret = HKDF-SHA256(ikm = dh ‖ GK ‖ userSecret, salt = enNonce ‖ cookie,
+ * info = "gsra/1 session" ‖ TH, 32 bytes).
+ */
+export function deriveSessionSecret(
+  dh: Buffer,
+  groupKey: Buffer,
+  userSecret: Buffer,
+  enNonce: Buffer,
+  cookie: Buffer,
+  th: Buffer,
+): Buffer {
+  return hkdf(
+    Buffer.concat([dh, groupKey, userSecret]),
+    Buffer.concat([enNonce, cookie]),
+    Buffer.concat([LABEL('session'), th]),
+    32,
+  );
+}
+
+export interface ControlKeys {
+  /** MAC key of messages EN → gateway. */
+  enToGw: Buffer;
+  /** MAC key of messages gateway → EN. */
+  gwToEn: Buffer;
+}
+
+/** ctrl key per direction = HKDF-SHA256(ikm = session secret, salt = "", info = "gsra/1 ctrl" ‖ dir, 32). */
+export function deriveControlKeys(sessionSecret: Buffer): ControlKeys {
+  const k = (dir: number) =>
+    hkdf(sessionSecret, Buffer.alloc(0), Buffer.concat([LABEL('ctrl'), u8(dir)]), 32);
+  return { enToGw: k(Direction.EN_TO_GW), gwToEn: k(Direction.GW_TO_EN) };
+}
+
+/** Tag of a HANDSHAKE_ERROR with authKind 1: HMAC-SHA256(userSecret, "gsra/1 refuse" ‖ TH ‖ bytes)[0..16]. */
+export function refusalTag(userSecret: Buffer, th: Buffer, bytesBeforeTag: Buffer): Buffer {
+  return hmac(userSecret, LABEL('refuse'), th, bytesBeforeTag).subarray(0, MAC_LEN);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session message MAC (HMAC-SHA256-128 over every byte before the MAC field)
+
+export function computeMac(key: Buffer, encoded: Buffer): Buffer {
+  return hmac(key, encoded.subarray(0, encoded.length - MAC_LEN)).subarray(0, MAC_LEN);
+}
+
+/** Writes the MAC into the last 16 bytes of an encoded session message (in place) and returns it. */
+export function sealMessage(encoded: Buffer, key: Buffer): Buffer {
+  computeMac(key, encoded).copy(encoded, encoded.length - MAC_LEN);
+  return encoded;
+}
+
+/** Constant-time check of the MAC in the last 16 bytes of an encoded session message. */
+export function verifyMessage(encoded: Buffer, key: Buffer): boolean {
+  if (encoded.length < MAC_LEN) return false;
+  return constantTimeEqual(computeMac(key, encoded), encoded.subarray(encoded.length - MAC_LEN));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-flow keys for the data plane (docs/pccom.md takes these bytes as they are)
+
+export interface DirectionKeys {
+  /** AES-128-CTR key, 16 bytes. */
+  encKey: Buffer;
+  /** HMAC-SHA256 key, 32 bytes. */
+  macKey: Buffer;
+  /** 8-byte salt of the CTR IV / per-packet nonce. */
+  ivSalt: Buffer;
+}
+export interface FlowKeys {
+  enToGw: DirectionKeys;
+  gwToEn: DirectionKeys;
+}
+
+/**
+ * Per-flow, per-direction keys of reservation (proto, t, serial):
+ *   okm = HKDF-SHA256(ikm = session secret, salt = "",
+ *                     info = "gsra/1 flow" ‖ u8 proto ‖ u16 t ‖ u32 serial ‖ u8 direction, 56)
+ *   encKey = okm[0..16], macKey = okm[16..48], ivSalt = okm[48..56].
+ * `serial` is the per-session number the gateway gave the reservation (RESERVED / FTP_ALIAS),
+ * so a port t reserved twice in one session never gets the same keys.
+ */
+export function deriveFlowKeys(sessionSecret: Buffer, proto: number, t: number, serial: number): FlowKeys {
+  const dirKeys = (dir: number): DirectionKeys => {
+    const okm = hkdf(
+      sessionSecret,
+      Buffer.alloc(0),
+      Buffer.concat([LABEL('flow'), u8(proto), u16(t), u32(serial), u8(dir)]),
+      56,
+    );
+    return { encKey: okm.subarray(0, 16), macKey: okm.subarray(16, 48), ivSalt: okm.subarray(48, 56) };
+  };
+  return { enToGw: dirKeys(Direction.EN_TO_GW), gwToEn: dirKeys(Direction.GW_TO_EN) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay window (RFC 4303 §3.4.3 style sliding window over 64-bit sequence numbers)
+
+export class ReplayWindow {
+  private highest = 0n;
+  private bitmap = 0n; // bit i set = (highest - i) seen
+  constructor(private readonly size: number = REPLAY_WINDOW) {}
+
+  /** Would `seq` be accepted? (does not record it) */
+  check(seq: bigint): boolean {
+    if (seq === 0n) return false;
+    if (seq > this.highest) return true;
+    const diff = this.highest - seq;
+    if (diff >= BigInt(this.size)) return false;
+    return (this.bitmap & (1n << diff)) === 0n;
+  }
+
+  /** Records `seq` as seen. Call only after the message is authenticated and check() was true. */
+  accept(seq: bigint): void {
+    if (seq > this.highest) {
+      const shift = seq - this.highest;
+      this.bitmap =
+        shift >= BigInt(this.size) ? 1n : ((this.bitmap << shift) | 1n) & ((1n << BigInt(this.size)) - 1n);
+      this.highest = seq;
+    } else {
+      this.bitmap |= 1n << (this.highest - seq);
+    }
+  }
+
+  get highestSeen(): bigint {
+    return this.highest;
+  }
+}

@@ -1,0 +1,251 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import {
+  decode,
+  encode,
+  peekPrefix,
+  ProtocolError,
+  MessageType,
+  HELLO_SIZE,
+  MAX_DATAGRAM,
+  type Message,
+  type ProtocolErrorCode,
+} from '../../src/protocol/index.ts';
+import { samples } from './samples.ts';
+
+type T = Pick<typeof t, 'fail' | 'ok' | 'equal'>;
+function rejects(t: T, buf: Buffer, code: ProtocolErrorCode, what: string) {
+  try {
+    decode(buf);
+    t.fail(`${what}: accepted`);
+  } catch (e) {
+    t.ok(e instanceof ProtocolError, `${what}: ProtocolError`);
+    t.equal((e as ProtocolError).code, code, `${what}: ${code}`);
+  }
+}
+
+t.test('every message type round-trips', async (t) => {
+  const seen = new Set<string>();
+  for (const m of samples) {
+    const buf = encode(m);
+    t.ok(buf.length <= MAX_DATAGRAM);
+    const back = decode(buf);
+    t.same(back, m, `${m.type} round-trips`);
+    t.same(encode(back), buf, `${m.type} re-encodes to the same bytes`);
+    seen.add(m.type);
+  }
+  t.same([...seen].sort(), Object.keys(MessageType).sort(), 'samples cover every type');
+});
+
+t.test('fixed sizes', async (t) => {
+  t.equal(encode(samples[0]!).length, HELLO_SIZE, 'HELLO is padded to 128 bytes');
+  t.equal(encode(samples[1]!).length, 72, 'COOKIE is 72 bytes (smaller than HELLO: no amplification)');
+  t.equal(
+    encode({ type: 'KEEPALIVE', sessionId: Buffer.alloc(8), seq: 1n, ack: 0n, timestamp: 0 }).length,
+    52,
+  );
+});
+
+t.test('every truncation of every sample is rejected with a typed error', async (t) => {
+  for (const m of samples) {
+    const buf = encode(m);
+    for (let n = 0; n < buf.length; n++) {
+      try {
+        decode(buf.subarray(0, n));
+        t.fail(`${m.type} truncated to ${n} accepted`);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+      }
+    }
+  }
+  rejects(t, encode(samples[2]!).subarray(0, 60), 'too-short', 'AUTH cut');
+  rejects(t, Buffer.alloc(0), 'too-short', 'empty');
+  rejects(t, Buffer.from('GS'), 'too-short', 'prefix cut');
+});
+
+t.test('trailing bytes are rejected for every type', async (t) => {
+  for (const m of samples) {
+    const buf = Buffer.concat([encode(m), Buffer.from([0])]);
+    try {
+      decode(buf);
+      t.fail(`${m.type} with a trailing byte accepted`);
+    } catch (e) {
+      t.ok(e instanceof ProtocolError);
+      // session messages: the extra byte shifts the MAC, so the body has an extra byte
+      t.ok(
+        ['trailing-bytes', 'bad-value'].includes((e as ProtocolError).code),
+        `${m.type}: ${(e as ProtocolError).code}`,
+      );
+    }
+  }
+  const ka = encode({ type: 'KEEPALIVE', sessionId: Buffer.alloc(8), seq: 1n, ack: 0n, timestamp: 0 });
+  rejects(t, Buffer.concat([ka, Buffer.from([1])]), 'trailing-bytes', 'KEEPALIVE + 1 byte');
+  const cookie = encode(samples[1]!);
+  rejects(t, Buffer.concat([cookie, Buffer.from([1])]), 'trailing-bytes', 'COOKIE + 1 byte');
+});
+
+t.test('header problems', async (t) => {
+  const hello = encode(samples[0]!);
+  const x = Buffer.from(hello);
+  x[0] = 0x48;
+  rejects(t, x, 'bad-magic', 'magic');
+  const v = Buffer.from(hello);
+  v[2] = 2;
+  rejects(t, v, 'unsupported-version', 'version 2');
+  try {
+    decode(v);
+  } catch (e) {
+    t.equal((e as ProtocolError).version, 2, 'error carries the received version');
+  }
+  t.same(peekPrefix(v), { version: 2, type: 1 });
+  for (const ty of [0x00, 0x06, 0x0f, 0x1a, 0x20, 0x7e, 0x80, 0xff]) {
+    const u = Buffer.from(hello);
+    u[3] = ty;
+    rejects(t, u, 'unknown-type', `type 0x${ty.toString(16)}`);
+  }
+  rejects(t, Buffer.alloc(MAX_DATAGRAM + 1), 'too-long', 'oversized');
+  const p = Buffer.from(hello);
+  p[100] = 1;
+  rejects(t, p, 'bad-padding', 'HELLO padding');
+  rejects(t, Buffer.concat([hello, Buffer.alloc(1)]), 'trailing-bytes', 'HELLO too long');
+  rejects(t, hello.subarray(0, 127), 'too-short', 'HELLO too short');
+});
+
+/** Encodes a sample with a field overwritten, bypassing encode()'s own validation. */
+function patched(m: Message, offset: number, bytes: number[]): Buffer {
+  const buf = encode(m);
+  Buffer.from(bytes).copy(buf, offset);
+  return buf;
+}
+const S = 4 + 36 - 4; // body offset of session messages = 36
+
+t.test('field values out of range are rejected', async (t) => {
+  const reserve = samples.find((m) => m.type === 'RESERVE')!;
+  rejects(t, patched(reserve, S, [7]), 'bad-value', 'RESERVE proto 7');
+  rejects(t, patched(reserve, S + 1, [0]), 'bad-value', 'RESERVE count 0');
+  rejects(t, patched(reserve, S + 1, [17]), 'bad-value', 'RESERVE count 17');
+  rejects(t, patched(reserve, S + 3, [0x41]), 'bad-string', 'RESERVE upper-case IN name');
+  rejects(t, patched(reserve, S + 3, [0x2e]), 'bad-string', 'RESERVE IN name starting with a dot');
+  rejects(t, patched(reserve, S + 2, [200]), 'too-short', 'RESERVE IN name length beyond the datagram');
+  const seq0 = encode(reserve);
+  seq0.fill(0, 12, 20);
+  rejects(t, seq0, 'bad-value', 'seq 0');
+  const ts = encode(reserve);
+  ts.fill(0xff, 28, 36);
+  rejects(t, ts, 'bad-value', 'timestamp beyond 2^53');
+
+  const reserved = samples.find((m) => m.type === 'RESERVED')!;
+  const rb = encode(reserved);
+  const nOff = S + 1 + 4 + 4 + 1 + 'intra1.corp.example'.length;
+  rejects(t, patched(reserved, nOff + 3, [0x9c, 0x41]), 'bad-value', 'RESERVED duplicate port');
+  rejects(t, patched(reserved, nOff + 1, [0, 0]), 'bad-value', 'RESERVED port 0');
+  rejects(t, patched(reserved, nOff, [0]), 'trailing-bytes', 'RESERVED zero ports (then trailing)');
+  rejects(t, patched(reserved, nOff, [17]), 'too-short', 'RESERVED 17 ports announced');
+  t.ok(rb.length > 0);
+
+  const bound = samples.find((m) => m.type === 'BOUND')!;
+  rejects(t, patched(bound, S + 3, [5]), 'bad-value', 'BOUND address family 5');
+  rejects(t, patched(bound, S + 1, [0, 0]), 'bad-value', 'BOUND t = 0');
+
+  const mapReq = samples.find((m) => m.type === 'MAP')!;
+  rejects(t, patched(mapReq, S + 3, [0, 0]), 'bad-value', 'MAP d = 0');
+
+  const rel = samples.find((m) => m.type === 'RELEASE' && m.scope === 0)!;
+  rejects(t, patched(rel, S, [2]), 'bad-value', 'RELEASE scope 2');
+  rejects(t, patched(rel, S, [1]), 'bad-value', 'RELEASE session with proto/t set');
+
+  const err = samples.find((m) => m.type === 'ERROR')!;
+  rejects(t, patched(err, S, [0x30, 0x39]), 'bad-value', 'ERROR unknown reason code');
+  rejects(t, patched(err, S + 3, [0xff]), 'bad-string', 'ERROR text invalid UTF-8');
+  rejects(t, patched(err, S + 3, [0x07]), 'bad-string', 'ERROR text control char');
+
+  const auth = samples.find((m) => m.type === 'AUTH')!;
+  const userOff = 4 + 16 + 4 + 16 + 8 + 32 + 4;
+  rejects(t, patched(auth, userOff, [0]), 'bad-string', 'AUTH empty user');
+  rejects(t, patched(auth, userOff + 1, [0x0a]), 'bad-string', 'AUTH user with newline');
+  rejects(t, patched(auth, userOff + 1, [0xc3]), 'bad-string', 'AUTH user invalid UTF-8');
+
+  const he = samples.find((m) => m.type === 'HANDSHAKE_ERROR' && m.authKind === 0)!;
+  const heb = encode(he);
+  rejects(t, patched(he, heb.length - 17, [2]), 'bad-value', 'HANDSHAKE_ERROR authKind 2');
+  rejects(
+    t,
+    patched(he, heb.length - 1, [1]),
+    'bad-value',
+    'HANDSHAKE_ERROR unauthenticated with non-zero tag',
+  );
+
+  const ftp = samples.find((m) => m.type === 'FTP_ALIAS')!;
+  rejects(t, patched(ftp, S + 2, [0, 0]), 'bad-value', 'FTP_ALIAS aliasPort 0');
+});
+
+t.test('encode refuses malformed structures with ProtocolError', async (t) => {
+  const bads: unknown[] = [
+    { type: 'HELLO', enNonce: Buffer.alloc(15) },
+    { ...samples[2]!, user: '' },
+    { ...samples[2]!, group: 'x'.repeat(65) },
+    { ...samples[2]!, gkVersion: -1 },
+    { ...samples.find((m) => m.type === 'RESERVE')!, inName: 'Intra1.corp' },
+    { ...samples.find((m) => m.type === 'RESERVE')!, inName: 'a'.repeat(254) },
+    { ...samples.find((m) => m.type === 'RESERVED')!, ports: [] },
+    { ...samples.find((m) => m.type === 'RESERVED')!, ports: new Array(17).fill(0).map((_, i) => i + 1) },
+    { ...samples.find((m) => m.type === 'BOUND')!, ghr: 'not-an-ip' },
+    { ...samples.find((m) => m.type === 'BIND')!, t: 70000 },
+    { ...samples.find((m) => m.type === 'ERROR')!, reason: 'nonsense' },
+    { ...samples.find((m) => m.type === 'ERROR')!, text: 'x'.repeat(201) },
+    { ...samples.find((m) => m.type === 'KEEPALIVE')!, seq: -1n },
+    { ...samples.find((m) => m.type === 'KEEPALIVE')!, seq: 0n },
+    { ...samples.find((m) => m.type === 'KEEPALIVE')!, sessionId: Buffer.alloc(4) },
+  ];
+  bads.forEach((m, i) => t.throws(() => encode(m as Message), ProtocolError, `bad structure #${i}`));
+});
+
+t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolError', async (t) => {
+  const seeds = samples.map((m) => encode(m));
+  let accepted = 0;
+  const counts: Record<string, number> = {};
+  const N = 120_000;
+  for (let i = 0; i < N; i++) {
+    let buf: Buffer;
+    const mode = i % 4;
+    const seed = seeds[i % seeds.length]!;
+    if (mode === 0) {
+      // random bytes behind a valid prefix
+      buf = randomBytes(Math.floor(Math.random() * 200));
+      if (buf.length >= 4) {
+        buf.writeUInt16BE(0x4753, 0);
+        buf[2] = 1;
+        buf[3] = Object.values(MessageType)[i % 17]!;
+      }
+    } else if (mode === 1) {
+      // flip 1-4 random bytes of a valid message
+      buf = Buffer.from(seed);
+      for (let k = 0; k < 1 + (i % 4); k++)
+        buf[Math.floor(Math.random() * buf.length)] = Math.floor(Math.random() * 256);
+      buf[0] = 0x47;
+      buf[1] = 0x53;
+      buf[2] = 1;
+    } else if (mode === 2) {
+      // truncate or extend
+      const cut = Math.floor(Math.random() * (seed.length + 8));
+      buf =
+        cut <= seed.length ? seed.subarray(0, cut) : Buffer.concat([seed, randomBytes(cut - seed.length)]);
+    } else {
+      buf = randomBytes(Math.floor(Math.random() * 1300));
+    }
+    try {
+      const m = decode(buf);
+      accepted++;
+      // anything accepted must re-encode to the very same bytes (canonical encoding)
+      if (!encode(m).equals(buf)) t.fail(`non-canonical accept: ${buf.toString('hex')}`);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) {
+        t.fail(`non-ProtocolError ${String(e)} for ${buf.toString('hex')}`);
+        throw e;
+      }
+      counts[e.code] = (counts[e.code] ?? 0) + 1;
+    }
+  }
+  t.ok(accepted > 0, `some mutated inputs are still valid (${accepted})`);
+  t.ok(Object.keys(counts).length >= 6, `many distinct error codes seen: ${JSON.stringify(counts)}`);
+});

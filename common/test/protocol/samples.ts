@@ -1,0 +1,70 @@
+// One valid sample of every message type, shared by the codec tests.
+import type { Message } from '../../src/protocol/index.ts';
+
+const b = (n: number, fill: number) => Buffer.alloc(n, fill);
+const h = { sessionId: b(8, 0x5a), seq: 7n, ack: 3n, timestamp: 1_790_000_000_123, mac: b(16, 0xee) };
+
+export const samples: Message[] = [
+  { type: 'HELLO', enNonce: b(16, 1) },
+  { type: 'COOKIE', enNonce: b(16, 1), cookieTime: 1_790_000_000, cookie: b(16, 2), gwPub: b(32, 3) },
+  {
+    type: 'AUTH',
+    enNonce: b(16, 1),
+    cookieTime: 1_790_000_000,
+    cookie: b(16, 2),
+    timestamp: 1_790_000_000_500,
+    enPub: b(32, 4),
+    gkVersion: 3,
+    user: 'alice',
+    group: 'sales',
+    userProof: b(16, 5),
+    groupProof: b(16, 6),
+  },
+  {
+    type: 'HANDSHAKE_ERROR',
+    ref: b(16, 1),
+    reason: 'not-in-group',
+    text: 'alice is not in dev',
+    authKind: 1,
+    tag: b(16, 9),
+  },
+  {
+    type: 'HANDSHAKE_ERROR',
+    ref: b(16, 0),
+    reason: 'unsupported-version',
+    text: '1',
+    authKind: 0,
+    tag: b(16, 0),
+  },
+  {
+    type: 'AUTH_OK',
+    ...h,
+    seq: 1n,
+    ack: 0n,
+    sessionLifetime: 28800,
+    keepaliveInterval: 25,
+    reservationLifetime: 120,
+  },
+  { type: 'RESERVE', ...h, proto: 6, count: 4, inName: 'intra1.corp.example' },
+  {
+    type: 'RESERVED',
+    ...h,
+    proto: 17,
+    lifetime: 120,
+    serial: 10,
+    inName: 'intra1.corp.example',
+    ports: [40001, 40002, 40003],
+  },
+  { type: 'BIND', ...h, proto: 17, t: 40001, s: 51000 },
+  { type: 'BOUND', ...h, proto: 17, t: 40001, ghr: '203.0.113.2', m: 61234, d: 53 },
+  { type: 'BOUND', ...h, proto: 6, t: 40002, ghr: '2001:db8::2', m: 1024, d: 0 },
+  { type: 'MAP', ...h, proto: 17, t: 40001, d: 53, ghr: '203.0.113.2', m: 61234 },
+  { type: 'MAPPED', ...h, proto: 17, t: 40001, d: 53, lifetime: 300 },
+  { type: 'KEEPALIVE', ...h },
+  { type: 'KEEPALIVE_ACK', ...h, sessionLifetime: 28000, reservations: 5 },
+  { type: 'RELEASE', ...h, scope: 0, proto: 6, t: 40002 },
+  { type: 'RELEASE', ...h, scope: 1, proto: 0, t: 0 },
+  { type: 'FTP_ALIAS', ...h, ctrlT: 40002, aliasPort: 50123, dataT: 40010, serial: 22, lifetime: 60 },
+  { type: 'ACK', ...h },
+  { type: 'ERROR', ...h, reason: 'no-ports', text: 'port pool exhausted' },
+];
