@@ -1,2 +1,3 @@
 export * from './logger.ts';
 export * from './config.ts';
+export * from './dns.ts';
