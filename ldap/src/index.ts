@@ -1,0 +1,5 @@
+// @gsra/ldap: the GSRA directory client, admin operations, schema names and test fixtures.
+export * from './errors.ts';
+export * from './schema.ts';
+export * from './client.ts';
+export * from './admin.ts';
