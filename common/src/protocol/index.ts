@@ -4,3 +4,5 @@ export * from './constants.ts';
 export * from './errors.ts';
 export * from './codec.ts';
 export * from './crypto.ts';
+export * from './retransmit.ts';
+export * from './gateway.ts';
