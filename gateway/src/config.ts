@@ -1,0 +1,170 @@
+// gsra-gateway's configuration: a JSON file validated against this schema (errors read
+// "path: expected X, got Y"). Defaults are filled in by the loader. See docs/gateway.md.
+import { compileConfig, ConfigError } from '@gsra/common';
+
+export interface GatewayConfig {
+  /** GGR: the gateway's public (internet) address; PGR: its LAN address. */
+  publicAddress: string;
+  privateAddress: string;
+  /** Interfaces the engine hooks (internet side, LAN side). */
+  wanInterface: string;
+  lanInterface: string;
+  control: { port: number };
+  ports: {
+    /** Range of ports t the gateway reserves on GGR for flows. */
+    first: number;
+    last: number;
+    /** Seconds a reservation lives without being used or renewed. */
+    reservationTtlSec: number;
+    /** Most reserved ports one user may hold at once. */
+    perUser: number;
+    /** Most reserved ports one EN public address may hold at once (spreads NAT'd users). */
+    perSource: number;
+  };
+  ldap: {
+    url: string;
+    caFile: string;
+    baseDn: string;
+    flavor: 'openldap' | 'ad';
+    startTls: boolean;
+    /** The gateways' service account. */
+    bindDn: string;
+    /** File holding the service account's password (never in the config itself). */
+    passwordFile: string;
+    /** Seconds between policy refreshes from LDAP (a removed user loses new flows within this). */
+    refreshSec: number;
+    connectTimeoutMs: number;
+    timeoutMs: number;
+  };
+  dns: {
+    enabled: boolean;
+    /** Zone whose public view the gateway answers: every known IN name -> GGR, NXDOMAIN otherwise. */
+    zone: string;
+    port: number;
+    ttl: number;
+  };
+  ops: {
+    /** Local address for /metrics (Prometheus), /healthz and /status. Never a public address. */
+    listen: string;
+    port: number;
+  };
+  engine: {
+    /** NFQUEUE numbers the engine uses (one thread each). */
+    queues: number[];
+  };
+  log: { level: 'error' | 'warn' | 'info' | 'debug' };
+}
+
+const ipv4 = { type: 'string', format: 'ipv4' } as const;
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+export const GATEWAY_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['publicAddress', 'privateAddress', 'wanInterface', 'lanInterface', 'ldap'],
+  properties: {
+    publicAddress: ipv4,
+    privateAddress: ipv4,
+    wanInterface: { type: 'string', minLength: 1, maxLength: 15 },
+    lanInterface: { type: 'string', minLength: 1, maxLength: 15 },
+    control: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { port: { ...port, default: 4430 } },
+    },
+    ports: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        first: { ...port, default: 40000 },
+        last: { ...port, default: 59999 },
+        reservationTtlSec: { type: 'integer', minimum: 5, maximum: 86400, default: 120 },
+        perUser: { type: 'integer', minimum: 1, maximum: 65535, default: 256 },
+        perSource: { type: 'integer', minimum: 1, maximum: 65535, default: 1024 },
+      },
+    },
+    ldap: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'caFile', 'baseDn', 'bindDn', 'passwordFile'],
+      properties: {
+        url: { type: 'string', pattern: '^ldaps?://' },
+        caFile: { type: 'string', minLength: 1 },
+        baseDn: { type: 'string', minLength: 3 },
+        flavor: { type: 'string', enum: ['openldap', 'ad'], default: 'openldap' },
+        startTls: { type: 'boolean', default: false },
+        bindDn: { type: 'string', minLength: 3 },
+        passwordFile: { type: 'string', minLength: 1 },
+        refreshSec: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
+        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 3000 },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 5000 },
+      },
+    },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        zone: { type: 'string', default: 'corp.example' },
+        port: { ...port, default: 53 },
+        ttl: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
+      },
+    },
+    ops: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        listen: { ...ipv4, default: '127.0.0.1' },
+        port: { ...port, default: 9464 },
+      },
+    },
+    engine: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        queues: {
+          type: 'array',
+          items: { type: 'integer', minimum: 0, maximum: 65535 },
+          minItems: 1,
+          maxItems: 16,
+          default: [0],
+        },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'], default: 'info' } },
+    },
+  },
+} as const;
+
+const validator = compileConfig<GatewayConfig>(GATEWAY_CONFIG_SCHEMA);
+
+/** Validate a parsed config; throws ConfigError listing every problem. */
+export function checkGatewayConfig(data: unknown, source = 'config'): GatewayConfig {
+  const c = validator.check(data, source);
+  const problems: string[] = [];
+  if (c.ports.first > c.ports.last)
+    problems.push(`ports.first: expected <= ports.last (${c.ports.last}), got ${c.ports.first}`);
+  if (c.ports.first <= c.control.port && c.control.port <= c.ports.last) {
+    problems.push(`control.port: expected outside ports.first..ports.last, got ${c.control.port}`);
+  }
+  if (!/^(127\.|::1$)/.test(c.ops.listen) && c.ops.listen !== c.privateAddress) {
+    problems.push(`ops.listen: expected a loopback or LAN address, got "${c.ops.listen}"`);
+  }
+  if (problems.length) {
+    throw new ConfigError(source, problems);
+  }
+  return c;
+}
+
+export function loadGatewayConfig(file: string): GatewayConfig {
+  return checkGatewayConfig(validator.load(file), file);
+}

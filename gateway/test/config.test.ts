@@ -1,0 +1,51 @@
+import t from 'tap';
+import { checkGatewayConfig } from '../src/config.ts';
+
+const minimal = {
+  publicAddress: '203.0.113.1',
+  privateAddress: '10.0.0.1',
+  wanInterface: 'wan0',
+  lanInterface: 'lan0',
+  ldap: {
+    url: 'ldaps://10.0.0.5:636',
+    caFile: '/etc/gsra/ca.pem',
+    baseDn: 'dc=corp,dc=example',
+    bindDn: 'uid=gateway,ou=services,dc=corp,dc=example',
+    passwordFile: '/etc/gsra/ldap-password',
+  },
+};
+
+t.test('a minimal config gets documented defaults', async (t) => {
+  const c = checkGatewayConfig(structuredClone(minimal));
+  t.equal(c.control.port, 4430);
+  t.same([c.ports.first, c.ports.last], [40000, 59999]);
+  t.equal(c.ldap.refreshSec, 30);
+  t.equal(c.ops.listen, '127.0.0.1');
+  t.same(c.engine.queues, [0]);
+});
+
+t.test('errors name the path, what was expected and what was found', async (t) => {
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), publicAddress: 'gw.example' }),
+    /publicAddress: expected ipv4, got "gw.example"/,
+  );
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), ldap: { ...minimal.ldap, url: 'http://x' } }),
+    /ldap.url: expected a string matching/,
+  );
+});
+
+t.test('cross-field rules: range order, control port outside the range, ops address local', async (t) => {
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), ports: { first: 50000, last: 40000 } }),
+    /ports.first: expected <= ports.last/,
+  );
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), control: { port: 45000 } }),
+    /control.port: expected outside/,
+  );
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), ops: { listen: '203.0.113.1' } }),
+    /ops.listen: expected a loopback or LAN address/,
+  );
+});
