@@ -6,3 +6,4 @@ export * from './codec.ts';
 export * from './crypto.ts';
 export * from './retransmit.ts';
 export * from './gateway.ts';
+export * from './agent.ts';

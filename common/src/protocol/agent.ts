@@ -1,0 +1,670 @@
+// AgentControl: the agent (EN) side of the control protocol as a pure, I/O-free state machine.
+//
+// The agent's I/O layer calls login()/reserve()/takePort()/bind()/map()/release(), feeds every
+// datagram from the gateway to handleDatagram(), and calls poll() at nextDeadline(). Every call
+// returns the datagrams to send (on the control socket, or - for a BIND probe - from the flow's
+// own source socket to GGR:t) and events (session up/down, reserved ports with flow keys, ...).
+
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import {
+  MAC_LEN,
+  MAX_PORTS_PER_RESERVE,
+  NONCE_LEN,
+  PROOF_LEN,
+  TIME_WINDOW_MS,
+  type ProtoNumber,
+  type ReasonName,
+} from './constants.ts';
+import {
+  checkInName,
+  checkName,
+  decode,
+  encode,
+  type Auth,
+  type Message,
+  type SessionMessage,
+} from './codec.ts';
+import {
+  constantTimeEqual,
+  deriveControlKeys,
+  deriveFlowKeys,
+  deriveSessionSecret,
+  generateEphemeral,
+  groupProof,
+  refusalTag,
+  ReplayWindow,
+  sealMessage,
+  transcriptHash,
+  userProof,
+  verifyMessage,
+  x25519,
+  type ControlKeys,
+  type EphemeralKey,
+  type FlowKeys,
+} from './crypto.ts';
+import { ProtocolError } from './errors.ts';
+import { Retransmitter } from './retransmit.ts';
+import type { DistributiveOmit } from './gateway.ts';
+
+export interface AgentOptions {
+  user: string;
+  /** The user's secret read from LDAP. */
+  userSecret: Buffer;
+  group: string;
+  /** The group key version to use (normally the newest the agent could read). */
+  groupKey: { version: number; key: Buffer };
+  /** Ports to keep pre-reserved per (IN, proto) (default 4), topped up below `poolLow` (default 2). */
+  poolTarget?: number;
+  poolLow?: number;
+  randomBytes?: (n: number) => Buffer;
+}
+
+export type AgentState = 'idle' | 'hello' | 'auth' | 'up' | 'failed';
+
+/** Where a datagram goes: the control socket, or the flow's own socket PEN:s → GGR:t (BIND probe). */
+export type AgentDest = { via: 'control' } | { via: 'flow'; proto: ProtoNumber; s: number; t: number };
+export interface AgentOutgoing {
+  dest: AgentDest;
+  data: Buffer;
+}
+
+export interface PooledPort {
+  inName: string;
+  proto: ProtoNumber;
+  t: number;
+  serial: number;
+  keys: FlowKeys;
+  expiresAt: number;
+}
+
+export type AgentEvent =
+  | { kind: 'session-up'; sessionId: string; sessionLifetime: number; keepaliveInterval: number }
+  | { kind: 'session-down'; reason: ReasonName | 'timeout' | 'logout' }
+  | { kind: 'refused'; step: 'auth'; reason: ReasonName; text: string; authenticated: boolean }
+  | { kind: 'reserved'; inName: string; proto: ProtoNumber; ports: PooledPort[] }
+  | {
+      kind: 'reserve-failed';
+      inName: string;
+      proto: ProtoNumber;
+      reason: ReasonName | 'timeout';
+      text: string;
+    }
+  | { kind: 'bound'; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
+  | { kind: 'mapped'; proto: ProtoNumber; t: number; d: number; lifetime: number }
+  | { kind: 'request-failed'; type: string; reason: ReasonName | 'timeout'; text: string }
+  | { kind: 'ftp-alias'; ctrlT: number; aliasPort: number; port: PooledPort }
+  | { kind: 'released'; proto: ProtoNumber; t: number }
+  | { kind: 'dropped'; reason: string; detail?: string };
+
+export interface AgentResult {
+  send: AgentOutgoing[];
+  events: AgentEvent[];
+}
+
+interface RequestInfo {
+  type: string;
+  inName?: string;
+  proto?: ProtoNumber;
+  t?: number;
+  dest: AgentDest;
+}
+
+type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
+
+/** Agent-side protocol engine: one instance per (gateway, user, group) login. */
+export class AgentControl {
+  private readonly o: Required<Omit<AgentOptions, 'randomBytes'>>;
+  private readonly rnd: (n: number) => Buffer;
+  private st: AgentState = 'idle';
+  // handshake
+  private enNonce = Buffer.alloc(0);
+  private eph: EphemeralKey | null = null;
+  private auth: { bytes: Buffer; th: Buffer; keys: ControlKeys; secret: Buffer } | null = null;
+  private handshake = new Retransmitter<'hello' | 'auth', null>();
+  private restarts = 0;
+  /** gateway clock - local clock (ms), learned from COOKIE. */
+  private clockOffset = 0;
+  // session
+  private sessionId: Buffer | null = null;
+  private secret: Buffer | null = null;
+  private keys: ControlKeys | null = null;
+  private sendSeq = 0n;
+  private replay = new ReplayWindow();
+  private requests = new Retransmitter<bigint, RequestInfo>();
+  private keepaliveEveryMs = 25_000;
+  private reservationLifetimeMs = 120_000;
+  private nextKeepaliveAt = 0;
+  private readonly pools = new Map<string, PooledPort[]>(); // `${inName}/${proto}`
+  private readonly reserving = new Set<string>(); // pools with a RESERVE in flight
+  private readonly wanted = new Map<string, { inName: string; proto: ProtoNumber }>(); // asked before session up
+
+  constructor(opts: AgentOptions) {
+    checkName('user', opts.user);
+    checkName('group', opts.group);
+    if (opts.userSecret.length < 16)
+      throw new ProtocolError('bad-value', 'user secret shorter than 16 bytes');
+    this.o = { poolTarget: 4, poolLow: 2, ...opts } as Required<Omit<AgentOptions, 'randomBytes'>>;
+    if (
+      this.o.poolTarget < 1 ||
+      this.o.poolTarget > MAX_PORTS_PER_RESERVE ||
+      this.o.poolLow >= this.o.poolTarget + 1
+    )
+      throw new ProtocolError('bad-value', 'pool sizes');
+    this.rnd = opts.randomBytes ?? nodeRandomBytes;
+  }
+
+  get state(): AgentState {
+    return this.st;
+  }
+  get session(): string | null {
+    return this.sessionId?.toString('hex') ?? null;
+  }
+  /** The session secret (for deriveFlowKeys); null before AUTH_OK. */
+  get sessionSecret(): Buffer | null {
+    return this.secret;
+  }
+  poolSize(inName: string, proto: ProtoNumber): number {
+    return this.pools.get(`${inName}/${proto}`)?.length ?? 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Handshake
+
+  /** Starts (or restarts) the handshake: HELLO. */
+  login(now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    this.resetSession();
+    this.restarts = 0;
+    this.sendHello(now, out);
+    return out;
+  }
+
+  private sendHello(now: number, out: AgentResult): void {
+    this.st = 'hello';
+    this.enNonce = Buffer.from(this.rnd(NONCE_LEN));
+    this.eph = null;
+    this.auth = null;
+    this.handshake.clear();
+    const data = encode({ type: 'HELLO', enNonce: this.enNonce });
+    this.handshake.add('hello', data, null, now);
+    out.send.push({ dest: { via: 'control' }, data });
+  }
+
+  private resetSession(): void {
+    this.sessionId = null;
+    this.secret = null;
+    this.keys = null;
+    this.sendSeq = 0n;
+    this.replay = new ReplayWindow();
+    this.requests.clear();
+    this.pools.clear();
+    this.reserving.clear();
+  }
+
+  /** Ends the session: RELEASE(session), sent once (best effort), local state dropped. */
+  logout(now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    if (this.st === 'up') {
+      out.send.push({
+        dest: { via: 'control' },
+        data: this.sealed({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
+      });
+    }
+    this.resetSession();
+    this.handshake.clear();
+    this.st = 'idle';
+    out.events.push({ kind: 'session-down', reason: 'logout' });
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+
+  private gwNow(now: number): number {
+    return Math.max(0, Math.round(now + this.clockOffset));
+  }
+
+  private sealed(body: Body, now: number): Buffer {
+    this.sendSeq++;
+    const m = {
+      ...body,
+      sessionId: this.sessionId!,
+      seq: this.sendSeq,
+      timestamp: this.gwNow(now),
+    } as SessionMessage;
+    return sealMessage(encode(m), this.keys!.enToGw);
+  }
+
+  private request(
+    body: Body,
+    info: Omit<RequestInfo, 'dest'> & { dest?: AgentDest },
+    now: number,
+    out: AgentResult,
+  ): bigint {
+    const data = this.sealed(body, now);
+    const dest = info.dest ?? { via: 'control' };
+    this.requests.add(this.sendSeq, data, { ...info, dest }, now);
+    out.send.push({ dest, data });
+    return this.sendSeq;
+  }
+
+  /**
+   * Call when the agent sees a DNS answer for IN `inName` (and whenever it wants a fuller pool):
+   * tops the pool of pre-reserved ports up to poolTarget. Before the session is up the wish is
+   * remembered and sent right after AUTH_OK.
+   */
+  reserve(inName: string, proto: ProtoNumber, now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    checkInName(inName);
+    const key = `${inName}/${proto}`;
+    if (this.st !== 'up') {
+      this.wanted.set(key, { inName, proto });
+      return out;
+    }
+    this.expirePool(key, now);
+    const have = this.pools.get(key)?.length ?? 0;
+    if (have >= this.o.poolTarget || this.reserving.has(key)) return out;
+    this.reserving.add(key);
+    this.request(
+      { type: 'RESERVE', ack: 0n, proto, count: this.o.poolTarget - have, inName },
+      { type: 'RESERVE', inName, proto },
+      now,
+      out,
+    );
+    return out;
+  }
+
+  private expirePool(key: string, now: number): void {
+    const pool = this.pools.get(key);
+    // a port is used only if it stays valid for at least a retransmission cycle more
+    if (pool)
+      this.pools.set(
+        key,
+        pool.filter((p) => p.expiresAt - 4000 > now),
+      );
+  }
+
+  /**
+   * Takes a pre-reserved port for a new flow to `inName` (zero round trips). Returns null when
+   * the pool is empty: the I/O layer holds the first packet until a 'reserved' event for this
+   * IN (a RESERVE is in flight). Tops the pool up in the background when it runs low.
+   */
+  takePort(inName: string, proto: ProtoNumber, now: number): { port: PooledPort | null } & AgentResult {
+    const key = `${inName}/${proto}`;
+    this.expirePool(key, now);
+    const port = this.pools.get(key)?.shift() ?? null;
+    const r =
+      (this.pools.get(key)?.length ?? 0) < this.o.poolLow
+        ? this.reserve(inName, proto, now)
+        : { send: [], events: [] };
+    return { port, ...r };
+  }
+
+  /**
+   * Explicit binding probe for a UDP flow (the in-band path is the default): must be sent from
+   * the flow's own socket PEN:s to GGR:t, so that it crosses HR on the flow's exact mapping.
+   */
+  bind(proto: ProtoNumber, t: number, s: number, now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    if (this.st !== 'up') return out;
+    this.request(
+      { type: 'BIND', ack: 0n, proto, t, s },
+      { type: 'BIND', proto, t, dest: { via: 'flow', proto, s, t } },
+      now,
+      out,
+    );
+    return out;
+  }
+
+  /** Explicit mapping (paper's step 5) once BOUND told the agent GHR:m. */
+  map(proto: ProtoNumber, t: number, d: number, ghr: string, m: number, now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    if (this.st !== 'up') return out;
+    this.request({ type: 'MAP', ack: 0n, proto, t, d, ghr, m }, { type: 'MAP', proto, t }, now, out);
+    return out;
+  }
+
+  /** Releases the reservation/mapping of (proto, t) (flow closed, or an unused pooled port). */
+  release(proto: ProtoNumber, t: number, now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    if (this.st !== 'up') return out;
+    for (const [k, pool] of this.pools)
+      this.pools.set(
+        k,
+        pool.filter((p) => !(p.proto === proto && p.t === t)),
+      );
+    this.request({ type: 'RELEASE', ack: 0n, scope: 0, proto, t }, { type: 'RELEASE', proto, t }, now, out);
+    return out;
+  }
+
+  /** Sends a KEEPALIVE now (poll() does so every keepaliveInterval by itself). */
+  keepalive(now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    if (this.st !== 'up') return out;
+    this.nextKeepaliveAt = now + this.keepaliveEveryMs;
+    if (![...this.requests.keys()].some((k) => this.requests.get(k)?.info.type === 'KEEPALIVE'))
+      this.request({ type: 'KEEPALIVE', ack: 0n }, { type: 'KEEPALIVE' }, now, out);
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Incoming
+
+  /** Handles one datagram from the gateway. Never throws on bad input. */
+  handleDatagram(data: Buffer, now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    let msg: Message;
+    try {
+      msg = decode(data);
+    } catch (e) {
+      out.events.push({
+        kind: 'dropped',
+        reason: 'malformed',
+        detail: e instanceof ProtocolError ? e.code : 'error',
+      });
+      return out;
+    }
+    switch (msg.type) {
+      case 'COOKIE':
+        this.onCookie(msg.enNonce, msg.cookieTime, msg.cookie, msg.gwPub, now, out);
+        break;
+      case 'HANDSHAKE_ERROR':
+        this.onHandshakeError(msg, data, now, out);
+        break;
+      case 'AUTH_OK':
+        this.onAuthOk(msg, data, now, out);
+        break;
+      case 'HELLO':
+      case 'AUTH':
+        out.events.push({ kind: 'dropped', reason: 'wrong-direction', detail: msg.type });
+        break;
+      default:
+        this.onSessionMessage(msg, data, now, out);
+    }
+    return out;
+  }
+
+  private onCookie(
+    enNonce: Buffer,
+    cookieTime: number,
+    cookie: Buffer,
+    gwPub: Buffer,
+    now: number,
+    out: AgentResult,
+  ): void {
+    if (this.st !== 'hello' || !constantTimeEqual(enNonce, this.enNonce)) {
+      out.events.push({ kind: 'dropped', reason: 'unexpected-cookie' });
+      return;
+    }
+    this.handshake.take('hello');
+    // Learn the gateway's clock (1 s resolution) so our timestamps fall in its ±60 s window.
+    this.clockOffset = cookieTime * 1000 + 500 - now;
+    this.eph = generateEphemeral();
+    const dh = x25519(this.eph.privateKey, gwPub);
+    if (!dh) {
+      out.events.push({ kind: 'dropped', reason: 'bad-gateway-key' });
+      return;
+    }
+    const msg: Auth = {
+      type: 'AUTH',
+      enNonce: this.enNonce,
+      cookieTime,
+      cookie,
+      timestamp: this.gwNow(now),
+      enPub: this.eph.publicKey,
+      gkVersion: this.o.groupKey.version,
+      user: this.o.user,
+      group: this.o.group,
+      userProof: Buffer.alloc(PROOF_LEN),
+      groupProof: Buffer.alloc(PROOF_LEN),
+    };
+    const bytes = encode(msg);
+    const th = transcriptHash(gwPub, bytes);
+    userProof(this.o.userSecret, th, dh).copy(bytes, bytes.length - 2 * PROOF_LEN);
+    groupProof(this.o.groupKey.key, th, dh).copy(bytes, bytes.length - PROOF_LEN);
+    const secret = deriveSessionSecret(dh, this.o.groupKey.key, this.o.userSecret, this.enNonce, cookie, th);
+    this.auth = { bytes, th, keys: deriveControlKeys(secret), secret };
+    this.st = 'auth';
+    this.handshake.add('auth', bytes, null, now);
+    out.send.push({ dest: { via: 'control' }, data: bytes });
+  }
+
+  private onHandshakeError(
+    msg: Extract<Message, { type: 'HANDSHAKE_ERROR' }>,
+    data: Buffer,
+    now: number,
+    out: AgentResult,
+  ): void {
+    if (msg.reason === 'unknown-session' && this.sessionId && this.st === 'up') {
+      const ref = Buffer.concat([this.sessionId, Buffer.alloc(NONCE_LEN - this.sessionId.length)]);
+      if (!constantTimeEqual(ref, msg.ref))
+        return void out.events.push({ kind: 'dropped', reason: 'unexpected-error' });
+      // the gateway lost our session (restart): log in again
+      this.resetSession();
+      out.events.push({ kind: 'session-down', reason: 'unknown-session' });
+      this.sendHello(now, out);
+      return;
+    }
+    if ((this.st !== 'hello' && this.st !== 'auth') || !constantTimeEqual(msg.ref, this.enNonce)) {
+      out.events.push({ kind: 'dropped', reason: 'unexpected-error', detail: msg.reason });
+      return;
+    }
+    let authenticated = false;
+    if (msg.authKind === 1) {
+      const tag = this.auth
+        ? refusalTag(this.o.userSecret, this.auth.th, data.subarray(0, data.length - MAC_LEN))
+        : null;
+      if (!tag || !constantTimeEqual(tag, msg.tag)) {
+        out.events.push({ kind: 'dropped', reason: 'bad-refusal-tag', detail: msg.reason });
+        return;
+      }
+      authenticated = true;
+    }
+    if ((msg.reason === 'cookie-expired' || msg.reason === 'stale-timestamp') && this.restarts < 2) {
+      this.restarts++; // our AUTH arrived too late, or our clock guess was off: one more round
+      this.sendHello(now, out);
+      return;
+    }
+    this.handshake.clear();
+    this.st = 'failed';
+    out.events.push({ kind: 'refused', step: 'auth', reason: msg.reason, text: msg.text, authenticated });
+  }
+
+  private onAuthOk(
+    msg: Extract<Message, { type: 'AUTH_OK' }>,
+    data: Buffer,
+    now: number,
+    out: AgentResult,
+  ): void {
+    if (this.st !== 'auth' || !this.auth || !verifyMessage(data, this.auth.keys.gwToEn)) {
+      out.events.push({ kind: 'dropped', reason: this.st === 'up' ? 'duplicate' : 'bad-auth-ok' });
+      return;
+    }
+    this.handshake.clear();
+    this.sessionId = msg.sessionId;
+    this.secret = this.auth.secret;
+    this.keys = this.auth.keys;
+    this.replay = new ReplayWindow();
+    this.replay.accept(msg.seq);
+    this.sendSeq = 0n;
+    this.st = 'up';
+    this.keepaliveEveryMs = msg.keepaliveInterval * 1000;
+    this.reservationLifetimeMs = msg.reservationLifetime * 1000;
+    this.nextKeepaliveAt = now + this.keepaliveEveryMs;
+    out.events.push({
+      kind: 'session-up',
+      sessionId: msg.sessionId.toString('hex'),
+      sessionLifetime: msg.sessionLifetime,
+      keepaliveInterval: msg.keepaliveInterval,
+    });
+    const wanted = [...this.wanted.values()];
+    this.wanted.clear();
+    for (const w of wanted) {
+      const r = this.reserve(w.inName, w.proto, now);
+      out.send.push(...r.send);
+    }
+  }
+
+  private onSessionMessage(msg: SessionMessage, data: Buffer, now: number, out: AgentResult): void {
+    if (
+      this.st !== 'up' ||
+      !this.keys ||
+      !this.sessionId ||
+      !constantTimeEqual(msg.sessionId, this.sessionId)
+    ) {
+      out.events.push({ kind: 'dropped', reason: 'no-session', detail: msg.type });
+      return;
+    }
+    if (!verifyMessage(data, this.keys.gwToEn)) {
+      out.events.push({ kind: 'dropped', reason: 'bad-mac', detail: msg.type });
+      return;
+    }
+    if (Math.abs(msg.timestamp - this.gwNow(now)) > TIME_WINDOW_MS) {
+      out.events.push({ kind: 'dropped', reason: 'stale-timestamp', detail: msg.type });
+      return;
+    }
+    const gatewayInitiated = msg.ack === 0n && (msg.type === 'BOUND' || msg.type === 'FTP_ALIAS');
+    if (!this.replay.check(msg.seq)) {
+      // a retransmission of something we already handled: re-ACK gateway requests, drop the rest
+      if (gatewayInitiated)
+        out.send.push({ dest: { via: 'control' }, data: this.sealed({ type: 'ACK', ack: msg.seq }, now) });
+      else out.events.push({ kind: 'dropped', reason: 'duplicate', detail: msg.type });
+      return;
+    }
+    this.replay.accept(msg.seq);
+    if (gatewayInitiated) {
+      out.send.push({ dest: { via: 'control' }, data: this.sealed({ type: 'ACK', ack: msg.seq }, now) });
+      if (msg.type === 'BOUND')
+        out.events.push({ kind: 'bound', proto: msg.proto, t: msg.t, ghr: msg.ghr, m: msg.m, d: msg.d });
+      else if (msg.type === 'FTP_ALIAS') {
+        const port: PooledPort = {
+          inName: '',
+          proto: 6,
+          t: msg.dataT,
+          serial: msg.serial,
+          keys: deriveFlowKeys(this.secret!, 6, msg.dataT, msg.serial),
+          expiresAt: now + msg.lifetime * 1000,
+        };
+        out.events.push({ kind: 'ftp-alias', ctrlT: msg.ctrlT, aliasPort: msg.aliasPort, port });
+      }
+      return;
+    }
+    const req = msg.ack !== 0n ? this.requests.take(msg.ack) : undefined;
+    if (!req) {
+      if (msg.type === 'ERROR') this.onError(msg.reason, msg.text, undefined, out);
+      else out.events.push({ kind: 'dropped', reason: 'unsolicited', detail: msg.type });
+      return;
+    }
+    const info = req.info;
+    switch (msg.type) {
+      case 'RESERVED': {
+        const key = `${msg.inName}/${msg.proto}`;
+        this.reserving.delete(`${info.inName}/${info.proto}`);
+        const ports = msg.ports.map((t, i) => ({
+          inName: msg.inName,
+          proto: msg.proto,
+          t,
+          serial: msg.serial + i,
+          keys: deriveFlowKeys(this.secret!, msg.proto, t, msg.serial + i),
+          expiresAt: now + msg.lifetime * 1000,
+        }));
+        this.pools.set(key, [...(this.pools.get(key) ?? []), ...ports]);
+        out.events.push({ kind: 'reserved', inName: msg.inName, proto: msg.proto, ports });
+        return;
+      }
+      case 'BOUND':
+        out.events.push({ kind: 'bound', proto: msg.proto, t: msg.t, ghr: msg.ghr, m: msg.m, d: msg.d });
+        return;
+      case 'MAPPED':
+        out.events.push({ kind: 'mapped', proto: msg.proto, t: msg.t, d: msg.d, lifetime: msg.lifetime });
+        return;
+      case 'KEEPALIVE_ACK':
+        for (const pool of this.pools.values())
+          for (const p of pool) p.expiresAt = now + this.reservationLifetimeMs;
+        return;
+      case 'ACK':
+        if (info.type === 'RELEASE' && info.proto !== undefined && info.t !== undefined)
+          out.events.push({ kind: 'released', proto: info.proto, t: info.t });
+        return;
+      case 'ERROR':
+        this.onError(msg.reason, msg.text, info, out);
+        return;
+      default:
+        out.events.push({ kind: 'dropped', reason: 'unexpected', detail: msg.type });
+    }
+  }
+
+  private onError(reason: ReasonName, text: string, info: RequestInfo | undefined, out: AgentResult): void {
+    if (info?.type === 'RESERVE' && info.inName && info.proto) {
+      this.reserving.delete(`${info.inName}/${info.proto}`);
+      out.events.push({ kind: 'reserve-failed', inName: info.inName, proto: info.proto, reason, text });
+    } else if (info) {
+      out.events.push({ kind: 'request-failed', type: info.type, reason, text });
+    }
+    // errors that end the session: the I/O layer re-reads LDAP (new key version, ...) and logs in
+    if (
+      reason === 'revoked-user' ||
+      reason === 'unknown-user' ||
+      reason === 'stale-key-version' ||
+      reason === 'session-expired'
+    ) {
+      this.resetSession();
+      this.st = 'idle';
+      out.events.push({ kind: 'session-down', reason });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Timers
+
+  /** Retransmissions, timeouts and keepalives due at `now`. Call at nextDeadline(). */
+  poll(now: number): AgentResult {
+    const out: AgentResult = { send: [], events: [] };
+    const hs = this.handshake.poll(now);
+    for (const { item } of hs.resend) out.send.push({ dest: { via: 'control' }, data: item.data });
+    if (hs.expired.length) {
+      this.st = 'failed';
+      out.events.push({ kind: 'session-down', reason: 'timeout' });
+      return out;
+    }
+    if (this.st !== 'up') return out;
+    const rq = this.requests.poll(now);
+    for (const { item } of rq.resend) out.send.push({ dest: item.info.dest, data: item.data });
+    for (const { item } of rq.expired) {
+      const info = item.info;
+      if (info.type === 'KEEPALIVE') {
+        // the gateway is unreachable (or lost us): the session is gone
+        this.resetSession();
+        this.st = 'idle';
+        out.events.push({ kind: 'session-down', reason: 'timeout' });
+        return out;
+      }
+      if (info.type === 'RESERVE' && info.inName && info.proto) {
+        this.reserving.delete(`${info.inName}/${info.proto}`);
+        out.events.push({
+          kind: 'reserve-failed',
+          inName: info.inName,
+          proto: info.proto,
+          reason: 'timeout',
+          text: 'no answer',
+        });
+      } else
+        out.events.push({ kind: 'request-failed', type: info.type, reason: 'timeout', text: 'no answer' });
+    }
+    if (now >= this.nextKeepaliveAt) {
+      const k = this.keepalive(now);
+      out.send.push(...k.send);
+    }
+    return out;
+  }
+
+  /** The earliest time poll() has something to do, or null. */
+  nextDeadline(): number | null {
+    const c = [
+      this.handshake.nextDeadline(),
+      this.requests.nextDeadline(),
+      this.st === 'up' ? this.nextKeepaliveAt : null,
+    ].filter((x): x is number => x !== null);
+    return c.length ? Math.min(...c) : null;
+  }
+}

@@ -1,0 +1,262 @@
+import t from 'tap';
+import { decode, deriveFlowKeys, encode, type Message } from '../../src/protocol/index.ts';
+import { BOB_SECRET, GK1, GK2, T0, login, setup } from './harness.ts';
+
+type Tap = typeof t;
+
+t.test('handshake end to end: AUTH_OK, session on both sides, decision logged', async (t) => {
+  const { gw, agent, wire } = setup();
+  login(wire);
+  t.equal(agent.state, 'up');
+  t.ok(wire.agentEvents.some((e) => e.kind === 'session-up'));
+  t.equal(gw.stats().sessions, 1);
+  const d = wire.gatewayEvents.find((e) => e.kind === 'decision');
+  t.match(d, {
+    step: 'auth',
+    user: 'alice',
+    group: 'sales',
+    en: '203.0.113.2:61000',
+    decision: 'allow',
+    reason: 'ok',
+  });
+  t.match(
+    wire.gatewayEvents.find((e) => e.kind === 'session-up'),
+    { userDn: 'uid=alice,ou=people,dc=corp', gkVersion: 1 },
+  );
+  t.equal(wire.toGateway.length, 2, 'HELLO + AUTH');
+  t.equal(wire.toAgent.length, 2, 'COOKIE + AUTH_OK');
+});
+
+function refusedWith(t: Tap, opts: Parameters<typeof setup>[0], reason: string, authenticated: boolean) {
+  const { gw, agent, wire } = setup(opts);
+  login(wire);
+  t.equal(agent.state, 'failed', `${reason}: agent failed`);
+  t.match(
+    wire.agentEvents.find((e) => e.kind === 'refused'),
+    { reason, authenticated },
+    `${reason}: refused event`,
+  );
+  t.match(
+    wire.gatewayEvents.find((e) => e.kind === 'decision'),
+    { decision: 'deny', reason },
+    `${reason}: decision`,
+  );
+  t.same(gw.stats().sessions, 0, `${reason}: no session`);
+}
+
+t.test('refusals carry a reason the agent can show', async (t) => {
+  refusedWith(t, { secret: Buffer.alloc(32, 0x99) }, 'bad-proof', false);
+  refusedWith(t, { user: 'mallory' }, 'unknown-user', false);
+  refusedWith(t, { user: 'bob', secret: BOB_SECRET, group: 'sales' }, 'not-in-group', true);
+  refusedWith(t, { gk: { version: 1, key: GK2 } }, 'bad-proof', true);
+  refusedWith(t, { gk: { version: 7, key: GK1 } }, 'unknown-key-version', true);
+});
+
+t.test('revoked user is refused (authenticated refusal)', async (t) => {
+  const { dir, agent, wire } = setup();
+  dir.users.get('alice')!.revoked = true;
+  login(wire);
+  t.equal(agent.state, 'failed');
+  t.match(
+    wire.agentEvents.find((e) => e.kind === 'refused'),
+    { reason: 'revoked-user', authenticated: true },
+  );
+});
+
+t.test('group key rotation: previous version accepted until notAfter, then stale-key-version', async (t) => {
+  const mk = () => {
+    const s = setup({ gk: { version: 1, key: GK1 } });
+    s.dir.users.get('alice')!.groups = [
+      {
+        name: 'sales',
+        keys: [
+          { version: 2, key: GK2 },
+          { version: 1, key: GK1, notAfter: T0 + 3600_000 },
+        ],
+      },
+    ];
+    return s;
+  };
+  const a = mk();
+  login(a.wire, T0 + 1000);
+  t.equal(a.agent.state, 'up', 'old version inside the grace period');
+  const b = mk();
+  login(b.wire, T0 + 3600_001);
+  t.equal(b.agent.state, 'failed');
+  t.match(
+    b.wire.agentEvents.find((e) => e.kind === 'refused'),
+    { reason: 'stale-key-version' },
+  );
+  const c = mk();
+  c.dir.users.get('alice')!.groups[0]!.keys = [{ version: 2, key: GK2 }];
+  login(c.wire, T0);
+  t.match(
+    c.wire.agentEvents.find((e) => e.kind === 'refused'),
+    { reason: 'stale-key-version' },
+    'retired version',
+  );
+  // new key works
+  const d = setup({ gk: { version: 2, key: GK2 } });
+  d.dir.users.get('alice')!.groups = mk().dir.users.get('alice')!.groups;
+  login(d.wire, T0);
+  t.equal(d.agent.state, 'up', 'new version accepted');
+  // a session on the old version stops getting new reservations after notAfter
+  a.wire.run(a.agent.reserve('intra1.corp.example', 6, T0 + 3600_002), T0 + 3600_002);
+  t.match(
+    a.wire.agentEvents.find((e) => e.kind === 'session-down'),
+    { reason: 'stale-key-version' },
+  );
+});
+
+t.test('cookie bound to the address: AUTH from another address → bad-cookie, no state', async (t) => {
+  const { gw, agent, wire } = setup();
+  wire.lose = (dir, data) => dir === 'up' && data[3] === 0x03; // capture AUTH, do not deliver it
+  login(wire);
+  const auth = wire.toGateway.find((d) => d[3] === 0x03)!;
+  const r = gw.handleDatagram(auth, { addr: '198.51.100.7', port: 61000 }, T0);
+  t.match(decode(r.send[0]!.data), { type: 'HANDSHAKE_ERROR', reason: 'bad-cookie', authKind: 0 });
+  const r2 = gw.handleDatagram(auth, { addr: '203.0.113.2', port: 61001 }, T0);
+  t.match(decode(r2.send[0]!.data), { type: 'HANDSHAKE_ERROR', reason: 'bad-cookie' });
+  t.same(gw.stats().sessions, 0);
+  t.same(gw.stats().authCache, 0);
+  t.equal(agent.state, 'auth');
+});
+
+t.test('expired cookie → cookie-expired, no state; the agent starts over and succeeds', async (t) => {
+  const { gw, agent, wire } = setup();
+  wire.lose = (dir, data) => dir === 'up' && data[3] === 0x03;
+  login(wire);
+  const auth = wire.toGateway.find((d) => d[3] === 0x03)!;
+  const late = T0 + 180_000;
+  const r = gw.handleDatagram(auth, wire.from, late);
+  const err = decode(r.send[0]!.data);
+  t.match(err, { type: 'HANDSHAKE_ERROR', reason: 'cookie-expired' });
+  t.same(gw.stats().sessions, 0);
+  wire.lose = () => false;
+  // the agent, receiving cookie-expired, sends a fresh HELLO and completes
+  wire.run(agent.handleDatagram(r.send[0]!.data, late), late);
+  t.equal(agent.state, 'up');
+});
+
+t.test('duplicate AUTH gets the cached AUTH_OK; never a second session', async (t) => {
+  const { gw, wire } = setup();
+  login(wire);
+  const auth = wire.toGateway.find((d) => d[3] === 0x03)!;
+  const authOk = wire.toAgent.find((d) => d[3] === 0x04)!;
+  const r = gw.handleDatagram(auth, wire.from, T0 + 500);
+  t.ok(r.send[0]!.data.equals(authOk), 'same AUTH_OK bytes');
+  t.equal(gw.stats().sessions, 1);
+  // after the cookie's life, the same AUTH is refused (cookie-expired) without state
+  gw.poll(T0 + 200_000);
+  const r2 = gw.handleDatagram(auth, wire.from, T0 + 200_000);
+  t.match(decode(r2.send[0]!.data), { reason: 'cookie-expired' });
+});
+
+t.test('AUTH with a stale timestamp is refused (replay protection of the handshake)', async (t) => {
+  const { gw } = setup();
+  const now = T0;
+  const c = gw.handleDatagram(
+    encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 1) }),
+    { addr: '203.0.113.9', port: 5 },
+    now,
+  );
+  const cookie = decode(c.send[0]!.data);
+  if (cookie.type !== 'COOKIE') throw new Error('no cookie');
+  const auth: Message = {
+    type: 'AUTH',
+    enNonce: cookie.enNonce,
+    cookieTime: cookie.cookieTime,
+    cookie: cookie.cookie,
+    timestamp: now - 61_000,
+    enPub: Buffer.alloc(32, 9),
+    gkVersion: 1,
+    user: 'alice',
+    group: 'sales',
+    userProof: Buffer.alloc(16),
+    groupProof: Buffer.alloc(16),
+  };
+  const r = gw.handleDatagram(encode(auth), { addr: '203.0.113.9', port: 5 }, now);
+  t.match(decode(r.send[0]!.data), { reason: 'stale-timestamp' });
+  t.same(gw.stats().sessions, 0);
+});
+
+t.test('flood of 10k spoofed HELLO and AUTH: no state, nothing reserved, no amplification', async (t) => {
+  const { gw, dir } = setup();
+  let bytesIn = 0;
+  let bytesOut = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const from = { addr: `198.51.${(i >> 8) & 255}.${i & 255}`, port: 1024 + i };
+    const hello = encode({ type: 'HELLO', enNonce: Buffer.alloc(16, i & 255) });
+    const r = gw.handleDatagram(hello, from, T0 + i);
+    bytesIn += hello.length;
+    for (const s of r.send) bytesOut += s.data.length;
+    const cookie = decode(r.send[0]!.data);
+    if (cookie.type !== 'COOKIE') throw new Error('no cookie');
+    const auth = encode({
+      type: 'AUTH',
+      enNonce: cookie.enNonce,
+      cookieTime: cookie.cookieTime,
+      cookie: i % 2 ? cookie.cookie : Buffer.alloc(16, 7), // half with a forged cookie
+      timestamp: T0 + i,
+      enPub: Buffer.alloc(32, 9),
+      gkVersion: 1,
+      user: 'alice',
+      group: 'sales',
+      userProof: Buffer.alloc(16, 1),
+      groupProof: Buffer.alloc(16, 2),
+    });
+    const spoofFrom = i % 2 ? from : { addr: '192.0.2.1', port: 9 };
+    const r2 = gw.handleDatagram(auth, spoofFrom, T0 + i);
+    bytesIn += auth.length;
+    for (const s of r2.send) bytesOut += s.data.length;
+  }
+  t.same(gw.stats(), { sessions: 0, reservations: 0, authCache: 0, ephemeralKeys: 1 });
+  t.equal(dir.reserveCalls.length, 0, 'reservePorts never called');
+  t.ok(bytesOut < bytesIn, `responses (${bytesOut} B) smaller than requests (${bytesIn} B)`);
+});
+
+t.test('unsupported version → unsupported-version error, no state', async (t) => {
+  const { gw } = setup();
+  const hello = encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 1) });
+  hello[2] = 9;
+  const r = gw.handleDatagram(hello, { addr: '203.0.113.5', port: 1 }, T0);
+  t.match(decode(r.send[0]!.data), { type: 'HANDSHAKE_ERROR', reason: 'unsupported-version', text: '1' });
+  t.same(gw.stats().sessions, 0);
+});
+
+t.test('ephemeral gateway keys are dropped after two epochs (forward secrecy)', async (t) => {
+  const { gw, wire } = setup();
+  login(wire);
+  t.equal(gw.stats().ephemeralKeys, 1);
+  gw.poll(T0 + 125_000);
+  t.equal(gw.stats().ephemeralKeys, 0);
+});
+
+t.test('deriveFlowKeys is deterministic, equal on both sides, distinct per t/serial/direction', async (t) => {
+  const ss = Buffer.alloc(32, 3);
+  const a = deriveFlowKeys(ss, 6, 40000, 0);
+  const b = deriveFlowKeys(ss, 6, 40000, 0);
+  t.same(a, b);
+  t.equal(a.enToGw.encKey.length, 16);
+  t.equal(a.enToGw.macKey.length, 32);
+  t.equal(a.enToGw.ivSalt.length, 8);
+  t.notSame(a.enToGw.encKey, a.gwToEn.encKey);
+  t.notSame(a.enToGw.encKey, deriveFlowKeys(ss, 6, 40000, 1).enToGw.encKey);
+  t.notSame(a.enToGw.encKey, deriveFlowKeys(ss, 17, 40000, 0).enToGw.encKey);
+  t.notSame(a.enToGw.encKey, deriveFlowKeys(ss, 6, 40001, 0).enToGw.encKey);
+  // known-answer vector (also in docs/protocol.md) so a second implementation can check itself
+  t.equal(Buffer.concat([a.enToGw.encKey, a.enToGw.macKey, a.enToGw.ivSalt]).toString('hex'), KAT_FLOW);
+
+  const { gw, agent, wire } = setup();
+  login(wire);
+  wire.run(agent.reserve('intra1.corp.example', 6, T0), T0);
+  type Reserved = Extract<(typeof wire.agentEvents)[number], { kind: 'reserved' }>;
+  const reserved = wire.agentEvents.find((e): e is Reserved => e.kind === 'reserved');
+  t.ok(reserved);
+  for (const p of reserved!.ports)
+    t.same(p.keys, gw.reservation(6, p.t)!.keys, `t=${p.t}: same keys both sides`);
+});
+
+// computed independently (Python hmac/hashlib HKDF) from the formula in docs/protocol.md §7
+const KAT_FLOW =
+  '1ec85f97e857dbadc245f0397c6233b7d058bb5a424c0e2dbeabcf2ec4eb5b6018c244b01acfc3a2d319f966346e062b8e1e0f8223edf67c';
