@@ -18,6 +18,8 @@ export interface PolicyUser {
   secret: Buffer;
   /** GSRA groups the user is in, with their keys. */
   groups: GsraGroup[];
+  /** Was in a GSRA group since the gateway started, and is in none now. */
+  revoked: boolean;
 }
 
 interface Snapshot {
@@ -115,8 +117,12 @@ export class DirectoryPolicy {
       }
     }
     for (const dn of snap.userGroups.keys()) this.everMember.add(dn);
+    // Users already looked up are read again now, against the new snapshot, so that a user with a
+    // live session is never "unknown" for a moment after a refresh.
+    const users = new Map<string, PolicyUser | null>();
+    for (const id of this.users.keys()) users.set(id, await this.readUser(id, snap));
     this.snap = snap;
-    this.users.clear(); // secrets and DNs are read again on next use
+    this.users = users;
     const result = {
       groups: snap.groups.size,
       users: snap.userGroups.size,
@@ -172,24 +178,36 @@ export class DirectoryPolicy {
 
   /**
    * A user by login id, with secret and groups; null when the directory does not know the id or
-   * the user is in no GSRA group. Cached until the next refresh.
+   * the user was never in a GSRA group (a user removed from every group comes back `revoked`).
+   * Cached, and re-read at every refresh.
    */
   async lookupUser(id: string): Promise<PolicyUser | null> {
     if (!this.usable) throw new Error('directory unavailable (policy snapshot too old)');
     const key = lc(id);
     if (this.users.has(key)) return this.users.get(key)!;
-    const { client } = this.opts;
-    let user: PolicyUser | null = null;
-    try {
-      const found = await client.findUser(id);
-      const groups = this.groupsOf(found.dn);
-      if (groups.length > 0) user = { dn: found.dn, id, secret: await client.userSecret(found.dn), groups };
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== 'no-such-user' && code !== 'no-secret') throw e;
-    }
+    const user = await this.readUser(key, this.snap!);
     this.users.set(key, user);
     return user;
+  }
+
+  private async readUser(id: string, snap: Snapshot): Promise<PolicyUser | null> {
+    const { client } = this.opts;
+    try {
+      const found = await client.findUser(id);
+      const groups = snap.userGroups.get(lc(found.dn)) ?? [];
+      const revoked = groups.length === 0 && this.everMember.has(lc(found.dn));
+      if (groups.length === 0 && !revoked) return null;
+      return { dn: found.dn, id, secret: await client.userSecret(found.dn), groups, revoked };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'no-such-user' || code === 'no-secret') return null;
+      throw e;
+    }
+  }
+
+  /** The cached lookup for id: a user, null (known not to be usable), or undefined (not looked up yet). */
+  cachedUser(id: string): PolicyUser | null | undefined {
+    return this.users.get(lc(id));
   }
 
   /** Why a user id is unknown: never a member, or removed since. */

@@ -62,6 +62,7 @@ t.test('policy from the demo directory', async (t) => {
 
   await t.test('lookupUser returns the secret the directory holds, and the groups', async (t) => {
     const u = await policy.lookupUser('bob');
+    t.equal(u!.revoked, false);
     t.ok(u);
     t.equal(u!.dn, bob.dn);
     t.ok(u!.secret.equals(bob.secret));
@@ -84,13 +85,15 @@ t.test('policy from the demo directory', async (t) => {
       input: `dn: ${dir.groups.sales.dn}\nchangetype: modify\nadd: member\nmember: ${dir.users.carol.dn}\n-\ndelete: member\nmember: ${alice.dn}\n`,
     });
     t.match(policy.decide(alice.dn, 'sales', 'intra1.corp.example'), { allow: true }, 'until the refresh');
+    await policy.lookupUser('alice'); // alice is a known, cached user when the refresh comes
     const r = await policy.refresh();
     t.same(r.revoked, [alice.dn.toLowerCase()]);
+    t.match(policy.cachedUser('alice'), { revoked: true }, 'the cache was re-read, not dropped');
     t.match(policy.decide(alice.dn, 'sales', 'intra1.corp.example'), {
       allow: false,
       reason: 'revoked-user',
     });
-    t.equal(await policy.lookupUser('alice'), null);
+    t.match(await policy.lookupUser('alice'), { revoked: true, groups: [] });
   });
 
   await t.test('directory down: the last snapshot serves until too old, then fail closed', async (t) => {

@@ -1,0 +1,60 @@
+// What the gateway counts, in Prometheus form (prom-client). One registry per daemon instance.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly decisions = new Counter({
+    name: 'gsra_gateway_decisions_total',
+    help: 'Access decisions, by decision and reason',
+    labelNames: ['decision', 'reason'],
+    registers: [this.registry],
+  });
+  readonly controlMessages = new Counter({
+    name: 'gsra_gateway_control_messages_total',
+    help: 'Control messages received, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly controlRejected = new Counter({
+    name: 'gsra_gateway_control_rejected_total',
+    help: 'Control messages refused before any state was touched, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly sessions = new Gauge({
+    name: 'gsra_gateway_sessions',
+    help: 'Live sessions',
+    registers: [this.registry],
+  });
+  readonly reservations = new Gauge({
+    name: 'gsra_gateway_reservations',
+    help: 'Reserved ports on the public address (bound or not)',
+    registers: [this.registry],
+  });
+  readonly flows = new Gauge({
+    name: 'gsra_gateway_flows',
+    help: 'Bound flows in the engine',
+    registers: [this.registry],
+  });
+  readonly engine = new Counter({
+    name: 'gsra_gateway_engine_events_total',
+    help: 'Events the packet engine reported, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly dnsAnswers = new Counter({
+    name: 'gsra_gateway_dns_answers_total',
+    help: 'DNS answers sent, by rcode',
+    labelNames: ['rcode'],
+    registers: [this.registry],
+  });
+  readonly policyAge = new Gauge({
+    name: 'gsra_gateway_policy_age_seconds',
+    help: 'Age of the LDAP policy snapshot',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gsra_gateway_' });
+  }
+}
