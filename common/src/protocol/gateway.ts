@@ -569,7 +569,7 @@ export class GatewayControl {
     if (!s) {
       // Unauthenticated by necessity; ref = session id so only someone who knows it is told.
       const ref = Buffer.concat([msg.sessionId, Buffer.alloc(NONCE_LEN - msg.sessionId.length)]);
-      const reply = this.handshakeError(ref, 'unknown-session', 'no such session; log in again');
+      const reply = this.handshakeError(ref, 'unknown-session', '');
       if (reply.length <= data.length) out.send.push({ to: from, data: reply });
       out.events.push({ kind: 'dropped', from: en, reason: 'unknown-session' });
       return;

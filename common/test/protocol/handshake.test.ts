@@ -1,8 +1,8 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { decode, deriveFlowKeys, encode, type Message } from '../../src/protocol/index.ts';
 import { BOB_SECRET, GK1, GK2, T0, login, setup } from './harness.ts';
 
-type Tap = typeof t;
+type Tap = Test;
 
 t.test('handshake end to end: AUTH_OK, session on both sides, decision logged', async (t) => {
   const { gw, agent, wire } = setup();

@@ -1,0 +1,413 @@
+import t from 'tap';
+import {
+  decode,
+  encode,
+  GatewayControl,
+  sealMessage,
+  type AgentEvent,
+  type SessionMessage,
+} from '../../src/protocol/index.ts';
+import { ALICE_SECRET, GK1, T0, login, setup, Wire } from './harness.ts';
+import { AgentControl } from '../../src/protocol/index.ts';
+
+const IN1 = 'intra1.corp.example';
+const IN2 = 'intra2.corp.example';
+const ev = <K extends AgentEvent['kind']>(w: Wire, kind: K) =>
+  w.agentEvents.filter((e): e is Extract<AgentEvent, { kind: K }> => e.kind === kind);
+
+function up() {
+  const s = setup();
+  login(s.wire);
+  return s;
+}
+
+t.test('RESERVE at DNS time fills the pool; later flows take ports with zero round trips', async (t) => {
+  const { agent, gw, dir, wire } = up();
+  const before = wire.toGateway.length;
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  t.equal(wire.toGateway.length - before, 1, 'one RESERVE');
+  const r = ev(wire, 'reserved')[0]!;
+  t.equal(r.ports.length, 4);
+  t.equal(agent.poolSize(IN1, 6), 4);
+  t.equal(gw.stats().reservations, 4);
+  t.match(dir.reserveCalls[0], { user: 'alice', group: 'sales', inName: IN1, proto: 6, count: 4 });
+  t.match(
+    wire.gatewayEvents.find((e) => e.kind === 'decision' && e.step === 'reserve'),
+    { user: 'alice', group: 'sales', in: IN1, en: '203.0.113.2:61000', decision: 'allow' },
+  );
+  // second reserve call with a full pool sends nothing
+  t.same(agent.reserve(IN1, 6, T0).send, []);
+  // take 2 ports: no datagram (0 RTT); the third take drops below poolLow → one background top-up
+  const a = agent.takePort(IN1, 6, T0);
+  const b = agent.takePort(IN1, 6, T0);
+  t.ok(a.port && b.port);
+  t.equal(a.send.length + b.send.length, 0, 'first two takes send nothing');
+  const c = agent.takePort(IN1, 6, T0);
+  t.ok(c.port);
+  t.equal(c.send.length, 1, 'top-up RESERVE');
+  t.match(decode(c.send[0]!.data), { type: 'RESERVE', count: 3 });
+  t.not(a.port!.serial, b.port!.serial);
+  t.same(a.port!.keys, gw.reservation(6, a.port!.t)!.keys);
+});
+
+t.test(
+  'first connection: RESERVE in flight, empty pool → held packet waits for RESERVED (1 RTT)',
+  async (t) => {
+    const { agent, wire } = up();
+    const first = agent.takePort(IN1, 17, T0);
+    t.equal(first.port, null, 'nothing pre-reserved');
+    t.equal(first.send.length, 1, 'RESERVE goes out at once');
+    wire.run(first, T0);
+    t.equal(ev(wire, 'reserved').length, 1);
+    t.ok(agent.takePort(IN1, 17, T0).port, 'after RESERVED a port is available');
+  },
+);
+
+t.test(
+  'reservation decisions: not-in-group, unknown-in, no-ports, rate-limited, member removed',
+  async (t) => {
+    const { agent, dir, gw, wire } = up();
+    wire.run(agent.reserve(IN2, 6, T0), T0);
+    t.match(ev(wire, 'reserve-failed')[0], { inName: IN2, reason: 'not-in-group' });
+    t.match(
+      wire.gatewayEvents.find((e) => e.kind === 'decision' && e.step === 'reserve'),
+      { in: IN2, decision: 'deny', reason: 'not-in-group', user: 'alice' },
+    );
+    wire.run(agent.reserve('nothere.corp.example', 6, T0), T0);
+    t.match(ev(wire, 'reserve-failed')[1], { reason: 'unknown-in' });
+    dir.free = [40000, 40001];
+    wire.run(agent.reserve(IN1, 6, T0), T0);
+    t.match(ev(wire, 'reserve-failed')[2], { reason: 'no-ports' });
+    t.equal(gw.stats().reservations, 0);
+    dir.free = Array.from({ length: 600 }, (_, i) => 41000 + i);
+    // 256 reservations per session at most
+    for (let i = 0; i < 70; i++) wire.run(agent.reserve(`h${i}.corp.example`, 6, T0), T0);
+    t.equal(gw.stats().reservations, 0, 'unknown INs reserve nothing');
+    dir.hosts.set('many.corp.example', 'sales');
+    const gw2 = new GatewayControl({ policy: dir, maxReservationsPerSession: 6 });
+    const a2 = new AgentControl({
+      user: 'alice',
+      userSecret: ALICE_SECRET,
+      group: 'sales',
+      groupKey: { version: 1, key: GK1 },
+    });
+    const w2 = new Wire(a2, gw2);
+    login(w2);
+    w2.run(a2.reserve(IN1, 6, T0), T0);
+    w2.run(a2.reserve('many.corp.example', 6, T0), T0);
+    t.match(ev(w2, 'reserve-failed')[0], { reason: 'rate-limited' });
+    // removal from the group in LDAP takes effect on the next reservation
+    dir.users.get('alice')!.groups = [];
+    w2.run(a2.reserve(IN1, 17, T0), T0);
+    t.match(ev(w2, 'reserve-failed')[1], { reason: 'not-in-group' });
+    t.equal(gw.stats().sessions, 1);
+  },
+);
+
+t.test(
+  'in-band binding: gateway learns GHR:m from the first packet, BOUND reaches the agent, ACKed',
+  async (t) => {
+    const { agent, gw, wire } = up();
+    wire.run(agent.reserve(IN1, 6, T0), T0);
+    const p = agent.takePort(IN1, 6, T0).port!;
+    const r = gw.onInbandBinding({ proto: 6, t: p.t, ghr: '203.0.113.2', m: 34567, d: 80 }, T0 + 10);
+    t.match(
+      r.events.find((e) => e.kind === 'mapping'),
+      { record: { t: p.t, binding: { ghr: '203.0.113.2', m: 34567 }, mapping: { d: 80 } } },
+    );
+    wire.fromGateway(r, T0 + 10);
+    t.match(ev(wire, 'bound')[0], { t: p.t, ghr: '203.0.113.2', m: 34567, d: 80 });
+    t.equal(gw.poll(T0 + 300).send.length, 0, 'ACKed: no retransmission');
+    // unknown port: dropped
+    t.match(gw.onInbandBinding({ proto: 6, t: 1, ghr: '1.2.3.4', m: 1, d: 80 }, T0).events[0], {
+      reason: 'unknown-reservation',
+    });
+  },
+);
+
+t.test('BOUND is retransmitted until ACKed; a duplicate is re-ACKed, reported once', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const p = agent.takePort(IN1, 6, T0).port!;
+  let dropAcks = true;
+  wire.lose = (dir, d) => dropAcks && dir === 'up' && d[3] === 0x1f;
+  wire.fromGateway(gw.onInbandBinding({ proto: 6, t: p.t, ghr: '203.0.113.2', m: 1000, d: 443 }, T0), T0);
+  const again = gw.poll(T0 + 250);
+  t.equal(again.send.length, 1, 'retransmitted after 250 ms');
+  dropAcks = false;
+  wire.fromGateway(again, T0 + 250);
+  t.equal(ev(wire, 'bound').length, 1, 'reported once');
+  t.equal(gw.poll(T0 + 10_000).send.length, 0, 'ACK stopped retransmission');
+  // undelivered after 4 tries
+  const q = agent.takePort(IN1, 6, T0).port!;
+  wire.lose = () => true;
+  wire.fromGateway(gw.onInbandBinding({ proto: 6, t: q.t, ghr: '203.0.113.2', m: 1001, d: 443 }, T0), T0);
+  let n = 0;
+  let undelivered = false;
+  for (let now = T0; now < T0 + 5000; now += 50) {
+    const r = gw.poll(now);
+    n += r.send.length;
+    undelivered ||= r.events.some((e) => e.kind === 'undelivered');
+  }
+  t.equal(n, 3, '3 retransmissions (4 transmissions in all)');
+  t.ok(undelivered);
+});
+
+t.test('explicit 3-step mode: BIND from the flow socket to GGR:t, then MAP', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 17, T0), T0);
+  const p = agent.takePort(IN1, 17, T0).port!;
+  const bind = agent.bind(17, p.t, 5353, T0);
+  t.same(bind.send[0]!.dest, { via: 'flow', proto: 17, s: 5353, t: p.t });
+  // the probe crosses HR on the flow's own mapping: the gateway sees another source port
+  wire.from = { addr: '203.0.113.2', port: 62001 };
+  wire.run(bind, T0);
+  wire.from = { addr: '203.0.113.2', port: 61000 };
+  const bound = ev(wire, 'bound')[0]!;
+  t.match(bound, { t: p.t, ghr: '203.0.113.2', m: 62001, d: 0 });
+  t.equal(
+    wire.gatewayEvents.filter((e) => e.kind === 'peer-moved').length,
+    0,
+    'a probe does not move the control peer',
+  );
+  wire.run(agent.map(17, p.t, 53, bound.ghr, bound.m, T0), T0);
+  t.match(ev(wire, 'mapped')[0], { t: p.t, d: 53, lifetime: 300 });
+  t.match(gw.reservation(17, p.t), { mapping: { d: 53 }, binding: { m: 62001 } });
+  // MAP with a binding the gateway did not see → not-bound
+  const q = agent.takePort(IN1, 17, T0).port!;
+  wire.run(agent.map(17, q.t, 53, '203.0.113.2', 1, T0), T0);
+  t.match(ev(wire, 'request-failed')[0], { type: 'MAP', reason: 'not-bound' });
+  // BIND to a port that is not this reservation's
+  const r = gw.handleDatagram(
+    agent.bind(17, q.t, 5000, T0).send[0]!.data,
+    { addr: '203.0.113.2', port: 1 },
+    T0,
+    39999,
+  );
+  t.match(decode(r.send[0]!.data), { type: 'ERROR', reason: 'unknown-reservation' });
+});
+
+t.test('replayed message → replay; duplicate answered from the cache; tampered MAC → bad-mac', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const reserve = wire.toGateway.at(-1)!;
+  const reserved = wire.toAgent.at(-1)!;
+  const dup = gw.handleDatagram(reserve, wire.from, T0 + 100);
+  t.ok(dup.send[0]!.data.equals(reserved), 'duplicate → the very same RESERVED');
+  t.equal(gw.stats().reservations, 4, 'nothing reserved twice');
+  // push the window: 70 keepalives, then the old RESERVE is a replay
+  for (let i = 0; i < 70; i++) wire.run(agent.keepalive(T0 + 200 + i), T0 + 200 + i);
+  const rep = gw.handleDatagram(reserve, wire.from, T0 + 1000);
+  t.match(decode(rep.send[0]!.data), { type: 'ERROR', reason: 'replay' });
+  t.ok(rep.events.some((e) => e.kind === 'dropped' && e.reason === 'replay'));
+  t.equal(gw.stats().reservations, 4);
+  // tampered MAC
+  const orig = agent.keepalive(T0 + 2000).send[0]!.data;
+  const ka = Buffer.from(orig);
+  ka[ka.length - 1]! ^= 1;
+  const bad = gw.handleDatagram(ka, wire.from, T0 + 2000);
+  t.match(decode(bad.send[0]!.data), { type: 'ERROR', reason: 'bad-mac' });
+  // tampered header/body (same MAC) → bad-mac too
+  const ka2 = Buffer.from(orig);
+  ka2[12]! ^= 1;
+  t.match(decode(gw.handleDatagram(ka2, wire.from, T0 + 2001).send[0]!.data), { reason: 'bad-mac' });
+  // from another address: no answer at all (no reflection), but counted
+  const ka3 = Buffer.from(ka);
+  const r3 = gw.handleDatagram(ka3, { addr: '192.0.2.66', port: 4 }, T0 + 2002);
+  t.equal(r3.send.length, 0);
+  t.ok(r3.events.some((e) => e.kind === 'dropped' && e.reason === 'bad-mac'));
+});
+
+t.test('reordering inside the window is accepted; stale timestamps are refused', async (t) => {
+  const { agent, gw, wire } = up();
+  const a = agent.reserve(IN1, 6, T0).send[0]!.data;
+  const b = agent.reserve(IN1, 17, T0).send[0]!.data;
+  const rb = gw.handleDatagram(b, wire.from, T0);
+  const ra = gw.handleDatagram(a, wire.from, T0);
+  t.match(decode(rb.send[0]!.data), { type: 'RESERVED', proto: 17 });
+  t.match(
+    decode(ra.send[0]!.data),
+    { type: 'RESERVED', proto: 6 },
+    'older seq delivered later still accepted',
+  );
+  const late = agent.keepalive(T0).send[0]!.data;
+  const r = gw.handleDatagram(late, wire.from, T0 + 61_000);
+  t.match(decode(r.send[0]!.data), { type: 'ERROR', reason: 'stale-timestamp' });
+});
+
+t.test('agent: loss → retransmit with backoff, same bytes; timeout after 4 tries', async (t) => {
+  const { agent, wire } = up();
+  const first = agent.reserve(IN1, 6, T0);
+  const sent = [first.send[0]!.data];
+  t.equal(agent.nextDeadline(), T0 + 250);
+  for (const at of [250, 750, 1750]) {
+    const r = agent.poll(T0 + at);
+    t.equal(r.send.length, 1, `retransmission at +${at} ms`);
+    sent.push(r.send[0]!.data);
+  }
+  t.ok(
+    sent.every((s) => s.equals(sent[0]!)),
+    'identical bytes (same seq)',
+  );
+  const end = agent.poll(T0 + 3750);
+  t.match(end.events, [{ kind: 'reserve-failed', reason: 'timeout' }]);
+  // the gateway answers a late duplicate from its cache and the agent ignores the stray answer
+  wire.run({ send: [{ dest: { via: 'control' }, data: sent[0]! }], events: [] }, T0 + 3800);
+  t.ok(wire.agentEvents.some((e) => e.kind === 'dropped' && e.reason === 'unsolicited'));
+});
+
+t.test('handshake loss: HELLO and AUTH retransmitted, session comes up once', async (t) => {
+  const { agent, gw, wire } = setup();
+  let drops = 2;
+  wire.lose = () => drops-- > 0; // lose the first HELLO and the second (a COOKIE) ...
+  wire.run(agent.login(T0), T0);
+  t.equal(agent.state, 'hello');
+  wire.run(agent.poll(T0 + 250), T0 + 250); // HELLO again, COOKIE lost
+  wire.run(agent.poll(T0 + 750), T0 + 750);
+  t.equal(agent.state, 'up');
+  t.equal(gw.stats().sessions, 1);
+  // AUTH_OK lost: the retransmitted AUTH gets the cached AUTH_OK, one session
+  const s2 = setup();
+  s2.wire.lose = (dir, d) =>
+    dir === 'down' && d[3] === 0x04 && s2.wire.toAgent.filter((x) => x[3] === 0x04).length === 1;
+  s2.wire.run(s2.agent.login(T0), T0);
+  t.equal(s2.agent.state, 'auth');
+  s2.wire.run(s2.agent.poll(T0 + 250), T0 + 250);
+  t.equal(s2.agent.state, 'up');
+  t.equal(s2.gw.stats().sessions, 1);
+  // no gateway at all: failed after 4 HELLOs
+  const s3 = setup();
+  s3.wire.lose = () => true;
+  s3.wire.run(s3.agent.login(T0), T0);
+  let hellos = 1;
+  for (let now = T0; now <= T0 + 4000; now += 50) {
+    const r = s3.agent.poll(now);
+    hellos += r.send.length;
+    s3.wire.agentEvents.push(...r.events);
+  }
+  t.equal(hellos, 4);
+  t.equal(s3.agent.state, 'failed');
+});
+
+t.test('keepalive renews reservations; idle session and unused reservations expire', async (t) => {
+  const { agent, gw, dir, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  t.equal(agent.nextDeadline(), T0 + 25_000, 'next keepalive');
+  for (let now = T0 + 25_000; now <= T0 + 200_000; now += 25_000) {
+    wire.run(agent.poll(now), now);
+    wire.fromGateway(gw.poll(now), now);
+  }
+  t.equal(gw.stats().reservations, 4, 'kept alive');
+  t.equal(agent.poolSize(IN1, 6), 4);
+  // agent disappears: reservations expire, then the session
+  const r = gw.poll(T0 + 200_000 + 121_000);
+  t.equal(gw.stats().sessions, 0);
+  t.ok(r.events.some((e) => e.kind === 'session-down' && e.reason === 'idle'));
+  t.equal(dir.released.length, 4, 'ports back in the pool');
+});
+
+t.test('unused reservation expires on the gateway without keepalive', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const r = gw.poll(T0 + 120_000);
+  t.equal(r.events.filter((e) => e.kind === 'reservation-ended').length, 4);
+  t.equal(gw.stats().reservations, 0);
+});
+
+t.test('keepalive timeout ends the session on the agent', async (t) => {
+  const { agent, wire } = up();
+  wire.lose = () => true;
+  const events: AgentEvent[] = [];
+  for (let now = T0 + 25_000; now < T0 + 40_000; now += 50) events.push(...agent.poll(now).events);
+  t.match(events, [{ kind: 'session-down', reason: 'timeout' }]);
+  t.equal(agent.state, 'idle');
+});
+
+t.test('RELEASE of a port and of the session', async (t) => {
+  const { agent, gw, dir, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const p = agent.takePort(IN1, 6, T0).port!;
+  wire.run(agent.release(6, p.t, T0), T0);
+  t.match(ev(wire, 'released')[0], { t: p.t });
+  t.equal(gw.reservation(6, p.t), undefined);
+  t.ok(dir.released.includes(p.t));
+  wire.run(agent.release(6, p.t, T0), T0); // idempotent
+  t.equal(ev(wire, 'released').length, 2);
+  wire.run(agent.logout(T0), T0);
+  t.equal(gw.stats().sessions, 0);
+  t.equal(gw.stats().reservations, 0);
+});
+
+t.test('gateway restart: unknown-session makes the agent log in again', async (t) => {
+  const { agent, dir, wire } = up();
+  wire.gw = new GatewayControl({ policy: dir });
+  wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
+  t.ok(wire.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'unknown-session'));
+  t.equal(agent.state, 'up');
+  t.equal(wire.gw.stats().sessions, 1);
+});
+
+t.test('NAT rebinding of the control flow: the gateway follows the authenticated source', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.from = { addr: '203.0.113.2', port: 50000 };
+  wire.run(agent.keepalive(T0 + 10), T0 + 10);
+  t.ok(wire.gatewayEvents.some((e) => e.kind === 'peer-moved'));
+  wire.run(agent.reserve(IN1, 6, T0 + 20), T0 + 20);
+  t.equal(ev(wire, 'reserved').length, 1);
+  t.equal(gw.stats().sessions, 1);
+});
+
+t.test('FTP alias: data port reserved in the session, agent gets keys equal to the gateway', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const ctrl = agent.takePort(IN1, 6, T0).port!;
+  wire.fromGateway(gw.onInbandBinding({ proto: 6, t: ctrl.t, ghr: '203.0.113.2', m: 4000, d: 21 }, T0), T0);
+  const r = gw.ftpAlias({ ctrlT: ctrl.t, aliasPort: 50123 }, T0);
+  t.ok(r.record);
+  wire.fromGateway(r, T0);
+  const alias = ev(wire, 'ftp-alias')[0]!;
+  t.match(alias, { ctrlT: ctrl.t, aliasPort: 50123, port: { t: r.record!.t } });
+  t.same(alias.port.keys, r.record!.keys);
+  t.equal(gw.poll(T0 + 1000).send.length, 0, 'ACKed');
+  t.equal(gw.ftpAlias({ ctrlT: 1, aliasPort: 5 }, T0).record, undefined, 'unknown control flow');
+});
+
+t.test(
+  'session messages from the wrong direction, unknown types, foreign sessions are dropped',
+  async (t) => {
+    const { agent, gw, wire } = up();
+    // a RESERVED sent to the gateway (wrong direction), properly MACed with the EN key? cannot: we
+    // forge one with the session id but a random key → bad-mac; unknown session id → unknown-session
+    const m: SessionMessage = {
+      type: 'KEEPALIVE',
+      sessionId: Buffer.alloc(8, 9),
+      seq: 1n,
+      ack: 0n,
+      timestamp: T0,
+    };
+    const r = gw.handleDatagram(sealMessage(encode(m), Buffer.alloc(32)), wire.from, T0);
+    t.match(decode(r.send[0]!.data), { type: 'HANDSHAKE_ERROR', reason: 'unknown-session' });
+    const r2 = gw.handleDatagram(
+      encode({
+        type: 'COOKIE',
+        enNonce: Buffer.alloc(16),
+        cookieTime: 1,
+        cookie: Buffer.alloc(16),
+        gwPub: Buffer.alloc(32),
+      }),
+      wire.from,
+      T0,
+    );
+    t.equal(r2.send.length, 0);
+    t.equal(gw.handleDatagram(Buffer.from('hello world'), wire.from, T0).send.length, 0);
+    // an agent ignores a forged unknown-session that does not echo its session id
+    const forged = gw.handleDatagram(
+      sealMessage(encode({ ...m, sessionId: Buffer.alloc(8, 1) }), Buffer.alloc(32)),
+      wire.from,
+      T0,
+    );
+    const a = agent.handleDatagram(forged.send[0]!.data, T0);
+    t.equal(agent.state, 'up');
+    t.match(a.events, [{ kind: 'dropped' }]);
+  },
+);
