@@ -249,3 +249,11 @@ t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolEr
   t.ok(accepted > 0, `some mutated inputs are still valid (${accepted})`);
   t.ok(Object.keys(counts).length >= 6, `many distinct error codes seen: ${JSON.stringify(counts)}`);
 });
+
+t.test('the package root re-exports the protocol as a namespace', async (t) => {
+  const root = await import('../../src/index.ts');
+  t.equal(root.protocol.DEFAULT_PORT, 4430);
+  t.equal(typeof root.protocol.GatewayControl, 'function');
+  t.equal(typeof root.protocol.AgentControl, 'function');
+  t.equal(typeof root.protocol.deriveFlowKeys, 'function');
+});
