@@ -109,6 +109,15 @@ interface RequestInfo {
   dest: AgentDest;
 }
 
+/** Refusals a gateway only sends after the user proof verified, always with authKind 1. */
+const ALWAYS_AUTHENTICATED: ReadonlySet<ReasonName> = new Set<ReasonName>([
+  'revoked-user',
+  'not-in-group',
+  'stale-key-version',
+  'unknown-key-version',
+  'rate-limited',
+]);
+
 type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
 
 /** Agent-side protocol engine: one instance per (gateway, user, group) login. */
@@ -450,6 +459,11 @@ export class AgentControl {
       return;
     }
     let authenticated = false;
+    if (msg.authKind === 0 && ALWAYS_AUTHENTICATED.has(msg.reason)) {
+      // the gateway MACs these refusals; an unauthenticated one is forged: wait for the real answer
+      out.events.push({ kind: 'dropped', reason: 'unauthenticated-refusal', detail: msg.reason });
+      return;
+    }
     if (msg.authKind === 1) {
       const tag = this.auth
         ? refusalTag(this.o.userSecret, this.auth.th, data.subarray(0, data.length - MAC_LEN))

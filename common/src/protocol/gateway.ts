@@ -112,6 +112,7 @@ export interface GatewayOptions {
   reservationLifetimeSec?: number; // unused reservation (default 120 s), renewed by KEEPALIVE
   mappingLifetimeSec?: number; // installed mapping (default 300 s), renewed by KEEPALIVE
   maxReservationsPerSession?: number; // beyond: rate-limited (default 256)
+  maxSessionsPerUser?: number; // beyond: AUTH refused rate-limited (default 16)
   responseCacheSize?: number; // per session (default 32)
   /** Injectable randomness (tests). */
   randomBytes?: (n: number) => Buffer;
@@ -239,6 +240,7 @@ export class GatewayControl {
       | 'reservationLifetimeSec'
       | 'mappingLifetimeSec'
       | 'maxReservationsPerSession'
+      | 'maxSessionsPerUser'
       | 'responseCacheSize'
     >
   >;
@@ -259,6 +261,7 @@ export class GatewayControl {
       reservationLifetimeSec: opts.reservationLifetimeSec ?? 120,
       mappingLifetimeSec: opts.mappingLifetimeSec ?? 300,
       maxReservationsPerSession: opts.maxReservationsPerSession ?? 256,
+      maxSessionsPerUser: opts.maxSessionsPerUser ?? 16,
       responseCacheSize: opts.responseCacheSize ?? 32,
     };
   }
@@ -477,6 +480,10 @@ export class GatewayControl {
       );
     if (!constantTimeEqual(groupProof(key.key, th, dh), msg.groupProof))
       return refuse('bad-proof', 'group proof does not verify', auth);
+    let userSessions = 0;
+    for (const x of this.sessions.values()) if (x.user === msg.user) userSessions++;
+    if (userSessions >= this.cfg.maxSessionsPerUser)
+      return refuse('rate-limited', `${msg.user} has ${userSessions} sessions`, auth);
     // 5. Session.
     const secret = deriveSessionSecret(dh, key.key, user.secret, msg.enNonce, msg.cookie, th);
     const id = this.rnd(8);

@@ -1,6 +1,13 @@
 import t, { type Test } from 'tap';
-import { decode, deriveFlowKeys, encode, type Message } from '../../src/protocol/index.ts';
-import { BOB_SECRET, GK1, GK2, T0, login, setup } from './harness.ts';
+import {
+  AgentControl,
+  decode,
+  deriveFlowKeys,
+  encode,
+  GatewayControl,
+  type Message,
+} from '../../src/protocol/index.ts';
+import { ALICE_SECRET, BOB_SECRET, GK1, GK2, T0, Wire, login, setup } from './harness.ts';
 
 type Tap = Test;
 
@@ -260,3 +267,63 @@ t.test('deriveFlowKeys is deterministic, equal on both sides, distinct per t/ser
 // computed independently (Python hmac/hashlib HKDF) from the formula in docs/protocol.md §7
 const KAT_FLOW =
   '1ec85f97e857dbadc245f0397c6233b7d058bb5a424c0e2dbeabcf2ec4eb5b6018c244b01acfc3a2d319f966346e062b8e1e0f8223edf67c';
+
+t.test('sessions per user are limited (rate-limited, authenticated refusal)', async (t) => {
+  const { dir } = setup();
+  const gw = new GatewayControl({ policy: dir, maxSessionsPerUser: 2 });
+  const states: string[] = [];
+  let last: Wire | undefined;
+  for (let i = 0; i < 3; i++) {
+    const agent = new AgentControl({
+      user: 'alice',
+      userSecret: ALICE_SECRET,
+      group: 'sales',
+      groupKey: { version: 1, key: GK1 },
+    });
+    last = new Wire(agent, gw, { addr: '203.0.113.2', port: 61000 + i });
+    login(last);
+    states.push(agent.state);
+  }
+  t.same(states, ['up', 'up', 'failed']);
+  t.match(
+    last!.agentEvents.find((e) => e.kind === 'refused'),
+    { reason: 'rate-limited', authenticated: true },
+  );
+});
+
+t.test('the agent ignores an unauthenticated refusal that must be authenticated', async (t) => {
+  const { agent, wire } = setup();
+  wire.lose = (dir, data) => dir === 'up' && data[3] === 0x03;
+  login(wire);
+  const auth = decode(wire.toGateway.find((d) => d[3] === 0x03)!);
+  if (auth.type !== 'AUTH') throw new Error('no AUTH');
+  const forged = encode({
+    type: 'HANDSHAKE_ERROR',
+    ref: auth.enNonce,
+    reason: 'not-in-group',
+    text: 'forged',
+    authKind: 0,
+    tag: Buffer.alloc(16),
+  });
+  const r = agent.handleDatagram(forged, T0);
+  t.match(r.events, [{ kind: 'dropped', reason: 'unauthenticated-refusal' }]);
+  const forged2 = encode({
+    type: 'HANDSHAKE_ERROR',
+    ref: auth.enNonce,
+    reason: 'not-in-group',
+    text: 'x',
+    authKind: 1,
+    tag: Buffer.alloc(16, 1),
+  });
+  t.match(agent.handleDatagram(forged2, T0).events, [{ kind: 'dropped', reason: 'bad-refusal-tag' }]);
+  const wrongRef = encode({
+    type: 'HANDSHAKE_ERROR',
+    ref: Buffer.alloc(16, 3),
+    reason: 'unknown-user',
+    text: 'x',
+    authKind: 0,
+    tag: Buffer.alloc(16),
+  });
+  t.match(agent.handleDatagram(wrongRef, T0).events, [{ kind: 'dropped', reason: 'unexpected-error' }]);
+  t.equal(agent.state, 'auth', 'still waiting for the real answer');
+});
