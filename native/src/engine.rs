@@ -1,0 +1,1178 @@
+//! Translation tables (agent VAT table, gateway translation table, each with its PIT),
+//! held packets, punts, events and expiry. Backend-independent: packets come in as byte
+//! vectors with an opaque handle, and results go out as verdicts or through the outbox.
+
+use crate::pccom::{self, Dir, DirKeys, PErr, Replay, SeqTrack, VErr};
+use crate::pkt::*;
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Agent,
+    Gateway,
+}
+
+/// Where a packet was taken: `Out` = from the local side (applications on EN, the LAN at the
+/// gateway) toward the internet; `In` = from the internet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Out,
+    In,
+}
+
+impl Hook {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Hook::Out => "out",
+            Hook::In => "in",
+        }
+    }
+}
+
+/// Identifies a packet to its backend so a later verdict can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handle {
+    Memory,
+    Nfq { queue: u16, id: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass the (possibly rewritten) packet.
+    Accept,
+    Drop(&'static str),
+    Held,
+    Punted(u64),
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Held { proto: u8, src: u32, sport: u16, dst: u32, dport: u16 },
+    Bound { id: u32, proto: u8, t: u16, ghr: u32, m: u16, pin: u32, d: u16 },
+    Expired { id: u32, state: &'static str },
+    VerifyFailed { id: Option<u32>, proto: u8, src: u32, sport: u16, dport: u16, reason: &'static str, count: u64 },
+    Punt { id: u64, hook: Hook, bytes: Vec<u8> },
+    HeldExpired { proto: u8, src: u32, sport: u16, dst: u32, dport: u16, count: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    Reset,
+    PortUnreachable,
+    AdminProhibited,
+    Silent,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub tcp_handshake: u64,
+    pub tcp_established: u64,
+    pub tcp_closing: u64,
+    pub udp_idle: u64,
+    pub reservation: u64,
+    pub held: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, udp_idle: 180_000, reservation: 30_000, held: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PuntRule {
+    pub hook: Hook,
+    pub proto: u8,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    /// Agent: the VIN range (network, prefix length). Outbound packets into it are held.
+    pub vin_net: u32,
+    pub vin_prefix: u8,
+    /// Gateway: its global and private addresses.
+    pub ggr: u32,
+    pub pgr: u32,
+    pub timeouts: Timeouts,
+    pub punt: Vec<PuntRule>,
+    pub max_held_per_flow: usize,
+    pub max_held_total: usize,
+    pub max_events: usize,
+}
+
+impl Config {
+    pub fn new(role: Role) -> Config {
+        Config {
+            role,
+            vin_net: 0,
+            vin_prefix: 32,
+            ggr: 0,
+            pgr: 0,
+            timeouts: Timeouts::default(),
+            punt: Vec::new(),
+            max_held_per_flow: 16,
+            max_held_total: 1024,
+            max_events: 65536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowState {
+    Reserved,
+    Handshake,
+    Established,
+    Closing,
+    Udp,
+}
+
+impl FlowState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FlowState::Reserved => "reserved",
+            FlowState::Handshake => "handshake",
+            FlowState::Established => "established",
+            FlowState::Closing => "closing",
+            FlowState::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowCounters {
+    pub pkts_out: u64,
+    pub bytes_out: u64,
+    pub pkts_in: u64,
+    pub bytes_in: u64,
+    pub verify_failed: u64,
+}
+
+/// What TypeScript hands over for a flow (agent VAT entry, or gateway reservation).
+#[derive(Clone)]
+pub struct FlowSpec {
+    pub id: u32,
+    pub proto: u8,
+    pub compat: bool,
+    pub tx: DirKeys,
+    pub rx: DirKeys,
+    /// Agent: PEN, s, VIN, d, GGR, t.
+    pub pen: u32,
+    pub s: u16,
+    pub vin: u32,
+    pub d: u16,
+    pub ggr: u32,
+    pub t: u16,
+    /// Gateway reservation: PIN and the allowed service ports (empty = any).
+    pub pin: u32,
+    pub ports: Vec<u16>,
+}
+
+pub struct Flow {
+    pub spec_id: u32,
+    pub proto: u8,
+    pub compat: bool,
+    pub pen: u32,
+    pub s: u16,
+    pub vin: u32,
+    pub d: u16,
+    pub ggr: u32,
+    pub t: u16,
+    pub pin: u32,
+    pub ports: Vec<u16>,
+    pub ghr: u32,
+    pub m: u16,
+    pub bound: bool,
+    tx: Dir,
+    rx: Dir,
+    txseq: SeqTrack,
+    rxseq: SeqTrack,
+    udp_ctr: u64,
+    replay: Replay,
+    pub state: FlowState,
+    syn_out: bool,
+    syn_in: bool,
+    pub created: u64,
+    pub last: u64,
+    pub c: FlowCounters,
+    vfail_pending: u64,
+    vfail_last: u64,
+}
+
+type Key5 = (u8, u32, u16, u32, u16);
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub packets: u64,
+    pub translated_out: u64,
+    pub translated_in: u64,
+    pub accepted_plain: u64,
+    pub dropped: u64,
+    pub malformed: u64,
+    pub fragments: u64,
+    pub no_flow: u64,
+    pub verify_failed: u64,
+    pub replay: u64,
+    pub wrong_source: u64,
+    pub port_denied: u64,
+    pub no_room: u64,
+    pub crypto_errors: u64,
+    pub held: u64,
+    pub held_released: u64,
+    pub held_failed: u64,
+    pub held_overflow: u64,
+    pub held_expired: u64,
+    pub punted: u64,
+    pub punt_expired: u64,
+    pub icmp_translated: u64,
+    pub bound: u64,
+    pub expired: u64,
+    pub events_dropped: u64,
+    pub panics: u64,
+}
+
+struct HeldQ {
+    pkts: VecDeque<(Vec<u8>, Handle)>,
+    since: u64,
+}
+
+struct Punted {
+    bytes: Vec<u8>,
+    handle: Handle,
+    hook: Hook,
+    since: u64,
+}
+
+/// A verdict or injected packet for a backend to carry out later.
+pub struct OutItem {
+    pub handle: Handle,
+    pub hook: Hook,
+    /// None = drop; Some(bytes) = accept with these bytes.
+    pub bytes: Option<Vec<u8>>,
+    /// True for packets synthesised by the engine (RST / ICMP) that have no queue entry.
+    pub injected: bool,
+}
+
+pub struct Engine {
+    pub cfg: Config,
+    slots: Vec<Option<Flow>>,
+    free: Vec<usize>,
+    by_id: HashMap<u32, usize>,
+    out_idx: HashMap<Key5, usize>,
+    in_idx: HashMap<Key5, usize>,
+    port_idx: HashMap<(u8, u16), usize>,
+    held: HashMap<Key5, HeldQ>,
+    held_total: usize,
+    punts: HashMap<u64, Punted>,
+    next_punt: u64,
+    pub events: Vec<Event>,
+    pub outbox: Vec<OutItem>,
+    pub stats: Stats,
+    sweep_pos: usize,
+    last_sweep: u64,
+    scratch: Vec<u8>,
+}
+
+fn in_net(a: u32, net: u32, prefix: u8) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let mask = if prefix >= 32 { u32::MAX } else { !(u32::MAX >> prefix) };
+    a & mask == net & mask
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Engine {
+        Engine {
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            out_idx: HashMap::new(),
+            in_idx: HashMap::new(),
+            port_idx: HashMap::new(),
+            held: HashMap::new(),
+            held_total: 0,
+            punts: HashMap::new(),
+            next_punt: 1,
+            events: Vec::new(),
+            outbox: Vec::new(),
+            stats: Stats::default(),
+            sweep_pos: 0,
+            last_sweep: 0,
+            scratch: Vec::with_capacity(65536 + 128),
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.events.len() >= self.cfg.max_events {
+            self.stats.events_dropped += 1;
+        } else {
+            self.events.push(e);
+        }
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.held_total
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Table management (called from TypeScript through N-API).
+
+    /// Agent: adds a VAT entry with its PIT and releases any packets held for it.
+    /// Gateway: adds a reservation for port t.
+    pub fn add_flow(&mut self, spec: &FlowSpec, now: u64) -> Result<(), String> {
+        if spec.proto != PROTO_TCP && spec.proto != PROTO_UDP {
+            return Err("proto must be tcp or udp".into());
+        }
+        if self.by_id.contains_key(&spec.id) {
+            return Err(format!("flow id {} exists", spec.id));
+        }
+        let (k_out, k_in) = ((spec.proto, spec.pen, spec.s, spec.vin, spec.d), (spec.proto, spec.ggr, spec.t, spec.pen, spec.s));
+        match self.cfg.role {
+            Role::Agent => {
+                if self.out_idx.contains_key(&k_out) || self.in_idx.contains_key(&k_in) {
+                    return Err("a flow with the same addresses and ports exists".into());
+                }
+            }
+            Role::Gateway => {
+                if self.port_idx.contains_key(&(spec.proto, spec.t)) {
+                    return Err(format!("port {} is already reserved", spec.t));
+                }
+            }
+        }
+        let flow = Flow {
+            spec_id: spec.id,
+            proto: spec.proto,
+            compat: spec.compat,
+            pen: spec.pen,
+            s: spec.s,
+            vin: spec.vin,
+            d: spec.d,
+            ggr: spec.ggr,
+            t: spec.t,
+            pin: spec.pin,
+            ports: spec.ports.clone(),
+            ghr: 0,
+            m: 0,
+            bound: self.cfg.role == Role::Agent,
+            tx: Dir::new(&spec.tx)?,
+            rx: Dir::new(&spec.rx)?,
+            txseq: SeqTrack::default(),
+            rxseq: SeqTrack::default(),
+            udp_ctr: 0,
+            replay: Replay::default(),
+            state: if self.cfg.role == Role::Gateway {
+                FlowState::Reserved
+            } else if spec.proto == PROTO_UDP {
+                FlowState::Udp
+            } else {
+                FlowState::Handshake
+            },
+            syn_out: false,
+            syn_in: false,
+            created: now,
+            last: now,
+            c: FlowCounters::default(),
+            vfail_pending: 0,
+            vfail_last: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(flow);
+                s
+            }
+            None => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        self.by_id.insert(spec.id, slot);
+        match self.cfg.role {
+            Role::Agent => {
+                self.out_idx.insert(k_out, slot);
+                self.in_idx.insert(k_in, slot);
+                if let Some(q) = self.held.remove(&k_out) {
+                    self.held_total -= q.pkts.len();
+                    for (mut p, h) in q.pkts {
+                        let v = self.process(&mut p, Hook::Out, h, now);
+                        self.stats.held_released += 1;
+                        self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: if v == Verdict::Accept { Some(p) } else { None }, injected: false });
+                    }
+                }
+            }
+            Role::Gateway => {
+                self.port_idx.insert((spec.proto, spec.t), slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a flow's keys (rekey) and/or the compat flag. Sequence tracking is kept.
+    pub fn update_flow(&mut self, id: u32, tx: Option<&DirKeys>, rx: Option<&DirKeys>) -> Result<bool, String> {
+        let slot = match self.by_id.get(&id) {
+            Some(s) => *s,
+            None => return Ok(false),
+        };
+        let f = self.slots[slot].as_mut().ok_or("internal: empty slot")?;
+        if let Some(k) = tx {
+            f.tx = Dir::new(k)?;
+            f.udp_ctr = 0;
+        }
+        if let Some(k) = rx {
+            f.rx = Dir::new(k)?;
+            f.replay = Replay::default();
+        }
+        Ok(true)
+    }
+
+    pub fn remove_flow(&mut self, id: u32) -> bool {
+        let slot = match self.by_id.remove(&id) {
+            Some(s) => s,
+            None => return false,
+        };
+        if let Some(f) = self.slots[slot].take() {
+            self.out_idx.remove(&(f.proto, f.pen, f.s, f.vin, f.d));
+            self.in_idx.remove(&(f.proto, f.ggr, f.t, f.pen, f.s));
+            if self.port_idx.get(&(f.proto, f.t)) == Some(&slot) {
+                self.port_idx.remove(&(f.proto, f.t));
+            }
+        }
+        self.free.push(slot);
+        true
+    }
+
+    pub fn flow(&self, id: u32) -> Option<&Flow> {
+        self.by_id.get(&id).and_then(|s| self.slots[*s].as_ref())
+    }
+
+    /// Fails the packets held for a 5-tuple: drops them and synthesises a TCP RST or an ICMP
+    /// unreachable toward the application. Returns the number of packets failed.
+    pub fn fail_held(&mut self, key: (u8, u32, u16, u32, u16), mode: FailMode) -> usize {
+        let q = match self.held.remove(&key) {
+            Some(q) => q,
+            None => return 0,
+        };
+        self.held_total -= q.pkts.len();
+        let n = q.pkts.len();
+        let mut answered = false;
+        for (p, h) in q.pkts {
+            self.stats.held_failed += 1;
+            self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: None, injected: false });
+            if answered || mode == FailMode::Silent {
+                continue;
+            }
+            let reply = match (mode, key.0) {
+                (FailMode::Reset, PROTO_TCP) => synth_rst(&p),
+                (FailMode::AdminProhibited, _) => synth_icmp_unreach(&p, 13),
+                _ => synth_icmp_unreach(&p, if key.0 == PROTO_TCP { 13 } else { 3 }),
+            };
+            if let Some(r) = reply {
+                answered = true;
+                self.outbox.push(OutItem { handle: Handle::Memory, hook: Hook::In, bytes: Some(r), injected: true });
+            }
+        }
+        n
+    }
+
+    /// Verdict on a punted packet: accept (optionally with same-length replacement bytes) or drop.
+    pub fn punt_verdict(&mut self, id: u64, accept: bool, replacement: Option<&[u8]>) -> Result<bool, String> {
+        let p = match self.punts.remove(&id) {
+            Some(p) => p,
+            None => return Ok(false),
+        };
+        let bytes = if accept {
+            match replacement {
+                Some(r) => {
+                    if r.len() != p.bytes.len() {
+                        self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false });
+                        return Err("replacement must have the same length as the punted packet".into());
+                    }
+                    let mut v = r.to_vec();
+                    // Validate and fix checksums of the replacement.
+                    match parse_ip(&v, true) {
+                        Ok(ip) if ip.total == v.len() => {
+                            fix_ip_checksum(&mut v, ip.ihl);
+                            if !is_fragment(&v) && (ip.proto == PROTO_UDP || ip.proto == PROTO_TCP) {
+                                fix_l4_checksum(&mut v, ip.ihl, ip.total, ip.proto);
+                            }
+                        }
+                        _ => {
+                            self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false });
+                            return Err("replacement is not a valid IPv4 packet".into());
+                        }
+                    }
+                    Some(v)
+                }
+                None => Some(p.bytes),
+            }
+        } else {
+            None
+        };
+        self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes, injected: false });
+        Ok(true)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Expiry: incremental, a bounded number of slots per call, so it never stalls the data path.
+
+    pub fn sweep(&mut self, now: u64, budget: usize) {
+        if self.slots.is_empty() && self.held.is_empty() && self.punts.is_empty() {
+            return;
+        }
+        let to = self.cfg.timeouts.clone();
+        let n = self.slots.len();
+        let mut expired: Vec<(u32, &'static str)> = Vec::new();
+        for _ in 0..std::cmp::min(budget, n) {
+            if self.sweep_pos >= n {
+                self.sweep_pos = 0;
+            }
+            if let Some(f) = &self.slots[self.sweep_pos] {
+                let limit = match f.state {
+                    FlowState::Reserved => to.reservation,
+                    FlowState::Handshake => to.tcp_handshake,
+                    FlowState::Established => to.tcp_established,
+                    FlowState::Closing => to.tcp_closing,
+                    FlowState::Udp => to.udp_idle,
+                };
+                if now.saturating_sub(f.last) >= limit {
+                    expired.push((f.spec_id, f.state.as_str()));
+                }
+            }
+            self.sweep_pos += 1;
+        }
+        for (id, st) in expired {
+            self.remove_flow(id);
+            self.stats.expired += 1;
+            self.event(Event::Expired { id, state: st });
+        }
+        // Held packets and punts: small, bounded maps; checked at most every 100 ms.
+        if now.saturating_sub(self.last_sweep) >= 100 {
+            self.last_sweep = now;
+            let held_to = to.held;
+            let old: Vec<Key5> = self.held.iter().filter(|(_, q)| now.saturating_sub(q.since) >= held_to).map(|(k, _)| *k).collect();
+            for k in old {
+                if let Some(q) = self.held.remove(&k) {
+                    self.held_total -= q.pkts.len();
+                    self.stats.held_expired += q.pkts.len() as u64;
+                    let count = q.pkts.len() as u32;
+                    for (_, h) in q.pkts {
+                        self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: None, injected: false });
+                    }
+                    self.event(Event::HeldExpired { proto: k.0, src: k.1, sport: k.2, dst: k.3, dport: k.4, count });
+                }
+            }
+            let oldp: Vec<u64> = self.punts.iter().filter(|(_, p)| now.saturating_sub(p.since) >= held_to).map(|(k, _)| *k).collect();
+            for k in oldp {
+                if let Some(p) = self.punts.remove(&k) {
+                    self.stats.punt_expired += 1;
+                    self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false });
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The data path.
+
+    /// Processes one packet in place. On `Accept` the buffer holds the packet to pass on.
+    pub fn process(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
+        self.stats.packets += 1;
+        let v = self.process_inner(pkt, hook, handle, now);
+        if let Verdict::Drop(_) = v {
+            self.stats.dropped += 1;
+        }
+        v
+    }
+
+    fn process_inner(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
+        let ip = match parse_ip(pkt, false) {
+            Ok(ip) => ip,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Verdict::Drop("malformed");
+            }
+        };
+        if is_fragment(pkt) {
+            self.stats.fragments += 1;
+            return Verdict::Drop("fragment");
+        }
+        // Bytes after the IP total length (link padding) are not part of the packet.
+        pkt.truncate(ip.total);
+        // Punt rules come first (e.g. DNS answers to TypeScript).
+        if !self.cfg.punt.is_empty() && (ip.proto == PROTO_UDP || ip.proto == PROTO_TCP) && pkt.len() >= ip.ihl + 4 && ip.total >= ip.ihl + 4 {
+            let sp = be16(pkt, ip.ihl);
+            let dp = be16(pkt, ip.ihl + 2);
+            let hit = self.cfg.punt.iter().any(|r| r.hook == hook && r.proto == ip.proto && r.sport.map_or(true, |p| p == sp) && r.dport.map_or(true, |p| p == dp));
+            if hit {
+                if self.punts.len() >= self.cfg.max_held_total {
+                    self.stats.held_overflow += 1;
+                    return Verdict::Drop("punt-overflow");
+                }
+                let id = self.next_punt;
+                self.next_punt += 1;
+                pkt.truncate(ip.total);
+                self.punts.insert(id, Punted { bytes: pkt.clone(), handle, hook, since: now });
+                self.stats.punted += 1;
+                self.event(Event::Punt { id, hook, bytes: pkt.clone() });
+                return Verdict::Punted(id);
+            }
+        }
+        match ip.proto {
+            PROTO_TCP | PROTO_UDP => {}
+            PROTO_ICMP => return self.process_icmp(pkt, &ip, hook),
+            _ => {
+                self.stats.malformed += 1;
+                return Verdict::Drop("protocol");
+            }
+        }
+        let (sport, dport) = if ip.proto == PROTO_TCP {
+            match parse_tcp(pkt, &ip) {
+                Ok(t) => (t.sport, t.dport),
+                Err(_) => {
+                    self.stats.malformed += 1;
+                    return Verdict::Drop("malformed");
+                }
+            }
+        } else {
+            match parse_udp(pkt, &ip) {
+                Ok(u) => (u.sport, u.dport),
+                Err(_) => {
+                    self.stats.malformed += 1;
+                    return Verdict::Drop("malformed");
+                }
+            }
+        };
+        match (self.cfg.role, hook) {
+            (Role::Agent, Hook::Out) => {
+                let key = (ip.proto, ip.src, sport, ip.dst, dport);
+                match self.out_idx.get(&key) {
+                    Some(&slot) => self.protect(pkt, &ip, slot, now),
+                    None => {
+                        if in_net(ip.dst, self.cfg.vin_net, self.cfg.vin_prefix) {
+                            self.hold(key, pkt, &ip, handle, now)
+                        } else {
+                            self.stats.no_flow += 1;
+                            Verdict::Drop("no-flow")
+                        }
+                    }
+                }
+            }
+            (Role::Agent, Hook::In) => match self.in_idx.get(&(ip.proto, ip.src, sport, ip.dst, dport)) {
+                Some(&slot) => self.unprotect(pkt, &ip, slot, now),
+                None => {
+                    self.stats.no_flow += 1;
+                    Verdict::Drop("no-flow")
+                }
+            },
+            (Role::Gateway, Hook::In) => {
+                if ip.dst != self.cfg.ggr {
+                    self.stats.no_flow += 1;
+                    return Verdict::Drop("no-flow");
+                }
+                match self.port_idx.get(&(ip.proto, dport)) {
+                    Some(&slot) => self.unprotect(pkt, &ip, slot, now),
+                    None => {
+                        self.stats.no_flow += 1;
+                        Verdict::Drop("no-flow")
+                    }
+                }
+            }
+            (Role::Gateway, Hook::Out) => {
+                if ip.dst != self.cfg.pgr {
+                    self.stats.no_flow += 1;
+                    return Verdict::Drop("no-flow");
+                }
+                match self.port_idx.get(&(ip.proto, dport)) {
+                    Some(&slot) => {
+                        let ok = match &self.slots[slot] {
+                            Some(f) => f.bound && f.pin == ip.src && f.d == sport,
+                            None => false,
+                        };
+                        if !ok {
+                            self.stats.wrong_source += 1;
+                            return Verdict::Drop("wrong-source");
+                        }
+                        self.protect(pkt, &ip, slot, now)
+                    }
+                    None => {
+                        self.stats.no_flow += 1;
+                        Verdict::Drop("no-flow")
+                    }
+                }
+            }
+        }
+    }
+
+    fn hold(&mut self, key: Key5, pkt: &mut Vec<u8>, ip: &Ip, handle: Handle, now: u64) -> Verdict {
+        if self.held_total >= self.cfg.max_held_total {
+            self.stats.held_overflow += 1;
+            return Verdict::Drop("held-overflow");
+        }
+        let max = self.cfg.max_held_per_flow;
+        let is_new = !self.held.contains_key(&key);
+        let q = self.held.entry(key).or_insert_with(|| HeldQ { pkts: VecDeque::new(), since: now });
+        if q.pkts.len() >= max {
+            self.stats.held_overflow += 1;
+            return Verdict::Drop("held-overflow");
+        }
+        pkt.truncate(ip.total);
+        q.pkts.push_back((pkt.clone(), handle));
+        self.held_total += 1;
+        self.stats.held += 1;
+        if is_new {
+            self.event(Event::Held { proto: key.0, src: key.1, sport: key.2, dst: key.3, dport: key.4 });
+        }
+        Verdict::Held
+    }
+
+    /// Outbound: encrypt + MAC, then rewrite addresses (agent: dst VIN:d -> GGR:t; gateway:
+    /// PIN:d -> PGR:t becomes GGR:t -> GHR:m).
+    fn protect(&mut self, pkt: &mut Vec<u8>, ip: &Ip, slot: usize, now: u64) -> Verdict {
+        let role = self.cfg.role;
+        let ggr_cfg = self.cfg.ggr;
+        let f = match self.slots[slot].as_mut() {
+            Some(f) => f,
+            None => return Verdict::Drop("no-flow"),
+        };
+        let (nsrc, nsport, ndst, ndport) = match role {
+            Role::Agent => (ip.src, f.s, f.ggr, f.t),
+            Role::Gateway => (ggr_cfg, f.t, f.ghr, f.m),
+        };
+        let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
+            let tcp = match parse_tcp(pkt, ip) {
+                Ok(t) => t,
+                Err(_) => return Verdict::Drop("malformed"),
+            };
+            if tcp.flags & TCP_SYN != 0 {
+                f.syn_out = true;
+                if f.state == FlowState::Reserved || f.state == FlowState::Closing {
+                    f.state = FlowState::Handshake;
+                }
+            }
+            if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
+                f.state = FlowState::Closing;
+            } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
+                f.state = FlowState::Established;
+            }
+            if f.compat {
+                compat_out(pkt, ip, &tcp, f, (nsrc, nsport, ndst, ndport))
+            } else {
+                pccom::tcp_protect(pkt, ip, &tcp, &mut f.tx, &mut f.txseq, &f.rxseq, f.d)
+            }
+        } else {
+            let udp = match parse_udp(pkt, ip) {
+                Ok(u) => u,
+                Err(_) => return Verdict::Drop("malformed"),
+            };
+            if f.compat {
+                compat_out_udp(pkt, ip, &udp, f, (nsrc, nsport, ndst, ndport))
+            } else {
+                f.udp_ctr += 1;
+                pccom::udp_protect(pkt, ip, &udp, &mut f.tx, f.udp_ctr, f.d)
+            }
+        };
+        match r {
+            Ok(()) => {}
+            Err(PErr::NoRoom) => {
+                self.stats.no_room += 1;
+                return Verdict::Drop("no-room");
+            }
+            Err(_) => {
+                self.stats.crypto_errors += 1;
+                return Verdict::Drop("crypto");
+            }
+        }
+        f.last = now;
+        f.c.pkts_out += 1;
+        f.c.bytes_out += pkt.len() as u64;
+        if !f.compat {
+            rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
+        }
+        self.stats.translated_out += 1;
+        Verdict::Accept
+    }
+
+    fn verify_failed(&mut self, slot: Option<usize>, ip: &Ip, sport: u16, dport: u16, reason: &'static str, now: u64) -> Verdict {
+        self.stats.verify_failed += 1;
+        if reason == "replay" {
+            self.stats.replay += 1;
+        }
+        let mut emit: Option<(Option<u32>, u64)> = None;
+        match slot.and_then(|s| self.slots[s].as_mut()) {
+            Some(f) => {
+                f.c.verify_failed += 1;
+                f.vfail_pending += 1;
+                // Rate limit: one event per flow per second, carrying the count since the last.
+                if f.vfail_last == 0 || now.saturating_sub(f.vfail_last) >= 1000 {
+                    emit = Some((Some(f.spec_id), f.vfail_pending));
+                    f.vfail_pending = 0;
+                    f.vfail_last = now.max(1);
+                }
+            }
+            None => emit = Some((None, 1)),
+        }
+        if let Some((id, count)) = emit {
+            self.event(Event::VerifyFailed { id, proto: ip.proto, src: ip.src, sport, dport, reason, count });
+        }
+        Verdict::Drop("verify-failed")
+    }
+
+    /// Inbound: verify + decrypt + strip, then rewrite (agent: src GGR:t -> VIN:d; gateway:
+    /// GHR:m -> GGR:t becomes PGR:t -> PIN:d). Binds gateway reservations.
+    fn unprotect(&mut self, pkt: &mut Vec<u8>, ip: &Ip, slot: usize, now: u64) -> Verdict {
+        let role = self.cfg.role;
+        let pgr = self.cfg.pgr;
+        let (sport, dport) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
+        let mut bound_event: Option<Event> = None;
+        let res: Result<(u32, u16, u32, u16), (&'static str, bool)> = {
+            let f = match self.slots[slot].as_mut() {
+                Some(f) => f,
+                None => return Verdict::Drop("no-flow"),
+            };
+            if role == Role::Gateway && f.bound && (ip.src != f.ghr || sport != f.m) {
+                self.stats.wrong_source += 1;
+                return self.verify_failed(Some(slot), ip, sport, dport, "wrong-source", now);
+            }
+            let mut learned_d: Option<u16> = None;
+            let r: Result<(), VErr> = if ip.proto == PROTO_TCP {
+                match parse_tcp(pkt, ip) {
+                    Err(_) => Err(VErr::Malformed),
+                    Ok(tcp) => {
+                        if !f.bound && (tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0) {
+                            // A reservation binds only on an initial SYN.
+                            Err(VErr::NoMac)
+                        } else if f.compat {
+                            compat_in(pkt, ip, &tcp, f).map(|_| ())
+                        } else {
+                            match pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &f.rxseq, &f.txseq) {
+                                Ok(ok) => {
+                                    f.rxseq.update(ok.ext_seq);
+                                    learned_d = ok.d;
+                                    if tcp.flags & TCP_SYN != 0 {
+                                        f.syn_in = true;
+                                        if f.state == FlowState::Reserved || f.state == FlowState::Closing {
+                                            f.state = FlowState::Handshake;
+                                        }
+                                    }
+                                    if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
+                                        f.state = FlowState::Closing;
+                                    } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
+                                        f.state = FlowState::Established;
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    }
+                }
+            } else {
+                match parse_udp(pkt, ip) {
+                    Err(_) => Err(VErr::Malformed),
+                    Ok(udp) => {
+                        if f.compat {
+                            compat_in_udp(pkt, ip, &udp, f)
+                        } else {
+                            match pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay) {
+                                Ok((d, _)) => {
+                                    learned_d = Some(d);
+                                    if f.state == FlowState::Reserved {
+                                        f.state = FlowState::Udp;
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    }
+                }
+            };
+            match r {
+                Err(e) => Err((e.as_str(), true)),
+                Ok(()) => {
+                    if role == Role::Gateway && !f.bound {
+                        let d = learned_d.unwrap_or(f.d);
+                        if d == 0 || (!f.ports.is_empty() && !f.ports.contains(&d)) {
+                            Err(("port-denied", false))
+                        } else {
+                            f.bound = true;
+                            f.ghr = ip.src;
+                            f.m = sport;
+                            f.d = d;
+                            bound_event = Some(Event::Bound { id: f.spec_id, proto: f.proto, t: f.t, ghr: f.ghr, m: f.m, pin: f.pin, d });
+                            Ok((pgr, f.t, f.pin, d))
+                        }
+                    } else if role == Role::Gateway && learned_d.map_or(false, |d| d != f.d) {
+                        Err(("port-mismatch", true))
+                    } else {
+                        f.last = now;
+                        f.c.pkts_in += 1;
+                        f.c.bytes_in += pkt.len() as u64;
+                        match role {
+                            Role::Agent => Ok((f.vin, f.d, ip.dst, dport)),
+                            Role::Gateway => Ok((pgr, f.t, f.pin, f.d)),
+                        }
+                    }
+                }
+            }
+        };
+        match res {
+            Err(("port-denied", _)) => {
+                self.stats.port_denied += 1;
+                Verdict::Drop("port-denied")
+            }
+            Err((reason, _)) => self.verify_failed(Some(slot), ip, sport, dport, reason, now),
+            Ok((nsrc, nsport, ndst, ndport)) => {
+                if let Some(e) = bound_event {
+                    self.stats.bound += 1;
+                    if let Some(f) = self.slots[slot].as_mut() {
+                        f.last = now;
+                        f.c.pkts_in += 1;
+                        f.c.bytes_in += pkt.len() as u64;
+                    }
+                    self.event(e);
+                }
+                let ihl = ip.ihl;
+                rewrite(pkt, ihl, ip.proto, nsrc, nsport, ndst, ndport);
+                self.stats.translated_in += 1;
+                Verdict::Accept
+            }
+        }
+    }
+
+    /// ICMP errors that quote a translated packet are translated so PMTUD and "unreachable"
+    /// keep working; every other ICMP message taken by the engine is dropped.
+    fn process_icmp(&mut self, pkt: &mut Vec<u8>, ip: &Ip, hook: Hook) -> Verdict {
+        let e = match parse_icmp_error(pkt, ip) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                self.stats.no_flow += 1;
+                return Verdict::Drop("icmp-not-error");
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Verdict::Drop("malformed");
+            }
+        };
+        let q = e.inner_ip;
+        let proto = q.proto;
+        // The quoted packet is one this side sent (so reversed relative to the error's flow).
+        let (new_src, q_src, q_sport, q_dst, q_dport, overhead): (u32, u32, u16, u32, u16, usize);
+        match (self.cfg.role, hook) {
+            (Role::Agent, Hook::In) => {
+                // GGR (or a router) -> PEN, quoting PEN:s -> GGR:t. Becomes VIN -> PEN quoting PEN:s -> VIN:d.
+                let slot = match self.in_idx.get(&(proto, q.dst, e.inner_dport, q.src, e.inner_sport)) {
+                    Some(s) => *s,
+                    None => {
+                        self.stats.no_flow += 1;
+                        return Verdict::Drop("no-flow");
+                    }
+                };
+                let f = self.slots[slot].as_ref().unwrap();
+                new_src = f.vin;
+                q_src = q.src;
+                q_sport = e.inner_sport;
+                q_dst = f.vin;
+                q_dport = f.d;
+                overhead = if proto == PROTO_TCP { pccom::TCP_OPT_LEN } else { pccom::UDP_TRAILER_LEN };
+                let _ = ip;
+            }
+            (Role::Gateway, Hook::Out) => {
+                // IN (or a LAN router) -> PGR, quoting PGR:t -> PIN:d. Becomes GGR -> GHR quoting GHR:m -> GGR:t.
+                if q.src != self.cfg.pgr {
+                    self.stats.no_flow += 1;
+                    return Verdict::Drop("no-flow");
+                }
+                let slot = match self.port_idx.get(&(proto, e.inner_sport)) {
+                    Some(s) => *s,
+                    None => {
+                        self.stats.no_flow += 1;
+                        return Verdict::Drop("no-flow");
+                    }
+                };
+                let f = self.slots[slot].as_ref().unwrap();
+                if !f.bound || f.pin != q.dst || f.d != e.inner_dport {
+                    self.stats.no_flow += 1;
+                    return Verdict::Drop("no-flow");
+                }
+                new_src = self.cfg.ggr;
+                q_src = f.ghr;
+                q_sport = f.m;
+                q_dst = self.cfg.ggr;
+                q_dport = f.t;
+                overhead = if proto == PROTO_TCP { pccom::TCP_OPT_LEN } else { pccom::UDP_TRAILER_LEN };
+                let f_ghr = f.ghr;
+                put32(pkt, 16, f_ghr);
+            }
+            _ => {
+                self.stats.no_flow += 1;
+                return Verdict::Drop("no-flow");
+            }
+        }
+        put32(pkt, 12, new_src);
+        let qi = e.inner;
+        put32(pkt, qi + 12, q_src);
+        put32(pkt, qi + 16, q_dst);
+        put16(pkt, qi + q.ihl, q_sport);
+        put16(pkt, qi + q.ihl + 2, q_dport);
+        // Quoted IP header checksum (the quoted L4 checksum is left as is: it may be truncated).
+        let qihl = q.ihl;
+        if pkt.len() >= qi + qihl {
+            let mut h = [0u8; 60];
+            h[..qihl].copy_from_slice(&pkt[qi..qi + qihl]);
+            fix_ip_checksum(&mut h[..qihl], qihl);
+            pkt[qi..qi + qihl].copy_from_slice(&h[..qihl]);
+        }
+        // Fragmentation needed: the path MTU an application sees shrinks by our overhead.
+        if e.typ == 3 && e.code == 4 {
+            let mtu = be16(pkt, e.off + 6);
+            if mtu > 0 {
+                put16(pkt, e.off + 6, std::cmp::max(mtu.saturating_sub(overhead as u16), 68));
+            }
+        }
+        pkt.truncate(ip.total);
+        fix_ip_checksum(pkt, ip.ihl);
+        let total = ip.total;
+        fix_l4_checksum(pkt, ip.ihl, total, PROTO_ICMP);
+        self.stats.icmp_translated += 1;
+        Verdict::Accept
+    }
+
+    /// In-memory helper: copy-in, process, copy-out, using the engine's scratch buffer.
+    pub fn process_copy(&mut self, input: &[u8], hook: Hook, now: u64) -> (Verdict, Vec<u8>) {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s.extend_from_slice(input);
+        let v = self.process(&mut s, hook, Handle::Memory, now);
+        let out = if v == Verdict::Accept { s.clone() } else { Vec::new() };
+        self.scratch = s;
+        (v, out)
+    }
+}
+
+/// Rewrites addresses and ports, then writes the IP checksum and the full L4 checksum (a
+/// payload verdict makes the skb CHECKSUM_NONE, so the full checksum is always needed).
+pub fn rewrite(pkt: &mut [u8], ihl: usize, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) {
+    put32(pkt, 12, src);
+    put32(pkt, 16, dst);
+    put16(pkt, ihl, sport);
+    put16(pkt, ihl + 2, dport);
+    let total = be16(pkt, 2) as usize;
+    fix_ip_checksum(pkt, ihl);
+    fix_l4_checksum(pkt, ihl, total, proto);
+}
+
+// Compat mode helpers: the flow's addresses are rewritten first, then the keyed checksum is
+// computed over the final header (the receiver checks it before rewriting).
+fn compat_out(pkt: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, f: &mut Flow, a: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    let ext = f.txseq.extend(tcp.seq);
+    f.txseq.update(ext);
+    let pos = if tcp.flags & TCP_SYN != 0 { ext + 1 } else { ext };
+    pkt.truncate(ip.total);
+    if !pccom::compat_crypt(&mut f.tx, PROTO_TCP, pos, &mut pkt[tcp.payload..tcp.end]) {
+        return Err(PErr::Crypto);
+    }
+    rewrite(pkt, ip.ihl, PROTO_TCP, a.0, a.1, a.2, a.3);
+    let nip = Ip { src: a.0, dst: a.2, ..*ip };
+    pccom::compat_seal(pkt, &nip, PROTO_TCP, tcp.payload, &f.tx)
+}
+
+fn compat_out_udp(pkt: &mut Vec<u8>, ip: &Ip, udp: &Udp, f: &mut Flow, a: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    pkt.truncate(ip.total);
+    if !pccom::compat_crypt(&mut f.tx, PROTO_UDP, 0, &mut pkt[udp.payload..udp.end]) {
+        return Err(PErr::Crypto);
+    }
+    rewrite(pkt, ip.ihl, PROTO_UDP, a.0, a.1, a.2, a.3);
+    let nip = Ip { src: a.0, dst: a.2, ..*ip };
+    pccom::compat_seal(pkt, &nip, PROTO_UDP, udp.payload, &f.tx)
+}
+
+fn compat_in(pkt: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, f: &mut Flow) -> Result<(), VErr> {
+    pccom::compat_check(pkt, ip, PROTO_TCP, tcp.payload, &f.rx)?;
+    let ext = f.rxseq.extend(tcp.seq);
+    f.rxseq.update(ext);
+    let pos = if tcp.flags & TCP_SYN != 0 { ext + 1 } else { ext };
+    if !pccom::compat_crypt(&mut f.rx, PROTO_TCP, pos, &mut pkt[tcp.payload..tcp.end]) {
+        return Err(VErr::Crypto);
+    }
+    if tcp.flags & TCP_SYN != 0 && tcp.flags & TCP_ACK == 0 && f.d == 0 {
+        // Compat mode has no option to carry d: the reservation must name exactly one port.
+        f.d = f.ports.first().copied().unwrap_or(0);
+    }
+    Ok(())
+}
+
+fn compat_in_udp(pkt: &mut Vec<u8>, ip: &Ip, udp: &Udp, f: &mut Flow) -> Result<(), VErr> {
+    pccom::compat_check(pkt, ip, PROTO_UDP, udp.payload, &f.rx)?;
+    if !pccom::compat_crypt(&mut f.rx, PROTO_UDP, 0, &mut pkt[udp.payload..udp.end]) {
+        return Err(VErr::Crypto);
+    }
+    if f.d == 0 {
+        f.d = f.ports.first().copied().unwrap_or(0);
+    }
+    if f.state == FlowState::Reserved {
+        f.state = FlowState::Udp;
+    }
+    Ok(())
+}
+
+/// TCP RST (with ACK) answering `orig` (an outbound segment PEN:s -> VIN:d), sent VIN:d -> PEN:s.
+pub fn synth_rst(orig: &[u8]) -> Option<Vec<u8>> {
+    let ip = parse_ip(orig, false).ok()?;
+    let tcp = parse_tcp(orig, &ip).ok()?;
+    if tcp.flags & TCP_RST != 0 {
+        return None;
+    }
+    let mut seg_len = (tcp.end - tcp.payload) as u32;
+    if tcp.flags & TCP_SYN != 0 {
+        seg_len += 1;
+    }
+    if tcp.flags & TCP_FIN != 0 {
+        seg_len += 1;
+    }
+    let mut b = vec![0u8; 40];
+    b[0] = 0x45;
+    put16(&mut b, 2, 40);
+    b[6] = 0x40;
+    b[8] = 64;
+    b[9] = PROTO_TCP;
+    put32(&mut b, 12, ip.dst);
+    put32(&mut b, 16, ip.src);
+    put16(&mut b, 20, tcp.dport);
+    put16(&mut b, 22, tcp.sport);
+    let (seq, flags) = if tcp.flags & TCP_ACK != 0 { (tcp.ack, TCP_RST) } else { (0, TCP_RST | TCP_ACK) };
+    put32(&mut b, 24, seq);
+    put32(&mut b, 28, tcp.seq.wrapping_add(seg_len));
+    b[32] = 5 << 4;
+    b[33] = flags;
+    fix_ip_checksum(&mut b, 20);
+    fix_l4_checksum(&mut b, 20, 40, PROTO_TCP);
+    Some(b)
+}
+
+/// ICMP destination unreachable (code 3 port, 13 administratively prohibited) answering `orig`.
+pub fn synth_icmp_unreach(orig: &[u8], code: u8) -> Option<Vec<u8>> {
+    let ip = parse_ip(orig, false).ok()?;
+    let quote = std::cmp::min(ip.total, ip.ihl + 8);
+    let total = 20 + 8 + quote;
+    let mut b = vec![0u8; total];
+    b[0] = 0x45;
+    put16(&mut b, 2, total as u16);
+    b[8] = 64;
+    b[9] = PROTO_ICMP;
+    put32(&mut b, 12, ip.dst);
+    put32(&mut b, 16, ip.src);
+    b[20] = 3;
+    b[21] = code;
+    b[28..].copy_from_slice(&orig[..quote]);
+    fix_ip_checksum(&mut b, 20);
+    fix_l4_checksum(&mut b, 20, total, PROTO_ICMP);
+    Some(b)
+}
