@@ -10,6 +10,7 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 APT_PACKAGES=(
   iproute2 iptables tcpdump ethtool procps psmisc iputils-ping netcat-openbsd
   slapd ldap-utils openssl
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools
   vsftpd openssh-server openssh-client sshpass iperf3 curl lftp dnsutils
   libssl-dev pkg-config
   rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
