@@ -1,0 +1,172 @@
+// gsra-gateway: run the GSRA router daemon, or ask a running one for its status.
+//   gsra-gateway run --config /etc/gsra/gateway.json
+//   gsra-gateway status [--ops 127.0.0.1:9464] [--json]
+//   gsra-gateway check-config --config /etc/gsra/gateway.json
+import { parseArgs } from 'node:util';
+import { ConfigError, createLogger } from '@gsra/common';
+import { loadGatewayConfig } from './config.ts';
+import { GatewayDaemon } from './daemon.ts';
+import type { DataPlane } from './data-plane.ts';
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+const USAGE = `usage: gsra-gateway <command> [options]
+
+commands:
+  run --config FILE          run the gateway (SIGHUP: re-read LDAP; SIGTERM: stop and remove kernel rules)
+  status [--ops HOST:PORT]   show sessions, flows, reservations and counters of a running gateway
+         [--json]            (default ops address 127.0.0.1:9464)
+  check-config --config FILE validate a config file and print every problem
+
+options:
+  --no-engine                run: negotiate only, install no packet engine (diagnostics)
+  -h, --help                 this text
+`;
+
+/** Loads the native packet engine as the gateway's data plane (kept apart so status/check need no engine). */
+export type DataPlaneFactory = (config: ReturnType<typeof loadGatewayConfig>) => Promise<DataPlane>;
+
+export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFactory): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        ops: { type: 'string' },
+        json: { type: 'boolean' },
+        'no-engine': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    io.stderr(`gsra-gateway: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const cmd = positionals[0];
+  if (values.help || !cmd) {
+    (values.help ? io.stdout : io.stderr)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  switch (cmd) {
+    case 'check-config':
+    case 'run': {
+      if (!values.config) {
+        io.stderr(`gsra-gateway ${cmd}: --config FILE is required\n`);
+        return 2;
+      }
+      let config;
+      try {
+        config = loadGatewayConfig(values.config);
+      } catch (e) {
+        io.stderr(`gsra-gateway: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+        return 1;
+      }
+      if (cmd === 'check-config') {
+        io.stdout(`${values.config}: ok\n`);
+        return 0;
+      }
+      return run(config, io, values['no-engine'] ? undefined : dataPlane);
+    }
+    case 'status':
+      return status(values.ops ?? '127.0.0.1:9464', Boolean(values.json), io);
+    default:
+      io.stderr(`gsra-gateway: unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function run(
+  config: ReturnType<typeof loadGatewayConfig>,
+  io: CliIo,
+  dataPlane?: DataPlaneFactory,
+): Promise<number> {
+  const logger = createLogger('gateway', { level: config.log.level });
+  let daemon: GatewayDaemon;
+  try {
+    daemon = new GatewayDaemon(config, {
+      logger,
+      dataPlane: dataPlane ? await dataPlane(config) : undefined,
+    });
+    await daemon.start();
+  } catch (e) {
+    logger.error('gateway failed to start', { reason: (e as Error).message });
+    io.stderr(`gsra-gateway: cannot start: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    process.on('SIGHUP', () => void daemon.reload());
+    const stop = (sig: string) => {
+      logger.info('stopping', { signal: sig });
+      daemon.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+interface StatusFlow {
+  user: string;
+  group: string;
+  in: string;
+  proto: string;
+  t: number;
+  en: string;
+  binding: string | null;
+  d: number | null;
+}
+
+async function status(ops: string, json: boolean, io: CliIo): Promise<number> {
+  let body: string;
+  try {
+    const res = await fetch(`http://${ops}/status`, { signal: AbortSignal.timeout(3000) });
+    body = await res.text();
+  } catch (e) {
+    io.stderr(`gsra-gateway status: no gateway answers at ${ops} (${(e as Error).message})\n`);
+    return 1;
+  }
+  if (json) {
+    io.stdout(body);
+    return 0;
+  }
+  const s = JSON.parse(body) as {
+    uptimeSec: number;
+    policy: { ageSec: number | null; usable: boolean };
+    control: { sessions: number; reservations: number };
+    ports: { range: string; inUse: number };
+    flows: StatusFlow[];
+  };
+  const lines = [
+    `uptime ${s.uptimeSec} s; LDAP policy ${s.policy.usable ? `fresh (${s.policy.ageSec} s old)` : 'UNUSABLE (refusing all requests)'}`,
+    `sessions ${s.control.sessions}; reservations ${s.control.reservations}; ports in use ${s.ports.inUse} of ${s.ports.range}`,
+  ];
+  if (s.flows.length) {
+    lines.push(
+      'USER      GROUP     IN                          PROTO  T      EN                     BOUND TO               D',
+    );
+    for (const f of s.flows) {
+      lines.push(
+        [
+          f.user.padEnd(9),
+          f.group.padEnd(9),
+          f.in.padEnd(27),
+          f.proto.padEnd(6),
+          String(f.t).padEnd(6),
+          f.en.padEnd(22),
+          (f.binding ?? '-').padEnd(22),
+          f.d ?? '-',
+        ].join(' '),
+      );
+    }
+  }
+  io.stdout(lines.join('\n') + '\n');
+  return 0;
+}

@@ -1,0 +1,430 @@
+// gsra-gateway: the GSRA router daemon. It serves the control protocol on GGR, decides access from
+// the LDAP group policy, reserves ports, hands reservations (with their flow keys) to the packet
+// engine, and reports every decision as one structured log line.
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { protocol, type Logger } from '@gsra/common';
+import { DirectoryClient } from '@gsra/ldap';
+import type { GatewayConfig } from './config.ts';
+import type { DataPlane, DataPlaneEvent } from './data-plane.ts';
+import { DnsResponder } from './dns-responder.ts';
+import { GatewayMetrics } from './metrics.ts';
+import { OpsServer } from './ops-server.ts';
+import { DirectoryPolicy, type PolicyUser, type RefreshResult } from './policy.ts';
+import { PortPool } from './ports.ts';
+
+const { GatewayControl, endpointString } = protocol;
+type DirectoryUser = protocol.DirectoryUser;
+type Endpoint = protocol.Endpoint;
+type GatewayEvent = protocol.GatewayEvent;
+type GatewayPolicy = protocol.GatewayPolicy;
+type GatewayResult = protocol.GatewayResult;
+type ProtoNumber = protocol.ProtoNumber;
+type ReservationRecord = protocol.ReservationRecord;
+
+export interface GatewayDeps {
+  logger: Logger;
+  /** The packet engine; without one the gateway negotiates but forwards nothing (tests). */
+  dataPlane?: DataPlane;
+  /** Override the directory client (tests). */
+  directory?: DirectoryClient;
+  /** Address the control and DNS sockets bind to (default: config.publicAddress). */
+  bindAddress?: string;
+  now?: () => number;
+}
+
+/** At most this many LDAP user look-ups per second, whatever arrives (protects the directory). */
+const LOOKUPS_PER_SEC = 50;
+
+export class GatewayDaemon {
+  readonly metrics = new GatewayMetrics();
+  readonly policy: DirectoryPolicy;
+  readonly pool: PortPool;
+  readonly control: protocol.GatewayControl;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private sock: Socket | undefined;
+  private dns: DnsResponder | undefined;
+  private ops: OpsServer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pendingLookup: string | undefined;
+  private lookupBudget = { second: 0, used: 0 };
+  private startedAt = 0;
+  /** Reservations and flows by `${proto}/${t}`, as the control side knows them. */
+  private records = new Map<string, ReservationRecord>();
+  private directory: DirectoryClient;
+  opsAddress: { address: string; port: number } | undefined;
+  controlPort = 0;
+
+  constructor(
+    readonly config: GatewayConfig,
+    private deps: GatewayDeps,
+  ) {
+    this.log = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.directory =
+      deps.directory ??
+      new DirectoryClient({
+        url: config.ldap.url,
+        caFile: config.ldap.caFile,
+        startTls: config.ldap.startTls,
+        baseDn: config.ldap.baseDn,
+        flavor: config.ldap.flavor,
+        connectTimeoutMs: config.ldap.connectTimeoutMs,
+        timeoutMs: config.ldap.timeoutMs,
+        logger: deps.logger,
+      });
+    this.policy = new DirectoryPolicy({
+      client: this.directory,
+      bindDn: config.ldap.bindDn,
+      password: readFileSync(config.ldap.passwordFile, 'utf8').trim(),
+      refreshMs: config.ldap.refreshSec * 1000,
+      logger: deps.logger,
+      now: this.now,
+    });
+    this.pool = new PortPool(config.ports.first, config.ports.last, {
+      perUser: config.ports.perUser,
+      perSource: config.ports.perSource,
+      ttlMs: config.ports.reservationTtlSec * 1000 * 2, // GatewayControl expires first; this is a backstop
+    });
+    this.control = new GatewayControl({
+      policy: this.policyAdapter(),
+      controlPort: config.control.port,
+      reservationLifetimeSec: config.ports.reservationTtlSec,
+    });
+    deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
+  }
+
+  /** The synchronous view GatewayControl asks; user look-ups are filled in by handle(). */
+  private policyAdapter(): GatewayPolicy {
+    const toDirectoryUser = (u: PolicyUser): DirectoryUser => ({
+      userDn: u.dn,
+      secret: u.secret,
+      revoked: u.revoked,
+      groups: u.groups.map((g) => ({
+        name: g.name,
+        keys: g.keys.map((k) => ({ version: k.version, key: k.key, notAfter: k.notAfter?.getTime() })),
+      })),
+    });
+    return {
+      lookupUser: (id) => {
+        const u = this.policy.cachedUser(id);
+        if (u === undefined) {
+          this.pendingLookup = id;
+          return null;
+        }
+        return u && toDirectoryUser(u);
+      },
+      mayReach: (user, group, inName) => {
+        const u = this.policy.cachedUser(user);
+        if (!u) return { allow: false, reason: 'unknown-user' };
+        const d = this.policy.decide(u.dn, group, inName);
+        return d.allow ? { allow: true } : { allow: false, reason: d.reason, text: d.detail };
+      },
+      reservePorts: (req) => {
+        const r = this.pool.reserve(req.user, req.en.addr, req.count, this.now());
+        if (typeof r === 'string') {
+          return r === 'no-ports'
+            ? { reason: 'no-ports' }
+            : { reason: 'rate-limited', text: `${r.replace('-', ' ')} reached` };
+        }
+        return { ports: r.map((x) => x.port) };
+      },
+      releasePorts: (ports) => {
+        for (const p of ports) this.pool.release(p.t);
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    this.startedAt = this.now();
+    try {
+      await this.policy.refresh();
+    } catch (e) {
+      // Keep running: every request is refused until the directory answers (fail closed).
+      this.log.error('directory unavailable at start', { reason: (e as Error).message });
+    }
+    this.policy.start((r) => this.onPolicyRefresh(r));
+    const bind = this.deps.bindAddress ?? this.config.publicAddress;
+    this.sock = createSocket('udp4');
+    this.sock.on('message', (msg, rinfo) => {
+      void this.handle(msg, { addr: rinfo.address, port: rinfo.port });
+    });
+    this.sock.on('error', (e) => this.log.error('control socket error', { reason: e.message }));
+    await new Promise<void>((resolve, reject) => {
+      this.sock!.once('error', reject);
+      this.sock!.bind(this.config.control.port, bind, () => resolve());
+    });
+    this.controlPort = this.sock.address().port;
+    if (this.config.dns.enabled) {
+      this.dns = new DnsResponder({
+        zone: this.config.dns.zone,
+        publicAddress: this.config.publicAddress,
+        ttl: this.config.dns.ttl,
+        view: this.policy,
+        logger: this.log,
+        onAnswer: (rcode) => this.metrics.dnsAnswers.inc({ rcode: String(rcode) }),
+      });
+      await this.dns.listen(bind, this.config.dns.port);
+    }
+    this.ops = new OpsServer({
+      registry: this.metrics.registry,
+      health: () => this.health(),
+      status: () => this.status(),
+    });
+    this.opsAddress = await this.ops.listen(this.config.ops.listen, this.config.ops.port);
+    this.schedule();
+    this.log.info('gateway started', {
+      control: `${bind}:${this.controlPort}`,
+      ops: `${this.opsAddress.address}:${this.opsAddress.port}`,
+      ports: `${this.config.ports.first}-${this.config.ports.last}`,
+      dataPlane: this.deps.dataPlane ? 'engine' : 'none',
+    });
+  }
+
+  /** One control datagram. A first-time user is looked up in LDAP, then the datagram is handled again. */
+  async handle(data: Buffer, from: Endpoint): Promise<void> {
+    this.pendingLookup = undefined;
+    let result = this.control.handleDatagram(data, from, this.now());
+    const id = this.pendingLookup as string | undefined;
+    if (id !== undefined) {
+      // The cookie was valid (GatewayControl checks it before asking for the user), so the
+      // sender is real; still, the directory is only asked LOOKUPS_PER_SEC times a second.
+      if (!this.takeLookupBudget()) {
+        this.metrics.controlRejected.inc({ reason: 'rate-limited' });
+        return;
+      }
+      try {
+        await this.policy.lookupUser(id);
+      } catch (e) {
+        this.log.warn('user lookup failed', {
+          user: id,
+          en: endpointString(from),
+          reason: (e as Error).message,
+        });
+        this.metrics.controlRejected.inc({ reason: 'directory' });
+        return;
+      }
+      this.pendingLookup = undefined;
+      result = this.control.handleDatagram(data, from, this.now());
+    }
+    this.apply(result);
+  }
+
+  private takeLookupBudget(): boolean {
+    const sec = Math.floor(this.now() / 1000);
+    if (sec !== this.lookupBudget.second) this.lookupBudget = { second: sec, used: 0 };
+    return this.lookupBudget.used++ < LOOKUPS_PER_SEC;
+  }
+
+  private apply(r: GatewayResult): void {
+    for (const o of r.send) this.sock?.send(o.data, o.to.port, o.to.addr);
+    for (const e of r.events) this.onControlEvent(e);
+    this.updateGauges();
+    this.schedule();
+  }
+
+  private onControlEvent(e: GatewayEvent): void {
+    const key = (proto: number, t: number) => `${proto}/${t}`;
+    switch (e.kind) {
+      case 'decision':
+        this.metrics.decisions.inc({ decision: e.decision, reason: e.reason });
+        this.log.info(e.decision === 'allow' ? 'access allowed' : 'access refused', {
+          step: e.step,
+          user: e.user,
+          group: e.group,
+          in: e.in,
+          en: e.en,
+          decision: e.decision,
+          reason: e.reason,
+        });
+        break;
+      case 'session-up':
+        this.log.info('session up', {
+          user: e.user,
+          group: e.group,
+          en: e.en,
+          session: e.sessionId,
+          gkVersion: e.gkVersion,
+        });
+        break;
+      case 'session-down':
+        this.log.info('session down', { user: e.user, session: e.sessionId, reason: e.reason });
+        break;
+      case 'reservation': {
+        const r = e.record;
+        this.records.set(key(r.proto, r.t), r);
+        const host = this.policy
+          .group(r.group)
+          ?.hosts.find((h) => h.name.toLowerCase() === r.inName.toLowerCase());
+        if (!host) break;
+        this.deps.dataPlane?.addReservation({
+          proto: r.proto,
+          t: r.t,
+          keys: r.keys,
+          pin: host.address,
+          onlyPort: r.aliasPort,
+        });
+        break;
+      }
+      case 'reservation-ended':
+        this.records.delete(key(e.proto, e.t));
+        this.deps.dataPlane?.remove(e.proto, e.t);
+        this.pool.release(e.t);
+        break;
+      case 'binding':
+        this.pool.bind(e.t);
+        this.log.info('flow bound', {
+          session: e.sessionId,
+          proto: e.proto,
+          t: e.t,
+          ghr: `${e.ghr}:${e.m}`,
+          via: e.via,
+        });
+        break;
+      case 'mapping':
+        this.log.info('flow mapped', {
+          user: e.record.user,
+          group: e.record.group,
+          in: e.record.inName,
+          t: e.record.t,
+          d: e.record.mapping?.d,
+        });
+        break;
+      case 'peer-moved':
+        this.log.info('agent address changed', { session: e.sessionId, from: e.from, to: e.to });
+        break;
+      case 'agent-error':
+        this.log.warn('agent reported an error', { session: e.sessionId, reason: e.reason, text: e.text });
+        break;
+      case 'undelivered':
+        this.log.warn('message to agent not acknowledged', { session: e.sessionId, type: e.type });
+        break;
+      case 'dropped':
+        this.metrics.controlRejected.inc({ reason: e.reason });
+        this.log.debug('control datagram dropped', { from: e.from, reason: e.reason, detail: e.detail });
+        break;
+    }
+  }
+
+  private onDataPlane(e: DataPlaneEvent): void {
+    this.metrics.engine.inc({ kind: e.kind });
+    const now = this.now();
+    switch (e.kind) {
+      case 'bound':
+        this.apply(
+          this.control.onInbandBinding(
+            { proto: e.proto as ProtoNumber, t: e.t, ghr: e.ghr, m: e.m, d: e.d },
+            now,
+          ),
+        );
+        break;
+      case 'ftp-pasv': {
+        const r = this.control.ftpAlias({ ctrlT: e.t, aliasPort: e.aliasPort }, now);
+        this.apply(r);
+        break;
+      }
+      case 'verify-failed':
+        this.log.warn('packets failed verification', {
+          proto: e.proto,
+          t: e.t,
+          from: e.from,
+          count: e.count,
+        });
+        break;
+      case 'flow-expired':
+        this.log.info('flow expired', { proto: e.proto, t: e.t, reason: e.reason });
+        break;
+    }
+  }
+
+  /** After a policy refresh: flows of users who lost a membership are re-decided; refused ones end. */
+  private onPolicyRefresh(r: RefreshResult): void {
+    this.metrics.policyAge.set(0);
+    if (r.changed.length === 0) return;
+    const changed = new Set(r.changed);
+    for (const [k, rec] of this.records) {
+      if (!changed.has(rec.userDn.toLowerCase())) continue;
+      const d = this.policy.decide(rec.userDn, rec.group, rec.inName);
+      if (d.allow) continue;
+      this.log.info('flow ended by policy', {
+        user: rec.user,
+        group: rec.group,
+        in: rec.inName,
+        reason: d.reason,
+        t: rec.t,
+      });
+      this.deps.dataPlane?.remove(rec.proto, rec.t);
+      this.records.delete(k);
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const next = this.control.nextDeadline();
+    if (next === null) return;
+    this.timer = setTimeout(() => this.apply(this.control.poll(this.now())), Math.max(0, next - this.now()));
+    this.timer.unref();
+  }
+
+  private updateGauges(): void {
+    const s = this.control.stats();
+    this.metrics.sessions.set(s.sessions);
+    this.metrics.reservations.set(this.pool.inUse);
+    this.metrics.flows.set([...this.records.values()].filter((r) => r.mapping).length);
+    this.metrics.policyAge.set(Number.isFinite(this.policy.age) ? this.policy.age / 1000 : -1);
+  }
+
+  health(): string[] {
+    const problems: string[] = [];
+    if (!this.policy.usable) problems.push('directory: no usable policy snapshot (refusing every request)');
+    if (!this.sock) problems.push('control socket not listening');
+    return problems;
+  }
+
+  status(): unknown {
+    this.updateGauges();
+    return {
+      uptimeSec: Math.round((this.now() - this.startedAt) / 1000),
+      policy: {
+        ageSec: Number.isFinite(this.policy.age) ? Math.round(this.policy.age / 1000) : null,
+        usable: this.policy.usable,
+      },
+      control: this.control.stats(),
+      ports: { range: `${this.pool.first}-${this.pool.last}`, inUse: this.pool.inUse },
+      flows: [...this.records.values()].map((r) => ({
+        user: r.user,
+        group: r.group,
+        in: r.inName,
+        proto: r.proto === 6 ? 'tcp' : 'udp',
+        t: r.t,
+        en: endpointString(r.en),
+        binding: r.binding ? `${r.binding.ghr}:${r.binding.m}` : null,
+        d: r.mapping?.d ?? null,
+      })),
+      engine: this.deps.dataPlane?.stats() ?? null,
+    };
+  }
+
+  /** SIGHUP: re-read the directory now. Flows are not touched unless the policy refuses them. */
+  async reload(): Promise<void> {
+    this.log.info('reload requested');
+    try {
+      this.onPolicyRefresh(await this.policy.refresh());
+    } catch (e) {
+      this.log.error('reload failed: directory unavailable', { reason: (e as Error).message });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.policy.stop();
+    if (this.timer) clearTimeout(this.timer);
+    this.sock?.close();
+    this.sock = undefined;
+    this.dns?.close();
+    await this.ops?.close();
+    await this.deps.dataPlane?.close();
+    await this.directory.close();
+    this.log.info('gateway stopped');
+  }
+}
