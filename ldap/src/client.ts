@@ -411,11 +411,20 @@ export class DirectoryClient {
       if (!u) throw new NoSuchUserError(this.url, id);
       return u;
     }
-    const found = await this.searchAll(
+    let found = await this.searchAll(
       this.baseDn,
       { scope: 'sub', filter: this.userFilter(id), attributes: this.userAttrs() },
       `the search for user ${id}`,
     );
+    if (found.length === 0 && this.flavor === 'ad' && id.includes('@')) {
+      // AD accepts the implicit UPN sAMAccountName@dns-domain for binds even when the account
+      // has no userPrincipalName attribute (e.g. Administrator).
+      found = await this.searchAll(
+        this.baseDn,
+        { scope: 'sub', filter: this.userFilter(id.slice(0, id.indexOf('@'))), attributes: this.userAttrs() },
+        `the search for user ${id}`,
+      );
+    }
     const first = found[0];
     if (!first) throw new NoSuchUserError(this.url, id);
     if (found.length > 1) {

@@ -28,12 +28,15 @@ export function escapeFilterValue(v: string): string {
   return v.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** LDAP GeneralizedTime (UTC), e.g. 20261123004000Z. */
+/**
+ * LDAP GeneralizedTime (UTC) with a zero fraction, e.g. 20261123004000.0Z: AD insists on the
+ * fraction, OpenLDAP accepts it.
+ */
 export function toGeneralizedTime(d: Date): string {
   return d
     .toISOString()
     .replace(/[-:T]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+    .replace(/\.\d+Z$/, '.0Z');
 }
 
 /** Parse GeneralizedTime as OpenLDAP (20261123004000Z) and AD (20261123004000.0Z) write it. */

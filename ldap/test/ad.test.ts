@@ -1,0 +1,221 @@
+// The Active Directory path against a real Samba AD DC (own network namespace, LDAPS with a
+// per-run CA): the GSRA LDF schema extension, the inheritable ACEs, nested groups, every bind
+// form, the client's typed errors, and gsra-admin with --flavor ad.
+import t from 'tap';
+import { startSambaAd, type SambaFixture } from '../src/fixture/samba.ts';
+import { main } from '../src/cli/main.ts';
+import {
+  DirectoryClient,
+  InvalidCredentialsError,
+  TlsVerificationError,
+  NotInAnyGroupError,
+  NoUserSecretError,
+  type DirectoryClientOptions,
+} from '../src/index.ts';
+
+let fx: SambaFixture;
+const open: DirectoryClient[] = [];
+
+t.before(async () => {
+  fx = await startSambaAd();
+  t.comment(`samba fixture: ${JSON.stringify(fx.timings)}`);
+});
+t.teardown(async () => {
+  await Promise.all(open.map((c) => c.close()));
+  await fx?.stop();
+});
+
+function client(over: Partial<DirectoryClientOptions> = {}): DirectoryClient {
+  const c = new DirectoryClient({
+    url: fx.url,
+    caPem: fx.caPem,
+    baseDn: fx.baseDn,
+    groupsDn: fx.groupsDn,
+    flavor: 'ad',
+    connectTimeoutMs: 3000,
+    timeoutMs: 10000,
+    ...over,
+  });
+  open.push(c);
+  return c;
+}
+
+async function admin(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main([...args, '--json'], {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    env: {
+      GSRA_LDAP_URL: fx.url,
+      GSRA_LDAP_CA_FILE: fx.caFile,
+      GSRA_LDAP_BASE_DN: fx.baseDn,
+      GSRA_LDAP_GROUPS_DN: fx.groupsDn,
+      GSRA_LDAP_FLAVOR: 'ad',
+      GSRA_LDAP_BIND_DN: fx.adminUpn,
+      GSRA_LDAP_PASSWORD: fx.adminPassword,
+    },
+  });
+  return { code, json: JSON.parse(stdout || '{}') as Record<string, unknown>, stderr };
+}
+
+t.test('bind by userPrincipalName, DOMAIN\\user and DN all resolve the same DN', async (t) => {
+  const a = fx.users.alice;
+  t.equal((await client().bindUser(a.upn, a.password)).dn, a.dn);
+  t.equal((await client().bindUser(a.nt, a.password)).dn, a.dn);
+  t.equal((await client().bindUser(a.dn, a.password)).dn, a.dn);
+  t.equal(
+    (await client({ upnSuffix: 'corp.example' }).bindUser('alice', a.password)).dn,
+    a.dn,
+    'bare id + upnSuffix',
+  );
+});
+
+t.test('StartTLS on port 389 works', async (t) => {
+  const c = client({ url: `ldap://${fx.host}`, startTls: true });
+  t.equal((await c.bindUser(fx.users.bob.upn, fx.users.bob.password)).dn, fx.users.bob.dn);
+});
+
+t.test('a wrong password gives InvalidCredentialsError with the AD reason', async (t) => {
+  const err = await client()
+    .bindUser(fx.users.alice.upn, 'wrong-Pw-1')
+    .catch((e: unknown) => e);
+  t.type(err, InvalidCredentialsError);
+  t.equal((err as InvalidCredentialsError).reason, 'bad-password');
+  t.equal(
+    (err as Error).message,
+    `LDAP server ${fx.url} refused the login of ${fx.users.alice.upn}: wrong user name or password`,
+  );
+});
+
+t.test('a server certificate from another CA gives TlsVerificationError', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const systemCas = readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8');
+  await t.rejects(
+    client({ caPem: systemCas }).bindUser(fx.users.alice.upn, fx.users.alice.password),
+    TlsVerificationError,
+  );
+});
+
+t.test(
+  'alice reads her group and its key (PRINCIPAL_SELF ACE), not the dev key (confidential)',
+  async (t) => {
+    const c = client();
+    const me = await c.bindUser(fx.users.alice.upn, fx.users.alice.password);
+    const groups = await c.groupsOfUser(me.dn);
+    t.same(
+      groups.map((g) => g.name),
+      ['sales'],
+    );
+    t.ok(groups[0]!.keys[0]!.key.equals(fx.groups.sales.key));
+    t.same(groups[0]!.hosts, fx.groups.sales.hosts);
+    const dev = (await c.allGroups()).find((g) => g.name === 'dev');
+    t.same(dev?.keys, [], 'dev key hidden from alice');
+    t.ok((await c.userSecret(me.dn)).equals(fx.users.alice.secret), 'own secret readable');
+    await t.rejects(c.userSecret(fx.users.bob.dn), NoUserSecretError, "bob's secret hidden");
+  },
+);
+
+t.test('nested groups count: dave (in sales-team, in sales) is in sales and reads its key', async (t) => {
+  const c = client();
+  const me = await c.bindUser(fx.users.dave.nt, fx.users.dave.password);
+  const groups = await c.groupsOfUser(me.dn);
+  t.same(
+    groups.map((g) => g.name),
+    ['sales'],
+  );
+  t.ok(groups[0]!.keys[0]?.key.equals(fx.groups.sales.key), 'key readable through the nested group');
+});
+
+t.test('carol (no group) gets NotInAnyGroupError', async (t) => {
+  const c = client();
+  const me = await c.bindUser(fx.users.carol.upn, fx.users.carol.password);
+  await t.rejects(c.groupsOfUser(me.dn), NotInAnyGroupError);
+});
+
+t.test('the gateway reads every key, secret and transitive member', async (t) => {
+  const c = client();
+  await c.bindService(fx.gatewayUpn, fx.gatewayPassword);
+  t.equal(c.bindDn, fx.gatewayDn);
+  const groups = await c.allGroups();
+  t.same(
+    groups.map((g) => [g.name, g.keys.length, g.members]),
+    [
+      ['dev', 1, [fx.users.bob.dn]],
+      ['sales', 1, [fx.users.alice.dn, fx.users.dave.dn].sort()],
+    ],
+  );
+  t.ok(groups[1]!.keys[0]!.key.equals(fx.groups.sales.key));
+  t.ok((await c.userSecret(fx.users.bob.dn)).equals(fx.users.bob.secret));
+});
+
+t.test('gsra-admin on AD: create-group, add-user, add-host; the new member reads the new key', async (t) => {
+  const cg = await admin(['create-group', 'ops']);
+  t.equal(cg.code, 0, JSON.stringify(cg.json));
+  t.same(cg.json, { group: 'ops', dn: `CN=ops,${fx.groupsDn}`, keyVersion: 1 });
+  t.equal((await admin(['add-user', 'ops', 'carol'])).code, 0);
+  t.same((await admin(['add-host', 'ops', 'intra3.corp.example', '10.0.0.13'])).json, {
+    group: 'ops',
+    host: { name: 'intra3.corp.example', address: '10.0.0.13' },
+    added: true,
+  });
+  const c = client();
+  const me = await c.bindUser(fx.users.carol.upn, fx.users.carol.password);
+  const [ops] = await c.groupsOfUser(me.dn);
+  t.equal(ops?.name, 'ops');
+  t.equal(ops?.keys.length, 1, 'the inherited ACE lets the new member read the new key');
+  t.same(ops?.hosts, [{ name: 'intra3.corp.example', address: '10.0.0.13' }]);
+  const bob = client();
+  await bob.bindUser(fx.users.bob.upn, fx.users.bob.password);
+  t.same((await bob.allGroups()).find((g) => g.name === 'ops')?.keys, [], 'a non-member cannot');
+});
+
+t.test('gsra-admin on AD: who-can-reach, what-can (nested membership shown)', async (t) => {
+  const w = await admin(['who-can-reach', '10.0.0.11']);
+  t.same((w.json.groups as { members: { uid: string }[] }[])[0]!.members.map((m) => m.uid).sort(), [
+    'alice',
+    'dave',
+  ]);
+  const wc = await admin(['what-can', 'CORP\\dave']);
+  t.same(
+    (wc.json.groups as { name: string }[]).map((g) => g.name),
+    ['sales'],
+  );
+});
+
+t.test('gsra-admin on AD: rotate-key keeps the previous key for the grace period', async (t) => {
+  const r = await admin(['rotate-key', 'sales', '--grace', '10m']);
+  t.equal(r.code, 0, JSON.stringify(r.json));
+  t.equal(r.json.version, 2);
+  const c = client();
+  const me = await c.bindUser(fx.users.alice.upn, fx.users.alice.password);
+  const [sales] = await c.groupsOfUser(me.dn);
+  t.same(
+    sales!.keys.map((k) => k.version),
+    [2, 1],
+  );
+  t.ok(sales!.keys[1]!.key.equals(fx.groups.sales.key), 'previous = the old key, readable by the member');
+  const bob = client();
+  await bob.bindUser(fx.users.bob.upn, fx.users.bob.password);
+  t.same(
+    (await bob.allGroups()).find((g) => g.name === 'sales')?.keys,
+    [],
+    'neither key readable by a non-member',
+  );
+});
+
+t.test('gsra-admin on AD: set-secret, remove-user, remove-host, delete-group', async (t) => {
+  t.equal((await admin(['set-secret', 'carol@corp.example'])).code, 0);
+  const gw = client();
+  await gw.bindService(fx.gatewayUpn, fx.gatewayPassword);
+  const s = await gw.userSecret(fx.users.carol.dn);
+  t.equal(s.length, 32);
+  t.notOk(s.equals(fx.users.carol.secret));
+  t.equal((await admin(['remove-host', 'ops', 'intra3.corp.example'])).code, 0);
+  t.equal((await admin(['remove-user', 'ops', 'carol'])).code, 0);
+  const c = client();
+  const me = await c.bindUser(fx.users.carol.upn, fx.users.carol.password);
+  await t.rejects(c.groupsOfUser(me.dn), NotInAnyGroupError);
+  t.same((await admin(['delete-group', 'ops'])).json, { group: 'ops', deleted: true });
+  t.equal((await admin(['delete-group', 'ops'])).code, 1);
+});
