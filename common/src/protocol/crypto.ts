@@ -279,3 +279,11 @@ export class ReplayWindow {
     return this.highest;
   }
 }
+
+/**
+ * The engine's view of a flow's keys (native flow spec `tx` / `rx`): the agent sends with
+ * enToGw and receives with gwToEn; the gateway the other way round.
+ */
+export function txRx(keys: FlowKeys, side: 'agent' | 'gateway'): { tx: DirectionKeys; rx: DirectionKeys } {
+  return side === 'agent' ? { tx: keys.enToGw, rx: keys.gwToEn } : { tx: keys.gwToEn, rx: keys.enToGw };
+}
