@@ -1,5 +1,5 @@
 import t from 'tap';
-import {
+import { ReplayWindow, constantTimeEqual, deriveFlowKeys, encode, sealMessage, txRx, verifyMessage } from '../../src/protocol/index.ts';
   ReplayWindow,
   constantTimeEqual,
   verifyMessage,
