@@ -1,10 +1,12 @@
 import t from 'tap';
-import { ReplayWindow, constantTimeEqual, deriveFlowKeys, encode, sealMessage, txRx, verifyMessage } from '../../src/protocol/index.ts';
+import {
   ReplayWindow,
   constantTimeEqual,
-  verifyMessage,
-  sealMessage,
+  deriveFlowKeys,
   encode,
+  sealMessage,
+  txRx,
+  verifyMessage,
 } from '../../src/protocol/index.ts';
 
 t.test('replay window: accepts each seq once, reordering within 64, refuses older', async (t) => {
