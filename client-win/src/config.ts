@@ -1,0 +1,132 @@
+// gsra-agent's configuration: a JSON file validated against this schema (errors read
+// "path: expected X, got Y"). See docs/agent.md.
+import { compileConfig, ConfigError } from '@gsra/common';
+import { parseCidr } from './vin.ts';
+
+export interface AgentConfig {
+  gateway: {
+    /** GGR: the gateway's public address (what public DNS answers for every internal name). */
+    address: string;
+    controlPort: number;
+  };
+  /** DNS zones whose names GSRA maps (e.g. corp.example). Answers for other names pass untouched. */
+  zones: string[];
+  /**
+   * Range the agent takes VINs from. Default 198.19.224.0/20: inside the benchmarking block
+   * (RFC 2544), away from 100.64.0.0/10 (Tailscale, Twingate, ZPA) and 198.18.0.0/16 (proxy
+   * tools' fake-IP default).
+   */
+  vinRange: string;
+  ldap: {
+    url: string;
+    caFile: string;
+    baseDn: string;
+    flavor: 'openldap' | 'ad';
+    startTls: boolean;
+    upnSuffix?: string;
+    connectTimeoutMs: number;
+    timeoutMs: number;
+  };
+  /** Where the agent keeps its login (user secret, group keys), mode 0600. */
+  stateDir: string;
+  /** Linux backend: NFQUEUE numbers. */
+  engine: { queues: number[] };
+  ops: { listen: string; port: number };
+  log: { level: 'error' | 'warn' | 'info' | 'debug' };
+}
+
+const ipv4 = { type: 'string', format: 'ipv4' } as const;
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+export const AGENT_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['gateway', 'zones', 'ldap'],
+  properties: {
+    gateway: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['address'],
+      properties: { address: ipv4, controlPort: { ...port, default: 4430 } },
+    },
+    zones: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', pattern: '^[a-zA-Z0-9-]+(\\.[a-zA-Z0-9-]+)*$' },
+    },
+    vinRange: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d+$', default: '198.19.224.0/20' },
+    ldap: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'caFile', 'baseDn'],
+      properties: {
+        url: { type: 'string', pattern: '^ldaps?://' },
+        caFile: { type: 'string', minLength: 1 },
+        baseDn: { type: 'string', minLength: 3 },
+        flavor: { type: 'string', enum: ['openldap', 'ad'], default: 'openldap' },
+        startTls: { type: 'boolean', default: false },
+        upnSuffix: { type: 'string' },
+        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 3000 },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 5000 },
+      },
+    },
+    stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-agent' },
+    engine: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        queues: {
+          type: 'array',
+          items: { type: 'integer', minimum: 0, maximum: 65535 },
+          minItems: 1,
+          maxItems: 16,
+          default: [0],
+        },
+      },
+    },
+    ops: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { listen: { ...ipv4, default: '127.0.0.1' }, port: { ...port, default: 9465 } },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'], default: 'info' } },
+    },
+  },
+} as const;
+
+const validator = compileConfig<AgentConfig>(AGENT_CONFIG_SCHEMA);
+
+/** Tailscale, Twingate, ZPA and Cloudflare hand out addresses from here: never overlap it. */
+const CGNAT = parseCidr('100.64.0.0/10');
+
+export function checkAgentConfig(data: unknown, source = 'config'): AgentConfig {
+  const c = validator.check(data, source);
+  const problems: string[] = [];
+  let vin;
+  try {
+    vin = parseCidr(c.vinRange);
+  } catch (e) {
+    problems.push(`vinRange: expected a.b.c.d/n, got "${c.vinRange}" (${(e as Error).message})`);
+  }
+  if (vin) {
+    if (vin.prefix < 8 || vin.prefix > 28)
+      problems.push(`vinRange: expected a prefix from /8 to /28, got /${vin.prefix}`);
+    const overlaps = vin.first <= CGNAT.last && CGNAT.first <= vin.last;
+    if (overlaps)
+      problems.push(
+        `vinRange: expected no overlap with 100.64.0.0/10 (used by other remote-access products), got "${c.vinRange}"`,
+      );
+  }
+  if (problems.length) throw new ConfigError(source, problems);
+  return c;
+}
+
+export function loadAgentConfig(file: string): AgentConfig {
+  return checkAgentConfig(validator.load(file), file);
+}
