@@ -971,8 +971,9 @@ impl Engine {
                 let slot = match self.in_idx.get(&(proto, q.dst, e.inner_dport, q.src, e.inner_sport)) {
                     Some(s) => *s,
                     None => {
-                        self.stats.no_flow += 1;
-                        return Verdict::Drop("no-flow");
+                        // Not about a translated flow: pass it unchanged.
+                        self.stats.accepted_plain += 1;
+                        return Verdict::Accept;
                     }
                 };
                 let f = self.slots[slot].as_ref().unwrap();
@@ -987,8 +988,8 @@ impl Engine {
             (Role::Gateway, Hook::Out) => {
                 // IN (or a LAN router) -> PGR, quoting PGR:t -> PIN:d. Becomes GGR -> GHR quoting GHR:m -> GGR:t.
                 if q.src != self.cfg.pgr {
-                    self.stats.no_flow += 1;
-                    return Verdict::Drop("no-flow");
+                    self.stats.accepted_plain += 1;
+                    return Verdict::Accept;
                 }
                 let slot = match self.port_idx.get(&(proto, e.inner_sport)) {
                     Some(s) => *s,

@@ -336,6 +336,13 @@ macro_rules! export {
 }
 
 fn proto_of(js: &Js, v: Value) -> R<u8> {
+    if js.ty(v) == T_NUMBER {
+        return match js.get_uint(v, "proto", 255.0)? as u8 {
+            PROTO_TCP => Ok(PROTO_TCP),
+            PROTO_UDP => Ok(PROTO_UDP),
+            _ => terr("proto must be 'tcp' (6) or 'udp' (17)"),
+        };
+    }
     match js.get_string(v, "proto")?.as_str() {
         "tcp" => Ok(PROTO_TCP),
         "udp" => Ok(PROTO_UDP),

@@ -1,0 +1,69 @@
+// Runs the Rust tests with both toolchains CI supports (rustup's cargo and Debian's Rust 1.63,
+// in separate target directories) and checks that the crate compiles for Windows.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const crate = join(dirname(fileURLToPath(import.meta.url)), '..');
+const rustupCargo = [
+  process.env.CARGO_HOME ? join(process.env.CARGO_HOME, 'bin/cargo') : '',
+  '/root/.cargo/bin/cargo',
+].find((c) => c && existsSync(c));
+
+function cargo(bin: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(bin, args, {
+    cwd: crate,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 240_000,
+  });
+  return { status: r.status, out: `${r.stdout ?? ''}\n${r.stderr ?? ''}` };
+}
+
+function summarize(out: string) {
+  let passed = 0;
+  let failed = 0;
+  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  const mut = /GSRA_MUTATION_INPUTS=(\d+)/.exec(out);
+  return { passed, failed, mutationInputs: mut ? Number(mut[1]) : 0 };
+}
+
+const toolchains: {
+  name: string;
+  bin: string | undefined;
+  env: Record<string, string>;
+  targetDir: string;
+}[] = [
+  { name: 'rustup', bin: rustupCargo, env: {}, targetDir: 'target' },
+  { name: 'debian', bin: '/usr/bin/cargo', env: { RUSTC: '/usr/bin/rustc' }, targetDir: 'target/debian' },
+];
+
+for (const tc of toolchains) {
+  t.test(`cargo test --release (${tc.name})`, async (t) => {
+    t.ok(tc.bin && existsSync(tc.bin), `${tc.name} cargo is installed`);
+    if (!tc.bin) return;
+    const r = cargo(tc.bin, ['test', '--release', '--target-dir', tc.targetDir, '--', '--nocapture'], tc.env);
+    const s = summarize(r.out);
+    t.equal(r.status, 0, `cargo test exit status\n${r.status === 0 ? '' : r.out.slice(-4000)}`);
+    t.ok(s.passed > 20, `${s.passed} Rust tests passed`);
+    t.equal(s.failed, 0);
+    t.ok(s.mutationInputs >= 1_000_000, `mutation test ran ${s.mutationInputs} inputs`);
+  });
+}
+
+t.test('cargo check --target x86_64-pc-windows-gnu (debian)', async (t) => {
+  const r = cargo(
+    '/usr/bin/cargo',
+    ['check', '--target', 'x86_64-pc-windows-gnu', '--target-dir', 'target/debian'],
+    {
+      RUSTC: '/usr/bin/rustc',
+    },
+  );
+  t.equal(r.status, 0, r.status === 0 ? 'compiles for Windows' : r.out.slice(-4000));
+});

@@ -1,0 +1,279 @@
+// The N-API surface: typed API end to end in memory, events, and TypeErrors (never crashes)
+// on wrong argument types.
+import t from 'tap';
+import { Engine, native, directionKeys, agentRules, gatewayRules, type EngineEvent } from '../index.ts';
+import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from './helpers.ts';
+
+const PEN = '192.168.1.10';
+const VIN = '100.64.0.5';
+const GGR = '203.0.113.1';
+const GHR = '198.51.100.7';
+const PGR = '10.0.0.1';
+const PIN = '10.0.0.11';
+const S = 40000;
+const D = 80;
+const T = 20001;
+const M = 61000;
+
+function pair() {
+  const agent = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' });
+  const gw = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
+  const k = { enToGw: keys(1), gwToEn: keys(2) };
+  gw.addReservation({ id: 7, proto: 'tcp', t: T, pin: PIN, ...directionKeys('gateway', k) });
+  return { agent, gw, k };
+}
+
+t.test('TCP through agent, home NAT and gateway, both directions', async (t) => {
+  const { agent, gw, k } = pair();
+  // The first SYN is held: no VAT entry yet.
+  const syn = tcp(PEN, S, VIN, D, 1000, 0, SYN, Buffer.alloc(0), Buffer.from([2, 4, 5, 0xb4]));
+  t.same(agent.process(syn, 'out'), { verdict: 'held' });
+  const ev = agent.pollEvents();
+  t.same(ev, [{ type: 'held', proto: 'tcp', src: PEN, sport: S, dst: VIN, dport: D }]);
+  agent.addFlow({
+    id: 1,
+    proto: 'tcp',
+    pen: PEN,
+    s: S,
+    vin: VIN,
+    d: D,
+    ggr: GGR,
+    t: T,
+    ...directionKeys('agent', k),
+  });
+  const rel = agent.takeReleased();
+  t.equal(rel.length, 1);
+  const wire = rel[0]!.packet;
+  t.same(addrs(wire), { src: PEN, sport: S, dst: GGR, dport: T });
+  t.equal(wire.length, syn.length + 20, 'the initial SYN grows by the 20-byte SYN option');
+  t.ok(checksumsOk(wire));
+  // Home NAT, then the gateway binds in-band.
+  const r = gw.process(nat(wire, true, [PEN, S], [GHR, M]), 'in');
+  t.equal(r.verdict, 'accept');
+  t.same(addrs(r.packet!), { src: PGR, sport: T, dst: PIN, dport: D });
+  t.ok(checksumsOk(r.packet!));
+  const bound = gw.pollEvents();
+  t.same(bound, [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
+  // SYN-ACK and data back
+  const synack = gw.process(tcp(PIN, D, PGR, T, 5000, 1001, SYN | ACK), 'out');
+  t.equal(synack.verdict, 'accept');
+  t.same(addrs(synack.packet!), { src: GGR, sport: T, dst: GHR, dport: M });
+  const back = agent.process(nat(synack.packet!, false, [PEN, S], [GHR, M]), 'in');
+  t.equal(back.verdict, 'accept');
+  t.same(addrs(back.packet!), { src: VIN, sport: D, dst: PEN, dport: S });
+  const msg = Buffer.from('hello intra1');
+  const data = agent.process(tcp(PEN, S, VIN, D, 1001, 5001, ACK | PSH, msg), 'out');
+  t.notSame(payload(data.packet!), msg, 'encrypted on the wire');
+  const atIn = gw.process(nat(data.packet!, true, [PEN, S], [GHR, M]), 'in');
+  t.same(payload(atIn.packet!), msg);
+  // Tampered packet: dropped, counted, reported.
+  const bad = Buffer.from(nat(data.packet!, true, [PEN, S], [GHR, M]));
+  bad[bad.length - 1]! ^= 1;
+  t.same(gw.process(bad, 'in'), { verdict: 'drop', reason: 'verify-failed' });
+  const vf = gw.pollEvents().filter((e) => e.type === 'verify-failed');
+  t.equal(vf.length, 1);
+  const st = gw.stats();
+  t.equal(st.verifyFailed, 1);
+  t.equal(st.bound, 1);
+  t.equal(st.backend, null);
+  const fs = gw.flowStats(7)!;
+  t.equal(fs.state, 'established');
+  t.equal(fs.ghr, GHR);
+  t.equal(fs.m, M);
+  t.equal(fs.verifyFailed, 1);
+  t.equal(gw.flowStats(12345), null);
+  t.ok(gw.removeFlow(7));
+  t.notOk(gw.removeFlow(7));
+});
+
+t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
+  const agent = new Engine({
+    role: 'agent',
+    vinNet: '100.64.0.0/16',
+    punt: [{ hook: 'in', proto: 'udp', sport: 53 }],
+  });
+  const got: EngineEvent[] = [];
+  const seen = new Promise<void>((resolve) => {
+    agent.onEvents((evs) => {
+      got.push(...evs);
+      if (got.some((e) => e.type === 'punt')) resolve();
+    });
+  });
+  const q = udp(PEN, 5353, VIN, 53, Buffer.from('query'));
+  t.equal(agent.process(q, 'out').verdict, 'held');
+  t.equal(agent.failHeld({ proto: 'udp', src: PEN, sport: 5353, dst: VIN, dport: 53 }, 'unreachable'), 1);
+  const icmp = agent.takeReleased();
+  t.equal(icmp.length, 1);
+  t.equal(icmp[0]!.hook, 'in');
+  t.equal(icmp[0]!.packet[9], 1, 'ICMP');
+  t.equal(icmp[0]!.packet[20], 3, 'destination unreachable');
+  const dns = udp('8.8.8.8', 53, PEN, 5353, Buffer.from('answer'));
+  const pr = agent.process(dns, 'in');
+  t.equal(pr.verdict, 'punted');
+  // The engine's thread-safe function does not keep node alive by itself.
+  const keepAlive = setTimeout(() => {}, 5000);
+  await seen;
+  clearTimeout(keepAlive);
+  const punt = got.find((e) => e.type === 'punt');
+  t.ok(punt && punt.type === 'punt' && punt.packet.equals(dns));
+  t.ok(got.some((e) => e.type === 'held'));
+  const rep = Buffer.from(dns);
+  rep.write('ANSWER', rep.length - 6);
+  t.equal(agent.verdict(pr.puntId!, true, rep), true);
+  const out = agent.takeReleased();
+  t.equal(out.length, 1);
+  t.equal(payload(out[0]!.packet).toString(), 'ANSWER');
+  t.ok(checksumsOk(out[0]!.packet));
+  t.equal(agent.verdict(pr.puntId!, true), false, 'a punt id is used once');
+});
+
+t.test('expiry by timeout reports events', async (t) => {
+  const gw = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR, timeouts: { reservationMs: 20 } });
+  gw.addReservation({ id: 3, proto: 'udp', t: 30000, pin: PIN, tx: keys(1), rx: keys(2) });
+  t.equal(gw.stats().flows, 1);
+  await new Promise((r) => setTimeout(r, 40));
+  gw.sweep();
+  t.equal(gw.stats().flows, 0);
+  t.same(gw.pollEvents(), [{ type: 'expired', id: 3, state: 'reserved' }]);
+});
+
+t.test('wrong argument types throw TypeError, never crash', async (t) => {
+  const n = native();
+  const good = { role: 'agent', vinNet: '100.64.0.0/16' };
+  const h = n.createEngine(good);
+  const bad: [string, () => unknown][] = [
+    ['createEngine(5)', () => n.createEngine(5)],
+    ['createEngine(role)', () => n.createEngine({ role: 'router' })],
+    ['createEngine(vinNet)', () => n.createEngine({ role: 'agent', vinNet: '100.64.0.0' })],
+    ['createEngine(gateway no ggr)', () => n.createEngine({ role: 'gateway', pgr: '10.0.0.1' })],
+    ['createEngine(timeouts)', () => n.createEngine({ ...good, timeouts: { heldMs: -1 } })],
+    ['createEngine(punt)', () => n.createEngine({ ...good, punt: [{ hook: 'x', proto: 'udp' }] })],
+    ['process(no handle)', () => n.process({}, Buffer.alloc(20), 'out')],
+    ['process(null handle)', () => n.process(null, Buffer.alloc(20), 'out')],
+    ['process(string packet)', () => n.process(h, 'packet', 'out')],
+    ['process(Uint16Array)', () => n.process(h, new Uint16Array(10), 'out')],
+    ['process(hook)', () => n.process(h, Buffer.alloc(20), 'sideways')],
+    ['process(hook number)', () => n.process(h, Buffer.alloc(20), 1)],
+    ['addFlow(spec)', () => n.addFlow(h, 'x')],
+    ['addFlow(no keys)', () => n.addFlow(h, { id: 1, proto: 'tcp' })],
+    [
+      'addFlow(short key)',
+      () =>
+        n.addFlow(h, {
+          id: 1,
+          proto: 'tcp',
+          tx: { ...keys(1), encKey: Buffer.alloc(15) },
+          rx: keys(2),
+          pen: PEN,
+          s: 1,
+          vin: VIN,
+          d: 2,
+          ggr: GGR,
+          t: 3,
+        }),
+    ],
+    [
+      'addFlow(bad address)',
+      () =>
+        n.addFlow(h, {
+          id: 1,
+          proto: 'tcp',
+          tx: keys(1),
+          rx: keys(2),
+          pen: '1.2.3',
+          s: 1,
+          vin: VIN,
+          d: 2,
+          ggr: GGR,
+          t: 3,
+        }),
+    ],
+    [
+      'addFlow(port range)',
+      () =>
+        n.addFlow(h, {
+          id: 1,
+          proto: 'tcp',
+          tx: keys(1),
+          rx: keys(2),
+          pen: PEN,
+          s: 70000,
+          vin: VIN,
+          d: 2,
+          ggr: GGR,
+          t: 3,
+        }),
+    ],
+    [
+      'addFlow(proto)',
+      () =>
+        n.addFlow(h, {
+          id: 1,
+          proto: 'sctp',
+          tx: keys(1),
+          rx: keys(2),
+          pen: PEN,
+          s: 1,
+          vin: VIN,
+          d: 2,
+          ggr: GGR,
+          t: 3,
+        }),
+    ],
+    ['addFlow(id)', () => n.addFlow(h, { id: 1.5, proto: 'tcp' })],
+    ['updateFlow(id)', () => n.updateFlow(h, '1', {})],
+    ['updateFlow(keys)', () => n.updateFlow(h, 1, { tx: 5 })],
+    ['removeFlow(id)', () => n.removeFlow(h, -1)],
+    ['failHeld(key)', () => n.failHeld(h, {}, 'rst')],
+    ['failHeld(mode)', () => n.failHeld(h, { proto: 'tcp', src: PEN, sport: 1, dst: VIN, dport: 2 }, 'boom')],
+    ['verdict(id)', () => n.verdict(h, 'x', true, undefined)],
+    ['verdict(accept)', () => n.verdict(h, 1, 'yes', undefined)],
+    ['verdict(replacement)', () => n.verdict(h, 1, true, 'bytes')],
+    ['flowStats(id)', () => n.flowStats(h, NaN)],
+    ['onEvents(fn)', () => n.onEvents(h, 42)],
+    ['startNfqueue(opts)', () => n.startNfqueue(h, { queues: 'all' })],
+    ['startNfqueue(queue)', () => n.startNfqueue(h, { queues: [{ num: 0, hook: 'up' }] })],
+    ['stats(handle)', () => n.stats(42)],
+  ];
+  for (const [name, f] of bad) {
+    t.throws(f, TypeError, name);
+  }
+  // Wrong values that are not type errors: plain Errors.
+  const engine = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
+  engine.addReservation({ id: 1, proto: 'udp', t: 1000, pin: PIN, tx: keys(1), rx: keys(2) });
+  t.throws(
+    () => engine.addReservation({ id: 1, proto: 'udp', t: 1001, pin: PIN, tx: keys(1), rx: keys(2) }),
+    /exists/,
+  );
+  t.throws(
+    () => engine.addReservation({ id: 2, proto: 'udp', t: 1000, pin: PIN, tx: keys(1), rx: keys(2) }),
+    /reserved/,
+  );
+  t.throws(() => engine.addFlow({} as never), /gateway uses addReservation/);
+  // Garbage packets are dropped, not crashes.
+  for (const len of [0, 1, 19, 20, 40, 1500]) {
+    const r = engine.process(Buffer.alloc(len, 0x45), 'in');
+    t.equal(r.verdict, 'drop');
+  }
+  t.throws(() => engine.process(Buffer.alloc(70000), 'in'), TypeError);
+  t.equal(engine.stats().malformed, 6);
+});
+
+t.test('rule helpers never use --queue-bypass', async (t) => {
+  const rules = [
+    ...agentRules({
+      vinNet: '100.64.0.0/16',
+      ggr: GGR,
+      ports: '20000:29999',
+      outQueue: 0,
+      inQueue: 1,
+      dnsQueue: 2,
+    }),
+    ...gatewayRules({ ggr: GGR, pgr: PGR, ports: '20000:29999', inQueue: 0, outQueue: 1 }),
+  ];
+  t.ok(rules.length >= 9);
+  for (const r of rules) {
+    t.notOk(r.args.includes('--queue-bypass'));
+    t.ok(r.args.includes('NFQUEUE'));
+  }
+});
