@@ -1,0 +1,150 @@
+// Engine benchmark: one TCP flow in memory, no kernel. Each packet goes through both halves of
+// the data path on one core: agent 'out' (translate + AES-128-CTR + HMAC-SHA256 MAC option) and
+// gateway 'in' (verify + decrypt + translate), through the N-API process() call.
+// Peer in the same run: AES-128-GCM seal + open of the same payloads with node:crypto (OpenSSL).
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { Engine, directionKeys } from '../../native/index.ts';
+import type { BenchCase, Emit } from './run.ts';
+
+const PEN = '192.168.1.10';
+const VIN = '100.64.0.5';
+const GGR = '203.0.113.1';
+const PGR = '10.0.0.1';
+const PIN = '10.0.0.11';
+const S = 40000;
+const D = 80;
+const T = 20001;
+
+function sum(b: Buffer, start: number, end: number, init = 0): number {
+  let s = init;
+  for (let i = start; i + 1 < end; i += 2) s += b.readUInt16BE(i);
+  if ((end - start) % 2) s += b[end - 1]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
+  return s;
+}
+
+function tcpPacket(seq: number, ack: number, flags: number, payload: Buffer): Buffer {
+  const p = Buffer.alloc(40 + payload.length);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p[6] = 0x40;
+  p[8] = 64;
+  p[9] = 6;
+  Buffer.from([192, 168, 1, 10]).copy(p, 12);
+  Buffer.from([100, 64, 0, 5]).copy(p, 16);
+  p.writeUInt16BE(~sum(p, 0, 20) & 0xffff, 10);
+  p.writeUInt16BE(S, 20);
+  p.writeUInt16BE(D, 22);
+  p.writeUInt32BE(seq >>> 0, 24);
+  p.writeUInt32BE(ack >>> 0, 28);
+  p[32] = 5 << 4;
+  p[33] = flags;
+  p.writeUInt16BE(64240, 34);
+  payload.copy(p, 40);
+  const pseudo = sum(p, 12, 20) + 6 + (p.length - 20);
+  p.writeUInt16BE(~sum(p, 20, p.length, pseudo) & 0xffff, 36);
+  return p;
+}
+
+function setup() {
+  const agent = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' });
+  const gw = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
+  const k = {
+    enToGw: { encKey: randomBytes(16), macKey: randomBytes(32), ivSalt: randomBytes(8) },
+    gwToEn: { encKey: randomBytes(16), macKey: randomBytes(32), ivSalt: randomBytes(8) },
+  };
+  agent.addFlow({
+    id: 1,
+    proto: 'tcp',
+    pen: PEN,
+    s: S,
+    vin: VIN,
+    d: D,
+    ggr: GGR,
+    t: T,
+    ...directionKeys('agent', k),
+  });
+  gw.addReservation({ id: 1, proto: 'tcp', t: T, pin: PIN, ...directionKeys('gateway', k) });
+  // Handshake (no NAT in between: the gateway binds PEN:s as GHR:m).
+  const syn = agent.process(tcpPacket(1000, 0, 0x02, Buffer.alloc(0)), 'out');
+  const bound = gw.process(syn.packet!, 'in');
+  if (bound.verdict !== 'accept') throw new Error(`bench setup: SYN not accepted: ${JSON.stringify(bound)}`);
+  return { agent, gw };
+}
+
+function timeLoop(seconds: number, body: () => void): { n: number; sec: number } {
+  const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
+  const t0 = process.hrtime.bigint();
+  let n = 0;
+  let now = t0;
+  while (now < end) {
+    for (let i = 0; i < 256; i++) body();
+    n += 256;
+    now = process.hrtime.bigint();
+  }
+  return { n, sec: Number(now - t0) / 1e9 };
+}
+
+async function run(emit: Emit): Promise<void> {
+  const seconds = Number(process.env.GSRA_BENCH_SECONDS ?? 1.5);
+  for (const size of [64, 512, 1460]) {
+    const { agent, gw } = setup();
+    const ring = 1024;
+    const pkts = Array.from({ length: ring }, (_, i) =>
+      tcpPacket(1001 + i * size, 1, 0x18, randomBytes(size)),
+    );
+    const ipBytes = pkts[0]!.length;
+    let i = 0;
+    let bad = 0;
+    const step = () => {
+      const out = agent.process(pkts[i++ % ring]!, 'out');
+      const inn = gw.process(out.packet!, 'in');
+      if (inn.verdict !== 'accept') bad++;
+    };
+    timeLoop(0.2, step);
+    const r = timeLoop(seconds, step);
+    if (bad) throw new Error(`engine bench: ${bad} packets were not accepted`);
+    const pps = r.n / r.sec;
+    emit({ case: 'engine', metric: 'pps', payload: size, value: Math.round(pps) });
+    emit({
+      case: 'engine',
+      metric: 'gbps',
+      payload: size,
+      value: Number(((pps * ipBytes * 8) / 1e9).toFixed(3)),
+    });
+    emit({ case: 'engine', metric: 'ns_per_packet', payload: size, value: Math.round(1e9 / pps) });
+
+    // Peer: AES-128-GCM seal + open of the same payload bytes (node:crypto / OpenSSL).
+    const key = randomBytes(16);
+    const iv = randomBytes(12);
+    let j = 0;
+    const peer = () => {
+      const pl = pkts[j++ % ring]!.subarray(40);
+      iv.writeUInt32BE(j, 8);
+      const c = createCipheriv('aes-128-gcm', key, iv);
+      const ct = Buffer.concat([c.update(pl), c.final()]);
+      const tag = c.getAuthTag();
+      const d = createDecipheriv('aes-128-gcm', key, iv);
+      d.setAuthTag(tag);
+      d.update(ct);
+      d.final();
+    };
+    timeLoop(0.2, peer);
+    const p = timeLoop(seconds, peer);
+    const peerPps = p.n / p.sec;
+    emit({ case: 'engine', metric: 'peer_node_aes128gcm_pps', payload: size, value: Math.round(peerPps) });
+    emit({
+      case: 'engine',
+      metric: 'ratio_vs_peer',
+      payload: size,
+      value: Number((pps / peerPps).toFixed(3)),
+    });
+  }
+}
+
+export const engineCase: BenchCase = {
+  name: 'engine',
+  description:
+    'agent out + gateway in per packet (translate, AES-128-CTR, HMAC-SHA256-96 option, verify, decrypt), one core, in memory via N-API; peer: node:crypto AES-128-GCM seal+open of the same payloads',
+  run,
+};
