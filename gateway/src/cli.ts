@@ -71,7 +71,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
         io.stdout(`${values.config}: ok\n`);
         return 0;
       }
-      return run(config, io, values['no-engine'] ? undefined : dataPlane);
+      return run(config, io, values['no-engine'] ? undefined : (dataPlane ?? nativeDataPlane));
     }
     case 'status':
       return status(values.ops ?? '127.0.0.1:9464', Boolean(values.json), io);
@@ -80,6 +80,18 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
       return 2;
   }
 }
+
+/** The Linux data plane: the native engine behind NFQUEUE (loaded only when `run` needs it). */
+const nativeDataPlane: DataPlaneFactory = async (c) => {
+  const { NativeDataPlane } = await import('./native-data-plane.ts');
+  return new NativeDataPlane({
+    ggr: c.publicAddress,
+    pgr: c.privateAddress,
+    ports: { first: c.ports.first, last: c.ports.last },
+    queues: c.engine.queues,
+    interfaces: [c.wanInterface, c.lanInterface],
+  });
+};
 
 async function run(
   config: ReturnType<typeof loadGatewayConfig>,

@@ -49,8 +49,8 @@ export interface GatewayConfig {
     port: number;
   };
   engine: {
-    /** NFQUEUE numbers the engine uses (one thread each). */
-    queues: number[];
+    /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
+    queues: [number, number];
   };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
@@ -130,9 +130,9 @@ export const GATEWAY_CONFIG_SCHEMA = {
         queues: {
           type: 'array',
           items: { type: 'integer', minimum: 0, maximum: 65535 },
-          minItems: 1,
-          maxItems: 16,
-          default: [0],
+          minItems: 2,
+          maxItems: 2,
+          default: [0, 1],
         },
       },
     },

@@ -173,6 +173,7 @@ export class GatewayDaemon {
       status: () => this.status(),
     });
     this.opsAddress = await this.ops.listen(this.config.ops.listen, this.config.ops.port);
+    this.deps.dataPlane?.start();
     this.schedule();
     this.log.info('gateway started', {
       control: `${bind}:${this.controlPort}`,

@@ -23,6 +23,8 @@ export type DataPlaneEvent =
   | { kind: 'ftp-pasv'; t: number; aliasPort: number };
 
 export interface DataPlane {
+  /** Start processing packets and install the kernel rules that send them here. */
+  start(): void;
   addReservation(r: DataPlaneReservation): void;
   /** Remove a reservation or the flow bound on it. */
   remove(proto: number, t: number): void;

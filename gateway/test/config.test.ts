@@ -21,7 +21,7 @@ t.test('a minimal config gets documented defaults', async (t) => {
   t.same([c.ports.first, c.ports.last], [40000, 59999]);
   t.equal(c.ldap.refreshSec, 30);
   t.equal(c.ops.listen, '127.0.0.1');
-  t.same(c.engine.queues, [0]);
+  t.same(c.engine.queues, [0, 1]);
 });
 
 t.test('errors name the path, what was expected and what was found', async (t) => {

@@ -1,0 +1,135 @@
+// The gateway's data plane on Linux: the native engine behind NFQUEUE. Internet -> GGR:t packets
+// come in on one queue, LAN -> PGR:t packets on another; the engine verifies, decrypts and
+// translates them. Rules never use --queue-bypass: if the engine is not running, the kernel drops
+// what it would have translated (fail closed), and a crashed daemon leaves a closed door.
+import { execFileSync } from 'node:child_process';
+import { Engine, directionKeys, gatewayRules, installRules, removeRules, type Rule } from '@gsra/native';
+import type { DataPlane, DataPlaneEvent, DataPlaneReservation } from './data-plane.ts';
+
+export interface NativeDataPlaneOptions {
+  ggr: string;
+  pgr: string;
+  ports: { first: number; last: number };
+  /** [inQueue, outQueue]. */
+  queues: [number, number];
+  /** Run the rules inside this network namespace (the lab); default: the current one. */
+  netns?: string;
+  interfaces: string[];
+}
+
+const protoNum = (p: string | number) => (p === 'tcp' || p === 6 ? 6 : 17);
+
+export class NativeDataPlane implements DataPlane {
+  readonly engine: Engine;
+  private rules: Rule[];
+  private ids = new Map<string, number>();
+  private nextId = 1;
+  private listeners: ((e: DataPlaneEvent) => void)[] = [];
+
+  constructor(private o: NativeDataPlaneOptions) {
+    this.engine = new Engine({ role: 'gateway', ggr: o.ggr, pgr: o.pgr });
+    this.rules = gatewayRules({
+      ggr: o.ggr,
+      pgr: o.pgr,
+      ports: `${o.ports.first}:${o.ports.last}`,
+      inQueue: o.queues[0],
+      outQueue: o.queues[1],
+    });
+    this.engine.onEvents((evs) => {
+      for (const e of evs) {
+        const out = this.translate(e);
+        if (out) for (const l of this.listeners) l(out);
+      }
+    });
+  }
+
+  private translate(e: ReturnType<Engine['pollEvents']>[number]): DataPlaneEvent | undefined {
+    switch (e.type) {
+      case 'bound':
+        return { kind: 'bound', proto: protoNum(e.proto), t: e.t, ghr: e.ghr, m: e.m, d: e.d };
+      case 'expired': {
+        const key = [...this.ids.entries()].find(([, id]) => id === e.id)?.[0];
+        if (!key) return undefined;
+        this.ids.delete(key);
+        const [proto, t] = key.split('/').map(Number);
+        return { kind: 'flow-expired', proto: proto!, t: t!, reason: e.state };
+      }
+      case 'verify-failed':
+        return {
+          kind: 'verify-failed',
+          proto: protoNum(e.proto),
+          t: e.dport,
+          from: `${e.src}:${e.sport}`,
+          count: e.count,
+        };
+      default:
+        return undefined;
+    }
+  }
+
+  /** Start the queues, then open the door: sysctls and iptables rules (stale copies removed first). */
+  start(): void {
+    for (const i of this.o.interfaces) {
+      // Translated packets carry the gateway's own address as source (PGR or GGR): allow routing them.
+      this.sysctl(`net.ipv4.conf.${i}.accept_local=1`);
+      this.sysctl(`net.ipv4.conf.${i}.rp_filter=0`);
+    }
+    this.sysctl('net.ipv4.conf.all.rp_filter=0');
+    this.engine.startNfqueue({
+      queues: [
+        { num: this.o.queues[0], hook: 'in' },
+        { num: this.o.queues[1], hook: 'out' },
+      ],
+    });
+    removeRules(this.rules, { netns: this.o.netns });
+    installRules(this.rules, { netns: this.o.netns });
+  }
+
+  private sysctl(kv: string): void {
+    const argv = ['sysctl', '-qw', kv];
+    execFileSync(
+      this.o.netns ? 'ip' : argv[0]!,
+      this.o.netns ? ['netns', 'exec', this.o.netns, ...argv] : argv.slice(1),
+    );
+  }
+
+  addReservation(r: DataPlaneReservation): void {
+    const key = `${r.proto}/${r.t}`;
+    const old = this.ids.get(key);
+    if (old !== undefined) this.engine.removeFlow(old);
+    const id = this.nextId++;
+    this.ids.set(key, id);
+    this.engine.addReservation({
+      id,
+      proto: r.proto === 6 ? 'tcp' : 'udp',
+      t: r.t,
+      pin: r.pin,
+      ports: r.onlyPort !== undefined ? [r.onlyPort] : undefined,
+      ...directionKeys('gateway', r.keys),
+    });
+  }
+
+  remove(proto: number, t: number): void {
+    const key = `${proto}/${t}`;
+    const id = this.ids.get(key);
+    if (id === undefined) return;
+    this.ids.delete(key);
+    this.engine.removeFlow(id);
+  }
+
+  onEvent(cb: (e: DataPlaneEvent) => void): void {
+    this.listeners.push(cb);
+  }
+
+  stats(): Record<string, number> {
+    const s = this.engine.stats();
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(s)) if (typeof v === 'number') out[k] = v;
+    return out;
+  }
+
+  async close(): Promise<void> {
+    removeRules(this.rules, { netns: this.o.netns });
+    this.engine.stop();
+  }
+}
