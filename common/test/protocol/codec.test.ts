@@ -257,3 +257,52 @@ t.test('the package root re-exports the protocol as a namespace', async (t) => {
   t.equal(typeof root.protocol.AgentControl, 'function');
   t.equal(typeof root.protocol.deriveFlowKeys, 'function');
 });
+
+t.test('message sizes are those of the table in docs/protocol.md §5', async (t) => {
+  const h = { sessionId: Buffer.alloc(8), seq: 1n, ack: 0n, timestamp: 0 };
+  const size = (m: Message) => encode(m).length;
+  t.equal(size(samples[2]!), 118 + 'alice'.length + 'sales'.length, 'AUTH');
+  t.equal(
+    size({
+      type: 'HANDSHAKE_ERROR',
+      ref: Buffer.alloc(16),
+      reason: 'replay',
+      text: 'abc',
+      authKind: 0,
+      tag: Buffer.alloc(16),
+    }),
+    43,
+  );
+  t.equal(
+    size({ type: 'AUTH_OK', ...h, sessionLifetime: 1, keepaliveInterval: 1, reservationLifetime: 1 }),
+    62,
+  );
+  t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, inName: 'abc' }), 58);
+  t.equal(
+    size({ type: 'RESERVED', ...h, proto: 6, lifetime: 1, serial: 0, inName: 'abc', ports: [1, 2] }),
+    70,
+  );
+  t.equal(size({ type: 'BIND', ...h, proto: 17, t: 1, s: 1 }), 57);
+  t.equal(size({ type: 'BOUND', ...h, proto: 17, t: 1, ghr: '1.2.3.4', m: 1, d: 0 }), 64);
+  t.equal(size({ type: 'BOUND', ...h, proto: 17, t: 1, ghr: '::1', m: 1, d: 0 }), 76);
+  t.equal(size({ type: 'MAP', ...h, proto: 17, t: 1, d: 1, ghr: '1.2.3.4', m: 1 }), 64);
+  t.equal(size({ type: 'MAP', ...h, proto: 17, t: 1, d: 1, ghr: '::1', m: 1 }), 76);
+  t.equal(size({ type: 'MAPPED', ...h, proto: 17, t: 1, d: 1, lifetime: 1 }), 61);
+  t.equal(size({ type: 'KEEPALIVE', ...h }), 52);
+  t.equal(size({ type: 'KEEPALIVE_ACK', ...h, sessionLifetime: 1, reservations: 1 }), 58);
+  t.equal(size({ type: 'RELEASE', ...h, scope: 1, proto: 0, t: 0 }), 56);
+  t.equal(size({ type: 'FTP_ALIAS', ...h, ctrlT: 1, aliasPort: 1, dataT: 1, serial: 0, lifetime: 1 }), 66);
+  t.equal(size({ type: 'ACK', ...h }), 52);
+  t.equal(size({ type: 'ERROR', ...h, reason: 'internal', text: 'abc' }), 58);
+  // the largest possible message fits in MAX_DATAGRAM
+  const big = size({
+    type: 'RESERVED',
+    ...h,
+    proto: 6,
+    lifetime: 1,
+    serial: 0,
+    inName: ('a'.repeat(63) + '.').repeat(3) + 'a'.repeat(61),
+    ports: Array.from({ length: 16 }, (_, i) => i + 1),
+  });
+  t.ok(big <= MAX_DATAGRAM, `largest RESERVED: ${big} bytes`);
+});
