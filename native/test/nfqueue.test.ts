@@ -1,0 +1,321 @@
+// Real NFQUEUE test in throwaway network namespaces: agent (EN) -- gateway -- server (IN).
+// An engine on NFQUEUE runs in the agent and one in the gateway; UDP and TCP (300 KB each way)
+// go through both and must arrive translated (the server sees PGR:t) and intact. Then the agent
+// engine is killed with SIGKILL: traffic must stop (fail closed), nothing leaks untranslated.
+// Needs root (CAP_NET_ADMIN), iproute2, iptables and python3. Namespaces are always deleted.
+import t from 'tap';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fixture = join(here, 'fixtures', 'nfq-node.ts');
+const id = `nq${process.pid}`;
+const NS = { a: `${id}a`, g: `${id}g`, s: `${id}s` };
+const cfg = {
+  vinNet: '100.64.0.0/16',
+  ggr: '192.168.77.1',
+  pgr: '10.77.0.1',
+  pin: '10.77.0.11',
+  udpT: 20001,
+  tcpT: 20002,
+  keySeed: 5,
+};
+const PEN = '192.168.77.2';
+const VIN = '100.64.0.9';
+
+const sh = (cmd: string, args: string[], timeout = 20_000) =>
+  execFileSync(cmd, args, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+const nsx = (ns: string, args: string[], timeout?: number) =>
+  sh('ip', ['netns', 'exec', ns, ...args], timeout);
+
+const SERVER = String.raw`
+import socket, threading, hashlib
+def recvall(c, n):
+    b = b''
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x: break
+        b += x
+    return b
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 7007))
+    while True:
+        d, a = s.recvfrom(65535); s.sendto(('%s:%d ' % a).encode() + d, a)
+threading.Thread(target=udp, daemon=True).start()
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('0.0.0.0', 7008)); l.listen(8)
+print('up', flush=True)
+while True:
+    c, a = l.accept()
+    n = int.from_bytes(recvall(c, 4), 'big'); data = recvall(c, n)
+    c.sendall(('%s:%d %s\n' % (a[0], a[1], hashlib.sha256(data).hexdigest())).encode() + data)
+    c.close()
+`;
+
+const CLIENT = String.raw`
+import socket, sys, os, hashlib
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == 'udp':
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(float(sys.argv[4])); s.connect((host, port))
+    s.send(b'ping-gsra')
+    try: print(s.recv(2000).decode())
+    except socket.timeout: print('TIMEOUT')
+else:
+    data = os.urandom(int(sys.argv[4]))
+    c = socket.create_connection((host, port), timeout=10)
+    c.sendall(len(data).to_bytes(4, 'big') + data)
+    buf = b''
+    while b'\n' not in buf:
+        x = c.recv(65536)
+        if not x: break
+        buf += x
+    line, rest = buf.split(b'\n', 1)
+    while len(rest) < len(data):
+        x = c.recv(65536)
+        if not x: break
+        rest += x
+    print(line.decode(), hashlib.sha256(data).hexdigest(), hashlib.sha256(rest).hexdigest())
+`;
+
+interface Node {
+  proc: ChildProcess;
+  lines: Record<string, unknown>[];
+  waitFor(pred: (o: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+function startNode(ns: string, role: 'agent' | 'gateway'): Node {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fixture, role], {
+    env: { ...process.env, GSRA_NQ_CFG: JSON.stringify(cfg) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const waiters: {
+    pred: (o: Record<string, unknown>) => boolean;
+    resolve: (o: Record<string, unknown>) => void;
+  }[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => {
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    lines.push(o);
+    for (const w of [...waiters]) {
+      if (w.pred(o)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(o);
+      }
+    }
+  });
+  return {
+    proc,
+    lines,
+    waitFor(pred, ms = 15_000) {
+      const found = lines.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${role}: timed out waiting`)), ms);
+        waiters.push({
+          pred,
+          resolve: (o) => {
+            clearTimeout(timer);
+            resolve(o);
+          },
+        });
+      });
+    },
+  };
+}
+
+/** Packets counted by the leak-detecting rules in the gateway's raw PREROUTING. */
+function leakCount(): number {
+  const out = nsx(NS.g, ['iptables', '-w', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n']);
+  let n = 0;
+  for (const line of out.split('\n')) {
+    if (line.includes('gsra-test-leak')) n += Number(line.trim().split(/\s+/)[0]);
+  }
+  return n;
+}
+
+t.test('NFQUEUE backend translates in real namespaces and fails closed', async (t) => {
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+    for (const ns of Object.values(NS)) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        // not created
+      }
+    }
+  });
+  for (const ns of Object.values(NS)) {
+    sh('ip', ['netns', 'add', ns]);
+    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+  sh('ip', [
+    'link',
+    'add',
+    `${id}ag`,
+    'netns',
+    NS.a,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    `${id}ga`,
+    'netns',
+    NS.g,
+  ]);
+  sh('ip', [
+    'link',
+    'add',
+    `${id}gs`,
+    'netns',
+    NS.g,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    `${id}sg`,
+    'netns',
+    NS.s,
+  ]);
+  const ipn = (ns: string, ...a: string[]) => sh('ip', ['-n', ns, ...a]);
+  ipn(NS.a, 'addr', 'add', `${PEN}/24`, 'dev', `${id}ag`);
+  ipn(NS.a, 'link', 'set', `${id}ag`, 'up');
+  ipn(NS.a, 'route', 'add', cfg.vinNet, 'via', cfg.ggr);
+  ipn(NS.g, 'addr', 'add', `${cfg.ggr}/24`, 'dev', `${id}ga`);
+  ipn(NS.g, 'addr', 'add', `${cfg.pgr}/24`, 'dev', `${id}gs`);
+  ipn(NS.g, 'link', 'set', `${id}ga`, 'up');
+  ipn(NS.g, 'link', 'set', `${id}gs`, 'up');
+  ipn(NS.s, 'addr', 'add', `${cfg.pin}/24`, 'dev', `${id}sg`);
+  ipn(NS.s, 'link', 'set', `${id}sg`, 'up');
+  ipn(NS.s, 'route', 'add', 'default', 'via', cfg.pgr);
+  // The gateway forwards packets whose source is one of its own addresses (PGR / GGR).
+  for (const k of [
+    'net.ipv4.ip_forward=1',
+    'net.ipv4.conf.all.accept_local=1',
+    'net.ipv4.conf.all.rp_filter=0',
+  ]) {
+    nsx(NS.g, ['sysctl', '-qw', k]);
+  }
+  for (const dev of [`${id}ga`, `${id}gs`]) {
+    nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.accept_local=1`]);
+    nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=0`]);
+  }
+  // Leak detectors: anything still addressed to the VIN range or to the service ports on the WAN.
+  nsx(NS.g, [
+    'iptables',
+    '-w',
+    '-t',
+    'raw',
+    '-I',
+    'PREROUTING',
+    '-d',
+    cfg.vinNet,
+    '-m',
+    'comment',
+    '--comment',
+    'gsra-test-leak',
+  ]);
+  nsx(NS.g, [
+    'iptables',
+    '-w',
+    '-t',
+    'raw',
+    '-I',
+    'PREROUTING',
+    '-i',
+    `${id}ga`,
+    '-p',
+    'udp',
+    '--dport',
+    '7007',
+    '-m',
+    'comment',
+    '--comment',
+    'gsra-test-leak',
+  ]);
+  nsx(NS.g, [
+    'iptables',
+    '-w',
+    '-t',
+    'raw',
+    '-I',
+    'PREROUTING',
+    '-i',
+    `${id}ga`,
+    '-p',
+    'tcp',
+    '--dport',
+    '7008',
+    '-m',
+    'comment',
+    '--comment',
+    'gsra-test-leak',
+  ]);
+
+  const server = spawn('ip', ['netns', 'exec', NS.s, 'python3', '-c', SERVER], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(server);
+  await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+  const gw = startNode(NS.g, 'gateway');
+  children.push(gw.proc);
+  const agent = startNode(NS.a, 'agent');
+  children.push(agent.proc);
+  await gw.waitFor((o) => o.ready === true);
+  await agent.waitFor((o) => o.ready === true);
+  t.match(nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']), /NFQUEUE --queue-num 0/, 'agent rules installed');
+  t.notMatch(nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']), /queue-bypass/);
+
+  // UDP: held, released translated, bound at the gateway, answered.
+  const u = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', VIN, '7007', '5']).trim();
+  t.equal(u, `${cfg.pgr}:${cfg.udpT} ping-gsra`, 'the server saw PGR:t; the reply came back from VIN:7007');
+  await agent.waitFor((o) => (o.event as { type?: string } | undefined)?.type === 'held');
+  const b = await gw.waitFor((o) => (o.event as { type?: string } | undefined)?.type === 'bound');
+  t.match(b.event, { type: 'bound', proto: 'udp', t: cfg.udpT, ghr: PEN, pin: cfg.pin, d: 7007 });
+
+  // TCP, 300 KB each way (segments of a GSO stream, MSS clamped for the option).
+  const tc = nsx(NS.a, ['python3', '-c', CLIENT, 'tcp', VIN, '7008', '300000'], 30_000).trim().split(/\s+/);
+  t.equal(tc[0]?.split(':')[0], cfg.pgr, 'TCP peer seen by the server is PGR');
+  t.equal(tc[0]?.split(':')[1], String(cfg.tcpT));
+  t.equal(tc[1], tc[2], 'upload intact (server sha256 = client sha256)');
+  t.equal(tc[2], tc[3], 'download intact');
+  t.equal(leakCount(), 0, 'nothing reached the gateway untranslated');
+
+  gw.proc.stdin!.write('stats\n');
+  const st = (await gw.waitFor((o) => o.stats !== undefined)).stats as Record<string, number>;
+  t.equal(st.verifyFailed, 0);
+  t.ok(
+    st.translatedIn! > 100 && st.translatedOut! > 100,
+    `gateway translated ${st.translatedIn} in / ${st.translatedOut} out`,
+  );
+
+  // Crash the agent's engine: its rules stay, nobody reads the queue, the kernel drops.
+  agent.proc.kill('SIGKILL');
+  await new Promise((r) => agent.proc.once('exit', r));
+  t.match(
+    nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']),
+    /NFQUEUE/,
+    'rules survive the crash (fail closed)',
+  );
+  const after = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', VIN, '7007', '2']).trim();
+  t.equal(after, 'TIMEOUT', 'no traffic without the engine');
+  let tcpFailed = false;
+  try {
+    nsx(NS.a, ['python3', '-c', CLIENT, 'tcp', VIN, '7008', '1000'], 20_000);
+  } catch {
+    tcpFailed = true;
+  }
+  t.ok(tcpFailed, 'TCP cannot connect without the engine');
+  t.equal(leakCount(), 0, 'and nothing leaked untranslated');
+  gw.proc.stdin!.write('quit\n');
+  await new Promise((r) => gw.proc.once('exit', r));
+  t.notMatch(nsx(NS.g, ['iptables', '-w', '-t', 'raw', '-S']), /NFQUEUE/, 'a clean stop removes the rules');
+});
