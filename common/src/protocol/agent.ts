@@ -94,6 +94,8 @@ export type AgentEvent =
   | { kind: 'request-failed'; type: string; reason: ReasonName | 'timeout'; text: string }
   | { kind: 'ftp-alias'; ctrlT: number; aliasPort: number; port: PooledPort }
   | { kind: 'released'; proto: ProtoNumber; t: number }
+  /** An ERROR that answers no request (bad-mac, stale-timestamp, a flow refused at binding, ...). */
+  | { kind: 'gateway-error'; reason: ReasonName; text: string }
   | { kind: 'dropped'; reason: string; detail?: string };
 
 export interface AgentResult {
@@ -614,6 +616,8 @@ export class AgentControl {
       out.events.push({ kind: 'reserve-failed', inName: info.inName, proto: info.proto, reason, text });
     } else if (info) {
       out.events.push({ kind: 'request-failed', type: info.type, reason, text });
+    } else {
+      out.events.push({ kind: 'gateway-error', reason, text });
     }
     // errors that end the session: the I/O layer re-reads LDAP (new key version, ...) and logs in
     if (

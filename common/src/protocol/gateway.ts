@@ -12,7 +12,6 @@ import {
   COOKIE_EPOCH_MS,
   DEFAULT_PORT,
   MAC_LEN,
-  MAX_PORTS_PER_RESERVE,
   NONCE_LEN,
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
@@ -639,6 +638,8 @@ export class GatewayControl {
           );
         }
         const r = s.reservations.get(portKey(msg.proto, msg.t));
+        if (r && r.proto !== 17)
+          return fail('unknown-reservation', 'BIND probes are for UDP flows; TCP binds in-band');
         if (!r || localPort !== msg.t)
           return fail('unknown-reservation', `no reservation ${msg.proto}/${msg.t}`);
         r.binding = { ghr: from.addr, m: from.port };
@@ -794,15 +795,18 @@ export class GatewayControl {
       });
       if ('reason' in r) decision = r.reason;
       else {
-        ports = r.ports.filter(
+        const ok = r.ports.filter(
           (t) => Number.isInteger(t) && t > 0 && t < 65536 && !this.byPort.has(portKey(proto, t)),
         );
-        if (ports.length !== r.ports.length) {
-          // the pool handed out a port that is in use: give back the good ones, treat as exhausted
-          if (r.ports.length) this.policy.releasePorts(ports.map((t) => ({ proto, t })));
+        if (ok.length !== r.ports.length || new Set(ok).size !== ok.length) {
+          // the pool handed out a bad or busy port: give the good ones back, treat as exhausted
+          this.policy.releasePorts([...new Set(ok)].map((t) => ({ proto, t })));
           ports = [];
+        } else {
+          ports = ok.slice(0, count);
+          // more than asked for: give the rest back
+          if (ok.length > count) this.policy.releasePorts(ok.slice(count).map((t) => ({ proto, t })));
         }
-        ports = ports.slice(0, Math.min(count, MAX_PORTS_PER_RESERVE));
         if (ports.length === 0) decision = 'no-ports';
       }
     }
@@ -873,7 +877,13 @@ export class GatewayControl {
     const decision = this.recheck(s, r.inName, now);
     out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
     if (decision !== 'ok') {
+      // the directory changed since RESERVE: no translation; tell the agent (one-shot ERROR)
       this.endReservation(s, r, 'released', out);
+      const text = `flow ${b.proto}/${b.t} refused`;
+      out.send.push({
+        to: s.peer,
+        data: this.sealed(s, { type: 'ERROR', ack: 0n, reason: decision, text }, now),
+      });
       return out;
     }
     r.binding = { ghr: b.ghr, m: b.m };

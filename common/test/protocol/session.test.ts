@@ -411,3 +411,49 @@ t.test(
     t.match(a.events, [{ kind: 'dropped' }]);
   },
 );
+
+t.test('a misbehaving port pool cannot leak or double-book ports', async (t) => {
+  const { agent, gw, dir, wire } = up();
+  dir.reservePorts = (req) => {
+    dir.reserveCalls.push(req);
+    return { ports: [45000, 45001, 45002, 45003, 45004, 45005] }; // 6 for a request of 4
+  };
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  t.equal(gw.stats().reservations, 4);
+  t.same(dir.released.sort(), [45004, 45005], 'extras returned');
+  dir.released = [];
+  dir.reservePorts = () => ({ ports: [45000, 46000, 46000] }); // busy + duplicate
+  wire.run(agent.reserve(IN1, 17, T0), T0);
+  t.equal(gw.stats().reservations, 4, 'nothing more reserved');
+  t.match(ev(wire, 'reserve-failed')[0], { proto: 17, inName: IN1, reason: 'no-ports' });
+  t.same(dir.released.sort(), [45000, 46000], 'duplicate answer: the distinct ports go back');
+});
+
+t.test('directory change between RESERVE and the first packet: flow refused, agent told', async (t) => {
+  const { agent, gw, dir, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const p = agent.takePort(IN1, 6, T0).port!;
+  dir.hosts.set(IN1, 'dev'); // IN moved to another group
+  const r = gw.onInbandBinding({ proto: 6, t: p.t, ghr: '203.0.113.2', m: 1, d: 80 }, T0);
+  t.match(r.events, [
+    { kind: 'decision', decision: 'deny', reason: 'not-in-group' },
+    { kind: 'reservation-ended' },
+  ]);
+  t.equal(gw.reservation(6, p.t), undefined);
+  wire.fromGateway(r, T0);
+  t.match(ev(wire, 'gateway-error')[0], { reason: 'not-in-group' });
+});
+
+t.test('BIND probe for a TCP reservation is refused (TCP binds in-band)', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const p = agent.takePort(IN1, 6, T0).port!;
+  const r = gw.handleDatagram(
+    agent.bind(6, p.t, 5000, T0).send[0]!.data,
+    { addr: '203.0.113.2', port: 9 },
+    T0,
+    p.t,
+  );
+  t.match(decode(r.send[0]!.data), { type: 'ERROR', reason: 'unknown-reservation' });
+  t.equal(gw.reservation(6, p.t)!.binding, undefined);
+});
