@@ -457,3 +457,29 @@ t.test('BIND probe for a TCP reservation is refused (TCP binds in-band)', async 
   t.match(decode(r.send[0]!.data), { type: 'ERROR', reason: 'unknown-reservation' });
   t.equal(gw.reservation(6, p.t)!.binding, undefined);
 });
+
+t.test('state machines never throw on garbage, mutated or misdirected datagrams', async (t) => {
+  const { agent, gw, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  const seen = [...wire.toGateway, ...wire.toAgent];
+  let n = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const base = seen[i % seen.length]!;
+    const buf = Buffer.from(base);
+    if (i % 3 === 0) buf[Math.floor(Math.random() * buf.length)]! ^= 1 + Math.floor(Math.random() * 255);
+    else if (i % 3 === 1)
+      buf.fill(Math.floor(Math.random() * 256), 4 + Math.floor(Math.random() * (buf.length - 4)));
+    const now = T0 + i;
+    const g = gw.handleDatagram(
+      buf,
+      { addr: i % 2 ? '203.0.113.2' : '2001:db8::7', port: 61000 },
+      now,
+      i % 5 ? 4430 : 40000,
+    );
+    const a = agent.handleDatagram(buf, now);
+    n += g.send.length + a.send.length;
+  }
+  t.ok(n >= 0, `no exception in 40k calls (${n} answers)`);
+  t.equal(gw.stats().sessions, 1, 'still exactly one session');
+  t.equal(agent.state, 'up');
+});
