@@ -185,6 +185,9 @@ pub struct Flow {
     pub ghr: u32,
     pub m: u16,
     pub bound: bool,
+    /// The ISN of the connection this TCP flow protects (agent): a new connection on the same
+    /// 5-tuple must not reuse the flow's keys and positions.
+    isn_out: Option<u32>,
     tx: Dir,
     rx: Dir,
     txseq: SeqTrack,
@@ -362,6 +365,7 @@ impl Engine {
             ghr: 0,
             m: 0,
             bound: self.cfg.role == Role::Agent,
+            isn_out: None,
             tx: Dir::new(&spec.tx)?,
             rx: Dir::new(&spec.rx)?,
             txseq: SeqTrack::default(),
@@ -653,7 +657,17 @@ impl Engine {
             (Role::Agent, Hook::Out) => {
                 let key = (ip.proto, ip.src, sport, ip.dst, dport);
                 match self.out_idx.get(&key) {
-                    Some(&slot) => self.protect(pkt, &ip, slot, now),
+                    Some(&slot) => {
+                        if ip.proto == PROTO_TCP && self.new_connection_on_old_flow(pkt, &ip, slot) {
+                            // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the
+                            // old entry goes and the SYN is held for negotiation.
+                            let id = self.slots[slot].as_ref().map(|f| f.spec_id).unwrap_or(0);
+                            self.remove_flow(id);
+                            self.event(Event::Expired { id, state: "replaced" });
+                            return self.hold(key, pkt, &ip, handle, now);
+                        }
+                        self.protect(pkt, &ip, slot, now)
+                    }
                     None => {
                         if in_net(ip.dst, self.cfg.vin_net, self.cfg.vin_prefix) {
                             self.hold(key, pkt, &ip, handle, now)
@@ -707,6 +721,26 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    fn new_connection_on_old_flow(&mut self, pkt: &[u8], ip: &Ip, slot: usize) -> bool {
+        let tcp = match parse_tcp(pkt, ip) {
+            Ok(t) => t,
+            Err(_) => return false,
+        };
+        if tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0 {
+            return false;
+        }
+        match self.slots[slot].as_mut() {
+            Some(f) => match f.isn_out {
+                None => {
+                    f.isn_out = Some(tcp.seq);
+                    false
+                }
+                Some(isn) => isn != tcp.seq,
+            },
+            None => false,
         }
     }
 

@@ -661,3 +661,20 @@ fn golden_packets() {
 const GOLDEN_SYN: &str = "450000401234400040062ad0c0a8010acb0071019c404e210102030400000000b002faf0885b0000020405a4fd144753010000504c6596748c7a2c4961239640";
 const GOLDEN_DATA: &str = "450000431234400040062acdc0a8010acb0071019c404e21010203050a0b0c0d9018faf0950c0000fd10475357ad327e75850ecf2236769e71a3111f6198bfae0bbc42";
 const GOLDEN_UDP: &str = "4500003b1234400040112acac0a8010acb0071019c404e210027fce161aac8353b65a536ae6ba600500000000000016106c974e8a43adf688d08de";
+
+#[test]
+fn new_connection_on_same_tuple_gets_new_keys() {
+    let mut a = agent();
+    a.add_flow(&agent_spec(PROTO_TCP), 1).unwrap();
+    let mut p = build::tcp(PEN, S, VIN, D, 1000, 0, TCP_SYN, &[], b"");
+    assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Accept);
+    // SYN retransmission: same ISN, same flow.
+    let mut p = build::tcp(PEN, S, VIN, D, 1000, 0, TCP_SYN, &[], b"");
+    assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Accept);
+    // A new connection on the same 5-tuple: the flow is replaced and the SYN held.
+    let mut p = build::tcp(PEN, S, VIN, D, 777_777, 0, TCP_SYN, &[], b"");
+    assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Held);
+    assert!(a.flow(1).is_none());
+    assert!(a.events.iter().any(|e| matches!(e, Event::Expired { id: 1, state: "replaced" })));
+    assert!(a.events.iter().any(|e| matches!(e, Event::Held { .. })));
+}
