@@ -1024,6 +1024,7 @@ export class GatewayControl {
       if (d === null || x < d) d = x;
     };
     for (const e of this.authCache.values()) min(e.expiresAt);
+    for (const e of this.ephemerals.keys()) min((e + 2) * COOKIE_EPOCH_MS); // erase old private keys
     for (const s of this.sessions.values()) {
       min(s.expiresAt);
       min(s.lastSeen + this.cfg.sessionIdleSec * 1000);

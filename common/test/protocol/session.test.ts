@@ -483,3 +483,52 @@ t.test('state machines never throw on garbage, mutated or misdirected datagrams'
   t.equal(gw.stats().sessions, 1, 'still exactly one session');
   t.equal(agent.state, 'up');
 });
+
+t.test('timers: nextDeadline drives everything; absolute session lifetime; key erasure', async (t) => {
+  const { dir } = setup();
+  const gw = new GatewayControl({ policy: dir, sessionLifetimeSec: 600, sessionIdleSec: 100_000 });
+  const agent = new AgentControl({
+    user: 'alice',
+    userSecret: ALICE_SECRET,
+    group: 'sales',
+    groupKey: { version: 1, key: GK1 },
+  });
+  const w = new Wire(agent, gw);
+  t.equal(gw.nextDeadline(), null, 'idle gateway: nothing to do');
+  login(w);
+  t.equal(gw.nextDeadline(), T0 + 120_000, 'cookie cache / ephemeral key erasure first');
+  // drive both sides only by their deadlines for 11 minutes
+  let now = T0;
+  let guard = 0;
+  while (now < T0 + 660_000 && guard++ < 1000) {
+    const next = Math.min(gw.nextDeadline() ?? Infinity, agent.nextDeadline() ?? Infinity);
+    if (!Number.isFinite(next)) break;
+    now = Math.max(now, next);
+    w.fromGateway(gw.poll(now), now);
+    w.run(agent.poll(now), now);
+  }
+  t.ok(
+    w.gatewayEvents.some((e) => e.kind === 'session-down' && e.reason === 'expired'),
+    'absolute lifetime ended it',
+  );
+  t.ok(gw.stats().ephemeralKeys <= 2, 'at most two epoch keys');
+  gw.poll(now + 120_000);
+  t.equal(gw.stats().ephemeralKeys, 0, 'no private key survives two epochs');
+  // after expiry the agent's next keepalive meets unknown-session and logs in again
+  t.ok(w.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'unknown-session'));
+  t.equal(agent.state, 'up');
+});
+
+t.test('gateway drops handshake answers sent to it', async (t) => {
+  const { gw, wire } = up();
+  const cookie = encode({
+    type: 'COOKIE',
+    enNonce: Buffer.alloc(16),
+    cookieTime: 1,
+    cookie: Buffer.alloc(16),
+    gwPub: Buffer.alloc(32),
+  });
+  const r = gw.handleDatagram(cookie, wire.from, T0);
+  t.match(r.events, [{ kind: 'dropped', reason: 'wrong-direction' }]);
+  t.equal(r.send.length, 0);
+});
