@@ -205,6 +205,7 @@ interface NativeBinding {
   startNfqueue(h: unknown, o: unknown): void;
   stop(h: unknown): void;
   sweep(h: unknown): void;
+  benchLoop(payloadBytes: unknown, seconds: unknown): { packets: number; seconds: number };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -307,6 +308,14 @@ export class Engine {
   sweep(): void {
     this.#n.sweep(this.#h);
   }
+}
+
+/**
+ * Benchmark helper: one TCP flow, agent 'out' + gateway 'in' per packet, looped inside the engine
+ * (no N-API call per packet), as the NFQUEUE backend drives it. Returns packets and seconds taken.
+ */
+export function benchLoop(payloadBytes: number, seconds: number): { packets: number; seconds: number } {
+  return native().benchLoop(payloadBytes, seconds);
 }
 
 /** Maps the control protocol's FlowKeys to the engine's tx/rx for a role. */

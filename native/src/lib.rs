@@ -8,6 +8,7 @@
 //! - `napi`: the N-API surface used by native/index.ts.
 
 pub mod backend;
+pub mod bench;
 pub mod crypto;
 pub mod engine;
 pub mod pccom;

@@ -874,6 +874,25 @@ fn sweep(js: &Js, a: &[Value]) -> R<Value> {
     Ok(js.undefined())
 }
 
+// benchLoop(payloadBytes, seconds) -> {packets, seconds}: the engine's own cost, no N-API per packet.
+fn bench_loop(js: &Js, a: &[Value]) -> R<Value> {
+    let size = js.get_uint(a[0], "payloadBytes", 9000.0)? as usize;
+    let secs = js.get_f64(a[1], "seconds")?;
+    if !(0.0..=60.0).contains(&secs) {
+        return terr("seconds must be in 0..60");
+    }
+    match crate::bench::run(size, secs) {
+        Ok((n, s)) => {
+            let o = js.object();
+            js.set(o, "packets", js.num(n as f64));
+            js.set(o, "seconds", js.num(s));
+            Ok(o)
+        }
+        Err(e) => Err(JsErr::Error(e)),
+    }
+}
+
+export!(x_bench_loop, bench_loop);
 export!(x_create_engine, create_engine);
 export!(x_add_flow, add_flow);
 export!(x_update_flow, update_flow);
@@ -893,7 +912,8 @@ export!(x_sweep, sweep);
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Value {
     let r = std::panic::catch_unwind(|| {
-        let fns: [(&str, Callback); 15] = [
+        let fns: [(&str, Callback); 16] = [
+            ("benchLoop", x_bench_loop),
             ("createEngine", x_create_engine),
             ("addFlow", x_add_flow),
             ("updateFlow", x_update_flow),

@@ -410,6 +410,9 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
                                 p.extend_from_slice(payload);
                                 let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eng.process(p, hook, Handle::Nfq { queue, id }, now)))
                                     .unwrap_or(Verdict::Drop("panic"));
+                                if v == Verdict::Drop("panic") {
+                                    eng.stats.panics += 1;
+                                }
                                 match v {
                                     Verdict::Accept => results.push((id, true)),
                                     Verdict::Drop(_) => results.push((id, false)),
