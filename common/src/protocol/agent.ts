@@ -201,7 +201,17 @@ export class AgentControl {
     out.send.push({ dest: { via: 'control' }, data });
   }
 
-  private resetSession(): void {
+  /**
+   * Drops the session state. The (IN, proto) pools that existed are remembered as wishes, so
+   * the next session refills them right after AUTH_OK (unless `forget`, i.e. logout).
+   */
+  private resetSession(forget = false): void {
+    if (forget) this.wanted.clear();
+    else
+      for (const key of new Set([...this.pools.keys(), ...this.reserving])) {
+        const i = key.lastIndexOf('/');
+        this.wanted.set(key, { inName: key.slice(0, i), proto: Number(key.slice(i + 1)) as ProtoNumber });
+      }
     this.sessionId = null;
     this.secret = null;
     this.keys = null;
@@ -221,7 +231,7 @@ export class AgentControl {
         data: this.sealed({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
       });
     }
-    this.resetSession();
+    this.resetSession(true);
     this.handshake.clear();
     this.st = 'idle';
     out.events.push({ kind: 'session-down', reason: 'logout' });
@@ -407,15 +417,17 @@ export class AgentControl {
       out.events.push({ kind: 'dropped', reason: 'unexpected-cookie' });
       return;
     }
-    this.handshake.take('hello');
-    // Learn the gateway's clock (1 s resolution) so our timestamps fall in its ±60 s window.
-    this.clockOffset = cookieTime * 1000 + 500 - now;
-    this.eph = generateEphemeral();
-    const dh = x25519(this.eph.privateKey, gwPub);
+    const eph = generateEphemeral();
+    const dh = x25519(eph.privateKey, gwPub);
     if (!dh) {
+      // forged or broken COOKIE: keep waiting (HELLO is still being retransmitted)
       out.events.push({ kind: 'dropped', reason: 'bad-gateway-key' });
       return;
     }
+    this.handshake.take('hello');
+    this.eph = eph;
+    // Learn the gateway's clock (1 s resolution) so our timestamps fall in its ±60 s window.
+    this.clockOffset = cookieTime * 1000 + 500 - now;
     const msg: Auth = {
       type: 'AUTH',
       enNonce: this.enNonce,

@@ -185,7 +185,8 @@ export type GatewayEvent =
   | { kind: 'peer-moved'; sessionId: string; from: string; to: string }
   | { kind: 'agent-error'; sessionId: string; reason: ReasonName; text: string }
   | { kind: 'undelivered'; sessionId: string; type: string }
-  | { kind: 'dropped'; from: string; reason: string; detail?: string };
+  | { kind: 'dropped'; from: string; reason: string; detail?: string }
+  | { kind: 'policy-error'; detail: string };
 
 export interface GatewayResult {
   send: Outgoing[];
@@ -222,11 +223,15 @@ interface AuthCacheEntry {
   expiresAt: number;
 }
 
+const FAILED: unique symbol = Symbol('policy callback failed');
+
 const portKey = (proto: number, t: number) => `${proto}/${t}`;
 
 /** Gateway-side protocol engine. One instance per gateway (all sessions). */
 export class GatewayControl {
   private readonly policy: GatewayPolicy;
+  /** Exceptions thrown by policy callbacks since the last public call returned (reported as events). */
+  private policyErrors: string[] = [];
   private readonly cookieSecret: Buffer;
   private readonly rnd: (n: number) => Buffer;
   readonly controlPort: number;
@@ -293,6 +298,10 @@ export class GatewayControl {
     now: number,
     localPort: number = this.controlPort,
   ): GatewayResult {
+    return this.flushPolicyErrors(this.handleDatagramInner(data, from, now, localPort));
+  }
+
+  private handleDatagramInner(data: Buffer, from: Endpoint, now: number, localPort: number): GatewayResult {
     const out: GatewayResult = { send: [], events: [] };
     let version: number;
     try {
@@ -445,7 +454,8 @@ export class GatewayControl {
     if (Math.abs(msg.timestamp - now) > TIME_WINDOW_MS)
       return refuse('stale-timestamp', 'clock difference > 60 s');
     // 4. User and proofs.
-    const user = this.policy.lookupUser(msg.user);
+    const user = this.ask(() => this.policy.lookupUser(msg.user));
+    if (user === FAILED) return refuse('internal', 'directory unavailable');
     if (!user) return refuse('unknown-user', `no user ${msg.user}`);
     const dh = x25519(eph.privateKey, msg.enPub);
     if (!dh) return refuse('bad-proof', 'invalid ephemeral key');
@@ -737,14 +747,16 @@ export class GatewayControl {
 
   /** Re-checks the directory for a new reservation or mapping: revocation and removal act at once. */
   private recheck(s: Session, inName: string, now: number): ReasonName | 'ok' {
-    const u = this.policy.lookupUser(s.user);
+    const u = this.ask(() => this.policy.lookupUser(s.user));
+    if (u === FAILED) return 'internal';
     if (!u) return 'unknown-user';
     if (u.revoked) return 'revoked-user';
     const g = u.groups.find((x) => x.name === s.group);
     if (!g) return 'not-in-group';
     const k = g.keys.find((x) => x.version === s.gkVersion);
     if (!k || (k.notAfter !== undefined && now > k.notAfter)) return 'stale-key-version';
-    const d = this.policy.mayReach(s.user, s.group, inName);
+    const d = this.ask(() => this.policy.mayReach(s.user, s.group, inName));
+    if (d === FAILED) return 'internal';
     return d.allow ? 'ok' : d.reason;
   }
 
@@ -783,29 +795,32 @@ export class GatewayControl {
       decision = 'rate-limited';
     let ports: number[] = [];
     if (decision === 'ok') {
-      const r = this.policy.reservePorts({
-        sessionId: s.idHex,
-        user: s.user,
-        userDn: s.userDn,
-        group: s.group,
-        inName,
-        proto,
-        count,
-        en: { ...s.peer },
-      });
-      if ('reason' in r) decision = r.reason;
+      const r = this.ask(() =>
+        this.policy.reservePorts({
+          sessionId: s.idHex,
+          user: s.user,
+          userDn: s.userDn,
+          group: s.group,
+          inName,
+          proto,
+          count,
+          en: { ...s.peer },
+        }),
+      );
+      if (r === FAILED) decision = 'internal';
+      else if ('reason' in r) decision = r.reason;
       else {
         const ok = r.ports.filter(
           (t) => Number.isInteger(t) && t > 0 && t < 65536 && !this.byPort.has(portKey(proto, t)),
         );
         if (ok.length !== r.ports.length || new Set(ok).size !== ok.length) {
           // the pool handed out a bad or busy port: give the good ones back, treat as exhausted
-          this.policy.releasePorts([...new Set(ok)].map((t) => ({ proto, t })));
+          this.release([...new Set(ok)].map((t) => ({ proto, t })));
           ports = [];
         } else {
           ports = ok.slice(0, count);
           // more than asked for: give the rest back
-          if (ok.length > count) this.policy.releasePorts(ok.slice(count).map((t) => ({ proto, t })));
+          if (ok.length > count) this.release(ok.slice(count).map((t) => ({ proto, t })));
         }
         if (ports.length === 0) decision = 'no-ports';
       }
@@ -859,6 +874,13 @@ export class GatewayControl {
    * Records binding and mapping and tells the agent (BOUND, retransmitted until ACKed).
    */
   onInbandBinding(
+    b: { proto: ProtoNumber; t: number; ghr: string; m: number; d: number },
+    now: number,
+  ): GatewayResult {
+    return this.flushPolicyErrors(this.onInbandBindingInner(b, now));
+  }
+
+  private onInbandBindingInner(
     b: { proto: ProtoNumber; t: number; ghr: string; m: number; d: number },
     now: number,
   ): GatewayResult {
@@ -918,6 +940,15 @@ export class GatewayControl {
     a: { ctrlT: number; aliasPort: number },
     now: number,
   ): GatewayResult & { record?: ReservationRecord } {
+    const out = this.ftpAliasInner(a, now);
+    this.flushPolicyErrors(out);
+    return out;
+  }
+
+  private ftpAliasInner(
+    a: { ctrlT: number; aliasPort: number },
+    now: number,
+  ): GatewayResult & { record?: ReservationRecord } {
     const out: GatewayResult & { record?: ReservationRecord } = { send: [], events: [] };
     const s = this.byPort.get(portKey(6, a.ctrlT));
     const ctrl = s?.reservations.get(portKey(6, a.ctrlT));
@@ -925,17 +956,20 @@ export class GatewayControl {
     let decision = this.recheck(s, ctrl.inName, now);
     let t = 0;
     if (decision === 'ok') {
-      const r = this.policy.reservePorts({
-        sessionId: s.idHex,
-        user: s.user,
-        userDn: s.userDn,
-        group: s.group,
-        inName: ctrl.inName,
-        proto: 6,
-        count: 1,
-        en: { ...s.peer },
-      });
-      if ('reason' in r) decision = r.reason;
+      const r = this.ask(() =>
+        this.policy.reservePorts({
+          sessionId: s.idHex,
+          user: s.user,
+          userDn: s.userDn,
+          group: s.group,
+          inName: ctrl.inName,
+          proto: 6,
+          count: 1,
+          en: { ...s.peer },
+        }),
+      );
+      if (r === FAILED) decision = 'internal';
+      else if ('reason' in r) decision = r.reason;
       else if (r.ports.length < 1 || this.byPort.has(portKey(6, r.ports[0]!))) decision = 'no-ports';
       else t = r.ports[0]!;
     }
@@ -994,6 +1028,10 @@ export class GatewayControl {
 
   /** Runs retransmissions and expiries due at `now`. Call at nextDeadline() (or periodically). */
   poll(now: number): GatewayResult {
+    return this.flushPolicyErrors(this.pollInner(now));
+  }
+
+  private pollInner(now: number): GatewayResult {
     const out: GatewayResult = { send: [], events: [] };
     for (const [k, e] of this.authCache) if (now >= e.expiresAt) this.authCache.delete(k);
     const nowEpoch = Math.floor(now / COOKIE_EPOCH_MS);
@@ -1035,6 +1073,24 @@ export class GatewayControl {
     return d;
   }
 
+  /** Calls a policy callback; an exception becomes FAILED (and a 'policy-error' event), never a crash. */
+  private ask<T>(fn: () => T): T | typeof FAILED {
+    try {
+      return fn();
+    } catch (e) {
+      this.policyErrors.push(e instanceof Error ? e.message : String(e));
+      return FAILED;
+    }
+  }
+  private release(ports: Array<{ proto: ProtoNumber; t: number }>): void {
+    if (ports.length) this.ask(() => this.policy.releasePorts(ports));
+  }
+  private flushPolicyErrors(out: GatewayResult): GatewayResult {
+    for (const detail of this.policyErrors) out.events.push({ kind: 'policy-error', detail });
+    this.policyErrors = [];
+    return out;
+  }
+
   private endReservation(
     s: Session,
     r: ReservationRecord,
@@ -1043,7 +1099,7 @@ export class GatewayControl {
   ): void {
     s.reservations.delete(portKey(r.proto, r.t));
     this.byPort.delete(portKey(r.proto, r.t));
-    this.policy.releasePorts([{ proto: r.proto, t: r.t }]);
+    this.release([{ proto: r.proto, t: r.t }]);
     out.events.push({ kind: 'reservation-ended', sessionId: s.idHex, proto: r.proto, t: r.t, reason });
   }
 

@@ -532,3 +532,63 @@ t.test('gateway drops handshake answers sent to it', async (t) => {
   t.match(r.events, [{ kind: 'dropped', reason: 'wrong-direction' }]);
   t.equal(r.send.length, 0);
 });
+
+t.test('after a re-login the agent refills the pools it had', async (t) => {
+  const { agent, dir, wire } = up();
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  wire.run(agent.reserve(IN1, 17, T0), T0);
+  wire.gw = new GatewayControl({ policy: dir }); // gateway restart
+  wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
+  t.equal(agent.state, 'up');
+  t.equal(agent.poolSize(IN1, 6), 4);
+  t.equal(agent.poolSize(IN1, 17), 4);
+  t.equal(wire.gw.stats().reservations, 8);
+});
+
+t.test('a COOKIE with an invalid gateway key is ignored; HELLO keeps being retransmitted', async (t) => {
+  const { agent } = setup();
+  const hello = decode(agent.login(T0).send[0]!.data);
+  if (hello.type !== 'HELLO') throw new Error('no HELLO');
+  const bad = encode({
+    type: 'COOKIE',
+    enNonce: hello.enNonce,
+    cookieTime: Math.floor(T0 / 1000),
+    cookie: Buffer.alloc(16, 1),
+    gwPub: Buffer.alloc(32), // small-order point
+  });
+  t.match(agent.handleDatagram(bad, T0).events, [{ kind: 'dropped', reason: 'bad-gateway-key' }]);
+  t.equal(agent.state, 'hello');
+  t.equal(agent.poll(T0 + 250).send.length, 1, 'HELLO retransmitted');
+});
+
+t.test('a throwing directory callback becomes an internal refusal, never a crash', async (t) => {
+  const { agent, dir, gw, wire } = up();
+  dir.mayReach = () => {
+    throw new Error('ldap down');
+  };
+  wire.run(agent.reserve(IN1, 6, T0), T0);
+  t.match(ev(wire, 'reserve-failed')[0], { reason: 'internal' });
+  t.ok(wire.gatewayEvents.some((e) => e.kind === 'policy-error' && e.detail === 'ldap down'));
+  dir.lookupUser = () => {
+    throw new Error('ldap down');
+  };
+  const s2 = new Wire(
+    new AgentControl({
+      user: 'alice',
+      userSecret: ALICE_SECRET,
+      group: 'sales',
+      groupKey: { version: 1, key: GK1 },
+    }),
+    gw,
+    { addr: '203.0.113.3', port: 1 },
+  );
+  login(s2);
+  t.match(
+    s2.agentEvents.find((e) => e.kind === 'refused'),
+    { reason: 'internal', authenticated: false },
+  );
+  dir.releasePorts = () => {
+    throw new Error('pool bug');
+  };
+  t.doesNotThrow(() => gw.poll(T0 + 10_000_000));
+});
