@@ -497,9 +497,6 @@ export class DirectoryClient {
 
   /** One GSRA group by name (cn) or DN, or undefined. */
   async group(nameOrDn: string): Promise<GsraGroup | undefined> {
-    const filter = nameOrDn.includes('=')
-      ? `(distinguishedName=${escapeFilterValue(nameOrDn)})`
-      : `(cn=${escapeFilterValue(nameOrDn)})`;
     if (nameOrDn.includes('=')) {
       try {
         const [e] = await this.searchAll(
@@ -507,7 +504,7 @@ export class DirectoryClient {
           { ...this.groupSearch(''), scope: 'base', paged: false },
           `reading group ${nameOrDn}`,
         );
-        return e ? this.toGroup(e) : undefined;
+        return e ? await this.withTransitiveMembers(this.toGroup(e)) : undefined;
       } catch (err) {
         if (err instanceof DirectoryProtocolError && err.resultCode === 32) return undefined;
         throw err;
@@ -515,7 +512,7 @@ export class DirectoryClient {
     }
     const [e] = await this.searchAll(
       this.groupsDn,
-      this.groupSearch(filter),
+      this.groupSearch(`(cn=${escapeFilterValue(nameOrDn)})`),
       `the search for group ${nameOrDn}`,
     );
     return e ? await this.withTransitiveMembers(this.toGroup(e)) : undefined;

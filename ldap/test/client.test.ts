@@ -159,7 +159,7 @@ t.test('a closed port gives DirectoryUnreachableError at once', async (t) => {
 });
 
 t.test('a hung server fails within the connect timeout with DirectoryUnreachableError', async (t) => {
-  fx.pause();
+  await fx.pause();
   try {
     const [err, ms] = await elapsed(
       client({ connectTimeoutMs: 700 }).bindUser('alice', fx.users.alice.password),
@@ -176,7 +176,7 @@ t.test('a hung server fails within the connect timeout with DirectoryUnreachable
 });
 
 t.test('a hung server during StartTLS fails within the connect timeout', async (t) => {
-  fx.pause();
+  await fx.pause();
   try {
     const [err, ms] = await elapsed(
       client({ url: fx.ldapUrl, startTls: true, connectTimeoutMs: 500, timeoutMs: 500 }).bindUser(
@@ -196,7 +196,7 @@ t.test(
   async (t) => {
     const c = client({ timeoutMs: 600 });
     await c.bindService(fx.gatewayDn, fx.gatewayPassword);
-    fx.pause();
+    await fx.pause();
     try {
       const [err, ms] = await elapsed(c.allGroups());
       t.type(err, DirectoryTimeoutError);
