@@ -154,6 +154,7 @@ export class DirectoryClient {
   private creds: { dn: string; password: string; who: string } | undefined;
   private boundDn: string | undefined;
   private readonly dead = new WeakSet<Client>();
+  private opening: Promise<Client> | undefined;
 
   constructor(opts: DirectoryClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');
@@ -255,35 +256,49 @@ export class DirectoryClient {
   }
 
   /** Run an LDAP operation, reconnecting (and re-binding) once if the connection was lost. */
+  /** The current session, or a new one (one at a time, however many operations wait for it). */
+  private async session(): Promise<{ c: Client; reused: boolean }> {
+    const cur = this.ldap;
+    if (cur && cur.isConnected && !this.dead.has(cur) && (!this.creds || cur.isBound)) {
+      return { c: cur, reused: true };
+    }
+    if (!this.opening) {
+      if (cur) this.log.info('LDAP connection lost; reconnecting', { url: this.url });
+      this.drop();
+      const creds = this.creds;
+      this.opening = this.open()
+        .then((c) => {
+          if (this.creds !== creds) {
+            // Logged out or re-bound meanwhile: this session belongs to nobody.
+            void c.unbind().catch(() => undefined);
+            throw new NotBoundError(this.url);
+          }
+          this.ldap = c;
+          return c;
+        })
+        .finally(() => {
+          this.opening = undefined;
+        });
+    }
+    return { c: await this.opening, reused: false };
+  }
+
+  /** Run an LDAP operation, reconnecting (and re-binding) once if the connection was lost. */
   protected async op<T>(what: string, fn: (c: Client) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      let reused = false;
-      if (
-        this.ldap &&
-        this.ldap.isConnected &&
-        !this.dead.has(this.ldap) &&
-        (!this.creds || this.ldap.isBound)
-      ) {
-        reused = true;
-      } else {
-        if (this.ldap) this.log.info('LDAP connection lost; reconnecting', { url: this.url });
-        this.drop();
-        this.ldap = await this.open();
-      }
-      const c = this.ldap;
+      const { c, reused } = await this.session();
       try {
         return await fn(c);
       } catch (err) {
         const e = translateError(err, this.ctx(what));
+        if (e instanceof DirectoryUnreachableError && this.ldap === c) this.drop();
         if (e instanceof DirectoryUnreachableError && reused && attempt === 0) {
           this.log.info('LDAP connection failed during an operation; retrying once on a new connection', {
             url: this.url,
             what,
           });
-          this.drop();
           continue;
         }
-        if (e instanceof DirectoryUnreachableError) this.drop();
         throw e;
       }
     }
@@ -543,7 +558,11 @@ export class DirectoryClient {
     const now = new Date();
     const groups = entries.map((e) => this.toGroup(e, now)).sort((a, b) => a.name.localeCompare(b.name));
     if (this.flavor !== 'ad') return groups;
-    return Promise.all(groups.map((g) => this.withTransitiveMembers(g)));
+    const out: GsraGroup[] = [];
+    for (let i = 0; i < groups.length; i += 8) {
+      out.push(...(await Promise.all(groups.slice(i, i + 8).map((g) => this.withTransitiveMembers(g)))));
+    }
+    return out;
   }
 
   /** The user's GSRA secret (readable by the user itself and the gateways). */
