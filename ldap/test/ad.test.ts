@@ -40,7 +40,7 @@ function client(over: Partial<DirectoryClientOptions> = {}): DirectoryClient {
   return c;
 }
 
-async function admin(args: string[]) {
+async function admin(args: string[], who?: { upn: string; password: string }) {
   let stdout = '';
   let stderr = '';
   const code = await main([...args, '--json'], {
@@ -52,8 +52,8 @@ async function admin(args: string[]) {
       GSRA_LDAP_BASE_DN: fx.baseDn,
       GSRA_LDAP_GROUPS_DN: fx.groupsDn,
       GSRA_LDAP_FLAVOR: 'ad',
-      GSRA_LDAP_BIND_DN: fx.adminUpn,
-      GSRA_LDAP_PASSWORD: fx.adminPassword,
+      GSRA_LDAP_BIND_DN: who?.upn ?? fx.adminUpn,
+      GSRA_LDAP_PASSWORD: who?.password ?? fx.adminPassword,
     },
   });
   return { code, json: JSON.parse(stdout || '{}') as Record<string, unknown>, stderr };
@@ -218,4 +218,36 @@ t.test('gsra-admin on AD: set-secret, remove-user, remove-host, delete-group', a
   await t.rejects(c.groupsOfUser(me.dn), NotInAnyGroupError);
   t.same((await admin(['delete-group', 'ops'])).json, { group: 'ops', deleted: true });
   t.equal((await admin(['delete-group', 'ops'])).code, 1);
+});
+
+t.test('gsra-admin on AD as a delegated gsra-admins member (not a Domain Admin)', async (t) => {
+  const it = { upn: fx.itadminUpn, password: fx.itadminPassword };
+  const steps: [string[], number][] = [
+    [['create-group', 'finance'], 0],
+    [['add-user', 'finance', 'bob'], 0],
+    [['add-host', 'finance', 'intra4.corp.example', '10.0.0.14'], 0],
+    [['rotate-key', 'finance', '--grace', '5m'], 0],
+    [['set-secret', 'bob'], 0],
+  ];
+  for (const [args, code] of steps) {
+    const r = await admin(args, it);
+    t.equal(r.code, code, `${args.join(' ')}: ${JSON.stringify(r.json)}`);
+  }
+  const bob = client();
+  const me = await bob.bindUser(fx.users.bob.upn, fx.users.bob.password);
+  const fin = (await bob.groupsOfUser(me.dn)).find((g) => g.name === 'finance');
+  t.same(
+    fin?.keys.map((k) => k.version),
+    [2, 1],
+    'bob reads both finance keys',
+  );
+  t.notOk((await bob.userSecret(me.dn)).equals(fx.users.bob.secret), 'new secret set by the delegated admin');
+  t.equal((await admin(['remove-user', 'finance', 'bob'], it)).code, 0);
+  t.equal((await admin(['delete-group', 'finance'], it)).code, 0);
+  const denied = await admin(['create-group', 'evil'], {
+    upn: fx.users.carol.upn,
+    password: fx.users.carol.password,
+  });
+  t.equal(denied.code, 1);
+  t.equal((denied.json.error as { code: string }).code, 'access-denied', JSON.stringify(denied.json));
 });
