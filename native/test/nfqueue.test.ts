@@ -56,6 +56,12 @@ while True:
 const CLIENT = String.raw`
 import socket, sys, os, hashlib
 mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == 'refused':
+    try:
+        socket.create_connection((host, port), timeout=5); print('CONNECTED')
+    except ConnectionRefusedError: print('REFUSED')
+    except socket.timeout: print('TIMEOUT')
+    sys.exit(0)
 if mode == 'udp':
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(float(sys.argv[4])); s.connect((host, port))
     s.send(b'ping-gsra')
@@ -260,6 +266,23 @@ t.test('NFQUEUE backend translates in real namespaces and fails closed', async (
     'gsra-test-leak',
   ]);
 
+  // A "DNS server" on the gateway's WAN address (outside the reserved range: not translated).
+  const dns = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      NS.g,
+      'python3',
+      '-c',
+      "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('" +
+        cfg.ggr +
+        "',53)); print('up',flush=True)\nwhile True:\n d,a=s.recvfrom(2000); s.sendto(d,a)",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.push(dns);
+  await new Promise<void>((resolve) => dns.stdout!.once('data', () => resolve()));
   const server = spawn('ip', ['netns', 'exec', NS.s, 'python3', '-c', SERVER], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -288,6 +311,13 @@ t.test('NFQUEUE backend translates in real namespaces and fails closed', async (
   t.equal(tc[1], tc[2], 'upload intact (server sha256 = client sha256)');
   t.equal(tc[2], tc[3], 'download intact');
   t.equal(leakCount(), 0, 'nothing reached the gateway untranslated');
+
+  // Punt: the DNS answer goes to TypeScript and comes back rewritten (same length).
+  const d = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', cfg.ggr, '53', '5']).trim();
+  t.equal(d, 'PING-GSRA', 'the punted answer was replaced by TypeScript');
+  // A refused negotiation fails the held SYN with a RST toward the application (raw socket).
+  const refused = nsx(NS.a, ['python3', '-c', CLIENT, 'refused', VIN, '9999']).trim();
+  t.equal(refused, 'REFUSED', 'the application got a RST');
 
   gw.proc.stdin!.write('stats\n');
   const st = (await gw.waitFor((o) => o.stats !== undefined)).stats as Record<string, number>;
