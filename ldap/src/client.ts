@@ -255,7 +255,6 @@ export class DirectoryClient {
     if (c) void c.unbind().catch(() => undefined);
   }
 
-  /** Run an LDAP operation, reconnecting (and re-binding) once if the connection was lost. */
   /** The current session, or a new one (one at a time, however many operations wait for it). */
   private async session(): Promise<{ c: Client; reused: boolean }> {
     const cur = this.ldap;
