@@ -369,7 +369,11 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
         if n <= 0 {
             let e = errno();
             match e.raw_os_error() {
-                Some(11) | Some(4) => continue, // EAGAIN (timeout), EINTR
+                Some(11) | Some(4) => {
+                    // EAGAIN (the 100 ms receive timeout) or EINTR: expiry keeps running while idle.
+                    idle_tick(&shared);
+                    continue;
+                }
                 Some(105) => {
                     me.recv_errors.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -437,6 +441,16 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
         shared.flush(outbox);
         shared.maybe_notify(have_events);
     }
+}
+
+fn idle_tick(shared: &Shared) {
+    let (outbox, have_events) = {
+        let mut eng = lock(&shared.eng);
+        eng.sweep(now_ms(), 4096);
+        (std::mem::take(&mut eng.outbox), !eng.events.is_empty())
+    };
+    shared.flush(outbox);
+    shared.maybe_notify(have_events);
 }
 
 impl Backend for Nfq {
