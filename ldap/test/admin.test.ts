@@ -423,3 +423,26 @@ t.test('rotate-key on a group created without a key sets version 1 and no previo
   t.equal(r.json.version, 1);
   t.equal(r.json.previous, null);
 });
+
+t.test('concurrent rotations never both replace the same version', async (t) => {
+  const mk = async () => {
+    const a = new DirectoryAdmin({
+      url: fx.ldapsUrl,
+      caPem: fx.caPem,
+      baseDn: fx.baseDn,
+      groupsDn: fx.groupsDn,
+    });
+    await a.bindService(fx.adminDn, fx.adminPassword);
+    return a;
+  };
+  const [a, b] = await Promise.all([mk(), mk()]);
+  const before = (await a.requireGroup('dev')).keys[0]!.version;
+  const results = await Promise.allSettled([a.rotateKey('dev', 60), b.rotateKey('dev', 60)]);
+  const ok = results.filter((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ version: number }>[];
+  const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+  for (const f of failed) t.match(String(f.reason), 'was rotated by someone else at the same time');
+  const after = (await a.requireGroup('dev')).keys[0]!.version;
+  t.equal(after, before + ok.length, `${ok.length} rotation(s) landed, each on its own version`);
+  t.equal(new Set(ok.map((r) => r.value.version)).size, ok.length, 'no version handed out twice');
+  await Promise.all([a.close(), b.close()]);
+});
