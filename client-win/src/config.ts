@@ -8,6 +8,8 @@ export interface AgentConfig {
     /** GGR: the gateway's public address (what public DNS answers for every internal name). */
     address: string;
     controlPort: number;
+    /** The gateway's reserved port range (its replies come from these ports). */
+    ports: { first: number; last: number };
   };
   /** DNS zones whose names GSRA maps (e.g. corp.example). Answers for other names pass untouched. */
   zones: string[];
@@ -30,7 +32,8 @@ export interface AgentConfig {
   /** Where the agent keeps its login (user secret, group keys), mode 0600. */
   stateDir: string;
   /** Linux backend: NFQUEUE numbers. */
-  engine: { queues: number[] };
+  /** [outbound queue, inbound queue]. */
+  engine: { queues: [number, number] };
   ops: { listen: string; port: number };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
@@ -47,7 +50,16 @@ export const AGENT_CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['address'],
-      properties: { address: ipv4, controlPort: { ...port, default: 4430 } },
+      properties: {
+        address: ipv4,
+        controlPort: { ...port, default: 4430 },
+        ports: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { first: { ...port, default: 40000 }, last: { ...port, default: 59999 } },
+        },
+      },
     },
     zones: {
       type: 'array',
@@ -79,9 +91,9 @@ export const AGENT_CONFIG_SCHEMA = {
         queues: {
           type: 'array',
           items: { type: 'integer', minimum: 0, maximum: 65535 },
-          minItems: 1,
-          maxItems: 16,
-          default: [0],
+          minItems: 2,
+          maxItems: 2,
+          default: [0, 1],
         },
       },
     },

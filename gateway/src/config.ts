@@ -9,7 +9,15 @@ export interface GatewayConfig {
   /** Interfaces the engine hooks (internet side, LAN side). */
   wanInterface: string;
   lanInterface: string;
-  control: { port: number };
+  control: {
+    port: number;
+    /** Agents send KEEPALIVE this often; it renews sessions, reservations and mappings. */
+    keepaliveSec: number;
+    /** An installed mapping ends this long after its last renewal. */
+    mappingLifetimeSec: number;
+    /** A session with no authenticated message for this long ends. */
+    sessionIdleSec: number;
+  };
   ports: {
     /** Range of ports t the gateway reserves on GGR for flows. */
     first: number;
@@ -71,7 +79,12 @@ export const GATEWAY_CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { port: { ...port, default: 4430 } },
+      properties: {
+        port: { ...port, default: 4430 },
+        keepaliveSec: { type: 'integer', minimum: 1, maximum: 3600, default: 25 },
+        mappingLifetimeSec: { type: 'integer', minimum: 2, maximum: 86400, default: 300 },
+        sessionIdleSec: { type: 'integer', minimum: 3, maximum: 86400, default: 120 },
+      },
     },
     ports: {
       type: 'object',
@@ -155,6 +168,16 @@ export function checkGatewayConfig(data: unknown, source = 'config'): GatewayCon
     problems.push(`ports.first: expected <= ports.last (${c.ports.last}), got ${c.ports.first}`);
   if (c.ports.first <= c.control.port && c.control.port <= c.ports.last) {
     problems.push(`control.port: expected outside ports.first..ports.last, got ${c.control.port}`);
+  }
+  if (c.control.keepaliveSec * 2 > c.control.mappingLifetimeSec) {
+    problems.push(
+      `control.mappingLifetimeSec: expected at least twice control.keepaliveSec (${c.control.keepaliveSec}), got ${c.control.mappingLifetimeSec}`,
+    );
+  }
+  if (c.control.keepaliveSec * 2 > c.control.sessionIdleSec) {
+    problems.push(
+      `control.sessionIdleSec: expected at least twice control.keepaliveSec (${c.control.keepaliveSec}), got ${c.control.sessionIdleSec}`,
+    );
   }
   if (!/^(127\.|::1$)/.test(c.ops.listen) && c.ops.listen !== c.privateAddress) {
     problems.push(`ops.listen: expected a loopback or LAN address, got "${c.ops.listen}"`);

@@ -91,6 +91,9 @@ export class GatewayDaemon {
       policy: this.policyAdapter(),
       controlPort: config.control.port,
       reservationLifetimeSec: config.ports.reservationTtlSec,
+      keepaliveIntervalSec: config.control.keepaliveSec,
+      mappingLifetimeSec: config.control.mappingLifetimeSec,
+      sessionIdleSec: config.control.sessionIdleSec,
     });
     deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
   }

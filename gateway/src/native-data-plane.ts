@@ -27,7 +27,14 @@ export class NativeDataPlane implements DataPlane {
   private listeners: ((e: DataPlaneEvent) => void)[] = [];
 
   constructor(private o: NativeDataPlaneOptions) {
-    this.engine = new Engine({ role: 'gateway', ggr: o.ggr, pgr: o.pgr });
+    // Unbound reservations live as long as the control plane says (it removes them when they end,
+    // and renews them on keepalive); the engine's own timer is only a backstop.
+    this.engine = new Engine({
+      role: 'gateway',
+      ggr: o.ggr,
+      pgr: o.pgr,
+      timeouts: { reservationMs: 86_400_000 },
+    });
     this.rules = gatewayRules({
       ggr: o.ggr,
       pgr: o.pgr,
@@ -75,6 +82,9 @@ export class NativeDataPlane implements DataPlane {
       this.sysctl(`net.ipv4.conf.${i}.rp_filter=0`);
     }
     this.sysctl('net.ipv4.conf.all.rp_filter=0');
+    // The reserved range belongs to flows: the kernel must never pick a local ephemeral port from
+    // it (the gateway's own LDAP connection would otherwise collide with the queue rules).
+    this.sysctl(`net.ipv4.ip_local_reserved_ports=${this.o.ports.first}-${this.o.ports.last}`);
     this.engine.startNfqueue({
       queues: [
         { num: this.o.queues[0], hook: 'in' },

@@ -45,6 +45,14 @@ t.test('cross-field rules: range order, control port outside the range, ops addr
     /control.port: expected outside/,
   );
   t.throws(
+    () =>
+      checkGatewayConfig({
+        ...structuredClone(minimal),
+        control: { keepaliveSec: 30, mappingLifetimeSec: 40 },
+      }),
+    /control.mappingLifetimeSec: expected at least twice control.keepaliveSec \(30\), got 40/,
+  );
+  t.throws(
     () => checkGatewayConfig({ ...structuredClone(minimal), ops: { listen: '203.0.113.1' } }),
     /ops.listen: expected a loopback or LAN address/,
   );

@@ -1,5 +1,6 @@
 // Running commands, in the host or inside a lab namespace, with bounded time and clear errors.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 
 export interface RunResult {
   code: number | null;
@@ -77,9 +78,12 @@ export class Proc {
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
+    /** Also append everything the process prints to this file (full logs for assertions). */
+    readonly logFile?: string,
   ) {
     const keep = (d: Buffer) => {
       this.output = (this.output + d.toString()).slice(-20_000);
+      if (logFile) appendFileSync(logFile, d);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -104,12 +108,12 @@ export class Proc {
   }
 }
 
-export function startProc(name: string, argv: string[], opts: SpawnOptions = {}): Proc {
+export function startProc(name: string, argv: string[], opts: SpawnOptions = {}, logFile?: string): Proc {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('startProc: empty command');
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   child.on('error', () => {}); // reported through exit / readiness checks
-  return new Proc(name, child);
+  return new Proc(name, child, logFile);
 }
 
 /** Poll check() every intervalMs until it returns true or timeoutMs passes. */

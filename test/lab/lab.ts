@@ -215,8 +215,14 @@ export class Lab {
   }
 
   /** Start a long-running process inside a host's namespace; stopped at teardown. */
-  spawn(host: HostName | SwitchName, name: string, argv: string[], env?: NodeJS.ProcessEnv): Proc {
-    const p = startProc(`${host}:${name}`, inNs(this.ns(host), argv), env ? { env } : {});
+  spawn(
+    host: HostName | SwitchName,
+    name: string,
+    argv: string[],
+    env?: NodeJS.ProcessEnv,
+    logFile?: string,
+  ): Proc {
+    const p = startProc(`${host}:${name}`, inNs(this.ns(host), argv), env ? { env } : {}, logFile);
     this.procs.add(p);
     return p;
   }

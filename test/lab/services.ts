@@ -137,8 +137,8 @@ export interface SshServer {
   addr: string;
 }
 
-/** OpenSSH sshd on host, key authentication only, with a client key made for this lab. */
-export async function startSshd(lab: Lab, host: HostName = 'in2'): Promise<SshServer> {
+/** OpenSSH sshd on host, key authentication only, with a client key made for this lab; `names` are trusted aliases. */
+export async function startSshd(lab: Lab, host: HostName = 'in2', names: string[] = []): Promise<SshServer> {
   const base = join(lab.dir, `ssh-${host}`);
   mkdirSync(base, { recursive: true });
   const addr = addrOf(host);
@@ -148,7 +148,11 @@ export async function startSshd(lab: Lab, host: HostName = 'in2'): Promise<SshSe
     if (!existsSync(k)) await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', k]);
   }
   writeFileSync(join(base, 'authorized_keys'), readFileSync(`${clientKey}.pub`));
-  writeFileSync(join(base, 'known_hosts'), `${addr} ${readFileSync(`${hostKey}.pub`, 'utf8')}`);
+  // Trusted under its address and any DNS names the caller gives (e.g. intra2.corp.example).
+  writeFileSync(
+    join(base, 'known_hosts'),
+    `${[addr, ...names].join(',')} ${readFileSync(`${hostKey}.pub`, 'utf8')}`,
+  );
   mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory
   const conf = join(base, 'sshd_config');
   writeFileSync(
@@ -215,6 +219,8 @@ export async function startCapture(
     '-s',
     '0',
     '--immediate-mode',
+    '-B',
+    '32768', // KiB: a busy link must not lose packets, or a "nothing in clear" check proves nothing
     '-w',
     file,
     ...filter,

@@ -1,0 +1,363 @@
+// gsra-agent: the teleworker's side. It keeps one control session with the gateway per group the
+// user is in, rewrites DNS answers for internal names to VINs (and reserves ports for that IN
+// right then, so the first connection rarely waits), installs a VAT entry when an application's
+// first packet to a VIN is held, fails refused flows at once with a reason, and reports status.
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:http';
+import { protocol, rewriteARecords, DnsError, type Logger } from '@gsra/common';
+import type { AgentConfig } from './config.ts';
+import type { Credentials } from './credentials.ts';
+import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
+import { VinTable } from './vin.ts';
+
+type AgentResult = protocol.AgentResult;
+type AgentEvent = protocol.AgentEvent;
+type ProtoNumber = protocol.ProtoNumber;
+
+const PROTO: Record<'tcp' | 'udp', ProtoNumber> = { tcp: 6, udp: 17 };
+/** A held flow waits at most this long for a reservation before it is failed. */
+const HOLD_LIMIT_MS = 5000;
+/** A refusal is remembered this long (the gateway is asked again after it). */
+const REFUSAL_MEMORY_MS = 5000;
+/** After a failed or lost session, try again after this long (doubling to 30 s). */
+const RELOGIN_MIN_MS = 1000;
+
+interface Session {
+  group: string;
+  control: protocol.AgentControl;
+  sock: Socket;
+  timer?: NodeJS.Timeout;
+  up: boolean;
+  retryMs: number;
+  lastError?: string;
+}
+
+interface Flow {
+  id: number;
+  name: string;
+  group: string;
+  key: FiveTuple;
+  t: number;
+  started: number;
+  bound?: string;
+}
+
+interface Waiting {
+  key: FiveTuple;
+  name: string;
+  since: number;
+}
+
+export interface AgentDeps {
+  logger: Logger;
+  dataPlane: AgentDataPlane;
+  now?: () => number;
+}
+
+export class AgentDaemon {
+  readonly vins: VinTable;
+  private sessions = new Map<string, Session>();
+  private flows = new Map<number, Flow>();
+  private waiting: Waiting[] = [];
+  /** Recent refusals by `${IN}/${proto}`: new connections fail at once for a few seconds. */
+  private refused = new Map<string, { until: number; reason: string; words: string }>();
+  private ops: Server | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly zones: string[];
+  opsPort = 0;
+
+  constructor(
+    readonly config: AgentConfig,
+    readonly creds: Credentials,
+    private deps: AgentDeps,
+  ) {
+    this.log = deps.logger.child({ user: creds.user });
+    this.now = deps.now ?? Date.now;
+    this.vins = new VinTable(config.vinRange);
+    this.zones = config.zones.map((z) => z.toLowerCase());
+    deps.dataPlane.onEvent((e) => this.onDataPlane(e));
+  }
+
+  async start(): Promise<void> {
+    for (const g of this.creds.groups) await this.openSession(g.name);
+    this.deps.dataPlane.start();
+    this.ops = createServer((req, res) => {
+      if (req.url === '/status') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(this.status(), null, 2) + '\n');
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => this.ops!.listen(this.config.ops.port, this.config.ops.listen, () => r()));
+    const a = this.ops.address();
+    this.opsPort = typeof a === 'object' && a ? a.port : 0;
+    this.sweepTimer = setInterval(() => this.sweepWaiting(), 250);
+    this.sweepTimer.unref();
+    this.log.info('agent started', {
+      groups: this.creds.groups.map((g) => g.name),
+      gateway: `${this.config.gateway.address}:${this.config.gateway.controlPort}`,
+      vinRange: this.config.vinRange,
+    });
+  }
+
+  private async openSession(group: string): Promise<void> {
+    const g = this.creds.groups.find((x) => x.name === group)!;
+    const key = [...g.keys].sort((a, b) => b.version - a.version)[0]!;
+    const control = new protocol.AgentControl({
+      user: this.creds.user,
+      userSecret: this.creds.secret,
+      group,
+      groupKey: { version: key.version, key: key.key },
+    });
+    const sock = createSocket('udp4');
+    const s: Session = { group, control, sock, up: false, retryMs: RELOGIN_MIN_MS };
+    this.sessions.set(group, s);
+    sock.on('message', (m) => this.apply(s, control.handleDatagram(m, this.now())));
+    sock.on('error', (e) => this.log.warn('control socket error', { group, reason: e.message }));
+    await new Promise<void>((r) => sock.bind(0, () => r()));
+    this.apply(s, control.login(this.now()));
+  }
+
+  private apply(s: Session, r: AgentResult): void {
+    for (const o of r.send) {
+      if (o.dest.via !== 'control') continue; // explicit BIND probes are not used: binding is in-band
+      s.sock.send(o.data, this.config.gateway.controlPort, this.config.gateway.address);
+    }
+    for (const e of r.events) this.onControl(s, e);
+    if (s.timer) clearTimeout(s.timer);
+    const next = s.control.nextDeadline();
+    if (next !== null) {
+      s.timer = setTimeout(() => this.apply(s, s.control.poll(this.now())), Math.max(0, next - this.now()));
+      s.timer.unref();
+    }
+  }
+
+  private onControl(s: Session, e: AgentEvent): void {
+    switch (e.kind) {
+      case 'session-up':
+        s.up = true;
+        s.retryMs = RELOGIN_MIN_MS;
+        s.lastError = undefined;
+        this.log.info('session up', { group: s.group, session: e.sessionId });
+        break;
+      case 'session-down':
+      case 'refused': {
+        s.up = false;
+        const reason = e.reason;
+        s.lastError = e.kind === 'refused' ? `${reason}: ${e.text}` : String(reason);
+        this.log.warn(e.kind === 'refused' ? 'login refused by the gateway' : 'session down', {
+          group: s.group,
+          reason,
+        });
+        if (e.kind === 'session-down' && reason === 'logout') break;
+        // Survive an unreachable or restarted gateway: log in again with backoff.
+        const retry = setTimeout(() => this.apply(s, s.control.login(this.now())), s.retryMs);
+        retry.unref();
+        s.retryMs = Math.min(s.retryMs * 2, 30_000);
+        break;
+      }
+      case 'reserved':
+        this.refused.delete(`${e.inName}/${e.proto}`);
+        this.serveWaiting(e.inName);
+        break;
+      case 'reserve-failed':
+        this.failWaiting(e.inName, e.proto, e.reason, e.text);
+        break;
+      case 'bound': {
+        const f = [...this.flows.values()].find((x) => x.t === e.t && PROTO[x.key.proto] === e.proto);
+        if (f) f.bound = `${e.ghr}:${e.m}`;
+        this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
+        break;
+      }
+      case 'request-failed':
+        this.log.warn('request failed', { group: s.group, type: e.type, reason: e.reason, text: e.text });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The group to speak for when reaching `name`: the one listing it, else the first (the gateway decides). */
+  private groupFor(name: string): Session | undefined {
+    const g = this.creds.groups.find((x) => x.hosts.some((h) => h.name === name)) ?? this.creds.groups[0];
+    return g && this.sessions.get(g.name);
+  }
+
+  private inZone(name: string): boolean {
+    return this.zones.some((z) => name === z || name.endsWith(`.${z}`));
+  }
+
+  private onDataPlane(e: AgentDataPlaneEvent): void {
+    switch (e.kind) {
+      case 'dns-answer':
+        this.onDnsAnswer(e.id, e.packet);
+        break;
+      case 'held':
+        this.onHeld(e);
+        break;
+      case 'flow-ended': {
+        const f = this.flows.get(e.id);
+        if (!f) break;
+        this.flows.delete(e.id);
+        const s = this.sessions.get(f.group);
+        if (s) this.apply(s, s.control.release(PROTO[f.key.proto], f.t, this.now()));
+        this.log.info('flow ended', { in: f.name, proto: f.key.proto, d: f.key.dport, state: e.state });
+        break;
+      }
+      case 'verify-failed':
+        this.log.warn('packets failed verification and were dropped', {
+          from: e.from,
+          reason: e.reason,
+          count: e.count,
+        });
+        break;
+    }
+  }
+
+  /** Rewrite GGR to a VIN in answers for names in our zones (same length), and reserve ports for them now. */
+  private onDnsAnswer(id: number, packet: Buffer): void {
+    const out = Buffer.from(packet);
+    const ihl = (out[0]! & 15) * 4;
+    const names: string[] = [];
+    try {
+      const n = rewriteARecords(
+        out.subarray(ihl + 8),
+        (name, addr) => {
+          if (addr !== this.config.gateway.address || !this.inZone(name)) return undefined;
+          names.push(name);
+          return this.vins.assign(name, 60, this.now()).vin;
+        },
+        60,
+      );
+      this.deps.dataPlane.dnsVerdict(id, n > 0 ? out : undefined);
+    } catch (e) {
+      if (!(e instanceof DnsError)) throw e;
+      this.deps.dataPlane.dnsVerdict(id); // not ours to judge: pass it unchanged
+      return;
+    }
+    for (const name of names) {
+      const s = this.groupFor(name);
+      if (s) this.apply(s, s.control.reserve(name, 6, this.now()));
+      this.log.debug('internal name mapped', { in: name, vin: this.vins.byHostName(name)?.vin });
+    }
+  }
+
+  private onHeld(key: FiveTuple): void {
+    const entry = this.vins.byAddress(key.dst);
+    if (!entry) {
+      this.log.warn('connection to an unassigned VIN refused', { vin: key.dst, dport: key.dport });
+      this.deps.dataPlane.failHeld(key);
+      return;
+    }
+    const refused = this.refused.get(`${entry.name}/${PROTO[key.proto]}`);
+    if (refused && refused.until > this.now()) {
+      // Refused a moment ago: answer the application at once instead of asking again.
+      this.deps.dataPlane.failHeld(key);
+      this.log.warn(refused.words, { in: entry.name, d: key.dport, reason: refused.reason });
+      return;
+    }
+    if (!this.tryStart(key, entry.name)) {
+      this.waiting.push({ key, name: entry.name, since: this.now() });
+      const s = this.groupFor(entry.name);
+      if (s) this.apply(s, s.control.reserve(entry.name, PROTO[key.proto], this.now()));
+    }
+  }
+
+  /** Take a pre-reserved port and install the VAT entry (zero round trips); false if none is ready. */
+  private tryStart(key: FiveTuple, name: string): boolean {
+    const s = this.groupFor(name);
+    if (!s?.up) return false;
+    const r = s.control.takePort(name, PROTO[key.proto], this.now());
+    this.apply(s, { send: r.send, events: r.events });
+    if (!r.port) return false;
+    const id = this.deps.dataPlane.addFlow({
+      proto: key.proto,
+      pen: key.src,
+      s: key.sport,
+      vin: key.dst,
+      d: key.dport,
+      ggr: this.config.gateway.address,
+      t: r.port.t,
+      keys: r.port.keys,
+    });
+    this.flows.set(id, { id, name, group: s.group, key, t: r.port.t, started: this.now() });
+    this.log.info('flow started', { in: name, group: s.group, proto: key.proto, d: key.dport, t: r.port.t });
+    return true;
+  }
+
+  private serveWaiting(name: string): void {
+    const still: Waiting[] = [];
+    for (const w of this.waiting) if (w.name !== name || !this.tryStart(w.key, w.name)) still.push(w);
+    this.waiting = still;
+  }
+
+  private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): void {
+    const words =
+      reason === 'not-in-group'
+        ? `${this.creds.user} is not in a group that may reach ${name}`
+        : `${name} refused by the gateway (${reason}${text ? `: ${text}` : ''})`;
+    const fail = this.waiting.filter((w) => w.name === name && PROTO[w.key.proto] === proto);
+    this.waiting = this.waiting.filter((w) => !fail.includes(w));
+    this.refused.set(`${name}/${proto}`, { until: this.now() + REFUSAL_MEMORY_MS, reason, words });
+    for (const w of fail) {
+      this.deps.dataPlane.failHeld(w.key);
+      this.log.warn(words, { in: name, d: w.key.dport, reason });
+    }
+  }
+
+  private sweepWaiting(): void {
+    const now = this.now();
+    const late = this.waiting.filter((w) => now - w.since > HOLD_LIMIT_MS);
+    this.waiting = this.waiting.filter((w) => now - w.since <= HOLD_LIMIT_MS);
+    for (const w of late) {
+      this.deps.dataPlane.failHeld(w.key);
+      this.log.warn('connection failed: no answer from the gateway', {
+        in: w.name,
+        d: w.key.dport,
+        reason: 'timeout',
+      });
+    }
+  }
+
+  status(): unknown {
+    const now = this.now();
+    return {
+      user: this.creds.user,
+      groups: [...this.sessions.values()].map((s) => ({
+        name: s.group,
+        session: s.up ? 'up' : 'down',
+        error: s.lastError ?? null,
+      })),
+      vins: this.vins.entries().map((e) => ({ name: e.name, vin: e.vin })),
+      flows: [...this.flows.values()].map((f) => {
+        const c = this.deps.dataPlane.flowCounters(f.id);
+        return {
+          in: f.name,
+          proto: f.key.proto,
+          vin: `${f.key.dst}:${f.key.dport}`,
+          state: c?.state ?? 'gone',
+          bytesOut: c?.bytesOut ?? 0,
+          bytesIn: c?.bytesIn ?? 0,
+          ageSec: Math.round((now - f.started) / 1000),
+          boundAs: f.bound ?? null,
+        };
+      }),
+      engine: this.deps.dataPlane.stats(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const s of this.sessions.values()) {
+      this.apply(s, s.control.logout(this.now()));
+      if (s.timer) clearTimeout(s.timer);
+      await new Promise((r) => setTimeout(r, 20));
+      s.sock.close();
+    }
+    for (const w of this.waiting) this.deps.dataPlane.failHeld(w.key);
+    await new Promise<void>((r) => (this.ops ? this.ops.close(() => r()) : r()));
+    await this.deps.dataPlane.close();
+    this.log.info('agent stopped');
+  }
+}

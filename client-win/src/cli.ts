@@ -1,0 +1,185 @@
+// gsra-agent: what the teleworker (or the Windows service) runs.
+//   gsra-agent login --config FILE --user alice   (password: GSRA_PASSWORD, --password-file, or typed)
+//   gsra-agent run --config FILE
+//   gsra-agent status [--config FILE] [--json]
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { ConfigError, createLogger } from '@gsra/common';
+import { DirectoryError } from '@gsra/ldap';
+import { loadAgentConfig, type AgentConfig } from './config.ts';
+import { loadCredentials, CredentialsError } from './credentials.ts';
+import { login } from './login.ts';
+import type { AgentDataPlane } from './data-plane.ts';
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const USAGE = `usage: gsra-agent <command> [options]
+
+commands:
+  login --user NAME     log in to the directory (LDAP over TLS) and store the user's GSRA secret and group keys
+  run                   run the agent (internal names resolve to VINs; connections go through the gateway)
+  status [--json]       user, groups, VINs with names, flows with bytes, state and age
+
+options:
+  -c, --config FILE     agent config (default /etc/gsra/agent.json)
+  --password-file FILE  login: read the password from FILE (else GSRA_PASSWORD, else typed)
+  -h, --help            this text
+`;
+
+export type AgentDataPlaneFactory = (c: AgentConfig) => Promise<AgentDataPlane>;
+
+export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlaneFactory): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c', default: '/etc/gsra/agent.json' },
+        user: { type: 'string', short: 'u' },
+        'password-file': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    io.stderr(`gsra-agent: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const cmd = positionals[0];
+  if (values.help || !cmd) {
+    (values.help ? io.stdout : io.stderr)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (!['login', 'run', 'status'].includes(cmd)) {
+    io.stderr(`gsra-agent: unknown command "${cmd}"\n${USAGE}`);
+    return 2;
+  }
+  let config: AgentConfig;
+  try {
+    config = loadAgentConfig(values.config!);
+  } catch (e) {
+    io.stderr(`gsra-agent: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+    return 1;
+  }
+  if (cmd === 'login') {
+    if (!values.user) {
+      io.stderr('gsra-agent login: --user NAME is required\n');
+      return 2;
+    }
+    const password = values['password-file']
+      ? readFileSync(values['password-file'], 'utf8').replace(/\r?\n$/, '')
+      : (io.env.GSRA_PASSWORD ?? (await prompt(`password for ${values.user}: `)));
+    try {
+      const c = await login(config, values.user, password);
+      io.stdout(`logged in as ${c.user}; groups: ${c.groups.map((g) => g.name).join(', ')}\n`);
+      return 0;
+    } catch (e) {
+      io.stderr(`gsra-agent login: ${e instanceof DirectoryError ? e.message : (e as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (cmd === 'status') return status(config, Boolean(values.json), io);
+  return run(config, io, dataPlane ?? linuxDataPlane);
+}
+
+function prompt(q: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  return new Promise((resolve) => rl.question(q, (a) => (rl.close(), resolve(a))));
+}
+
+const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
+  const { LinuxDataPlane } = await import('./linux-data-plane.ts');
+  return new LinuxDataPlane({
+    vinRange: c.vinRange,
+    ggr: c.gateway.address,
+    ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
+    queues: c.engine.queues,
+  });
+};
+
+async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactory): Promise<number> {
+  const logger = createLogger('agent', { level: config.log.level });
+  let creds;
+  try {
+    creds = loadCredentials(config.stateDir);
+  } catch (e) {
+    io.stderr(`gsra-agent: ${e instanceof CredentialsError ? e.message : (e as Error).message}\n`);
+    return 1;
+  }
+  const { AgentDaemon } = await import('./agent.ts');
+  let agent;
+  try {
+    agent = new AgentDaemon(config, creds, { logger, dataPlane: await factory(config) });
+    await agent.start();
+  } catch (e) {
+    logger.error('agent failed to start', { reason: (e as Error).message });
+    io.stderr(`gsra-agent: cannot start: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (sig: string) => {
+      logger.info('stopping', { signal: sig });
+      agent.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+interface StatusDoc {
+  user: string;
+  groups: { name: string; session: string; error: string | null }[];
+  vins: { name: string; vin: string }[];
+  flows: {
+    in: string;
+    proto: string;
+    vin: string;
+    state: string;
+    bytesOut: number;
+    bytesIn: number;
+    ageSec: number;
+  }[];
+}
+
+async function status(config: AgentConfig, json: boolean, io: CliIo): Promise<number> {
+  let body: string;
+  try {
+    const res = await fetch(`http://${config.ops.listen}:${config.ops.port}/status`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    body = await res.text();
+  } catch (e) {
+    io.stderr(`gsra-agent status: the agent is not running (${(e as Error).message})\n`);
+    return 1;
+  }
+  if (json) {
+    io.stdout(body);
+    return 0;
+  }
+  const s = JSON.parse(body) as StatusDoc;
+  const lines = [
+    `user:   ${s.user}`,
+    `groups: ${s.groups.map((g) => `${g.name} (session ${g.session}${g.error ? `: ${g.error}` : ''})`).join(', ')}`,
+    'VINs:',
+    ...s.vins.map((v) => `  ${v.vin.padEnd(16)} ${v.name}`),
+    'flows:',
+    ...(s.flows.length
+      ? s.flows.map(
+          (f) =>
+            `  ${f.proto} ${f.in}:${f.vin.split(':')[1]} via ${f.vin.split(':')[0]}  ${f.state}  out ${f.bytesOut} B  in ${f.bytesIn} B  age ${f.ageSec} s`,
+        )
+      : ['  (none)']),
+  ];
+  io.stdout(lines.join('\n') + '\n');
+  return 0;
+}

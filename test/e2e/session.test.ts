@@ -1,0 +1,277 @@
+// A real GSRA session end to end, behind a port-preserving and behind a symmetric home NAT:
+// unmodified clients on the teleworker PCs reach private servers by name, through the NAT,
+// encrypted and authenticated, with access decided by LDAP groups.
+import t from 'tap';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { ADDR } from '../lab/lab.ts';
+import { makeRandomFile, sha256File, startCapture, startUdpEcho, udpProbe } from '../lab/services.ts';
+import type { IpPacket } from '../lab/pcap.ts';
+import { startGsraLab, IN1, IN2 } from './gsra-lab.ts';
+
+/** Bytes GSRA adds to every TCP segment on the internet (the MAC option, docs/pccom.md). */
+const TCP_MAC_OVERHEAD = 16;
+
+function contains(packets: IpPacket[], needles: Buffer[]): number {
+  let hits = 0;
+  for (const n of needles) if (packets.some((p) => p.payload.includes(n))) hits++;
+  return hits;
+}
+
+for (const nat of ['preserving', 'symmetric'] as const) {
+  t.test(`GSRA session behind a ${nat} home NAT`, async (t) => {
+    const g = await startGsraLab({
+      nat,
+      ens: 2,
+      control: { keepaliveSec: 1, mappingLifetimeSec: 3, sessionIdleSec: 10 },
+    });
+    t.teardown(() => g.stop());
+    const alice = await g.startAgent('en1', 'alice');
+    const lab = g.lab;
+
+    await t.test('curl http://intra1.corp.example/ succeeds from alice’s PC (sales)', async (t) => {
+      const r = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/`]);
+      t.equal(r.stdout, '<h1>hello from in1</h1>\n');
+      const who = JSON.parse(
+        (await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/whoami`])).stdout,
+      );
+      t.equal(who.address, ADDR.gwLan, 'intra1 sees the gateway (PGR) as its peer');
+    });
+
+    await t.test('the application sees a VIN, never the gateway’s address', async (t) => {
+      const r = await lab.exec('en1', ['getent', 'hosts', IN1]);
+      const vin = r.stdout.split(/\s+/)[0]!;
+      t.match(vin, /^198\.19\.(22[4-9]|23\d)\.\d+$/, 'inside the default VIN range 198.19.224.0/20');
+      const st = await alice.status();
+      t.same(st.vins.find((v) => v.name === IN1)?.vin, vin);
+    });
+
+    await t.test(
+      'curl http://intra2.corp.example/ is refused within a second, with the reason',
+      async (t) => {
+        const t0 = Date.now();
+        const r = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN2}/`], { allowFail: true });
+        const ms = Date.now() - t0;
+        t.not(r.code, 0);
+        t.ok(ms < 1000, `refused after ${ms} ms`);
+        t.match(r.stderr, /Couldn't connect|Connection refused/);
+        const lines = g.logLines(alice.logFile);
+        t.ok(
+          lines.some(
+            (l) =>
+              l.message === 'alice is not in a group that may reach intra2.corp.example' &&
+              l.reason === 'not-in-group',
+          ),
+          'the agent logs why',
+        );
+        t.ok(
+          g
+            .logLines(g.gatewayLog)
+            .some(
+              (l) =>
+                l.message === 'access refused' &&
+                l.user === 'alice' &&
+                l.in === IN2 &&
+                l.reason === 'not-in-group',
+            ),
+          'the gateway logs the decision with user, group, IN and reason',
+        );
+      },
+    );
+
+    await t.test(
+      'lftp lists and downloads over passive FTP; sha256 matches; nothing crosses the internet in clear',
+      async (t) => {
+        const want = makeRandomFile(join(g.ftp.root, 'report.bin'), 4 * 1024 * 1024);
+        const file = readFileSync(join(g.ftp.root, 'report.bin'));
+        const needles = Array.from({ length: 64 }, (_, i) =>
+          file.subarray(i * 65536 + 1000, i * 65536 + 1024),
+        );
+        const inet = await startCapture(lab, 'inet', 'br0', ['tcp']);
+        const lan = await startCapture(lab, 'lan', 'br0', ['tcp', 'and', 'host', ADDR.in1]);
+        const out = join(lab.dir, 'report.from-ftp');
+        const r = await lab.exec(
+          'en1',
+          [
+            'lftp',
+            '-e',
+            `set net:max-retries 2; set net:timeout 10; ls; get report.bin -o ${out}; bye`,
+            `ftp://${IN1}/`,
+          ],
+          {
+            timeoutMs: 60_000,
+          },
+        );
+        t.match(r.stdout, /report\.bin/, 'the listing names the file');
+        t.equal(sha256File(out), want, 'sha256 matches');
+        const inetPkts = await inet.stop();
+        const lanPkts = await lan.stop();
+        const dataPort = (pkts: IpPacket[], src: string) => {
+          // the FTP data connection: the flow from src that carried the most bytes
+          const by = new Map<number, number>();
+          for (const p of pkts)
+            if (p.src === src) by.set(p.sport!, (by.get(p.sport!) ?? 0) + p.payload.length);
+          return [...by.entries()].sort((a, b) => b[1] - a[1])[0]![0];
+        };
+        const inetData = inetPkts.filter(
+          (p) => p.src === ADDR.gwWan && p.sport === dataPort(inetPkts, ADDR.gwWan) && p.payload.length > 0,
+        );
+        const lanData = lanPkts.filter(
+          (p) => p.src === ADDR.in1 && p.sport === dataPort(lanPkts, ADDR.in1) && p.payload.length > 0,
+        );
+        const carried = inetData.reduce((n, p) => n + p.payload.length, 0);
+        t.ok(carried >= file.length, `the internet capture is complete: ${carried} bytes of ${file.length}`);
+        t.ok(
+          contains(lanPkts, needles) >= needles.length * 0.9,
+          'control: the file’s bytes are visible on the office LAN',
+        );
+        t.equal(contains(inetPkts, needles), 0, 'none of the file’s bytes cross the internet in clear');
+        // Every TCP packet between the home router and the gateway carries the MAC option.
+        const gsra = inetPkts.filter(
+          (p) =>
+            p.proto === 6 &&
+            (p.src === ADDR.gwWan || p.dst === ADDR.gwWan) &&
+            p.sport !== 636 &&
+            p.dport !== 636,
+        );
+        const hasMacOption = (p: IpPacket) => {
+          const l4 = p.raw.subarray((p.raw[0]! & 15) * 4);
+          const opts = l4.subarray(20, (l4[12]! >> 4) * 4);
+          for (let i = 0; i < opts.length;) {
+            const k = opts[i]!;
+            if (k === 0) break;
+            if (k === 1) {
+              i++;
+              continue;
+            }
+            if (k === 253 && opts[i + 2] === 0x47 && opts[i + 3] === 0x53) return true;
+            i += Math.max(2, opts[i + 1] ?? 2);
+          }
+          return false;
+        };
+        t.equal(
+          gsra.filter(hasMacOption).length,
+          gsra.length,
+          `all ${gsra.length} TCP packets on the internet link are authenticated (kind 253, ExID GS)`,
+        );
+        // Data packets are a plain packet plus exactly the MAC option: the TCP header of a plain data
+        // segment on the LAN is 32 bytes (with timestamps), on the internet 32 + 16; nothing else grows.
+        const tcpHeader = (p: IpPacket) => (p.raw[(p.raw[0]! & 15) * 4 + 12]! >> 4) * 4;
+        t.same(
+          [...new Set(lanData.map(tcpHeader))],
+          [32],
+          'plain data segments on the LAN: 32-byte TCP header',
+        );
+        t.same(
+          [...new Set(inetData.map(tcpHeader))],
+          [32 + TCP_MAC_OVERHEAD],
+          `on the internet: 32 + ${TCP_MAC_OVERHEAD}`,
+        );
+        t.ok(
+          inetData.every((p) => p.length === 20 + 32 + TCP_MAC_OVERHEAD + p.payload.length),
+          'payload length unchanged',
+        );
+        t.ok(
+          Math.max(...inetData.map((p) => p.length)) <= 1500,
+          'every packet fits the 1500-byte MTU (MSS clamped on the SYN)',
+        );
+      },
+    );
+
+    await t.test('UDP to an internal host works (datagram echoed by intra1)', async (t) => {
+      await startUdpEcho(lab, 'in1', 9000);
+      const vin = (await lab.exec('en1', ['getent', 'hosts', IN1])).stdout.split(/\s+/)[0]!;
+      const r = await udpProbe(lab, 'en1', 41000, [`${vin}:9000`]);
+      t.match(r[0]!.reply, new RegExp(`^probe from ${ADDR.gwLan.replace(/\./g, '\\.')}:\\d+$`));
+    });
+
+    await t.test('a large download (200 MB) arrives intact', async (t) => {
+      const want = makeRandomFile(join(g.web1.root, 'big.bin'), 200 * 1024 * 1024);
+      const out = join(lab.dir, 'big.out');
+      const t0 = Date.now();
+      await lab.exec('en1', ['curl', '-sS', '-m', '120', '-o', out, `http://${IN1}/big.bin`], {
+        timeoutMs: 130_000,
+      });
+      const secs = (Date.now() - t0) / 1000;
+      t.equal(
+        sha256File(out),
+        want,
+        `sha256 matches (${((200 * 8 * 1.048576) / secs).toFixed(0)} Mbit/s, information only)`,
+      );
+    });
+
+    await t.test(
+      'a flow lives through several mapping renewals (mapping lifetime 3 s, flow 8 s)',
+      async (t) => {
+        const want = makeRandomFile(join(g.web1.root, 'slow.bin'), 800 * 1024);
+        const out = join(lab.dir, 'slow.out');
+        const before = g.logLines(g.gatewayLog).filter((l) => l.message === 'flow mapped').length;
+        await lab.exec(
+          'en1',
+          ['curl', '-sS', '-m', '30', '--limit-rate', '100K', '-o', out, `http://${IN1}/slow.bin`],
+          { timeoutMs: 40_000 },
+        );
+        t.equal(sha256File(out), want);
+        t.equal(
+          g.logLines(g.gatewayLog).filter((l) => l.message === 'flow mapped').length,
+          before + 1,
+          'one mapping, renewed, never re-made',
+        );
+      },
+    );
+
+    await t.test('a second teleworker behind the same home NAT: bob (dev) opens SSH to intra2', async (t) => {
+      await g.startAgent('en2', 'bob');
+      const r = await lab.exec(
+        'en2',
+        ['ssh', ...g.ssh.clientArgs, `root@${IN2}`, 'echo', 'hello-from-$(hostname -I)'],
+        { timeoutMs: 30_000 },
+      );
+      t.match(r.stdout, /hello-from-10\.0\.0\.12/);
+      const r2 = await lab.exec('en2', ['curl', '-sS', '-m', '5', `http://${IN1}/`], { allowFail: true });
+      t.not(r2.code, 0, 'bob cannot reach intra1 (sales)');
+      const again = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/`]);
+      t.equal(again.stdout, '<h1>hello from in1</h1>\n', 'alice keeps working at the same time');
+    });
+
+    await t.test('gsra-agent status shows user, groups, VINs and flows with bytes', async (t) => {
+      const text = await alice.statusText();
+      t.match(text, /user:\s+alice/);
+      t.match(text, /sales \(session up\)/);
+      t.match(text, new RegExp(`198\\.19\\.\\d+\\.\\d+\\s+${IN1.replace(/\./g, '\\.')}`));
+      t.match(text, /tcp intra1\.corp\.example:80 via 198\.19\.\d+\.\d+ .* in [1-9]\d* B/);
+    });
+
+    await t.test(
+      'an attacker’s forged datagrams to a reserved port are dropped and counted, never forwarded',
+      async (t) => {
+        const gwStatus = async () =>
+          JSON.parse((await lab.exec('gw', ['curl', '-sf', 'http://127.0.0.1:9464/status'])).stdout);
+        const st = await gwStatus();
+        const udp = st.flows.find(
+          (f: { proto: string; binding: string | null }) => f.proto === 'udp' && f.binding,
+        );
+        t.ok(udp, 'a bound UDP flow to aim at');
+        const lan = await startCapture(lab, 'lan', 'br0', [
+          'udp',
+          'and',
+          'host',
+          ADDR.in1,
+          'and',
+          'port',
+          '9000',
+        ]);
+        const replies = await udpProbe(lab, 'attacker', 41000, [`${ADDR.gwWan}:${udp.t}`]);
+        t.same(replies[0]!.reply, null, 'no answer');
+        const seen = await lan.stop();
+        t.equal(seen.length, 0, 'nothing reached intra1');
+        const after = await gwStatus();
+        const drops = (e: Record<string, number>) => e.dropped + e.verifyFailed + e.wrongSource;
+        t.ok(
+          drops(after.engine) > drops(st.engine),
+          `the engine counted the drop (${drops(after.engine) - drops(st.engine)})`,
+        );
+      },
+    );
+  });
+}
