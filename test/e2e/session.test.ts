@@ -266,7 +266,8 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         const seen = await lan.stop();
         t.equal(seen.length, 0, 'nothing reached intra1');
         const after = await gwStatus();
-        const drops = (e: Record<string, number>) => e.dropped + e.verifyFailed + e.wrongSource;
+        const drops = (e: { dropped: number; verifyFailed: number; wrongSource: number }) =>
+          e.dropped + e.verifyFailed + e.wrongSource;
         t.ok(
           drops(after.engine) > drops(st.engine),
           `the engine counted the drop (${drops(after.engine) - drops(st.engine)})`,
