@@ -241,7 +241,8 @@ export class DirectoryAdmin extends DirectoryClient {
       oldVersion !== undefined &&
       typeof oldVersionStr === 'string'
     ) {
-      const notAfter = new Date(now.getTime() + graceSeconds * 1000);
+      // GeneralizedTime is stored to the second: round up so the grace period is never shortened.
+      const notAfter = new Date(Math.ceil((now.getTime() + graceSeconds * 1000) / 1000) * 1000);
       previous = { version: oldVersion, notAfter };
       changes.push(
         change('replace', ATTR.prevKey, [oldKey]),

@@ -381,15 +381,21 @@ t.test(
 );
 
 t.test('rotate-key: after the grace period only the current key is returned', async (t) => {
-  const r = await runJson(['rotate-key', 'dev', '--grace', '1s']);
+  const started = Date.now();
+  const r = await runJson(['rotate-key', 'dev', '--grace', '2s']);
   t.equal(r.json.version, 2);
+  const notAfter = Date.parse((r.json.previous as { notAfter: string }).notAfter);
+  t.ok(
+    notAfter >= started + 2000 && notAfter <= Date.now() + 3000,
+    'notAfter: now + 2 s, rounded up to the second',
+  );
   const bob = await as('bob');
   t.same(
     (await bob.groupsOfUser(fx.users.bob.dn))[0]!.keys.map((k) => k.version),
     [2, 1],
     'inside the grace period',
   );
-  await new Promise((res) => setTimeout(res, 2100));
+  await new Promise((res) => setTimeout(res, Math.max(0, notAfter - Date.now()) + 50));
   t.same(
     (await bob.groupsOfUser(fx.users.bob.dn))[0]!.keys.map((k) => k.version),
     [2],
