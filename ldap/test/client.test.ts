@@ -178,7 +178,7 @@ t.test('a hung server fails within the connect timeout with DirectoryUnreachable
       (err as Error).message,
       `LDAP server ${fx.ldapsUrl} unreachable (connect timed out after 700 ms)`,
     );
-    t.ok(ms >= 650 && ms < 1500, `failed after ${ms} ms`);
+    t.ok(ms >= 650 && ms < 2000, `failed after ${ms} ms`);
   } finally {
     fx.resume();
   }
@@ -213,7 +213,7 @@ t.test(
         (err as Error).message,
         `LDAP server ${fx.ldapsUrl} did not answer the search for all GSRA groups within 600 ms`,
       );
-      t.ok(ms >= 550 && ms < 1500, `failed after ${ms} ms`);
+      t.ok(ms >= 550 && ms < 2000, `failed after ${ms} ms`);
     } finally {
       fx.resume();
     }

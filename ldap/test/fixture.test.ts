@@ -35,7 +35,7 @@ t.test('starts in well under a second and stop() kills slapd and removes its dir
   const t0 = Date.now();
   const fx = await startSlapd();
   const ms = Date.now() - t0;
-  t.ok(ms < 1500, `started in ${ms} ms`);
+  t.ok(ms < 2000, `started in ${ms} ms`);
   const pid = fx.pid as number;
   t.ok(alive(pid), 'slapd runs');
   t.ok(existsSync(fx.dir));
