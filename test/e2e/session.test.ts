@@ -6,17 +6,15 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ADDR } from '../lab/lab.ts';
 import { makeRandomFile, sha256File, startCapture, startUdpEcho, udpProbe } from '../lab/services.ts';
-import type { IpPacket } from '../lab/pcap.ts';
 import { startGsraLab, IN1, IN2 } from './gsra-lab.ts';
-
-/** Bytes GSRA adds to every TCP segment on the internet (the MAC option, docs/pccom.md). */
-const TCP_MAC_OVERHEAD = 16;
-
-function contains(packets: IpPacket[], needles: Buffer[]): number {
-  let hits = 0;
-  for (const n of needles) if (packets.some((p) => p.payload.includes(n))) hits++;
-  return hits;
-}
+import {
+  TCP_MAC_OVERHEAD,
+  busiestFlowData,
+  countPlaintext,
+  hasMacOption,
+  needlesOf,
+  tcpHeaderLength,
+} from './wire.ts';
 
 for (const nat of ['preserving', 'symmetric'] as const) {
   t.test(`GSRA session behind a ${nat} home NAT`, async (t) => {
@@ -84,9 +82,7 @@ for (const nat of ['preserving', 'symmetric'] as const) {
       async (t) => {
         const want = makeRandomFile(join(g.ftp.root, 'report.bin'), 4 * 1024 * 1024);
         const file = readFileSync(join(g.ftp.root, 'report.bin'));
-        const needles = Array.from({ length: 64 }, (_, i) =>
-          file.subarray(i * 65536 + 1000, i * 65536 + 1024),
-        );
+        const needles = needlesOf(file);
         const inet = await startCapture(lab, 'inet', 'br0', ['tcp']);
         const lan = await startCapture(lab, 'lan', 'br0', ['tcp', 'and', 'host', ADDR.in1]);
         const out = join(lab.dir, 'report.from-ftp');
@@ -106,26 +102,15 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         t.equal(sha256File(out), want, 'sha256 matches');
         const inetPkts = await inet.stop();
         const lanPkts = await lan.stop();
-        const dataPort = (pkts: IpPacket[], src: string) => {
-          // the FTP data connection: the flow from src that carried the most bytes
-          const by = new Map<number, number>();
-          for (const p of pkts)
-            if (p.src === src) by.set(p.sport!, (by.get(p.sport!) ?? 0) + p.payload.length);
-          return [...by.entries()].sort((a, b) => b[1] - a[1])[0]![0];
-        };
-        const inetData = inetPkts.filter(
-          (p) => p.src === ADDR.gwWan && p.sport === dataPort(inetPkts, ADDR.gwWan) && p.payload.length > 0,
-        );
-        const lanData = lanPkts.filter(
-          (p) => p.src === ADDR.in1 && p.sport === dataPort(lanPkts, ADDR.in1) && p.payload.length > 0,
-        );
+        const inetData = busiestFlowData(inetPkts, ADDR.gwWan);
+        const lanData = busiestFlowData(lanPkts, ADDR.in1);
         const carried = inetData.reduce((n, p) => n + p.payload.length, 0);
         t.ok(carried >= file.length, `the internet capture is complete: ${carried} bytes of ${file.length}`);
         t.ok(
-          contains(lanPkts, needles) >= needles.length * 0.9,
+          countPlaintext(lanPkts, needles) >= needles.length * 0.9,
           'control: the file’s bytes are visible on the office LAN',
         );
-        t.equal(contains(inetPkts, needles), 0, 'none of the file’s bytes cross the internet in clear');
+        t.equal(countPlaintext(inetPkts, needles), 0, 'none of the file’s bytes cross the internet in clear');
         // Every TCP packet between the home router and the gateway carries the MAC option.
         const gsra = inetPkts.filter(
           (p) =>
@@ -134,21 +119,6 @@ for (const nat of ['preserving', 'symmetric'] as const) {
             p.sport !== 636 &&
             p.dport !== 636,
         );
-        const hasMacOption = (p: IpPacket) => {
-          const l4 = p.raw.subarray((p.raw[0]! & 15) * 4);
-          const opts = l4.subarray(20, (l4[12]! >> 4) * 4);
-          for (let i = 0; i < opts.length;) {
-            const k = opts[i]!;
-            if (k === 0) break;
-            if (k === 1) {
-              i++;
-              continue;
-            }
-            if (k === 253 && opts[i + 2] === 0x47 && opts[i + 3] === 0x53) return true;
-            i += Math.max(2, opts[i + 1] ?? 2);
-          }
-          return false;
-        };
         t.equal(
           gsra.filter(hasMacOption).length,
           gsra.length,
@@ -156,14 +126,13 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         );
         // Data packets are a plain packet plus exactly the MAC option: the TCP header of a plain data
         // segment on the LAN is 32 bytes (with timestamps), on the internet 32 + 16; nothing else grows.
-        const tcpHeader = (p: IpPacket) => (p.raw[(p.raw[0]! & 15) * 4 + 12]! >> 4) * 4;
         t.same(
-          [...new Set(lanData.map(tcpHeader))],
+          [...new Set(lanData.map(tcpHeaderLength))],
           [32],
           'plain data segments on the LAN: 32-byte TCP header',
         );
         t.same(
-          [...new Set(inetData.map(tcpHeader))],
+          [...new Set(inetData.map(tcpHeaderLength))],
           [32 + TCP_MAC_OVERHEAD],
           `on the internet: 32 + ${TCP_MAC_OVERHEAD}`,
         );

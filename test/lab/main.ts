@@ -1,61 +1,128 @@
-// `npm run lab`: the product's main job, shown in the lab with real clients and servers.
+// `npm run lab`: the product's main job. Builds the lab, starts the directory, the gateway and the
+// agent (alice, sales) and shows, with real unmodified clients, what GSRA does. Exits non-zero if
+// any step fails. `npm run lab -- --symmetric` puts EN behind a symmetric NAT.
 import { join } from 'node:path';
-import { Lab, ADDR } from './lab.ts';
+import { readFileSync } from 'node:fs';
+import { ADDR } from './lab.ts';
 import { Narrative } from './narrative.ts';
-import { startHttp, startFtp, startUdpEcho, udpProbe, makeRandomFile, sha256File } from './services.ts';
+import { makeRandomFile, sha256File, startCapture } from './services.ts';
+import { startGsraLab, IN1, IN2, type AgentHandle, type GsraLab } from '../e2e/gsra-lab.ts';
+import {
+  TCP_MAC_OVERHEAD,
+  busiestFlowData,
+  countPlaintext,
+  hasMacOption,
+  needlesOf,
+  tcpHeaderLength,
+} from '../e2e/wire.ts';
 
 const nat = process.argv.includes('--symmetric') ? 'symmetric' : 'preserving';
 const story = new Narrative();
 const expect = Narrative.expect;
 
-story.say(
-  `GSRA lab — the network of docs/lab.md, built from scratch in network namespaces (${nat} home NAT)`,
-);
-const lab = await Lab.create({ nat });
+story.say(`GSRA lab: a teleworker reaches the office LAN through a ${nat} home NAT, no tunnel.\n`);
+let g: GsraLab | undefined;
+let alice: AgentHandle | undefined;
 try {
-  await story.step('build the lab', async () => `${lab.namespaces.length} namespaces, prefix ${lab.id}`);
-  await story.step('the teleworker PC (en1) reaches the internet through its home router (NAT)', async () => {
-    await startHttp(lab, 'attacker', 8080);
-    const r = await lab.exec('en1', [
-      'curl',
-      '-sS',
-      '--max-time',
-      '5',
-      `http://${ADDR.attacker}:8080/whoami`,
-    ]);
-    const seen = JSON.parse(r.stdout).address;
-    expect(seen === ADDR.hrWan, `far side saw ${seen}`);
-    return `a server on the internet sees ${seen}, the home router's public address`;
+  await story.step('build the lab, start the directory (slapd, LDAPS) and the gateway', async () => {
+    g = await startGsraLab({ nat });
+    return `${g.lab.namespaces.length} namespaces; demo directory: alice in sales (intra1), bob in dev (intra2)`;
   });
-  await story.step('the office LAN is private: en1 cannot reach intra1 (10.0.0.11) by address', async () => {
-    await startHttp(lab, 'in1');
-    const r = await lab.exec('en1', ['curl', '-sS', '--max-time', '2', `http://${ADDR.in1}/`], {
-      allowFail: true,
-    });
-    expect(r.code !== 0, 'curl succeeded');
-    return `curl fails (exit ${r.code})`;
+  if (!g) throw new Error('no lab');
+  const lab = g.lab;
+  await story.step('alice logs in on her PC (en1) and the agent connects to the gateway', async () => {
+    alice = await g!.startAgent('en1', 'alice');
+    const s = await alice.status();
+    return `groups: ${s.groups.map((x) => `${x.name} (session ${x.session})`).join(', ')}`;
   });
-  await story.step('intra1 serves HTTP and passive FTP inside the office LAN', async () => {
-    const web = await lab.exec('dir', ['curl', '-sS', '--max-time', '5', `http://${ADDR.in1}/`]);
-    const ftp = await startFtp(lab, 'in1');
-    const want = makeRandomFile(join(ftp.root, 'report.bin'), 1 << 20);
-    const out = join(lab.dir, 'report.bin');
-    await lab.exec('dir', ['lftp', '-e', `set ftp:passive-mode on; get report.bin -o ${out}; bye`, ftp.url]);
-    expect(sha256File(out) === want, 'sha256 mismatch');
-    return `HTTP says "${web.stdout.trim()}", FTP download sha256 ${want.slice(0, 12)}… matches`;
-  });
-  await story.step(`the home router's NAT is ${nat}`, async () => {
-    await startUdpEcho(lab, 'attacker', 9001);
-    await startUdpEcho(lab, 'gw', 9002, ADDR.gwWan);
-    const r = await udpProbe(lab, 'en1', 40000, [`${ADDR.attacker}:9001`, `${ADDR.gwWan}:9002`]);
-    return `EN port 40000 leaves as ${r.map((x) => x.reply?.split(' from ')[1]).join(' and ')}`;
-  });
-  story.say(
-    '\nThe GSRA session itself (agent on en1, gateway, slapd directory) joins this narrative as the\n' +
-      'agent and gateway land (issues 5 and 6).',
+  await story.step(
+    `curl http://${IN1}/ — an unmodified client reaches a private server by name`,
+    async () => {
+      const r = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/`]);
+      expect(r.stdout.includes('hello from in1'), `unexpected answer: ${r.stdout}`);
+      const vin = (await lab.exec('en1', ['getent', 'hosts', IN1])).stdout.split(/\s+/)[0];
+      return `"${r.stdout.trim()}" — the name resolved to VIN ${vin}`;
+    },
   );
+  let needles: Buffer[] = [];
+  await story.step(`lftp: list and download a file from ${IN1} over passive FTP`, async () => {
+    const want = makeRandomFile(join(g!.ftp.root, 'quarterly.bin'), 4 * 1024 * 1024);
+    needles = needlesOf(readFileSync(join(g!.ftp.root, 'quarterly.bin')));
+    const inet = await startCapture(lab, 'inet', 'br0', ['tcp']);
+    const lan = await startCapture(lab, 'lan', 'br0', ['tcp', 'and', 'host', ADDR.in1]);
+    const out = join(lab.dir, 'quarterly.bin');
+    const r = await lab.exec(
+      'en1',
+      ['lftp', '-e', `set net:max-retries 2; ls; get quarterly.bin -o ${out}; bye`, `ftp://${IN1}/`],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(/quarterly\.bin/.test(r.stdout), 'the listing does not show the file');
+    const got = sha256File(out);
+    expect(got === want, 'sha256 mismatch');
+    const [inetPkts, lanPkts] = [await inet.stop(), await lan.stop()];
+    (globalThis as { capture?: unknown }).capture = { inetPkts, lanPkts };
+    return `4 MiB, sha256 ${got.slice(0, 16)}… matches`;
+  });
+  await story.step(
+    'the internet link (captured with tcpdump) carries none of that file in clear',
+    async () => {
+      const { inetPkts, lanPkts } = (globalThis as { capture?: { inetPkts: never[]; lanPkts: never[] } })
+        .capture!;
+      const onLan = countPlaintext(lanPkts, needles);
+      const onInet = countPlaintext(inetPkts, needles);
+      expect(onLan >= needles.length * 0.9, `control failed: only ${onLan} samples visible on the LAN`);
+      expect(onInet === 0, `${onInet} samples of the file seen in clear on the internet`);
+      const gsra = inetPkts.filter(
+        (p: { proto: number; src: string; dst: string; sport?: number; dport?: number }) =>
+          p.proto === 6 &&
+          (p.src === ADDR.gwWan || p.dst === ADDR.gwWan) &&
+          p.sport !== 636 &&
+          p.dport !== 636,
+      );
+      const authed = gsra.filter(hasMacOption).length;
+      expect(authed === gsra.length, `${gsra.length - authed} TCP packets without the MAC option`);
+      return `${onLan}/${needles.length} samples visible on the office LAN, 0 on the internet; all ${gsra.length} TCP packets carry the MAC`;
+    },
+  );
+  await story.step('data packets are the plain size plus exactly the documented MAC overhead', async () => {
+    const { inetPkts, lanPkts } = (globalThis as { capture?: { inetPkts: never[]; lanPkts: never[] } })
+      .capture!;
+    const inetData = busiestFlowData(inetPkts, ADDR.gwWan);
+    const lanData = busiestFlowData(lanPkts, ADDR.in1);
+    const plain = [...new Set(lanData.map(tcpHeaderLength))];
+    const wire = [...new Set(inetData.map(tcpHeaderLength))];
+    expect(
+      plain.length === 1 && wire.length === 1 && wire[0] === plain[0]! + TCP_MAC_OVERHEAD,
+      `headers ${plain} vs ${wire}`,
+    );
+    const max = Math.max(...inetData.map((p) => p.length));
+    expect(max <= 1500, `a packet of ${max} B exceeds the MTU`);
+    return `TCP header ${plain[0]} B on the LAN, ${wire[0]} B on the internet (+${TCP_MAC_OVERHEAD}); payload length unchanged; largest packet ${max} B`;
+  });
+  await story.step(
+    `curl http://${IN2}/ — alice is not in dev: refused at once, with the reason`,
+    async () => {
+      const t0 = Date.now();
+      const r = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN2}/`], { allowFail: true });
+      const ms = Date.now() - t0;
+      expect(r.code !== 0, 'curl succeeded');
+      expect(ms < 1000, `took ${ms} ms`);
+      const line = g!.logLines(alice!.logFile).find((l) => l.reason === 'not-in-group' && l.in === IN2);
+      expect(line, 'no log line with the reason');
+      return `refused after ${ms} ms; agent log: "${line!.message}"`;
+    },
+  );
+  await story.step('gsra-agent status', async () => {
+    const text = await alice!.statusText();
+    story.say(text.replace(/^/gm, '      '));
+  });
+} catch (e) {
+  story.say(`stopped: ${(e as Error).message}`);
+  story.failures += 1;
 } finally {
-  await lab.destroy();
+  await g?.stop();
 }
 story.say(
   story.failures ? `\n${story.failures} step(s) failed.` : '\nAll steps passed; the lab is torn down.',
