@@ -251,3 +251,102 @@ t.test('gsra-admin on AD as a delegated gsra-admins member (not a Domain Admin)'
   t.equal(denied.code, 1);
   t.equal((denied.json.error as { code: string }).code, 'access-denied', JSON.stringify(denied.json));
 });
+
+t.test(
+  'fallback without a schema extension (docs/ldap.md): SCP with a protected DACL, ipHost on the group',
+  async (t) => {
+    // Built with stock classes only, as the documented fallback describes; read back as each account.
+    const { Client, Change, Attribute } = await import('ldapts');
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { sidToString } = await import('../src/fixture/samba.ts');
+    const run = promisify(execFile);
+    const adm = new Client({
+      url: fx.url,
+      tlsOptions: { ca: [fx.caPem] },
+      connectTimeout: 3000,
+      timeout: 10000,
+    });
+    await adm.bind(fx.adminUpn, fx.adminPassword);
+    const sidOf = async (dn: string) => {
+      const r = await adm.search(dn, {
+        scope: 'base',
+        attributes: ['objectSid'],
+        explicitBufferAttributes: ['objectSid'],
+      });
+      return sidToString(r.searchEntries[0]?.objectSid as Buffer);
+    };
+    const container = `CN=GSRA,CN=System,${fx.baseDn}`;
+    const scp = `CN=sales,${container}`;
+    const salesSid = await sidOf(fx.groups.sales.dn);
+    const gwSid = await sidOf(`CN=gsra-gateways,CN=Users,${fx.baseDn}`);
+    await adm.add(container, { objectClass: ['top', 'container'], cn: 'GSRA' });
+    const key = Buffer.alloc(32, 9).toString('base64');
+    await adm.add(scp, {
+      objectClass: ['top', 'serviceConnectionPoint'],
+      cn: 'sales',
+      keywords: [`groupSid=${salesSid}`],
+      serviceBindingInformation: [`key;v=1;${key}`],
+    });
+    // hosts on the group itself, name and address kept together in one ipHostNumber value
+    await adm.modify(fx.groups.dev.dn, [
+      new Change({
+        operation: 'add',
+        modification: new Attribute({ type: 'objectClass', values: ['ipHost'] }),
+      }),
+    ]);
+    await adm.modify(fx.groups.dev.dn, [
+      new Change({
+        operation: 'add',
+        modification: new Attribute({ type: 'ipHostNumber', values: ['intra2.corp.example 10.0.0.12'] }),
+      }),
+    ]);
+    await adm.unbind();
+    // The protected DACL (P = no inheritance): the group's SID and the gateways read, admins manage.
+    const tmp = mkdtempSync(join(tmpdir(), 'gsra-scp-'));
+    writeFileSync(
+      join(tmp, 'sd.ldif'),
+      `dn: ${scp}\nchangetype: modify\nreplace: nTSecurityDescriptor\nnTSecurityDescriptor: O:DAG:DAD:P(A;;RPLCLORC;;;${salesSid})(A;;RPLCLORC;;;${gwSid})(A;;GA;;;DA)(A;;GA;;;EA)(A;;GA;;;SY)\n`,
+    );
+    await run('ldbmodify', ['-H', fx.samLdb, join(tmp, 'sd.ldif')]);
+    rmSync(tmp, { recursive: true, force: true });
+
+    const read = async (upn: string, password: string) => {
+      const c = new Client({
+        url: fx.url,
+        tlsOptions: { ca: [fx.caPem] },
+        connectTimeout: 3000,
+        timeout: 10000,
+      });
+      await c.bind(upn, password);
+      const r = await c.search(container, {
+        scope: 'one',
+        filter: '(objectClass=serviceConnectionPoint)',
+        attributes: ['serviceBindingInformation'],
+      });
+      const h = await c.search(fx.groups.dev.dn, { scope: 'base', attributes: ['ipHostNumber'] });
+      await c.unbind();
+      return {
+        scp: r.searchEntries.map((e) => e.serviceBindingInformation),
+        hosts: h.searchEntries[0]?.ipHostNumber,
+      };
+    };
+    const alice = await read(fx.users.alice.upn, fx.users.alice.password);
+    t.same(alice.scp, [`key;v=1;${key}`], 'a member reads the key object');
+    t.equal(alice.hosts, 'intra2.corp.example 10.0.0.12', 'hosts on the group are readable');
+    t.same(
+      (await read(fx.users.dave.upn, fx.users.dave.password)).scp,
+      [`key;v=1;${key}`],
+      'a nested member too',
+    );
+    t.same((await read(fx.gatewayUpn, fx.gatewayPassword)).scp, [`key;v=1;${key}`], 'the gateway too');
+    t.same(
+      (await read(fx.users.bob.upn, fx.users.bob.password)).scp,
+      [],
+      'a non-member does not even see it',
+    );
+  },
+);
