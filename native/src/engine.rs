@@ -5,6 +5,7 @@
 use crate::pccom::{self, Dir, DirKeys, PErr, Replay, SeqTrack, VErr};
 use crate::pkt::*;
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -141,6 +142,20 @@ impl FlowState {
     }
 }
 
+/// A snapshot of one flow (see `Engine::flow`).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowInfo {
+    pub id: u32,
+    pub proto: u8,
+    pub state: FlowState,
+    pub bound: bool,
+    pub t: u16,
+    pub d: u16,
+    pub ghr: u32,
+    pub m: u16,
+    pub c: FlowCounters,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowCounters {
     pub pkts_out: u64,
@@ -260,7 +275,7 @@ pub struct OutItem {
 
 pub struct Engine {
     pub cfg: Config,
-    slots: Vec<Option<Flow>>,
+    slots: Vec<Option<FlowRef>>,
     free: Vec<usize>,
     by_id: HashMap<u32, usize>,
     out_idx: HashMap<Key5, usize>,
@@ -387,6 +402,7 @@ impl Engine {
             vfail_pending: 0,
             vfail_last: 0,
         };
+        let flow = Arc::new(Mutex::new(flow));
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s] = Some(flow);
@@ -424,7 +440,8 @@ impl Engine {
             Some(s) => *s,
             None => return Ok(false),
         };
-        let f = self.slots[slot].as_mut().ok_or("internal: empty slot")?;
+        let fr = self.slots[slot].as_ref().ok_or("internal: empty slot")?;
+        let mut f = flock(fr);
         if let Some(k) = tx {
             f.tx = Dir::new(k)?;
             f.udp_ctr = 0;
@@ -441,7 +458,8 @@ impl Engine {
             Some(s) => s,
             None => return false,
         };
-        if let Some(f) = self.slots[slot].take() {
+        if let Some(fr) = self.slots[slot].take() {
+            let f = flock(&fr);
             self.out_idx.remove(&(f.proto, f.pen, f.s, f.vin, f.d));
             self.in_idx.remove(&(f.proto, f.ggr, f.t, f.pen, f.s));
             if self.port_idx.get(&(f.proto, f.t)) == Some(&slot) {
@@ -452,8 +470,12 @@ impl Engine {
         true
     }
 
-    pub fn flow(&self, id: u32) -> Option<&Flow> {
-        self.by_id.get(&id).and_then(|s| self.slots[*s].as_ref())
+    /// A snapshot of a flow's state and counters.
+    pub fn flow(&self, id: u32) -> Option<FlowInfo> {
+        self.by_id.get(&id).and_then(|s| self.slots[*s].as_ref()).map(|fr| {
+            let f = flock(fr);
+            FlowInfo { id, proto: f.proto, state: f.state, bound: f.bound, t: f.t, d: f.d, ghr: f.ghr, m: f.m, c: f.c }
+        })
     }
 
     /// Fails the packets held for a 5-tuple: drops them and synthesises a TCP RST or an ICMP
@@ -537,7 +559,8 @@ impl Engine {
             if self.sweep_pos >= n {
                 self.sweep_pos = 0;
             }
-            if let Some(f) = &self.slots[self.sweep_pos] {
+            if let Some(fr) = &self.slots[self.sweep_pos] {
+                let f = flock(fr);
                 let limit = match f.state {
                     FlowState::Reserved => to.reservation,
                     FlowState::Handshake => to.tcp_handshake,
@@ -586,26 +609,97 @@ impl Engine {
     // The data path.
 
     /// Processes one packet in place. On `Accept` the buffer holds the packet to pass on.
+    /// (Single-threaded form of classify -> CryptoJob::run -> finish.)
     pub fn process(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
+        match self.classify(pkt, hook, handle, now) {
+            Step::Done(v) => v,
+            Step::Crypto(job) => {
+                let o = job.run(pkt);
+                self.finish(&job, o)
+            }
+        }
+    }
+
+    /// First phase, under the engine lock: parse, look up, hold/punt/ICMP. Returns either a
+    /// verdict or a crypto job to run under the flow's own lock only.
+    pub fn classify(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
         self.stats.packets += 1;
-        let v = self.process_inner(pkt, hook, handle, now);
+        let s = self.classify_inner(pkt, hook, handle, now);
+        if let Step::Done(Verdict::Drop(_)) = s {
+            self.stats.dropped += 1;
+        }
+        s
+    }
+
+    /// Last phase, under the engine lock: counters and events for a finished crypto job.
+    pub fn finish(&mut self, job: &CryptoJob, o: Outcome) -> Verdict {
+        let v = match o {
+            Outcome::Accepted { bound } => {
+                if job.protect {
+                    self.stats.translated_out += 1;
+                } else {
+                    self.stats.translated_in += 1;
+                }
+                if let Some(e) = bound {
+                    self.stats.bound += 1;
+                    self.event(e);
+                }
+                Verdict::Accept
+            }
+            Outcome::Malformed => {
+                self.stats.malformed += 1;
+                Verdict::Drop("malformed")
+            }
+            Outcome::NoRoom => {
+                self.stats.no_room += 1;
+                Verdict::Drop("no-room")
+            }
+            Outcome::CryptoError => {
+                self.stats.crypto_errors += 1;
+                Verdict::Drop("crypto")
+            }
+            Outcome::PortDenied => {
+                self.stats.port_denied += 1;
+                Verdict::Drop("port-denied")
+            }
+            Outcome::VerifyFailed { reason, emit, sport, dport } => {
+                self.stats.verify_failed += 1;
+                if reason == "replay" {
+                    self.stats.replay += 1;
+                }
+                if reason == "wrong-source" {
+                    self.stats.wrong_source += 1;
+                }
+                if let Some((id, count)) = emit {
+                    self.event(Event::VerifyFailed { id: Some(id), proto: job.ip.proto, src: job.ip.src, sport, dport, reason, count });
+                }
+                Verdict::Drop("verify-failed")
+            }
+        };
         if let Verdict::Drop(_) = v {
             self.stats.dropped += 1;
         }
         v
     }
 
-    fn process_inner(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
+    fn job(&self, slot: usize, ip: &Ip, protect: bool, now: u64) -> Step {
+        match &self.slots[slot] {
+            Some(f) => Step::Crypto(CryptoJob { flow: f.clone(), ip: *ip, protect, role: self.cfg.role, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now }),
+            None => Step::Done(Verdict::Drop("no-flow")),
+        }
+    }
+
+    fn classify_inner(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
         let ip = match parse_ip(pkt, false) {
             Ok(ip) => ip,
             Err(_) => {
                 self.stats.malformed += 1;
-                return Verdict::Drop("malformed");
+                return Step::Done(Verdict::Drop("malformed"));
             }
         };
         if is_fragment(pkt) {
             self.stats.fragments += 1;
-            return Verdict::Drop("fragment");
+            return Step::Done(Verdict::Drop("fragment"));
         }
         // Bytes after the IP total length (link padding) are not part of the packet.
         pkt.truncate(ip.total);
@@ -617,23 +711,22 @@ impl Engine {
             if hit {
                 if self.punts.len() >= self.cfg.max_held_total {
                     self.stats.held_overflow += 1;
-                    return Verdict::Drop("punt-overflow");
+                    return Step::Done(Verdict::Drop("punt-overflow"));
                 }
                 let id = self.next_punt;
                 self.next_punt += 1;
-                pkt.truncate(ip.total);
                 self.punts.insert(id, Punted { bytes: pkt.clone(), handle, hook, since: now });
                 self.stats.punted += 1;
                 self.event(Event::Punt { id, hook, bytes: pkt.clone() });
-                return Verdict::Punted(id);
+                return Step::Done(Verdict::Punted(id));
             }
         }
         match ip.proto {
             PROTO_TCP | PROTO_UDP => {}
-            PROTO_ICMP => return self.process_icmp(pkt, &ip, hook),
+            PROTO_ICMP => return Step::Done(self.process_icmp(pkt, &ip, hook)),
             _ => {
                 self.stats.malformed += 1;
-                return Verdict::Drop("protocol");
+                return Step::Done(Verdict::Drop("protocol"));
             }
         }
         let (sport, dport) = if ip.proto == PROTO_TCP {
@@ -641,7 +734,7 @@ impl Engine {
                 Ok(t) => (t.sport, t.dport),
                 Err(_) => {
                     self.stats.malformed += 1;
-                    return Verdict::Drop("malformed");
+                    return Step::Done(Verdict::Drop("malformed"));
                 }
             }
         } else {
@@ -649,7 +742,7 @@ impl Engine {
                 Ok(u) => (u.sport, u.dport),
                 Err(_) => {
                     self.stats.malformed += 1;
-                    return Verdict::Drop("malformed");
+                    return Step::Done(Verdict::Drop("malformed"));
                 }
             }
         };
@@ -661,63 +754,66 @@ impl Engine {
                         if ip.proto == PROTO_TCP && self.new_connection_on_old_flow(pkt, &ip, slot) {
                             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the
                             // old entry goes and the SYN is held for negotiation.
-                            let id = self.slots[slot].as_ref().map(|f| f.spec_id).unwrap_or(0);
+                            let id = self.slots[slot].as_ref().map(|f| flock(f).spec_id).unwrap_or(0);
                             self.remove_flow(id);
                             self.event(Event::Expired { id, state: "replaced" });
-                            return self.hold(key, pkt, &ip, handle, now);
+                            return Step::Done(self.hold(key, pkt, &ip, handle, now));
                         }
-                        self.protect(pkt, &ip, slot, now)
+                        self.job(slot, &ip, true, now)
                     }
                     None => {
                         if in_net(ip.dst, self.cfg.vin_net, self.cfg.vin_prefix) {
-                            self.hold(key, pkt, &ip, handle, now)
+                            Step::Done(self.hold(key, pkt, &ip, handle, now))
                         } else {
                             self.stats.no_flow += 1;
-                            Verdict::Drop("no-flow")
+                            Step::Done(Verdict::Drop("no-flow"))
                         }
                     }
                 }
             }
             (Role::Agent, Hook::In) => match self.in_idx.get(&(ip.proto, ip.src, sport, ip.dst, dport)) {
-                Some(&slot) => self.unprotect(pkt, &ip, slot, now),
+                Some(&slot) => self.job(slot, &ip, false, now),
                 None => {
                     self.stats.no_flow += 1;
-                    Verdict::Drop("no-flow")
+                    Step::Done(Verdict::Drop("no-flow"))
                 }
             },
             (Role::Gateway, Hook::In) => {
                 if ip.dst != self.cfg.ggr {
                     self.stats.no_flow += 1;
-                    return Verdict::Drop("no-flow");
+                    return Step::Done(Verdict::Drop("no-flow"));
                 }
                 match self.port_idx.get(&(ip.proto, dport)) {
-                    Some(&slot) => self.unprotect(pkt, &ip, slot, now),
+                    Some(&slot) => self.job(slot, &ip, false, now),
                     None => {
                         self.stats.no_flow += 1;
-                        Verdict::Drop("no-flow")
+                        Step::Done(Verdict::Drop("no-flow"))
                     }
                 }
             }
             (Role::Gateway, Hook::Out) => {
                 if ip.dst != self.cfg.pgr {
                     self.stats.no_flow += 1;
-                    return Verdict::Drop("no-flow");
+                    return Step::Done(Verdict::Drop("no-flow"));
                 }
                 match self.port_idx.get(&(ip.proto, dport)) {
                     Some(&slot) => {
                         let ok = match &self.slots[slot] {
-                            Some(f) => f.bound && f.pin == ip.src && f.d == sport,
+                            Some(f) => {
+                                let f = flock(f);
+                                f.bound && f.pin == ip.src && f.d == sport
+                            }
                             None => false,
                         };
                         if !ok {
                             self.stats.wrong_source += 1;
-                            return Verdict::Drop("wrong-source");
+                            return Step::Done(Verdict::Drop("wrong-source"));
                         }
-                        self.protect(pkt, &ip, slot, now)
+                        self.job(slot, &ip, true, now)
                     }
                     None => {
                         self.stats.no_flow += 1;
-                        Verdict::Drop("no-flow")
+                        Step::Done(Verdict::Drop("no-flow"))
                     }
                 }
             }
@@ -732,14 +828,17 @@ impl Engine {
         if tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0 {
             return false;
         }
-        match self.slots[slot].as_mut() {
-            Some(f) => match f.isn_out {
-                None => {
-                    f.isn_out = Some(tcp.seq);
-                    false
+        match &self.slots[slot] {
+            Some(f) => {
+                let mut f = flock(f);
+                match f.isn_out {
+                    None => {
+                        f.isn_out = Some(tcp.seq);
+                        false
+                    }
+                    Some(isn) => isn != tcp.seq,
                 }
-                Some(isn) => isn != tcp.seq,
-            },
+            }
             None => false,
         }
     }
@@ -764,221 +863,6 @@ impl Engine {
             self.event(Event::Held { proto: key.0, src: key.1, sport: key.2, dst: key.3, dport: key.4 });
         }
         Verdict::Held
-    }
-
-    /// Outbound: encrypt + MAC, then rewrite addresses (agent: dst VIN:d -> GGR:t; gateway:
-    /// PIN:d -> PGR:t becomes GGR:t -> GHR:m).
-    fn protect(&mut self, pkt: &mut Vec<u8>, ip: &Ip, slot: usize, now: u64) -> Verdict {
-        let role = self.cfg.role;
-        let ggr_cfg = self.cfg.ggr;
-        let f = match self.slots[slot].as_mut() {
-            Some(f) => f,
-            None => return Verdict::Drop("no-flow"),
-        };
-        let (nsrc, nsport, ndst, ndport) = match role {
-            Role::Agent => (ip.src, f.s, f.ggr, f.t),
-            Role::Gateway => (ggr_cfg, f.t, f.ghr, f.m),
-        };
-        let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
-            let tcp = match parse_tcp(pkt, ip) {
-                Ok(t) => t,
-                Err(_) => return Verdict::Drop("malformed"),
-            };
-            if tcp.flags & TCP_SYN != 0 {
-                f.syn_out = true;
-                if f.state == FlowState::Reserved || f.state == FlowState::Closing {
-                    f.state = FlowState::Handshake;
-                }
-            }
-            if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
-                f.state = FlowState::Closing;
-            } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
-                f.state = FlowState::Established;
-            }
-            if f.compat {
-                compat_out(pkt, ip, &tcp, f, (nsrc, nsport, ndst, ndport))
-            } else {
-                pccom::tcp_protect(pkt, ip, &tcp, &mut f.tx, &mut f.txseq, &f.rxseq, f.d)
-            }
-        } else {
-            let udp = match parse_udp(pkt, ip) {
-                Ok(u) => u,
-                Err(_) => return Verdict::Drop("malformed"),
-            };
-            if f.compat {
-                compat_out_udp(pkt, ip, &udp, f, (nsrc, nsport, ndst, ndport))
-            } else {
-                f.udp_ctr += 1;
-                pccom::udp_protect(pkt, ip, &udp, &mut f.tx, f.udp_ctr, f.d)
-            }
-        };
-        match r {
-            Ok(()) => {}
-            Err(PErr::NoRoom) => {
-                self.stats.no_room += 1;
-                return Verdict::Drop("no-room");
-            }
-            Err(_) => {
-                self.stats.crypto_errors += 1;
-                return Verdict::Drop("crypto");
-            }
-        }
-        f.last = now;
-        f.c.pkts_out += 1;
-        f.c.bytes_out += pkt.len() as u64;
-        if !f.compat {
-            rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
-        }
-        self.stats.translated_out += 1;
-        Verdict::Accept
-    }
-
-    fn verify_failed(&mut self, slot: Option<usize>, ip: &Ip, sport: u16, dport: u16, reason: &'static str, now: u64) -> Verdict {
-        self.stats.verify_failed += 1;
-        if reason == "replay" {
-            self.stats.replay += 1;
-        }
-        let mut emit: Option<(Option<u32>, u64)> = None;
-        match slot.and_then(|s| self.slots[s].as_mut()) {
-            Some(f) => {
-                f.c.verify_failed += 1;
-                f.vfail_pending += 1;
-                // Rate limit: one event per flow per second, carrying the count since the last.
-                if f.vfail_last == 0 || now.saturating_sub(f.vfail_last) >= 1000 {
-                    emit = Some((Some(f.spec_id), f.vfail_pending));
-                    f.vfail_pending = 0;
-                    f.vfail_last = now.max(1);
-                }
-            }
-            None => emit = Some((None, 1)),
-        }
-        if let Some((id, count)) = emit {
-            self.event(Event::VerifyFailed { id, proto: ip.proto, src: ip.src, sport, dport, reason, count });
-        }
-        Verdict::Drop("verify-failed")
-    }
-
-    /// Inbound: verify + decrypt + strip, then rewrite (agent: src GGR:t -> VIN:d; gateway:
-    /// GHR:m -> GGR:t becomes PGR:t -> PIN:d). Binds gateway reservations.
-    fn unprotect(&mut self, pkt: &mut Vec<u8>, ip: &Ip, slot: usize, now: u64) -> Verdict {
-        let role = self.cfg.role;
-        let pgr = self.cfg.pgr;
-        let (sport, dport) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
-        let mut bound_event: Option<Event> = None;
-        let res: Result<(u32, u16, u32, u16), (&'static str, bool)> = {
-            let f = match self.slots[slot].as_mut() {
-                Some(f) => f,
-                None => return Verdict::Drop("no-flow"),
-            };
-            if role == Role::Gateway && f.bound && (ip.src != f.ghr || sport != f.m) {
-                self.stats.wrong_source += 1;
-                return self.verify_failed(Some(slot), ip, sport, dport, "wrong-source", now);
-            }
-            let mut learned_d: Option<u16> = None;
-            let r: Result<(), VErr> = if ip.proto == PROTO_TCP {
-                match parse_tcp(pkt, ip) {
-                    Err(_) => Err(VErr::Malformed),
-                    Ok(tcp) => {
-                        if !f.bound && (tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0) {
-                            // A reservation binds only on an initial SYN.
-                            Err(VErr::NoMac)
-                        } else if f.compat {
-                            compat_in(pkt, ip, &tcp, f).map(|_| ())
-                        } else {
-                            match pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &f.rxseq, &f.txseq) {
-                                Ok(ok) => {
-                                    f.rxseq.update(ok.ext_seq);
-                                    learned_d = ok.d;
-                                    if tcp.flags & TCP_SYN != 0 {
-                                        f.syn_in = true;
-                                        if f.state == FlowState::Reserved || f.state == FlowState::Closing {
-                                            f.state = FlowState::Handshake;
-                                        }
-                                    }
-                                    if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
-                                        f.state = FlowState::Closing;
-                                    } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
-                                        f.state = FlowState::Established;
-                                    }
-                                    Ok(())
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                    }
-                }
-            } else {
-                match parse_udp(pkt, ip) {
-                    Err(_) => Err(VErr::Malformed),
-                    Ok(udp) => {
-                        if f.compat {
-                            compat_in_udp(pkt, ip, &udp, f)
-                        } else {
-                            match pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay) {
-                                Ok((d, _)) => {
-                                    learned_d = Some(d);
-                                    if f.state == FlowState::Reserved {
-                                        f.state = FlowState::Udp;
-                                    }
-                                    Ok(())
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                    }
-                }
-            };
-            match r {
-                Err(e) => Err((e.as_str(), true)),
-                Ok(()) => {
-                    if role == Role::Gateway && !f.bound {
-                        let d = learned_d.unwrap_or(f.d);
-                        if d == 0 || (!f.ports.is_empty() && !f.ports.contains(&d)) {
-                            Err(("port-denied", false))
-                        } else {
-                            f.bound = true;
-                            f.ghr = ip.src;
-                            f.m = sport;
-                            f.d = d;
-                            bound_event = Some(Event::Bound { id: f.spec_id, proto: f.proto, t: f.t, ghr: f.ghr, m: f.m, pin: f.pin, d });
-                            Ok((pgr, f.t, f.pin, d))
-                        }
-                    } else if role == Role::Gateway && learned_d.map_or(false, |d| d != f.d) {
-                        Err(("port-mismatch", true))
-                    } else {
-                        f.last = now;
-                        f.c.pkts_in += 1;
-                        f.c.bytes_in += pkt.len() as u64;
-                        match role {
-                            Role::Agent => Ok((f.vin, f.d, ip.dst, dport)),
-                            Role::Gateway => Ok((pgr, f.t, f.pin, f.d)),
-                        }
-                    }
-                }
-            }
-        };
-        match res {
-            Err(("port-denied", _)) => {
-                self.stats.port_denied += 1;
-                Verdict::Drop("port-denied")
-            }
-            Err((reason, _)) => self.verify_failed(Some(slot), ip, sport, dport, reason, now),
-            Ok((nsrc, nsport, ndst, ndport)) => {
-                if let Some(e) = bound_event {
-                    self.stats.bound += 1;
-                    if let Some(f) = self.slots[slot].as_mut() {
-                        f.last = now;
-                        f.c.pkts_in += 1;
-                        f.c.bytes_in += pkt.len() as u64;
-                    }
-                    self.event(e);
-                }
-                let ihl = ip.ihl;
-                rewrite(pkt, ihl, ip.proto, nsrc, nsport, ndst, ndport);
-                self.stats.translated_in += 1;
-                Verdict::Accept
-            }
-        }
     }
 
     /// ICMP errors that quote a translated packet are translated so PMTUD and "unreachable"
@@ -1010,7 +894,7 @@ impl Engine {
                         return Verdict::Accept;
                     }
                 };
-                let f = self.slots[slot].as_ref().unwrap();
+                let f = flock(self.slots[slot].as_ref().unwrap());
                 new_src = f.vin;
                 q_src = q.src;
                 q_sport = e.inner_sport;
@@ -1032,7 +916,7 @@ impl Engine {
                         return Verdict::Drop("no-flow");
                     }
                 };
-                let f = self.slots[slot].as_ref().unwrap();
+                let f = flock(self.slots[slot].as_ref().unwrap());
                 if !f.bound || f.pin != q.dst || f.d != e.inner_dport {
                     self.stats.no_flow += 1;
                     return Verdict::Drop("no-flow");
@@ -1090,6 +974,219 @@ impl Engine {
         self.scratch = s;
         (v, out)
     }
+}
+
+/// A flow shared between the tables (engine lock) and the crypto phase (its own lock).
+pub type FlowRef = Arc<Mutex<Flow>>;
+
+pub fn flock(f: &Mutex<Flow>) -> MutexGuard<'_, Flow> {
+    match f.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Result of `Engine::classify`.
+pub enum Step {
+    Done(Verdict),
+    Crypto(CryptoJob),
+}
+
+/// What the crypto phase reports back to `Engine::finish`.
+pub enum Outcome {
+    Accepted { bound: Option<Event> },
+    Malformed,
+    NoRoom,
+    CryptoError,
+    PortDenied,
+    /// `emit` = (flow id, failures since the last event) when an event is due (1/s per flow).
+    VerifyFailed { reason: &'static str, emit: Option<(u32, u64)>, sport: u16, dport: u16 },
+}
+
+/// The crypto half of a packet: runs with only the flow's lock held, so queue threads working on
+/// different flows do their AES and HMAC in parallel.
+pub struct CryptoJob {
+    flow: FlowRef,
+    pub ip: Ip,
+    /// true = protect (outbound), false = verify (inbound).
+    pub protect: bool,
+    role: Role,
+    ggr: u32,
+    pgr: u32,
+    now: u64,
+}
+
+impl CryptoJob {
+    pub fn run(&self, pkt: &mut Vec<u8>) -> Outcome {
+        let mut f = flock(&self.flow);
+        if self.protect {
+            protect(&mut f, pkt, &self.ip, self.role, self.ggr, self.now)
+        } else {
+            unprotect(&mut f, pkt, &self.ip, self.role, self.pgr, self.now)
+        }
+    }
+}
+
+/// Outbound: encrypt + MAC, then rewrite addresses (agent: dst VIN:d -> GGR:t; gateway:
+/// PIN:d -> PGR:t becomes GGR:t -> GHR:m).
+fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, ggr_cfg: u32, now: u64) -> Outcome {
+    let (nsrc, nsport, ndst, ndport) = match role {
+        Role::Agent => (ip.src, f.s, f.ggr, f.t),
+        Role::Gateway => (ggr_cfg, f.t, f.ghr, f.m),
+    };
+    let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
+        let tcp = match parse_tcp(pkt, ip) {
+            Ok(t) => t,
+            Err(_) => return Outcome::Malformed,
+        };
+        if tcp.flags & TCP_SYN != 0 {
+            f.syn_out = true;
+            if f.state == FlowState::Reserved || f.state == FlowState::Closing {
+                f.state = FlowState::Handshake;
+            }
+        }
+        if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
+            f.state = FlowState::Closing;
+        } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
+            f.state = FlowState::Established;
+        }
+        if f.compat {
+            compat_out(pkt, ip, &tcp, f, (nsrc, nsport, ndst, ndport))
+        } else {
+            let d = f.d;
+            let rxseq = f.rxseq;
+            pccom::tcp_protect(pkt, ip, &tcp, &mut f.tx, &mut f.txseq, &rxseq, d)
+        }
+    } else {
+        let udp = match parse_udp(pkt, ip) {
+            Ok(u) => u,
+            Err(_) => return Outcome::Malformed,
+        };
+        if f.compat {
+            compat_out_udp(pkt, ip, &udp, f, (nsrc, nsport, ndst, ndport))
+        } else {
+            f.udp_ctr += 1;
+            let (c, d) = (f.udp_ctr, f.d);
+            pccom::udp_protect(pkt, ip, &udp, &mut f.tx, c, d)
+        }
+    };
+    match r {
+        Ok(()) => {}
+        Err(PErr::NoRoom) => return Outcome::NoRoom,
+        Err(_) => return Outcome::CryptoError,
+    }
+    f.last = now;
+    f.c.pkts_out += 1;
+    f.c.bytes_out += pkt.len() as u64;
+    if !f.compat {
+        rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
+    }
+    Outcome::Accepted { bound: None }
+}
+
+fn verify_failed(f: &mut Flow, reason: &'static str, sport: u16, dport: u16, now: u64) -> Outcome {
+    f.c.verify_failed += 1;
+    f.vfail_pending += 1;
+    let mut emit = None;
+    // Rate limit: one event per flow per second, carrying the count since the last.
+    if f.vfail_last == 0 || now.saturating_sub(f.vfail_last) >= 1000 {
+        emit = Some((f.spec_id, f.vfail_pending));
+        f.vfail_pending = 0;
+        f.vfail_last = now.max(1);
+    }
+    Outcome::VerifyFailed { reason, emit, sport, dport }
+}
+
+/// Inbound: verify + decrypt + strip, then rewrite (agent: src GGR:t -> VIN:d; gateway:
+/// GHR:m -> GGR:t becomes PGR:t -> PIN:d). Binds gateway reservations.
+fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, pgr: u32, now: u64) -> Outcome {
+    let (sport, dport) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
+    if role == Role::Gateway && f.bound && (ip.src != f.ghr || sport != f.m) {
+        return verify_failed(f, "wrong-source", sport, dport, now);
+    }
+    let mut learned_d: Option<u16> = None;
+    let r: Result<(), VErr> = if ip.proto == PROTO_TCP {
+        match parse_tcp(pkt, ip) {
+            Err(_) => Err(VErr::Malformed),
+            Ok(tcp) => {
+                if !f.bound && (tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0) {
+                    // A reservation binds only on an initial SYN.
+                    Err(VErr::NoMac)
+                } else if f.compat {
+                    compat_in(pkt, ip, &tcp, f).map(|_| ())
+                } else {
+                    let (rxseq, txseq) = (f.rxseq, f.txseq);
+                    match pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &rxseq, &txseq) {
+                        Ok(ok) => {
+                            f.rxseq.update(ok.ext_seq);
+                            learned_d = ok.d;
+                            if tcp.flags & TCP_SYN != 0 {
+                                f.syn_in = true;
+                                if f.state == FlowState::Reserved || f.state == FlowState::Closing {
+                                    f.state = FlowState::Handshake;
+                                }
+                            }
+                            if tcp.flags & (TCP_FIN | TCP_RST) != 0 {
+                                f.state = FlowState::Closing;
+                            } else if f.state == FlowState::Handshake && f.syn_out && f.syn_in && tcp.flags & TCP_SYN == 0 && tcp.flags & TCP_ACK != 0 {
+                                f.state = FlowState::Established;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        }
+    } else {
+        match parse_udp(pkt, ip) {
+            Err(_) => Err(VErr::Malformed),
+            Ok(udp) => {
+                if f.compat {
+                    compat_in_udp(pkt, ip, &udp, f)
+                } else {
+                    match pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay) {
+                        Ok((d, _)) => {
+                            learned_d = Some(d);
+                            if f.state == FlowState::Reserved {
+                                f.state = FlowState::Udp;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        }
+    };
+    if let Err(e) = r {
+        return verify_failed(f, e.as_str(), sport, dport, now);
+    }
+    let mut bound = None;
+    let (nsrc, nsport, ndst, ndport) = if role == Role::Gateway && !f.bound {
+        let d = learned_d.unwrap_or(f.d);
+        if d == 0 || (!f.ports.is_empty() && !f.ports.contains(&d)) {
+            return Outcome::PortDenied;
+        }
+        f.bound = true;
+        f.ghr = ip.src;
+        f.m = sport;
+        f.d = d;
+        bound = Some(Event::Bound { id: f.spec_id, proto: f.proto, t: f.t, ghr: f.ghr, m: f.m, pin: f.pin, d });
+        (pgr, f.t, f.pin, d)
+    } else if role == Role::Gateway && learned_d.map_or(false, |d| d != f.d) {
+        return verify_failed(f, "port-mismatch", sport, dport, now);
+    } else {
+        match role {
+            Role::Agent => (f.vin, f.d, ip.dst, dport),
+            Role::Gateway => (pgr, f.t, f.pin, f.d),
+        }
+    };
+    f.last = now;
+    f.c.pkts_in += 1;
+    f.c.bytes_in += pkt.len() as u64;
+    rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
+    Outcome::Accepted { bound }
 }
 
 /// Rewrites addresses and ports, then writes the IP checksum and the full L4 checksum (a

@@ -9,7 +9,7 @@
 //! packet because a payload verdict makes the skb CHECKSUM_NONE.
 
 use super::{lock, now_ms, Backend, BackendConfig, Shared};
-use crate::engine::{Handle, Hook, Verdict};
+use crate::engine::{Handle, Hook, Step, Verdict};
 use std::os::raw::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -391,45 +391,59 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
         let n = n as usize;
         results.clear();
         let now = now_ms();
-        let (outbox, have_events) = {
-            let mut eng = lock(&shared.eng);
-            for i in 0..n {
-                let len = std::cmp::min(hdrs[i].len as usize, SLOT);
-                let msg = &bufs[i][..len];
-                // A datagram may carry several netlink messages; packets are one per message.
-                let mut off = 0;
-                while off + 16 <= msg.len() {
-                    let ml = u32::from_ne_bytes([msg[off], msg[off + 1], msg[off + 2], msg[off + 3]]) as usize;
-                    if ml < 16 || off + ml > msg.len() {
-                        break;
-                    }
-                    let ty = u16::from_ne_bytes([msg[off + 4], msg[off + 5]]);
-                    if ty == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) {
-                        if let Some((id, payload)) = parse_packet_msg(&msg[off..off + ml]) {
-                            me.received.fetch_add(1, Ordering::Relaxed);
-                            let slot = results.len();
-                            if slot < pkts.len() {
-                                let p = &mut pkts[slot];
-                                p.clear();
-                                p.extend_from_slice(payload);
-                                let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| eng.process(p, hook, Handle::Nfq { queue, id }, now)))
-                                    .unwrap_or(Verdict::Drop("panic"));
-                                if v == Verdict::Drop("panic") {
-                                    eng.stats.panics += 1;
+        // Per packet: table work under the engine lock (short), crypto under the flow's own lock
+        // only, so threads of different queues run their AES/HMAC in parallel.
+        let mut panics = 0u64;
+        for i in 0..n {
+            let len = std::cmp::min(hdrs[i].len as usize, SLOT);
+            let msg = &bufs[i][..len];
+            // A datagram may carry several netlink messages; packets are one per message.
+            let mut off = 0;
+            while off + 16 <= msg.len() {
+                let ml = u32::from_ne_bytes([msg[off], msg[off + 1], msg[off + 2], msg[off + 3]]) as usize;
+                if ml < 16 || off + ml > msg.len() {
+                    break;
+                }
+                let ty = u16::from_ne_bytes([msg[off + 4], msg[off + 5]]);
+                if ty == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) {
+                    if let Some((id, payload)) = parse_packet_msg(&msg[off..off + ml]) {
+                        me.received.fetch_add(1, Ordering::Relaxed);
+                        let slot = results.len();
+                        if slot < pkts.len() {
+                            let p = &mut pkts[slot];
+                            p.clear();
+                            p.extend_from_slice(payload);
+                            let sh = &shared;
+                            let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                let step = lock(&sh.eng).classify(p, hook, Handle::Nfq { queue, id }, now);
+                                match step {
+                                    Step::Done(v) => v,
+                                    Step::Crypto(job) => {
+                                        let o = job.run(p);
+                                        lock(&sh.eng).finish(&job, o)
+                                    }
                                 }
-                                match v {
-                                    Verdict::Accept => results.push((id, true)),
-                                    Verdict::Drop(_) => results.push((id, false)),
-                                    Verdict::Held | Verdict::Punted(_) => {}
-                                }
-                            } else {
-                                results.push((id, false));
+                            }))
+                            .unwrap_or(Verdict::Drop("panic"));
+                            if v == Verdict::Drop("panic") {
+                                panics += 1;
                             }
+                            match v {
+                                Verdict::Accept => results.push((id, true)),
+                                Verdict::Drop(_) => results.push((id, false)),
+                                Verdict::Held | Verdict::Punted(_) => {}
+                            }
+                        } else {
+                            results.push((id, false));
                         }
                     }
-                    off += align4(ml);
                 }
+                off += align4(ml);
             }
+        }
+        let (outbox, have_events) = {
+            let mut eng = lock(&shared.eng);
+            eng.stats.panics += panics;
             eng.sweep(now, 64);
             (std::mem::take(&mut eng.outbox), !eng.events.is_empty())
         };
