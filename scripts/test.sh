@@ -20,6 +20,12 @@ tap_rc=${PIPESTATUS[0]}
 ns_after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 leftover=$(comm -13 <(echo "$ns_before") <(echo "$ns_after") | grep -v '^$' || true)
 if [ -n "$leftover" ]; then
+  # Something else on the machine may be mid-teardown: only what is still there later counts.
+  sleep 3
+  ns_after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
+  leftover=$(comm -12 <(echo "$leftover") <(echo "$ns_after") | grep -v '^$' || true)
+fi
+if [ -n "$leftover" ]; then
   echo "not ok - network namespaces left behind by the tests: $(echo $leftover)"
   fail=1
 fi
