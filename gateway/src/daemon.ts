@@ -271,11 +271,22 @@ export class GatewayDaemon {
         });
         break;
       }
-      case 'reservation-ended':
+      case 'reservation-ended': {
+        const rec = this.records.get(key(e.proto, e.t));
+        if (rec?.mapping && e.reason === 'released') {
+          this.log.info('flow ended', {
+            user: rec.user,
+            group: rec.group,
+            in: rec.inName,
+            t: e.t,
+            reason: e.reason,
+          });
+        }
         this.records.delete(key(e.proto, e.t));
         this.deps.dataPlane?.remove(e.proto, e.t);
         this.pool.release(e.t);
         break;
+      }
       case 'binding':
         this.pool.bind(e.t);
         this.log.info('flow bound', {
@@ -342,25 +353,11 @@ export class GatewayDaemon {
     }
   }
 
-  /** After a policy refresh: flows of users who lost a membership are re-decided; refused ones end. */
+  /** After a policy refresh: every reservation and flow is decided again; refused ones end now. */
   private onPolicyRefresh(r: RefreshResult): void {
     this.metrics.policyAge.set(0);
     if (r.changed.length === 0) return;
-    const changed = new Set(r.changed);
-    for (const [k, rec] of this.records) {
-      if (!changed.has(rec.userDn.toLowerCase())) continue;
-      const d = this.policy.decide(rec.userDn, rec.group, rec.inName);
-      if (d.allow) continue;
-      this.log.info('flow ended by policy', {
-        user: rec.user,
-        group: rec.group,
-        in: rec.inName,
-        reason: d.reason,
-        t: rec.t,
-      });
-      this.deps.dataPlane?.remove(rec.proto, rec.t);
-      this.records.delete(k);
-    }
+    this.apply(this.control.recheckAll(this.now()));
   }
 
   private schedule(): void {

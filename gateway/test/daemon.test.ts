@@ -212,7 +212,16 @@ t.test('gateway daemon', async (t) => {
       env: { ...process.env, LDAPTLS_CACERT: dir.caFile },
       input: `dn: ${dir.groups.sales.dn}\nchangetype: modify\nadd: member\nmember: ${dir.users.carol.dn}\n-\ndelete: member\nmember: ${alice.dn}\n`,
     });
+    t.ok(gw.pool.ofUser('alice').length > 0, 'alice holds reservations before');
     await gw.reload();
+    t.equal(gw.pool.ofUser('alice').length, 0, 'the reload ended every reservation of alice');
+    t.notOk(
+      (gw.status() as { flows: { user: string }[] }).flows.some((f) => f.user === 'alice'),
+      'status lists none of hers',
+    );
+    t.ok(
+      lines.some((l) => l.message === 'access refused' && l.user === 'alice' && l.reason === 'revoked-user'),
+    );
     a.apply(a.agent.reserve('intra1.corp.example', 6, Date.now()));
     const ev = await a.waitFor((e) => e.kind === 'reserve-failed' || (e.kind === 'reserved' && false), 3000);
     t.match(ev, { kind: 'reserve-failed', reason: 'revoked-user' });

@@ -746,6 +746,24 @@ export class GatewayControl {
   }
 
   /** Re-checks the directory for a new reservation or mapping: revocation and removal act at once. */
+  /**
+   * Decides every reservation and mapping again (call after the directory changed): the ones the
+   * policy now refuses end at once ('reservation-ended', ports back to the pool), each with a
+   * 'decision' event naming the reason. Sessions stay up; their next requests are decided anew.
+   */
+  recheckAll(now: number): GatewayResult {
+    const out: GatewayResult = { send: [], events: [] };
+    for (const s of [...this.sessions.values()]) {
+      for (const r of [...s.reservations.values()]) {
+        const decision = this.recheck(s, r.inName, now);
+        if (decision === 'ok') continue;
+        out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
+        this.endReservation(s, r, 'released', out);
+      }
+    }
+    return out;
+  }
+
   private recheck(s: Session, inName: string, now: number): ReasonName | 'ok' {
     const u = this.ask(() => this.policy.lookupUser(s.user));
     if (u === FAILED) return 'internal';
