@@ -113,7 +113,7 @@ export type EngineEvent =
   | ({ type: 'held' } & FiveTuple)
   | ({ type: 'held-expired'; count: number } & FiveTuple)
   | { type: 'bound'; id: number; proto: Proto; t: number; ghr: string; m: number; pin: string; d: number }
-  | { type: 'expired'; id: number; state: FlowState | 'replaced' }
+  | { type: 'expired'; id: number; proto: Proto; t: number; state: FlowState | 'replaced' }
   | {
       type: 'verify-failed';
       id: number | null;

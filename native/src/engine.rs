@@ -50,7 +50,7 @@ pub enum Verdict {
 pub enum Event {
     Held { proto: u8, src: u32, sport: u16, dst: u32, dport: u16 },
     Bound { id: u32, proto: u8, t: u16, ghr: u32, m: u16, pin: u32, d: u16 },
-    Expired { id: u32, state: &'static str },
+    Expired { id: u32, proto: u8, t: u16, state: &'static str },
     VerifyFailed { id: Option<u32>, proto: u8, src: u32, sport: u16, dport: u16, reason: &'static str, count: u64 },
     Punt { id: u64, hook: Hook, bytes: Vec<u8> },
     HeldExpired { proto: u8, src: u32, sport: u16, dst: u32, dport: u16, count: u32 },
@@ -554,7 +554,7 @@ impl Engine {
         }
         let to = self.cfg.timeouts.clone();
         let n = self.slots.len();
-        let mut expired: Vec<(u32, &'static str)> = Vec::new();
+        let mut expired: Vec<(u32, u8, u16, &'static str)> = Vec::new();
         for _ in 0..std::cmp::min(budget, n) {
             if self.sweep_pos >= n {
                 self.sweep_pos = 0;
@@ -569,15 +569,15 @@ impl Engine {
                     FlowState::Udp => to.udp_idle,
                 };
                 if now.saturating_sub(f.last) >= limit {
-                    expired.push((f.spec_id, f.state.as_str()));
+                    expired.push((f.spec_id, f.proto, f.t, f.state.as_str()));
                 }
             }
             self.sweep_pos += 1;
         }
-        for (id, st) in expired {
+        for (id, proto, t, st) in expired {
             self.remove_flow(id);
             self.stats.expired += 1;
-            self.event(Event::Expired { id, state: st });
+            self.event(Event::Expired { id, proto, t, state: st });
         }
         // Held packets and punts: small, bounded maps; checked at most every 100 ms.
         if now.saturating_sub(self.last_sweep) >= 100 {
@@ -754,9 +754,9 @@ impl Engine {
                         if ip.proto == PROTO_TCP && self.new_connection_on_old_flow(pkt, &ip, slot) {
                             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the
                             // old entry goes and the SYN is held for negotiation.
-                            let id = self.slots[slot].as_ref().map(|f| flock(f).spec_id).unwrap_or(0);
+                            let (id, t) = self.slots[slot].as_ref().map(|f| flock(f)).map(|f| (f.spec_id, f.t)).unwrap_or((0, 0));
                             self.remove_flow(id);
-                            self.event(Event::Expired { id, state: "replaced" });
+                            self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced" });
                             return Step::Done(self.hold(key, pkt, &ip, handle, now));
                         }
                         self.job(slot, &ip, true, now)

@@ -737,9 +737,11 @@ fn events_to_js(js: &Js, evs: &[Event]) -> Value {
                 js.set(o, "pin", js.string(&ip_to_string(*pin)));
                 js.set(o, "d", js.num(*d as f64));
             }
-            Event::Expired { id, state } => {
+            Event::Expired { id, proto, t, state } => {
                 js.set(o, "type", js.string("expired"));
                 js.set(o, "id", js.num(*id as f64));
+                js.set(o, "proto", js.string(proto_name(*proto)));
+                js.set(o, "t", js.num(*t as f64));
                 js.set(o, "state", js.string(state));
             }
             Event::VerifyFailed { id, proto, src, sport, dport, reason, count } => {

@@ -470,7 +470,7 @@ fn flow_expiry_by_state() {
     assert_eq!(g2.flow_count(), 1);
     g2.sweep(60, 100);
     assert_eq!(g2.flow_count(), 0);
-    assert!(matches!(g2.events[0], Event::Expired { id: 9, state: "reserved" }));
+    assert!(matches!(g2.events[0], Event::Expired { id: 9, proto: PROTO_UDP, t: T, state: "reserved" }));
     pr.up(build::tcp(PEN, S, VIN, D, 1, 0, TCP_SYN, &[], b""));
     // bound at t=2; handshake timeout 100
     pr.g.sweep(90, 10);
@@ -675,7 +675,7 @@ fn new_connection_on_same_tuple_gets_new_keys() {
     let mut p = build::tcp(PEN, S, VIN, D, 777_777, 0, TCP_SYN, &[], b"");
     assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Held);
     assert!(a.flow(1).is_none());
-    assert!(a.events.iter().any(|e| matches!(e, Event::Expired { id: 1, state: "replaced" })));
+    assert!(a.events.iter().any(|e| matches!(e, Event::Expired { id: 1, t: T, state: "replaced", .. })));
     assert!(a.events.iter().any(|e| matches!(e, Event::Held { .. })));
 }
 

@@ -134,7 +134,7 @@ t.test('expiry by timeout reports events', async (t) => {
   await new Promise((r) => setTimeout(r, 40));
   gw.sweep();
   t.equal(gw.stats().flows, 0);
-  t.same(gw.pollEvents(), [{ type: 'expired', id: 3, state: 'reserved' }]);
+  t.same(gw.pollEvents(), [{ type: 'expired', id: 3, proto: 'udp', t: 30000, state: 'reserved' }]);
 });
 
 t.test('wrong argument types throw TypeError, never crash', async (t) => {
