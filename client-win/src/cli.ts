@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, createLogger } from '@gsra/common';
+import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { DirectoryError } from '@gsra/ldap';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { loadCredentials, CredentialsError } from './credentials.ts';
@@ -123,17 +123,7 @@ async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactor
     io.stderr(`gsra-agent: cannot start: ${(e as Error).message}\n`);
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    const stop = (sig: string) => {
-      logger.info('stopping', { signal: sig });
-      agent.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return serveUntilSignal(agent, logger);
 }
 
 interface StatusDoc {

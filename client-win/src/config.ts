@@ -1,6 +1,6 @@
 // gsra-agent's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). See docs/agent.md.
-import { compileConfig, ConfigError } from '@gsra/common';
+import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
 import { parseCidr } from './vin.ts';
 
 export interface AgentConfig {
@@ -38,8 +38,7 @@ export interface AgentConfig {
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
 
-const ipv4 = { type: 'string', format: 'ipv4' } as const;
-const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const { ipv4, port } = schemaParts;
 
 export const AGENT_CONFIG_SCHEMA = {
   type: 'object',
@@ -83,32 +82,9 @@ export const AGENT_CONFIG_SCHEMA = {
       },
     },
     stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-agent' },
-    engine: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        queues: {
-          type: 'array',
-          items: { type: 'integer', minimum: 0, maximum: 65535 },
-          minItems: 2,
-          maxItems: 2,
-          default: [0, 1],
-        },
-      },
-    },
-    ops: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: { listen: { ...ipv4, default: '127.0.0.1' }, port: { ...port, default: 9465 } },
-    },
-    log: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: { level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'], default: 'info' } },
-    },
+    engine: schemaParts.engine,
+    ops: schemaParts.ops(9465),
+    log: schemaParts.log,
   },
 } as const;
 

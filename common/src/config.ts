@@ -126,3 +126,41 @@ export function compileConfig<T>(schema: JSONSchemaType<T> | Record<string, unkn
     },
   };
 }
+
+/** Schema pieces every daemon's config uses, so they read and default the same everywhere. */
+export const schemaParts = {
+  ipv4: { type: 'string', format: 'ipv4' },
+  port: { type: 'integer', minimum: 1, maximum: 65535 },
+  /** `log: { level }`, default info. */
+  log: {
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties: { level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'], default: 'info' } },
+  },
+  /** `ops: { listen, port }`: the local operations endpoint, loopback by default. */
+  ops: (defaultPort: number) => ({
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties: {
+      listen: { type: 'string', format: 'ipv4', default: '127.0.0.1' },
+      port: { type: 'integer', minimum: 1, maximum: 65535, default: defaultPort },
+    },
+  }),
+  /** `engine: { queues: [a, b] }`: the two NFQUEUE numbers of the packet engine. */
+  engine: {
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties: {
+      queues: {
+        type: 'array',
+        items: { type: 'integer', minimum: 0, maximum: 65535 },
+        minItems: 2,
+        maxItems: 2,
+        default: [0, 1],
+      },
+    },
+  },
+} as const;

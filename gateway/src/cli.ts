@@ -3,7 +3,7 @@
 //   gsra-gateway status [--ops 127.0.0.1:9464] [--json]
 //   gsra-gateway check-config --config /etc/gsra/gateway.json
 import { parseArgs } from 'node:util';
-import { ConfigError, createLogger } from '@gsra/common';
+import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { loadGatewayConfig } from './config.ts';
 import { GatewayDaemon } from './daemon.ts';
 import type { DataPlane } from './data-plane.ts';
@@ -111,18 +111,7 @@ async function run(
     io.stderr(`gsra-gateway: cannot start: ${(e as Error).message}\n`);
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    process.on('SIGHUP', () => void daemon.reload());
-    const stop = (sig: string) => {
-      logger.info('stopping', { signal: sig });
-      daemon.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return serveUntilSignal(daemon, logger);
 }
 
 interface StatusFlow {

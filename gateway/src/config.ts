@@ -1,6 +1,6 @@
 // gsra-gateway's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). Defaults are filled in by the loader. See docs/gateway.md.
-import { compileConfig, ConfigError } from '@gsra/common';
+import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
 
 export interface GatewayConfig {
   /** GGR: the gateway's public (internet) address; PGR: its LAN address. */
@@ -63,8 +63,7 @@ export interface GatewayConfig {
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
 
-const ipv4 = { type: 'string', format: 'ipv4' } as const;
-const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const { ipv4, port } = schemaParts;
 
 export const GATEWAY_CONFIG_SCHEMA = {
   type: 'object',
@@ -126,35 +125,9 @@ export const GATEWAY_CONFIG_SCHEMA = {
         ttl: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
       },
     },
-    ops: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        listen: { ...ipv4, default: '127.0.0.1' },
-        port: { ...port, default: 9464 },
-      },
-    },
-    engine: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        queues: {
-          type: 'array',
-          items: { type: 'integer', minimum: 0, maximum: 65535 },
-          minItems: 2,
-          maxItems: 2,
-          default: [0, 1],
-        },
-      },
-    },
-    log: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: { level: { type: 'string', enum: ['error', 'warn', 'info', 'debug'], default: 'info' } },
-    },
+    ops: schemaParts.ops(9464),
+    engine: schemaParts.engine,
+    log: schemaParts.log,
   },
 } as const;
 
