@@ -188,6 +188,10 @@ export interface NfqueueOptions {
 
 export type FailMode = 'rst' | 'unreachable' | 'prohibited' | 'silent';
 
+export const PROCESS_DROP = -1;
+export const PROCESS_HELD = -2;
+export const PROCESS_PUNTED = -3;
+
 interface NativeBinding {
   abiVersion: number;
   createEngine(o: unknown): unknown;
@@ -196,6 +200,7 @@ interface NativeBinding {
   removeFlow(h: unknown, id: unknown): boolean;
   process(h: unknown, p: unknown, hook: unknown): ProcessResult;
   takeReleased(h: unknown): { hook: Hook; packet: Buffer }[];
+  processInto(h: unknown, p: unknown, hook: unknown, out: unknown): number;
   failHeld(h: unknown, key: unknown, mode: unknown): number;
   verdict(h: unknown, id: unknown, accept: unknown, replacement: unknown): boolean;
   stats(h: unknown): EngineStats;
@@ -259,6 +264,15 @@ export class Engine {
   /** In-memory data path: one IPv4 packet taken at `hook`. */
   process(packet: Uint8Array, hook: Hook): ProcessResult {
     return this.#n.process(this.#h, packet, hook);
+  }
+
+  /**
+   * Allocation-free form of process(): the result is written into `out` (give it 64 KiB, or at
+   * least the packet length + 20). Returns the packet length (accept), or PROCESS_DROP (-1),
+   * PROCESS_HELD (-2), PROCESS_PUNTED (-3). `out` may be the same buffer as `packet`.
+   */
+  processInto(packet: Uint8Array, hook: Hook, out: Uint8Array): number {
+    return this.#n.processInto(this.#h, packet, hook, out);
   }
 
   /** In-memory mode: packets released later (held packets translated, RST/ICMP made by failHeld, punt verdicts). */

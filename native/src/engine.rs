@@ -964,6 +964,26 @@ impl Engine {
         Verdict::Accept
     }
 
+    /// In-memory helper without allocation: processes a copy in the scratch buffer; Ok(len) if
+    /// accepted and it fits in `cap` bytes (read it with `scratch_bytes`), else Err(verdict)
+    /// (Err(Accept) = accepted but larger than `cap`).
+    pub fn process_into(&mut self, input: &[u8], hook: Hook, now: u64, cap: usize) -> Result<usize, Verdict> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s.extend_from_slice(input);
+        let v = self.process(&mut s, hook, Handle::Memory, now);
+        let n = s.len();
+        self.scratch = s;
+        match v {
+            Verdict::Accept if n <= cap => Ok(n),
+            other => Err(other),
+        }
+    }
+
+    pub fn scratch_bytes(&self, n: usize) -> &[u8] {
+        &self.scratch[..std::cmp::min(n, self.scratch.len())]
+    }
+
     /// In-memory helper: copy-in, process, copy-out, using the engine's scratch buffer.
     pub fn process_copy(&mut self, input: &[u8], hook: Hook, now: u64) -> (Verdict, Vec<u8>) {
         let mut s = std::mem::take(&mut self.scratch);

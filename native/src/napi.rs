@@ -573,6 +573,40 @@ fn process(js: &Js, a: &[Value]) -> R<Value> {
     Ok(o)
 }
 
+// processInto(h, packet, hook, out) -> number: the allocation-free form of process(). Returns the
+// length of the packet written to `out` (accept), or -1 drop, -2 held, -3 punted.
+fn process_into(js: &Js, a: &[Value]) -> R<Value> {
+    let sh = shared_of(js, a[0])?;
+    let pkt = js.get_bytes(a[1], "packet")?;
+    let hook = hook_of(js, a[2])?;
+    let out = js.get_bytes(a[3], "out")?;
+    if pkt.len() > 65535 {
+        return terr("packet is longer than 65535 bytes");
+    }
+    let now = now_ms();
+    let r = {
+        let mut e = lock(&sh.eng);
+        let r = e.process_into(pkt, hook, now, out.len());
+        if let Ok(n) = r {
+            let src = e.scratch_bytes(n);
+            // `out` is a live Uint8Array owned by the caller (checked to hold n bytes): write
+            // through its pointer. It may alias `packet`; the input was already copied.
+            unsafe { std::ptr::copy(src.as_ptr(), out.as_ptr() as *mut u8, src.len()) };
+        }
+        e.sweep(now, 16);
+        r
+    };
+    after(&sh);
+    let code: f64 = match r {
+        Ok(n) => n as f64,
+        Err(Verdict::Held) => -2.0,
+        Err(Verdict::Punted(_)) => -3.0,
+        Err(Verdict::Accept) => return Err(JsErr::Error("out is too small for the translated packet".into())),
+        Err(Verdict::Drop(_)) => -1.0,
+    };
+    Ok(js.num(code))
+}
+
 fn take_released(js: &Js, a: &[Value]) -> R<Value> {
     let sh = shared_of(js, a[0])?;
     let items = std::mem::take(&mut *lock(&sh.released));
@@ -901,6 +935,7 @@ export!(x_update_flow, update_flow);
 export!(x_remove_flow, remove_flow);
 export!(x_process, process);
 export!(x_take_released, take_released);
+export!(x_process_into, process_into);
 export!(x_fail_held, fail_held);
 export!(x_verdict, verdict);
 export!(x_stats, stats);
@@ -914,7 +949,8 @@ export!(x_sweep, sweep);
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Value {
     let r = std::panic::catch_unwind(|| {
-        let fns: [(&str, Callback); 16] = [
+        let fns: [(&str, Callback); 17] = [
+            ("processInto", x_process_into),
             ("benchLoop", x_bench_loop),
             ("createEngine", x_create_engine),
             ("addFlow", x_add_flow),

@@ -1,7 +1,16 @@
 // The N-API surface: typed API end to end in memory, events, and TypeErrors (never crashes)
 // on wrong argument types.
 import t from 'tap';
-import { Engine, native, directionKeys, agentRules, gatewayRules, type EngineEvent } from '../index.ts';
+import {
+  Engine,
+  native,
+  directionKeys,
+  agentRules,
+  gatewayRules,
+  PROCESS_DROP,
+  PROCESS_HELD,
+  type EngineEvent,
+} from '../index.ts';
 import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from './helpers.ts';
 
 const PEN = '192.168.1.10';
@@ -125,6 +134,49 @@ t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
   t.equal(payload(out[0]!.packet).toString(), 'ANSWER');
   t.ok(checksumsOk(out[0]!.packet));
   t.equal(agent.verdict(pr.puntId!, true), false, 'a punt id is used once');
+});
+
+t.test('processInto: allocation-free path gives the same bytes as process()', async (t) => {
+  const a1 = pair();
+  const a2 = pair();
+  for (const p of [a1, a2]) {
+    p.agent.addFlow({
+      id: 1,
+      proto: 'tcp',
+      pen: PEN,
+      s: S,
+      vin: VIN,
+      d: D,
+      ggr: GGR,
+      t: T,
+      ...directionKeys('agent', p.k),
+    });
+  }
+  const out = Buffer.alloc(65536);
+  for (const [seq, flags, data] of [
+    [1000, SYN, ''],
+    [1001, ACK | PSH, 'first data'],
+    [1011, ACK, 'more'],
+  ] as const) {
+    const pkt = tcp(PEN, S, VIN, D, seq, 5001, flags, Buffer.from(data));
+    const r = a1.agent.process(pkt, 'out');
+    const n = a2.agent.processInto(pkt, 'out', out);
+    t.equal(n, r.packet!.length);
+    t.same(out.subarray(0, n), r.packet);
+  }
+  // Same buffer in and out; codes for held / drop; out too small.
+  const inplace = Buffer.alloc(2000);
+  const syn = tcp(PEN, S + 1, VIN, D, 1, 0, SYN);
+  syn.copy(inplace);
+  t.equal(a2.agent.processInto(inplace.subarray(0, syn.length), 'out', inplace), PROCESS_HELD);
+  t.equal(a2.agent.processInto(Buffer.alloc(30), 'out', out), PROCESS_DROP);
+  t.throws(
+    () =>
+      a2.agent.processInto(tcp(PEN, S, VIN, D, 1015, 5001, ACK, Buffer.alloc(100)), 'out', Buffer.alloc(50)),
+    /too small/,
+  );
+  t.throws(() => a2.agent.processInto(syn, 'out', 'buffer' as never), TypeError);
+  t.equal(a2.agent.stats().dropped, 1);
 });
 
 t.test('expiry by timeout reports events', async (t) => {
