@@ -48,6 +48,24 @@ interface Waiting {
   since: number;
 }
 
+/** What `gsra-agent status` reports (the ops endpoint's /status). */
+export interface AgentStatus {
+  user: string;
+  groups: { name: string; session: 'up' | 'down'; error: string | null }[];
+  vins: { name: string; vin: string }[];
+  flows: {
+    in: string;
+    proto: 'tcp' | 'udp';
+    vin: string;
+    state: string;
+    bytesOut: number;
+    bytesIn: number;
+    ageSec: number;
+    boundAs: string | null;
+  }[];
+  engine: Record<string, number>;
+}
+
 export interface AgentDeps {
   logger: Logger;
   dataPlane: AgentDataPlane;
@@ -320,7 +338,7 @@ export class AgentDaemon {
     }
   }
 
-  status(): unknown {
+  status(): AgentStatus {
     const now = this.now();
     return {
       user: this.creds.user,

@@ -11,6 +11,7 @@ import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { loadCredentials, CredentialsError } from './credentials.ts';
 import { login } from './login.ts';
 import type { AgentDataPlane } from './data-plane.ts';
+import type { AgentStatus } from './agent.ts';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -126,21 +127,6 @@ async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactor
   return serveUntilSignal(agent, logger);
 }
 
-interface StatusDoc {
-  user: string;
-  groups: { name: string; session: string; error: string | null }[];
-  vins: { name: string; vin: string }[];
-  flows: {
-    in: string;
-    proto: string;
-    vin: string;
-    state: string;
-    bytesOut: number;
-    bytesIn: number;
-    ageSec: number;
-  }[];
-}
-
 async function status(config: AgentConfig, json: boolean, io: CliIo): Promise<number> {
   let body: string;
   try {
@@ -156,7 +142,7 @@ async function status(config: AgentConfig, json: boolean, io: CliIo): Promise<nu
     io.stdout(body);
     return 0;
   }
-  const s = JSON.parse(body) as StatusDoc;
+  const s = JSON.parse(body) as AgentStatus;
   const lines = [
     `user:   ${s.user}`,
     `groups: ${s.groups.map((g) => `${g.name} (session ${g.session}${g.error ? `: ${g.error}` : ''})`).join(', ')}`,

@@ -5,6 +5,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSlapd, type SlapdFixture } from '../../ldap/src/fixture/index.ts';
+import type { AgentStatus } from '../../client-win/src/agent.ts';
 import { Lab, ADDR, type HostName, type NatKind } from '../lab/lab.ts';
 import { inNs, waitFor, type Proc } from '../lab/exec.ts';
 import {
@@ -35,20 +36,7 @@ export interface AgentHandle {
   statusText(): Promise<string>;
 }
 
-export interface AgentStatus {
-  user: string;
-  groups: { name: string; session: string; error: string | null }[];
-  vins: { name: string; vin: string }[];
-  flows: {
-    in: string;
-    proto: string;
-    vin: string;
-    state: string;
-    bytesOut: number;
-    bytesIn: number;
-    ageSec: number;
-  }[];
-}
+export type { AgentStatus };
 
 export interface GsraLab {
   lab: Lab;
