@@ -237,6 +237,27 @@ impl Js {
         }
         Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
     }
+    /// Raw (pointer, length) of a Buffer / Uint8Array to write into (valid during this call only).
+    fn get_bytes_mut(&self, v: Value, what: &str) -> R<(*mut u8, usize)> {
+        let mut is = false;
+        unsafe { napi_is_typedarray(self.0, v, &mut is) };
+        if v.is_null() || !is {
+            return terr(format!("{} must be a Buffer or Uint8Array", what));
+        }
+        let mut ty: c_int = -1;
+        let mut len = 0usize;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        let mut ab = std::ptr::null_mut();
+        let mut off = 0usize;
+        unsafe { napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, &mut ab, &mut off) };
+        if ty != 1 {
+            return terr(format!("{} must be a Buffer or Uint8Array", what));
+        }
+        if data.is_null() {
+            return Ok((std::ptr::null_mut(), 0));
+        }
+        Ok((data as *mut u8, len))
+    }
     fn get_array(&self, v: Value, what: &str) -> R<Vec<Value>> {
         let mut is = false;
         unsafe { napi_is_array(self.0, v, &mut is) };
@@ -579,19 +600,19 @@ fn process_into(js: &Js, a: &[Value]) -> R<Value> {
     let sh = shared_of(js, a[0])?;
     let pkt = js.get_bytes(a[1], "packet")?;
     let hook = hook_of(js, a[2])?;
-    let out = js.get_bytes(a[3], "out")?;
+    let (out_ptr, out_len) = js.get_bytes_mut(a[3], "out")?;
     if pkt.len() > 65535 {
         return terr("packet is longer than 65535 bytes");
     }
     let now = now_ms();
     let r = {
         let mut e = lock(&sh.eng);
-        let r = e.process_into(pkt, hook, now, out.len());
+        let r = e.process_into(pkt, hook, now, out_len);
         if let Ok(n) = r {
             let src = e.scratch_bytes(n);
-            // `out` is a live Uint8Array owned by the caller (checked to hold n bytes): write
-            // through its pointer. It may alias `packet`; the input was already copied.
-            unsafe { std::ptr::copy(src.as_ptr(), out.as_ptr() as *mut u8, src.len()) };
+            // `out` is a live Uint8Array owned by the caller (checked to hold n bytes). It may
+            // alias `packet`, which is no longer read: the input was copied first.
+            unsafe { std::ptr::copy(src.as_ptr(), out_ptr, src.len()) };
         }
         e.sweep(now, 16);
         r
