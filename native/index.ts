@@ -353,7 +353,7 @@ const tag = (name: string) => ['-m', 'comment', '--comment', `gsra:${name}`];
 
 /**
  * Agent rules (raw table, before conntrack): outbound to the VIN range -> outQueue; inbound
- * from GGR's port range -> inQueue; optionally DNS answers -> dnsQueue (punted to TypeScript).
+ * from GGR's port range and all ICMP -> inQueue; optionally DNS answers -> dnsQueue (punted).
  */
 export function agentRules(o: {
   vinNet: string;
@@ -379,7 +379,8 @@ export function agentRules(o: {
       chain: 'PREROUTING',
       args: ['-s', o.ggr, '-p', 'udp', '--sport', o.ports, ...c, ...q(o.inQueue)],
     },
-    { table: 'raw', chain: 'PREROUTING', args: ['-s', o.ggr, '-p', 'icmp', ...c, ...q(o.inQueue)] },
+    // ICMP errors from any router may quote a translated packet (PMTUD); others pass unchanged.
+    { table: 'raw', chain: 'PREROUTING', args: ['-p', 'icmp', ...c, ...q(o.inQueue)] },
   ];
   if (o.dnsQueue !== undefined) {
     r.push({
@@ -392,8 +393,8 @@ export function agentRules(o: {
 }
 
 /**
- * Gateway rules (raw PREROUTING): to GGR's port range from the internet -> inQueue; from the
- * LAN to PGR's port range (and ICMP errors to PGR) -> outQueue. Translated packets are routed
+ * Gateway rules (raw PREROUTING): to GGR's port range (and ICMP to GGR) from the internet ->
+ * inQueue; from the LAN to PGR's port range (and ICMP to PGR) -> outQueue. Translated packets are routed
  * with a local source address, so the interfaces need net.ipv4.conf.<if>.accept_local=1.
  */
 export function gatewayRules(o: {
@@ -427,6 +428,7 @@ export function gatewayRules(o: {
       chain: 'PREROUTING',
       args: ['-d', o.pgr, '-p', 'udp', '--dport', o.ports, ...c, ...q(o.outQueue)],
     },
+    { table: 'raw', chain: 'PREROUTING', args: ['-d', o.ggr, '-p', 'icmp', ...c, ...q(o.inQueue)] },
     { table: 'raw', chain: 'PREROUTING', args: ['-d', o.pgr, '-p', 'icmp', ...c, ...q(o.outQueue)] },
   ];
 }

@@ -866,13 +866,18 @@ impl Engine {
     }
 
     /// ICMP errors that quote a translated packet are translated so PMTUD and "unreachable"
-    /// keep working; every other ICMP message taken by the engine is dropped.
+    /// keep working in both directions. ICMP that quotes no translated flow (and non-error ICMP
+    /// such as echo) passes unchanged: it carries no flow data.
     fn process_icmp(&mut self, pkt: &mut Vec<u8>, ip: &Ip, hook: Hook) -> Verdict {
         let e = match parse_icmp_error(pkt, ip) {
             Ok(Some(e)) => e,
             Ok(None) => {
-                self.stats.no_flow += 1;
-                return Verdict::Drop("icmp-not-error");
+                if pkt.len() < ip.ihl + 8 {
+                    self.stats.malformed += 1;
+                    return Verdict::Drop("malformed");
+                }
+                self.stats.accepted_plain += 1;
+                return Verdict::Accept;
             }
             Err(_) => {
                 self.stats.malformed += 1;
@@ -881,61 +886,57 @@ impl Engine {
         };
         let q = e.inner_ip;
         let proto = q.proto;
-        // The quoted packet is one this side sent (so reversed relative to the error's flow).
-        let (new_src, q_src, q_sport, q_dst, q_dport, overhead): (u32, u32, u16, u32, u16, usize);
-        match (self.cfg.role, hook) {
-            (Role::Agent, Hook::In) => {
-                // GGR (or a router) -> PEN, quoting PEN:s -> GGR:t. Becomes VIN -> PEN quoting PEN:s -> VIN:d.
-                let slot = match self.in_idx.get(&(proto, q.dst, e.inner_dport, q.src, e.inner_sport)) {
-                    Some(s) => *s,
-                    None => {
-                        // Not about a translated flow: pass it unchanged.
-                        self.stats.accepted_plain += 1;
-                        return Verdict::Accept;
-                    }
-                };
+        let (qs, qd) = (e.inner_sport, e.inner_dport);
+        let overhead = if proto == PROTO_TCP { pccom::TCP_OPT_LEN } else { pccom::UDP_TRAILER_LEN } as u16;
+        // (outer src, outer dst, quoted src:port, quoted dst:port, shrink the reported MTU)
+        let found: Option<(Option<u32>, Option<u32>, (u32, u16), (u32, u16), bool)> = match (self.cfg.role, hook) {
+            // A router or GGR -> PEN, quoting PEN:s -> GGR:t (our upload). Becomes VIN -> PEN
+            // quoting PEN:s -> VIN:d.
+            (Role::Agent, Hook::In) => self.in_idx.get(&(proto, q.dst, qd, q.src, qs)).map(|&slot| {
                 let f = flock(self.slots[slot].as_ref().unwrap());
-                new_src = f.vin;
-                q_src = q.src;
-                q_sport = e.inner_sport;
-                q_dst = f.vin;
-                q_dport = f.d;
-                overhead = if proto == PROTO_TCP { pccom::TCP_OPT_LEN } else { pccom::UDP_TRAILER_LEN };
-                let _ = ip;
-            }
-            (Role::Gateway, Hook::Out) => {
-                // IN (or a LAN router) -> PGR, quoting PGR:t -> PIN:d. Becomes GGR -> GHR quoting GHR:m -> GGR:t.
-                if q.src != self.cfg.pgr {
-                    self.stats.accepted_plain += 1;
-                    return Verdict::Accept;
-                }
-                let slot = match self.port_idx.get(&(proto, e.inner_sport)) {
-                    Some(s) => *s,
-                    None => {
-                        self.stats.no_flow += 1;
-                        return Verdict::Drop("no-flow");
-                    }
-                };
+                (Some(f.vin), None, (q.src, qs), (f.vin, f.d), true)
+            }),
+            // EN's own stack answering a download, quoting VIN:d -> PEN:s. Becomes PEN -> GGR
+            // quoting GGR:t -> PEN:s (HR then maps PEN:s as for the flow).
+            (Role::Agent, Hook::Out) => self.out_idx.get(&(proto, q.dst, qd, q.src, qs)).map(|&slot| {
                 let f = flock(self.slots[slot].as_ref().unwrap());
-                if !f.bound || f.pin != q.dst || f.d != e.inner_dport {
-                    self.stats.no_flow += 1;
-                    return Verdict::Drop("no-flow");
+                (None, Some(f.ggr), (f.ggr, f.t), (q.dst, qd), false)
+            }),
+            // IN or a LAN router -> PGR, quoting PGR:t -> PIN:d. Becomes GGR -> GHR quoting
+            // GHR:m -> GGR:t.
+            (Role::Gateway, Hook::Out) if q.src == self.cfg.pgr => self.port_idx.get(&(proto, qs)).and_then(|&slot| {
+                let f = flock(self.slots[slot].as_ref().unwrap());
+                if f.bound && f.pin == q.dst && f.d == qd {
+                    Some((Some(self.cfg.ggr), Some(f.ghr), (f.ghr, f.m), (self.cfg.ggr, f.t), true))
+                } else {
+                    None
                 }
-                new_src = self.cfg.ggr;
-                q_src = f.ghr;
-                q_sport = f.m;
-                q_dst = self.cfg.ggr;
-                q_dport = f.t;
-                overhead = if proto == PROTO_TCP { pccom::TCP_OPT_LEN } else { pccom::UDP_TRAILER_LEN };
-                let f_ghr = f.ghr;
-                put32(pkt, 16, f_ghr);
+            }),
+            // An internet router or EN (through HR) -> GGR, quoting GGR:t -> GHR:m (our download).
+            // Becomes PGR -> PIN quoting PIN:d -> PGR:t.
+            (Role::Gateway, Hook::In) if q.src == self.cfg.ggr => self.port_idx.get(&(proto, qs)).and_then(|&slot| {
+                let f = flock(self.slots[slot].as_ref().unwrap());
+                if f.bound && f.ghr == q.dst && f.m == qd {
+                    Some((Some(self.cfg.pgr), Some(f.pin), (f.pin, f.d), (self.cfg.pgr, f.t), true))
+                } else {
+                    None
+                }
+            }),
+            _ => None,
+        };
+        let (osrc, odst, (q_src, q_sport), (q_dst, q_dport), shrink) = match found {
+            Some(x) => x,
+            None => {
+                self.stats.accepted_plain += 1;
+                return Verdict::Accept;
             }
-            _ => {
-                self.stats.no_flow += 1;
-                return Verdict::Drop("no-flow");
-            }
+        };
+        if let Some(a) = osrc {
+            put32(pkt, 12, a);
         }
-        put32(pkt, 12, new_src);
+        if let Some(a) = odst {
+            put32(pkt, 16, a);
+        }
         let qi = e.inner;
         put32(pkt, qi + 12, q_src);
         put32(pkt, qi + 16, q_dst);
@@ -943,17 +944,15 @@ impl Engine {
         put16(pkt, qi + q.ihl + 2, q_dport);
         // Quoted IP header checksum (the quoted L4 checksum is left as is: it may be truncated).
         let qihl = q.ihl;
-        if pkt.len() >= qi + qihl {
-            let mut h = [0u8; 60];
-            h[..qihl].copy_from_slice(&pkt[qi..qi + qihl]);
-            fix_ip_checksum(&mut h[..qihl], qihl);
-            pkt[qi..qi + qihl].copy_from_slice(&h[..qihl]);
-        }
+        let mut h = [0u8; 60];
+        h[..qihl].copy_from_slice(&pkt[qi..qi + qihl]);
+        fix_ip_checksum(&mut h[..qihl], qihl);
+        pkt[qi..qi + qihl].copy_from_slice(&h[..qihl]);
         // Fragmentation needed: the path MTU an application sees shrinks by our overhead.
-        if e.typ == 3 && e.code == 4 {
+        if shrink && e.typ == 3 && e.code == 4 {
             let mtu = be16(pkt, e.off + 6);
             if mtu > 0 {
-                put16(pkt, e.off + 6, std::cmp::max(mtu.saturating_sub(overhead as u16), 68));
+                put16(pkt, e.off + 6, std::cmp::max(mtu.saturating_sub(overhead), 68));
             }
         }
         pkt.truncate(ip.total);

@@ -508,9 +508,36 @@ fn icmp_errors_are_translated() {
     let q = &icmp[28..];
     assert_eq!((be32(q, 12), be16(q, 20), be32(q, 16), be16(q, 22)), (PEN, S, VIN, D));
     assert!(l4_checksum_ok(&icmp, 20, ip.total, PROTO_ICMP));
-    // Unrelated ICMP errors and echo requests are dropped.
+    // Gateway, from the internet: a router's "fragmentation needed" about our download, quoting
+    // GGR:t -> GHR:m, goes to IN as PGR -> PIN quoting PIN:d -> PGR:t with the MTU lowered.
+    let quoted = build::udp(GGR, T, GHR, M, b"pong");
+    let mut l4 = vec![3u8, 4, 0, 0, 0, 0, 0x05, 0x78];
+    l4.extend_from_slice(&quoted[..28]);
+    let mut icmp = build::ipv4(PROTO_ICMP, 0xc000_0201, GGR, &l4);
+    assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Accept);
+    let ip = parse_ip(&icmp, false).unwrap();
+    assert_eq!((ip.src, ip.dst, be16(&icmp, 26)), (PGR, PIN, 1400 - 20));
+    let q = &icmp[28..];
+    assert_eq!((be32(q, 12), be16(q, 20), be32(q, 16), be16(q, 22)), (PIN, D, PGR, T));
+    assert!(l4_checksum_ok(&icmp, 20, ip.total, PROTO_ICMP));
+    // Agent, from EN's own stack: port unreachable about a download, quoting VIN:d -> PEN:s,
+    // leaves as PEN -> GGR quoting GGR:t -> PEN:s.
+    let quoted = build::udp(VIN, D, PEN, S, b"late");
+    let mut l4 = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    l4.extend_from_slice(&quoted[..28]);
+    let mut icmp = build::ipv4(PROTO_ICMP, PEN, VIN, &l4);
+    assert_eq!(pr.a.process(&mut icmp, Hook::Out, Handle::Memory, 3), Verdict::Accept);
+    let ip = parse_ip(&icmp, false).unwrap();
+    assert_eq!((ip.src, ip.dst), (PEN, GGR));
+    let q = &icmp[28..];
+    assert_eq!((be32(q, 12), be16(q, 20), be32(q, 16), be16(q, 22)), (GGR, T, PEN, S));
+    assert!(l4_checksum_ok(&icmp, 20, ip.total, PROTO_ICMP));
+    // ICMP that quotes no translated flow, and echo, pass unchanged.
     let mut echo = build::ipv4(PROTO_ICMP, GGR, PEN, &[8, 0, 0, 0, 0, 1, 0, 1]);
-    assert_eq!(pr.a.process(&mut echo, Hook::In, Handle::Memory, 3), Verdict::Drop("icmp-not-error"));
+    let before = echo.clone();
+    assert_eq!(pr.a.process(&mut echo, Hook::In, Handle::Memory, 3), Verdict::Accept);
+    assert_eq!(echo, before);
+    assert_eq!(pr.a.stats.icmp_translated, 2);
 }
 
 #[test]

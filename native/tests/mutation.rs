@@ -126,6 +126,14 @@ fn seeds(a: &mut Engine) -> Vec<Vec<u8>> {
     let mut l4 = vec![3u8, 4, 0, 0, 0, 0, 5, 0xdc];
     l4.extend_from_slice(&quoted);
     out.push(ipv4(PROTO_ICMP, GGR, PEN, &l4, &[]));
+    let quoted = udp(GGR, 20001, PEN, 40000, b"q");
+    let mut l4 = vec![3u8, 4, 0, 0, 0, 0, 5, 0x78];
+    l4.extend_from_slice(&quoted[..28]);
+    out.push(ipv4(PROTO_ICMP, 0xc000_0201, GGR, &l4, &[]));
+    let quoted = udp(VIN, 80, PEN, 40000, b"q");
+    let mut l4 = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    l4.extend_from_slice(&quoted[..28]);
+    out.push(ipv4(PROTO_ICMP, PEN, VIN, &l4, &[]));
     out.push(ipv4(PROTO_UDP, PEN, VIN, &[0x9c, 0x40, 0, 80, 0, 12, 0, 0, 1, 2, 3, 4], &[0x94, 4, 0, 0, 1, 0, 0, 0]));
     out
 }
