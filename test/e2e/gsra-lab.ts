@@ -48,6 +48,10 @@ export interface GsraLab {
   ftp: FtpServer;
   ssh: SshServer;
   agents: Partial<Record<HostName, AgentHandle>>;
+  /** Kill the gateway the hard way (SIGKILL: no cleanup), as a crash would. */
+  killGateway(): Promise<void>;
+  /** Start the gateway again with the same config; resolves once /healthz answers. */
+  startGateway(): Promise<void>;
   /** Log a user in on a teleworker PC and start its agent. */
   startAgent(host: 'en1' | 'en2', user: 'alice' | 'bob'): Promise<AgentHandle>;
   /** JSON log lines a daemon wrote so far. */
@@ -135,25 +139,29 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
     ),
   );
   const gatewayLog = join(lab.dir, 'gateway.log');
-  const gateway = lab.spawn(
-    'gw',
-    'gsra-gateway',
-    ['node', GATEWAY_BIN, 'run', '--config', gwConfig],
-    undefined,
-    gatewayLog,
-  );
-  await waitFor(
-    'gsra-gateway to answer /healthz',
-    async () => {
-      if (!gateway.running) throw new Error(`gsra-gateway exited: ${gateway.log}`);
-      return (
-        (await lab.exec('gw', ['curl', '-sf', 'http://127.0.0.1:9464/healthz'], { allowFail: true })).code ===
-        0
-      );
-    },
-    15_000,
-    100,
-  );
+  const launchGateway = async (): Promise<Proc> => {
+    const p = lab.spawn(
+      'gw',
+      'gsra-gateway',
+      ['node', GATEWAY_BIN, 'run', '--config', gwConfig],
+      undefined,
+      gatewayLog,
+    );
+    await waitFor(
+      'gsra-gateway to answer /healthz',
+      async () => {
+        if (!p.running) throw new Error(`gsra-gateway exited: ${p.log}`);
+        return (
+          (await lab.exec('gw', ['curl', '-sf', 'http://127.0.0.1:9464/healthz'], { allowFail: true }))
+            .code === 0
+        );
+      },
+      15_000,
+      100,
+    );
+    return p;
+  };
+  const gateway = await launchGateway();
 
   const agents: Partial<Record<HostName, AgentHandle>> = {};
   const g: GsraLab = {
@@ -166,6 +174,12 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
     ftp,
     ssh,
     agents,
+    async killGateway() {
+      await g.gateway.stop('SIGKILL');
+    },
+    async startGateway() {
+      g.gateway = await launchGateway();
+    },
     logLines(file: string) {
       if (!existsSync(file)) return [];
       return readFileSync(file, 'utf8')

@@ -243,5 +243,31 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         );
       },
     );
+    await t.test(
+      'a killed gateway fails closed, and the agent comes back by itself when it returns',
+      async (t) => {
+        await g.killGateway();
+        const r = await lab.exec('en1', ['curl', '-sS', '-m', '3', `http://${IN1}/`], { allowFail: true });
+        t.not(
+          r.code,
+          0,
+          'no connection while the gateway is down (its kernel rules drop, nothing passes untranslated)',
+        );
+        await new Promise((res) => setTimeout(res, 2000)); // the agent notices: keepalives go unanswered
+        await g.startGateway();
+        let back = false;
+        for (let i = 0; i < 40 && !back; i++) {
+          const s = await alice.status();
+          back =
+            s.groups.every((x) => x.session === 'up') &&
+            g.logLines(g.gatewayLog).filter((l) => l.message === 'session up' && l.user === 'alice').length >=
+              2;
+          if (!back) await new Promise((res) => setTimeout(res, 500));
+        }
+        t.ok(back, 'alice’s session is up again without anyone touching the agent');
+        const again = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/`]);
+        t.equal(again.stdout, '<h1>hello from in1</h1>\n', 'and a new connection works');
+      },
+    );
   });
 }
