@@ -282,9 +282,9 @@ export class GatewayDaemon {
             reason: e.reason,
           });
         }
+        // The port is already back in the pool: GatewayControl gave it back through releasePorts().
         this.records.delete(key(e.proto, e.t));
         this.deps.dataPlane?.remove(e.proto, e.t);
-        this.pool.release(e.t);
         break;
       }
       case 'binding':

@@ -55,11 +55,10 @@ export class NativeDataPlane implements DataPlane {
       case 'bound':
         return { kind: 'bound', proto: protoNum(e.proto), t: e.t, ghr: e.ghr, m: e.m, d: e.d };
       case 'expired': {
-        const key = [...this.ids.entries()].find(([, id]) => id === e.id)?.[0];
-        if (!key) return undefined;
+        const key = `${protoNum(e.proto)}/${e.t}`;
+        if (this.ids.get(key) !== e.id) return undefined; // already replaced or removed
         this.ids.delete(key);
-        const [proto, t] = key.split('/').map(Number);
-        return { kind: 'flow-expired', proto: proto!, t: t!, reason: e.state };
+        return { kind: 'flow-expired', proto: protoNum(e.proto), t: e.t, reason: e.state };
       }
       case 'verify-failed':
         return {

@@ -11,6 +11,7 @@ import {
   TCP_MAC_OVERHEAD,
   busiestFlowData,
   countPlaintext,
+  gsraTcpPackets,
   hasMacOption,
   needlesOf,
   tcpHeaderLength,
@@ -112,13 +113,7 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         );
         t.equal(countPlaintext(inetPkts, needles), 0, 'none of the file’s bytes cross the internet in clear');
         // Every TCP packet between the home router and the gateway carries the MAC option.
-        const gsra = inetPkts.filter(
-          (p) =>
-            p.proto === 6 &&
-            (p.src === ADDR.gwWan || p.dst === ADDR.gwWan) &&
-            p.sport !== 636 &&
-            p.dport !== 636,
-        );
+        const gsra = gsraTcpPackets(inetPkts, ADDR.gwWan);
         t.equal(
           gsra.filter(hasMacOption).length,
           gsra.length,

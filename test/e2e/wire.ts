@@ -11,6 +11,13 @@ export function countPlaintext(packets: IpPacket[], needles: Buffer[]): number {
   return hits;
 }
 
+/** The TCP packets of GSRA flows on the internet link: to or from GGR, except LDAPS (636). */
+export function gsraTcpPackets(packets: IpPacket[], ggr: string): IpPacket[] {
+  return packets.filter(
+    (p) => p.proto === 6 && (p.src === ggr || p.dst === ggr) && p.sport !== 636 && p.dport !== 636,
+  );
+}
+
 /** Does this TCP packet carry GSRA's MAC option (RFC 6994 kind 253, ExID "GS")? */
 export function hasMacOption(p: IpPacket): boolean {
   const l4 = p.raw.subarray((p.raw[0]! & 15) * 4);

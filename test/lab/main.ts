@@ -6,11 +6,13 @@ import { readFileSync } from 'node:fs';
 import { ADDR } from './lab.ts';
 import { Narrative } from './narrative.ts';
 import { makeRandomFile, sha256File, startCapture } from './services.ts';
+import type { IpPacket } from './pcap.ts';
 import { startGsraLab, IN1, IN2, type AgentHandle, type GsraLab } from '../e2e/gsra-lab.ts';
 import {
   TCP_MAC_OVERHEAD,
   busiestFlowData,
   countPlaintext,
+  gsraTcpPackets,
   hasMacOption,
   needlesOf,
   tcpHeaderLength,
@@ -45,6 +47,7 @@ try {
     },
   );
   let needles: Buffer[] = [];
+  let capture: { inetPkts: IpPacket[]; lanPkts: IpPacket[] } | undefined;
   await story.step(`lftp: list and download a file from ${IN1} over passive FTP`, async () => {
     const want = makeRandomFile(join(g!.ftp.root, 'quarterly.bin'), 4 * 1024 * 1024);
     needles = needlesOf(readFileSync(join(g!.ftp.root, 'quarterly.bin')));
@@ -62,33 +65,25 @@ try {
     const got = sha256File(out);
     expect(got === want, 'sha256 mismatch');
     const [inetPkts, lanPkts] = [await inet.stop(), await lan.stop()];
-    (globalThis as { capture?: unknown }).capture = { inetPkts, lanPkts };
+    capture = { inetPkts, lanPkts };
     return `4 MiB, sha256 ${got.slice(0, 16)}… matches`;
   });
   await story.step(
     'the internet link (captured with tcpdump) carries none of that file in clear',
     async () => {
-      const { inetPkts, lanPkts } = (globalThis as { capture?: { inetPkts: never[]; lanPkts: never[] } })
-        .capture!;
+      const { inetPkts, lanPkts } = capture!;
       const onLan = countPlaintext(lanPkts, needles);
       const onInet = countPlaintext(inetPkts, needles);
       expect(onLan >= needles.length * 0.9, `control failed: only ${onLan} samples visible on the LAN`);
       expect(onInet === 0, `${onInet} samples of the file seen in clear on the internet`);
-      const gsra = inetPkts.filter(
-        (p: { proto: number; src: string; dst: string; sport?: number; dport?: number }) =>
-          p.proto === 6 &&
-          (p.src === ADDR.gwWan || p.dst === ADDR.gwWan) &&
-          p.sport !== 636 &&
-          p.dport !== 636,
-      );
+      const gsra = gsraTcpPackets(inetPkts, ADDR.gwWan);
       const authed = gsra.filter(hasMacOption).length;
       expect(authed === gsra.length, `${gsra.length - authed} TCP packets without the MAC option`);
       return `${onLan}/${needles.length} samples visible on the office LAN, 0 on the internet; all ${gsra.length} TCP packets carry the MAC`;
     },
   );
   await story.step('data packets are the plain size plus exactly the documented MAC overhead', async () => {
-    const { inetPkts, lanPkts } = (globalThis as { capture?: { inetPkts: never[]; lanPkts: never[] } })
-      .capture!;
+    const { inetPkts, lanPkts } = capture!;
     const inetData = busiestFlowData(inetPkts, ADDR.gwWan);
     const lanData = busiestFlowData(lanPkts, ADDR.in1);
     const plain = [...new Set(lanData.map(tcpHeaderLength))];
