@@ -27,6 +27,8 @@ interface Session {
   control: protocol.AgentControl;
   sock: Socket;
   timer?: NodeJS.Timeout;
+  /** The pending re-login after a lost or refused session (at most one). */
+  retry?: NodeJS.Timeout;
   up: boolean;
   retryMs: number;
   lastError?: string;
@@ -168,10 +170,21 @@ export class AgentDaemon {
           group: s.group,
           reason,
         });
+        // The gateway no longer knows this session's ports: its flows cannot carry another packet.
+        // Drop them now, so an application's next packet (a SYN retransmission, a new datagram)
+        // is held again and leaves on a port of the next session instead of vanishing.
+        this.dropFlows(s.group, String(reason));
         if (e.kind === 'session-down' && reason === 'logout') break;
-        // Survive an unreachable or restarted gateway: log in again with backoff.
-        const retry = setTimeout(() => this.apply(s, s.control.login(this.now())), s.retryMs);
-        retry.unref();
+        // The gateway lost us (restart) and the control layer already said HELLO again: a second
+        // login here would make a second session. If that handshake fails, a 'timeout' follows.
+        if (e.kind === 'session-down' && reason === 'unknown-session') break;
+        // Survive an unreachable or restarted gateway: log in again with backoff, one timer at a time.
+        if (s.retry) clearTimeout(s.retry);
+        s.retry = setTimeout(() => {
+          s.retry = undefined;
+          this.apply(s, s.control.login(this.now()));
+        }, s.retryMs);
+        s.retry.unref();
         s.retryMs = Math.min(s.retryMs * 2, 30_000);
         break;
       }
@@ -193,6 +206,22 @@ export class AgentDaemon {
         break;
       default:
         break;
+    }
+  }
+
+  /** Removes the engine's flows of a group whose session ended (the gateway will not translate them). */
+  private dropFlows(group: string, reason: string): void {
+    for (const f of [...this.flows.values()]) {
+      if (f.group !== group) continue;
+      this.flows.delete(f.id);
+      this.deps.dataPlane.removeFlow(f.id);
+      this.log.info('flow ended', {
+        in: f.name,
+        proto: f.key.proto,
+        d: f.key.dport,
+        state: 'session-down',
+        reason,
+      });
     }
   }
 
@@ -368,6 +397,7 @@ export class AgentDaemon {
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const s of this.sessions.values()) {
+      if (s.retry) clearTimeout(s.retry);
       this.apply(s, s.control.logout(this.now()));
       if (s.timer) clearTimeout(s.timer);
       await new Promise((r) => setTimeout(r, 20));

@@ -241,6 +241,9 @@ for (const nat of ['preserving', 'symmetric'] as const) {
     await t.test(
       'a killed gateway fails closed, and the agent comes back by itself when it returns',
       async (t) => {
+        const aliceSessions = () =>
+          g.logLines(g.gatewayLog).filter((l) => l.message === 'session up' && l.user === 'alice').length;
+        const before = aliceSessions();
         await g.killGateway();
         const r = await lab.exec('en1', ['curl', '-sS', '-m', '3', `http://${IN1}/`], { allowFail: true });
         t.not(
@@ -253,10 +256,9 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         let back = false;
         for (let i = 0; i < 40 && !back; i++) {
           const s = await alice.status();
-          back =
-            s.groups.every((x) => x.session === 'up') &&
-            g.logLines(g.gatewayLog).filter((l) => l.message === 'session up' && l.user === 'alice').length >=
-              2;
+          // up again on the new gateway (the agent may not have noticed the crash yet: its old
+          // session would still read 'up'), so wait for the new gateway to log alice's new session
+          back = s.groups.every((x) => x.session === 'up') && aliceSessions() > before;
           if (!back) await new Promise((res) => setTimeout(res, 500));
         }
         t.ok(back, 'alice’s session is up again without anyone touching the agent');
