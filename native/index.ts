@@ -44,6 +44,12 @@ export interface PuntRule {
 interface CommonOptions {
   timeouts?: Timeouts;
   punt?: PuntRule[];
+  /**
+   * Gateway: service ports whose TCP connections pass through an ALG in TypeScript (FTP: [21]).
+   * Every segment such a flow sends toward EN is punted (event 'punt' with its `flow` id) before
+   * protection; its verdict may rewrite the payload to another length (see verdict()).
+   */
+  algPorts?: number[];
   maxHeldPerFlow?: number;
   maxHeldTotal?: number;
 }
@@ -125,7 +131,8 @@ export type EngineEvent =
       /** Failures since the last event for this flow (events are rate-limited to 1/s per flow). */
       count: number;
     }
-  | { type: 'punt'; id: number; hook: Hook; packet: Buffer };
+  /** `flow`: the flow id of an ALG punt (gateway, algPorts); null for a punt rule's packet. */
+  | { type: 'punt'; id: number; hook: Hook; flow: number | null; packet: Buffer };
 
 export type FlowState = 'reserved' | 'handshake' | 'established' | 'closing' | 'udp';
 
@@ -285,7 +292,13 @@ export class Engine {
     return this.#n.failHeld(this.#h, key, mode);
   }
 
-  /** Verdict on a punted packet; a replacement must have the same length (checksums are rewritten). */
+  /**
+   * Verdict on a punted packet. A punt rule's replacement must have the same length and passes as
+   * it is. An ALG punt's replacement is the same segment (ports, seq, ack, flags unchanged) with a
+   * payload up to 64 bytes longer or any amount shorter: the engine records the length change,
+   * adjusts the flow's sequence and ack numbers from then on, and translates the packet.
+   * Checksums are rewritten. Throws (and drops the packet) on a replacement that breaks the rules.
+   */
   verdict(puntId: number, accept: boolean, replacement?: Uint8Array): boolean {
     return this.#n.verdict(this.#h, puntId, accept, replacement);
   }

@@ -4,6 +4,7 @@
 
 use crate::pccom::{self, Dir, DirKeys, PErr, Replay, SeqTrack, VErr};
 use crate::pkt::*;
+use crate::seqadj::SeqAdj;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -52,7 +53,8 @@ pub enum Event {
     Bound { id: u32, proto: u8, t: u16, ghr: u32, m: u16, pin: u32, d: u16 },
     Expired { id: u32, proto: u8, t: u16, state: &'static str },
     VerifyFailed { id: Option<u32>, proto: u8, src: u32, sport: u16, dport: u16, reason: &'static str, count: u64 },
-    Punt { id: u64, hook: Hook, bytes: Vec<u8> },
+    /// `flow`: the flow an ALG punt belongs to (gateway FTP control); None for rule punts.
+    Punt { id: u64, hook: Hook, flow: Option<u32>, bytes: Vec<u8> },
     HeldExpired { proto: u8, src: u32, sport: u16, dst: u32, dport: u16, count: u32 },
 }
 
@@ -99,6 +101,10 @@ pub struct Config {
     pub pgr: u32,
     pub timeouts: Timeouts,
     pub punt: Vec<PuntRule>,
+    /// Gateway: service ports whose connections pass through the ALG in TypeScript (FTP: 21).
+    /// Every packet such a flow sends toward EN is punted with its flow id, before protection;
+    /// its verdict may change the payload length (sequence numbers are then adjusted).
+    pub alg_ports: Vec<u16>,
     pub max_held_per_flow: usize,
     pub max_held_total: usize,
     pub max_events: usize,
@@ -114,6 +120,7 @@ impl Config {
             pgr: 0,
             timeouts: Timeouts::default(),
             punt: Vec::new(),
+            alg_ports: Vec::new(),
             max_held_per_flow: 16,
             max_held_total: 1024,
             max_events: 65536,
@@ -207,6 +214,8 @@ pub struct Flow {
     rx: Dir,
     txseq: SeqTrack,
     rxseq: SeqTrack,
+    /// Gateway: length changes the ALG made to the IN -> EN stream.
+    out_adj: SeqAdj,
     udp_ctr: u64,
     replay: Replay,
     pub state: FlowState,
@@ -258,6 +267,8 @@ struct HeldQ {
 
 struct Punted {
     bytes: Vec<u8>,
+    /// ALG punts: the flow id (its packets continue into translation after the verdict).
+    flow: Option<u32>,
     handle: Handle,
     hook: Hook,
     since: u64,
@@ -385,6 +396,7 @@ impl Engine {
             rx: Dir::new(&spec.rx)?,
             txseq: SeqTrack::default(),
             rxseq: SeqTrack::default(),
+            out_adj: SeqAdj::default(),
             udp_ctr: 0,
             replay: Replay::default(),
             state: if self.cfg.role == Role::Gateway {
@@ -507,42 +519,106 @@ impl Engine {
         n
     }
 
-    /// Verdict on a punted packet: accept (optionally with same-length replacement bytes) or drop.
-    pub fn punt_verdict(&mut self, id: u64, accept: bool, replacement: Option<&[u8]>) -> Result<bool, String> {
+    /// Verdict on a punted packet: accept (optionally with replacement bytes) or drop. A rule
+    /// punt's replacement keeps the packet's length and passes as it is. An ALG punt's
+    /// replacement is the same segment (same sequence number) with a rewritten payload of any
+    /// length up to `ALG_MAX_GROWTH` more: the length change is recorded for the flow's sequence
+    /// adjustment and the packet continues into translation like any other of its flow.
+    pub fn punt_verdict(&mut self, id: u64, accept: bool, replacement: Option<&[u8]>, now: u64) -> Result<bool, String> {
         let p = match self.punts.remove(&id) {
             Some(p) => p,
             None => return Ok(false),
         };
-        let bytes = if accept {
-            match replacement {
-                Some(r) => {
-                    if r.len() != p.bytes.len() {
-                        self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false });
-                        return Err("replacement must have the same length as the punted packet".into());
-                    }
-                    let mut v = r.to_vec();
-                    // Validate and fix checksums of the replacement.
-                    match parse_ip(&v, true) {
-                        Ok(ip) if ip.total == v.len() => {
-                            fix_ip_checksum(&mut v, ip.ihl);
-                            if !is_fragment(&v) && (ip.proto == PROTO_UDP || ip.proto == PROTO_TCP) {
-                                fix_l4_checksum(&mut v, ip.ihl, ip.total, ip.proto);
-                            }
-                        }
-                        _ => {
-                            self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false });
-                            return Err("replacement is not a valid IPv4 packet".into());
-                        }
-                    }
-                    Some(v)
+        let drop = OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false };
+        if !accept {
+            self.outbox.push(drop);
+            return Ok(true);
+        }
+        if let Some(fid) = p.flow {
+            return match self.alg_continue(fid, p.bytes, replacement, now) {
+                Ok(bytes) => {
+                    self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes, injected: false });
+                    Ok(true)
                 }
-                None => Some(p.bytes),
+                Err(e) => {
+                    self.outbox.push(drop);
+                    Err(e)
+                }
+            };
+        }
+        let bytes = match replacement {
+            Some(r) => {
+                if r.len() != p.bytes.len() {
+                    self.outbox.push(drop);
+                    return Err("replacement must have the same length as the punted packet".into());
+                }
+                let mut v = r.to_vec();
+                // Validate and fix checksums of the replacement.
+                match parse_ip(&v, true) {
+                    Ok(ip) if ip.total == v.len() => {
+                        fix_ip_checksum(&mut v, ip.ihl);
+                        if !is_fragment(&v) && (ip.proto == PROTO_UDP || ip.proto == PROTO_TCP) {
+                            fix_l4_checksum(&mut v, ip.ihl, ip.total, ip.proto);
+                        }
+                    }
+                    _ => {
+                        self.outbox.push(drop);
+                        return Err("replacement is not a valid IPv4 packet".into());
+                    }
+                }
+                Some(v)
             }
-        } else {
-            None
+            None => Some(p.bytes),
         };
         self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes, injected: false });
         Ok(true)
+    }
+
+    /// An ALG punt's packet (or its replacement) goes on into translation: Ok(Some(bytes)) to
+    /// send, Ok(None) if translation dropped it, Err for a replacement that is not the same
+    /// segment of the same flow.
+    fn alg_continue(&mut self, fid: u32, orig: Vec<u8>, replacement: Option<&[u8]>, now: u64) -> Result<Option<Vec<u8>>, String> {
+        let slot = match self.by_id.get(&fid) {
+            Some(&s) => s,
+            None => return Ok(None), // the flow ended meanwhile
+        };
+        let oip = parse_ip(&orig, false).map_err(|_| "internal: punted packet unparsable".to_string())?;
+        let otcp = parse_tcp(&orig, &oip).map_err(|_| "internal: punted packet unparsable".to_string())?;
+        let mut v = match replacement {
+            None => orig.clone(),
+            Some(r) => {
+                let bad = |why: &str| format!("ALG replacement {}", why);
+                let ip = parse_ip(r, true).map_err(|_| bad("is not a valid IPv4 packet"))?;
+                if ip.total != r.len() || is_fragment(r) || ip.proto != PROTO_TCP || ip.src != oip.src || ip.dst != oip.dst {
+                    return Err(bad("is not a TCP packet of the punted flow"));
+                }
+                let tcp = parse_tcp(r, &ip).map_err(|_| bad("has a malformed TCP header"))?;
+                if (tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.flags) != (otcp.sport, otcp.dport, otcp.seq, otcp.ack, otcp.flags) {
+                    return Err(bad("must keep the segment's ports, sequence, ack and flags"));
+                }
+                let (olen, nlen) = ((otcp.end - otcp.payload) as i64, (tcp.end - tcp.payload) as i64);
+                if nlen > olen + ALG_MAX_GROWTH as i64 {
+                    return Err(bad("grows the payload too much"));
+                }
+                let delta = (nlen - olen) as i32;
+                if let Some(f) = &self.slots[slot] {
+                    flock(f).out_adj.record(otcp.seq, delta);
+                }
+                r.to_vec()
+            }
+        };
+        let ip = parse_ip(&v, true).map_err(|_| "internal: replacement unparsable".to_string())?;
+        let v = match self.job(slot, &ip, true, now) {
+            Step::Crypto(job) => {
+                let o = job.run(&mut v);
+                match self.finish(&job, o) {
+                    Verdict::Accept => Some(v),
+                    _ => None,
+                }
+            }
+            Step::Done(_) => None,
+        };
+        Ok(v)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -715,9 +791,9 @@ impl Engine {
                 }
                 let id = self.next_punt;
                 self.next_punt += 1;
-                self.punts.insert(id, Punted { bytes: pkt.clone(), handle, hook, since: now });
+                self.punts.insert(id, Punted { bytes: pkt.clone(), flow: None, handle, hook, since: now });
                 self.stats.punted += 1;
-                self.event(Event::Punt { id, hook, bytes: pkt.clone() });
+                self.event(Event::Punt { id, hook, flow: None, bytes: pkt.clone() });
                 return Step::Done(Verdict::Punted(id));
             }
         }
@@ -798,16 +874,29 @@ impl Engine {
                 }
                 match self.port_idx.get(&(ip.proto, dport)) {
                     Some(&slot) => {
-                        let ok = match &self.slots[slot] {
+                        let (ok, alg) = match &self.slots[slot] {
                             Some(f) => {
                                 let f = flock(f);
-                                f.bound && f.pin == ip.src && f.d == sport
+                                (f.bound && f.pin == ip.src && f.d == sport, if ip.proto == PROTO_TCP && !f.compat && self.cfg.alg_ports.contains(&f.d) { Some(f.spec_id) } else { None })
                             }
-                            None => false,
+                            None => (false, None),
                         };
                         if !ok {
                             self.stats.wrong_source += 1;
                             return Step::Done(Verdict::Drop("wrong-source"));
+                        }
+                        if let Some(fid) = alg {
+                            // The ALG sees every segment toward EN in order, before protection.
+                            if self.punts.len() >= self.cfg.max_held_total {
+                                self.stats.held_overflow += 1;
+                                return Step::Done(Verdict::Drop("punt-overflow"));
+                            }
+                            let id = self.next_punt;
+                            self.next_punt += 1;
+                            self.punts.insert(id, Punted { bytes: pkt.clone(), flow: Some(fid), handle, hook, since: now });
+                            self.stats.punted += 1;
+                            self.event(Event::Punt { id, hook, flow: Some(fid), bytes: pkt.clone() });
+                            return Step::Done(Verdict::Punted(id));
                         }
                         self.job(slot, &ip, true, now)
                     }
@@ -995,6 +1084,9 @@ impl Engine {
     }
 }
 
+/// How much longer an ALG may make one segment's payload (an IPv4 literal grows by at most 8).
+pub const ALG_MAX_GROWTH: usize = 64;
+
 /// A flow shared between the tables (engine lock) and the crypto phase (its own lock).
 pub type FlowRef = Arc<Mutex<Flow>>;
 
@@ -1054,6 +1146,9 @@ fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, ggr_cfg: u32, n
         Role::Gateway => (ggr_cfg, f.t, f.ghr, f.m),
     };
     let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
+        if role == Role::Gateway {
+            f.out_adj.shift_seq(pkt, ip); // after an ALG rewrite changed the stream's length
+        }
         let tcp = match parse_tcp(pkt, ip) {
             Ok(t) => t,
             Err(_) => return Outcome::Malformed,
@@ -1204,6 +1299,12 @@ fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, pgr: u32, now
     f.last = now;
     f.c.pkts_in += 1;
     f.c.bytes_in += pkt.len() as u64;
+    if role == Role::Gateway && ip.proto == PROTO_TCP && f.out_adj.active {
+        // EN acknowledges the adjusted stream: back to the numbers IN sent.
+        if let Ok(nip) = parse_ip(pkt, true) {
+            f.out_adj.unshift_ack(pkt, &nip);
+        }
+    }
     rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
     Outcome::Accepted { bound }
 }

@@ -485,6 +485,11 @@ fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
             });
         }
     }
+    if let Some(ports) = opt(js, o, "algPorts", |v| js.get_array(v, "options.algPorts"))? {
+        for p in ports {
+            cfg.alg_ports.push(js.get_port(p, "algPorts[]")?);
+        }
+    }
     let sh = Arc::new(Shared::new(Engine::new(cfg)));
     let raw = Arc::into_raw(sh) as *mut c_void;
     let mut v = std::ptr::null_mut();
@@ -670,7 +675,7 @@ fn verdict(js: &Js, a: &[Value]) -> R<Value> {
     let id = js.get_uint(a[1], "puntId", 9.0e15)?;
     let accept = js.get_bool(a[2], "accept")?;
     let rep = if js.is_nullish(a[3]) { None } else { Some(js.get_bytes(a[3], "replacement")?) };
-    let r = lock(&sh.eng).punt_verdict(id, accept, rep);
+    let r = lock(&sh.eng).punt_verdict(id, accept, rep, now_ms());
     after(&sh);
     match r {
         Ok(b) => Ok(js.boolean(b)),
@@ -812,10 +817,14 @@ fn events_to_js(js: &Js, evs: &[Event]) -> Value {
                 js.set(o, "reason", js.string(reason));
                 js.set(o, "count", js.num(*count as f64));
             }
-            Event::Punt { id, hook, bytes } => {
+            Event::Punt { id, hook, flow, bytes } => {
                 js.set(o, "type", js.string("punt"));
                 js.set(o, "id", js.num(*id as f64));
                 js.set(o, "hook", js.string(hook.as_str()));
+                js.set(o, "flow", match flow {
+                    Some(f) => js.num(*f as f64),
+                    None => js.null(),
+                });
                 js.set(o, "packet", js.buffer(bytes));
             }
         }

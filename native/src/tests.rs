@@ -589,19 +589,19 @@ fn punt_rules_deliver_and_take_verdicts() {
     let mut rep = ans.clone();
     let l = rep.len();
     rep[l - 1] = b'X';
-    assert!(a.punt_verdict(id, true, Some(&rep[..5])).is_err());
+    assert!(a.punt_verdict(id, true, Some(&rep[..5]), 0).is_err());
     let mut p = ans.clone();
     let id2 = match a.process(&mut p, Hook::In, Handle::Memory, 1) {
         Verdict::Punted(i) => i,
         v => panic!("{:?}", v),
     };
     a.outbox.clear();
-    assert_eq!(a.punt_verdict(id2, true, Some(&rep)), Ok(true));
+    assert_eq!(a.punt_verdict(id2, true, Some(&rep), 0), Ok(true));
     let o = a.outbox.pop().unwrap();
     let b = o.bytes.unwrap();
     assert_eq!(b[l - 1], b'X');
     assert!(l4_ok(&b));
-    assert_eq!(a.punt_verdict(id2, true, None), Ok(false));
+    assert_eq!(a.punt_verdict(id2, true, None, 0), Ok(false));
 }
 
 #[test]
@@ -761,4 +761,112 @@ fn queue_threads_share_one_engine() {
     }
     assert_eq!(g.stats.translated_in, 4000);
     assert_eq!(g.stats.verify_failed, 0);
+}
+
+/// The gateway's FTP ALG path: every IN -> EN segment of a flow to an ALG port is punted with its
+/// flow id; a verdict may change the payload length, and sequence/ack numbers (and SACK edges)
+/// are adjusted for the rest of the flow, in both directions, retransmissions included.
+#[test]
+fn alg_punts_and_sequence_adjustment() {
+    const FTP: u16 = 21;
+    let mut a = agent();
+    let mut gc = Config::new(Role::Gateway);
+    gc.ggr = GGR;
+    gc.pgr = PGR;
+    gc.alg_ports = vec![FTP];
+    let mut g = Engine::new(gc);
+    a.add_flow(&FlowSpec { d: FTP, ..agent_spec(PROTO_TCP) }, 1).unwrap();
+    g.add_flow(&gw_spec(PROTO_TCP), 1).unwrap();
+    let mut pr = Pair { a, g };
+    // IN -> EN through the ALG: the punt, then the verdict (with an optional replacement payload).
+    fn down_alg(pr: &mut Pair, p: Vec<u8>, new_payload: Option<&[u8]>) -> Vec<u8> {
+        let mut q = p.clone();
+        let id = match pr.g.process(&mut q, Hook::Out, Handle::Memory, 2) {
+            Verdict::Punted(id) => id,
+            v => panic!("not punted: {:?}", v),
+        };
+        assert!(matches!(pr.g.events.last(), Some(Event::Punt { flow: Some(7), hook: Hook::Out, .. })));
+        let rep = new_payload.map(|np| {
+            let ip = parse_ip(&p, false).unwrap();
+            let t = parse_tcp(&p, &ip).unwrap();
+            build::tcp(ip.src, t.sport, ip.dst, t.dport, t.seq, t.ack, t.flags, &[], np)
+        });
+        pr.g.outbox.clear();
+        assert_eq!(pr.g.punt_verdict(id, true, rep.as_deref(), 2), Ok(true));
+        let mut w = pr.g.outbox.pop().unwrap().bytes.expect("translated");
+        assert!(l4_ok(&w));
+        nat(&mut w, false);
+        assert_eq!(pr.a.process(&mut w, Hook::In, Handle::Memory, 2), Verdict::Accept, "{:?}", pr.a.stats);
+        w
+    }
+    let seq_of = |p: &[u8]| {
+        let ip = parse_ip(p, false).unwrap();
+        parse_tcp(p, &ip).unwrap().seq
+    };
+    let ack_of = |p: &[u8]| {
+        let ip = parse_ip(p, false).unwrap();
+        parse_tcp(p, &ip).unwrap().ack
+    };
+    let (c0, s0) = (0x1000_0000u32, 0xffff_ff00u32); // the server's numbers wrap during the test
+    pr.up(build::tcp(PEN, S, VIN, FTP, c0, 0, TCP_SYN, &SYN_OPTS, b""));
+    down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s0, c0 + 1, TCP_SYN | TCP_ACK, &SYN_OPTS, b""), None);
+    let banner = b"220 (vsFTPd 3.0.3)\r\n";
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s0 + 1, c0 + 1, TCP_ACK | TCP_PSH, &[], banner), None);
+    assert_eq!(seq_of(&at_en), s0 + 1, "no rewrite yet: numbers unchanged");
+    let pasv = b"227 Entering Passive Mode (10,0,0,11,195,80).\r\n";
+    let vin = b"227 Entering Passive Mode (198,19,230,117,195,80).\r\n";
+    let delta = (vin.len() - pasv.len()) as u32;
+    let s_pasv = s0 + 1 + banner.len() as u32;
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s_pasv, c0 + 7, TCP_ACK | TCP_PSH, &[], pasv), Some(vin));
+    assert_eq!(payload_of(&at_en), vin.to_vec(), "EN reads the rewritten reply");
+    assert_eq!(seq_of(&at_en), s_pasv, "the rewritten segment itself keeps its number");
+    // The server's next segment is shifted by the growth.
+    let next = b"150 Here comes the directory listing.\r\n";
+    let s_next = s_pasv + pasv.len() as u32;
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s_next, c0 + 7, TCP_ACK | TCP_PSH, &[], next), None);
+    assert_eq!(seq_of(&at_en), s_next.wrapping_add(delta), "later segments shifted by {}", delta);
+    // A retransmitted 227, rewritten again the same way, is not counted twice.
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s_pasv, c0 + 7, TCP_ACK | TCP_PSH, &[], pasv), Some(vin));
+    assert_eq!(seq_of(&at_en), s_pasv);
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s_next, c0 + 7, TCP_ACK | TCP_PSH, &[], next), None);
+    assert_eq!(seq_of(&at_en), s_next.wrapping_add(delta));
+    // A retransmitted banner (before the rewrite) keeps its number.
+    let at_en = down_alg(&mut pr, build::tcp(PIN, FTP, PGR, T, s0 + 1, c0 + 1, TCP_ACK | TCP_PSH, &[], banner), None);
+    assert_eq!(seq_of(&at_en), s0 + 1);
+    // EN acknowledges in its numbers; IN gets its own back. SACK edges likewise.
+    let en_next = s_next.wrapping_add(delta) + next.len() as u32;
+    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, en_next, TCP_ACK, &[], b""));
+    assert_eq!(ack_of(&at_in), s_next + next.len() as u32, "the ack is shifted back");
+    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &[], b""));
+    assert_eq!(ack_of(&at_in), s_pasv, "an ack up to the rewritten segment is not shifted");
+    let l = s_next.wrapping_add(delta);
+    let r = l + next.len() as u32;
+    let mut sack = vec![1, 1, 5, 10];
+    sack.extend_from_slice(&l.to_be_bytes());
+    sack.extend_from_slice(&r.to_be_bytes());
+    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &sack, b""));
+    let ip = parse_ip(&at_in, false).unwrap();
+    let t = parse_tcp(&at_in, &ip).unwrap();
+    let opts = &at_in[t.off + 20..t.off + t.hlen];
+    let (i, _, _) = tcp_options(opts).find(|&(_, k, _)| k == 5).expect("SACK kept");
+    assert_eq!((be32(opts, i + 2), be32(opts, i + 6)), (s_next, s_next + next.len() as u32), "SACK edges shifted back");
+    // A replacement that is not the same segment is refused and the packet dropped.
+    let p = build::tcp(PIN, FTP, PGR, T, s_next + 100, c0 + 7, TCP_ACK | TCP_PSH, &[], b"x");
+    let mut q = p.clone();
+    let id = match pr.g.process(&mut q, Hook::Out, Handle::Memory, 2) {
+        Verdict::Punted(id) => id,
+        v => panic!("{:?}", v),
+    };
+    let wrong = build::tcp(PIN, FTP, PGR, T, s_next + 101, c0 + 7, TCP_ACK | TCP_PSH, &[], b"x");
+    pr.g.outbox.clear();
+    assert!(pr.g.punt_verdict(id, true, Some(&wrong), 2).is_err());
+    assert!(pr.g.outbox.pop().unwrap().bytes.is_none());
+    // Flows to other ports are not punted.
+    let st = pr.g.stats.punted;
+    let mut p2 = Pair::tcp();
+    p2.g.cfg.alg_ports = vec![FTP];
+    p2.up(build::tcp(PEN, S, VIN, D, c0, 0, TCP_SYN, &SYN_OPTS, b""));
+    p2.down(build::tcp(PIN, D, PGR, T, s0, c0 + 1, TCP_SYN | TCP_ACK, &SYN_OPTS, b""));
+    assert_eq!(p2.g.stats.punted, 0);
+    assert_eq!(st, 8, "every IN -> EN segment of the FTP flow went through the ALG");
 }

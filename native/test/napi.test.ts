@@ -136,6 +136,64 @@ t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
   t.equal(agent.verdict(pr.puntId!, true), false, 'a punt id is used once');
 });
 
+t.test(
+  'gateway ALG: FTP control segments are punted with their flow; a longer reply shifts later numbers',
+  async (t) => {
+    const agent = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' });
+    const gw = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR, algPorts: [21] });
+    const k = { enToGw: keys(1), gwToEn: keys(2) };
+    gw.addReservation({ id: 7, proto: 'tcp', t: T, pin: PIN, ...directionKeys('gateway', k) });
+    agent.addFlow({
+      id: 1,
+      proto: 'tcp',
+      pen: PEN,
+      s: S,
+      vin: VIN,
+      d: 21,
+      ggr: GGR,
+      t: T,
+      ...directionKeys('agent', k),
+    });
+    const up = (p: Buffer) =>
+      gw.process(nat(agent.process(p, 'out').packet!, true, [PEN, S], [GHR, M]), 'in');
+    /** IN -> EN through the ALG: returns what the application on EN reads. */
+    const down = (p: Buffer, rewrite?: (payload: Buffer) => Buffer) => {
+      const r = gw.process(p, 'out');
+      t.equal(r.verdict, 'punted');
+      const ev = gw.pollEvents().find((e) => e.type === 'punt');
+      t.match(ev, { type: 'punt', id: r.puntId, hook: 'out', flow: 7 });
+      const rep = rewrite
+        ? tcp(PIN, 21, PGR, T, p.readUInt32BE(24), p.readUInt32BE(28), p[33]!, rewrite(payload(p)))
+        : undefined;
+      t.ok(gw.verdict(r.puntId!, true, rep));
+      const [rel] = gw.takeReleased();
+      return agent.process(nat(rel!.packet, false, [PEN, S], [GHR, M]), 'in').packet!;
+    };
+    t.equal(up(tcp(PEN, S, VIN, 21, 100, 0, SYN)).verdict, 'accept');
+    down(tcp(PIN, 21, PGR, T, 9000, 101, SYN | ACK));
+    const pasv = Buffer.from('227 Entering Passive Mode (10,0,0,11,195,80).\r\n');
+    const atEn = down(tcp(PIN, 21, PGR, T, 9001, 101, ACK | PSH, pasv), (b) =>
+      Buffer.from(b.toString().replace('10,0,0,11', '100,64,0,5')),
+    );
+    t.equal(payload(atEn).toString(), '227 Entering Passive Mode (100,64,0,5,195,80).\r\n');
+    const next = down(tcp(PIN, 21, PGR, T, 9001 + pasv.length, 101, ACK | PSH, Buffer.from('150 ok\r\n')));
+    t.equal(
+      next.readUInt32BE(24),
+      9001 + pasv.length + 1,
+      'the next segment is shifted by the one byte the reply grew',
+    );
+    const ackAtIn = up(tcp(PEN, S, VIN, 21, 101, 9001 + pasv.length + 1 + 8, ACK)).packet!;
+    t.equal(ackAtIn.readUInt32BE(28), 9001 + pasv.length + 8, 'and EN’s ack is shifted back for IN');
+    const bad = gw.process(tcp(PIN, 21, PGR, T, 9100, 101, ACK | PSH, Buffer.from('x')), 'out');
+    t.throws(
+      () => gw.verdict(bad.puntId!, true, tcp(PIN, 21, PGR, T, 9101, 101, ACK | PSH, Buffer.from('x'))),
+      /same segment|keep the segment/,
+      'a replacement that is another segment is refused',
+    );
+    t.equal(gw.stats().punted, 4, 'every IN -> EN segment of the FTP flow went to the ALG');
+  },
+);
+
 t.test('processInto: allocation-free path gives the same bytes as process()', async (t) => {
   const a1 = pair();
   const a2 = pair();

@@ -283,7 +283,7 @@ fn mutation_million() {
             g.events.clear();
             // keep held/punt state bounded and exercised
             let _ = a.fail_held((PROTO_TCP, PEN, 40000, VIN, 81), FailMode::Reset);
-            let _ = a.punt_verdict(i, true, None);
+            let _ = a.punt_verdict(i, true, None, 0);
         }
     }
     println!("GSRA_MUTATION_INPUTS={} accepted={}", iters, accepted);
