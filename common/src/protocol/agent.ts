@@ -17,6 +17,7 @@ import {
 } from './constants.ts';
 import {
   checkInName,
+  checkIPv4,
   checkName,
   decode,
   encode,
@@ -57,6 +58,11 @@ export interface AgentOptions {
   poolTarget?: number;
   poolLow?: number;
   randomBytes?: (n: number) => Buffer;
+  /**
+   * The VIN (dotted IPv4) the agent hands applications for `inName`, sent in RESERVE so that the
+   * gateway's FTP ALG can write it into PASV replies. Undefined (or no vinOf): 0.0.0.0, none.
+   */
+  vinOf?: (inName: string) => string | undefined;
 }
 
 export type AgentState = 'idle' | 'hello' | 'auth' | 'up' | 'failed';
@@ -124,8 +130,9 @@ type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' |
 
 /** Agent-side protocol engine: one instance per (gateway, user, group) login. */
 export class AgentControl {
-  private readonly o: Required<Omit<AgentOptions, 'randomBytes'>>;
+  private readonly o: Required<Omit<AgentOptions, 'randomBytes' | 'vinOf'>>;
   private readonly rnd: (n: number) => Buffer;
+  private readonly vinOf: ((inName: string) => string | undefined) | undefined;
   private st: AgentState = 'idle';
   // handshake
   private enNonce = Buffer.alloc(0);
@@ -154,7 +161,7 @@ export class AgentControl {
     checkName('group', opts.group);
     if (opts.userSecret.length < 16)
       throw new ProtocolError('bad-value', 'user secret shorter than 16 bytes');
-    this.o = { poolTarget: 4, poolLow: 2, ...opts } as Required<Omit<AgentOptions, 'randomBytes'>>;
+    this.o = { poolTarget: 4, poolLow: 2, ...opts } as Required<Omit<AgentOptions, 'randomBytes' | 'vinOf'>>;
     if (
       this.o.poolTarget < 1 ||
       this.o.poolTarget > MAX_PORTS_PER_RESERVE ||
@@ -162,6 +169,7 @@ export class AgentControl {
     )
       throw new ProtocolError('bad-value', 'pool sizes');
     this.rnd = opts.randomBytes ?? nodeRandomBytes;
+    this.vinOf = opts.vinOf;
   }
 
   get state(): AgentState {
@@ -272,7 +280,9 @@ export class AgentControl {
   /**
    * Call when the agent sees a DNS answer for IN `inName` (and whenever it wants a fuller pool):
    * tops the pool of pre-reserved ports up to poolTarget. Before the session is up the wish is
-   * remembered and sent right after AUTH_OK.
+   * remembered and sent right after AUTH_OK. The RESERVE carries `vinOf(inName)` (0.0.0.0 if
+   * none); if vinOf throws or gives no IPv4 address, nothing is sent and the result has a
+   * 'reserve-failed' event (reason internal).
    */
   reserve(inName: string, proto: ProtoNumber, now: number): AgentResult {
     const out: AgentResult = { send: [], events: [] };
@@ -285,9 +295,18 @@ export class AgentControl {
     this.expirePool(key, now);
     const have = this.pools.get(key)?.length ?? 0;
     if (have >= this.o.poolTarget || this.reserving.has(key)) return out;
+    let vin: string;
+    try {
+      vin = this.vinOf?.(inName) ?? '0.0.0.0';
+      checkIPv4('vin', vin);
+    } catch (e) {
+      const text = `no valid VIN: ${e instanceof Error ? e.message : String(e)}`.slice(0, 200);
+      out.events.push({ kind: 'reserve-failed', inName, proto, reason: 'internal', text });
+      return out;
+    }
     this.reserving.add(key);
     this.request(
-      { type: 'RESERVE', ack: 0n, proto, count: this.o.poolTarget - have, inName },
+      { type: 'RESERVE', ack: 0n, proto, count: this.o.poolTarget - have, vin, inName },
       { type: 'RESERVE', inName, proto },
       now,
       out,
@@ -530,6 +549,7 @@ export class AgentControl {
     for (const w of wanted) {
       const r = this.reserve(w.inName, w.proto, now);
       out.send.push(...r.send);
+      out.events.push(...r.events);
     }
   }
 

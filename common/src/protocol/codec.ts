@@ -89,6 +89,8 @@ export interface Reserve extends SessionHeader {
   type: 'RESERVE';
   proto: ProtoNumber;
   count: number; // 1..16
+  /** The agent's VIN for inName (dotted IPv4, 4 bytes on the wire); '0.0.0.0' = the agent gives none. */
+  vin: string;
   inName: string;
 }
 export interface Reserved extends SessionHeader {
@@ -230,6 +232,11 @@ function checkTimestamp(v: number): void {
 function checkU64(field: string, v: bigint): void {
   if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) bad(`${field} is not a u64`);
 }
+/** A bare IPv4 address (4 bytes on the wire, no family byte), e.g. RESERVE's vin. */
+export function checkIPv4(field: string, ip: string): void {
+  if (typeof ip !== 'string' || ipToBytes(ip).length !== 4)
+    bad(`${field}: ${String(ip)} is not an IPv4 address`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // IP address helpers (family byte 4/6 + 4/16 bytes on the wire)
@@ -318,6 +325,10 @@ class Writer {
     this.u8(b.length === 4 ? 4 : 6);
     this.parts.push(b);
   }
+  /** A bare IPv4 address: 4 bytes (= u32, network order), no family byte. */
+  ipv4(ip: string) {
+    this.parts.push(ipToBytes(ip));
+  }
   done(): Buffer {
     return Buffer.concat(this.parts);
   }
@@ -380,6 +391,9 @@ class Reader {
     const fam = this.u8(`${what} family`);
     if (fam !== 4 && fam !== 6) bad(`${what} family ${fam} is neither 4 nor 6`);
     return bytesToIp(this.bytes(fam === 4 ? 4 : 16, what));
+  }
+  ipv4(what: string): string {
+    return bytesToIp(this.bytes(4, what));
   }
   get remaining(): number {
     return this.buf.length - this.off;
@@ -445,6 +459,7 @@ function validate(m: Message): void {
       checkProto(m.proto);
       if (!Number.isInteger(m.count) || m.count < 1 || m.count > MAX_PORTS_PER_RESERVE)
         bad(`count ${m.count} not in 1..${MAX_PORTS_PER_RESERVE}`);
+      checkIPv4('vin', m.vin);
       checkInName(m.inName);
       return;
     case 'RESERVED': {
@@ -569,6 +584,7 @@ export function encode(m: Message): Buffer {
     case 'RESERVE':
       w.u8(m.proto);
       w.u8(m.count);
+      w.ipv4(m.vin);
       w.str(m.inName);
       break;
     case 'RESERVED':
@@ -752,7 +768,14 @@ function decodeSessionBody(
         reservationLifetime: r.u32('reservationLifetime'),
       };
     case 'RESERVE':
-      return { type: name, ...base, proto: readProto(r), count: r.u8('count'), inName: r.str('inName') };
+      return {
+        type: name,
+        ...base,
+        proto: readProto(r),
+        count: r.u8('count'),
+        vin: r.ipv4('vin'),
+        inName: r.str('inName'),
+      };
     case 'RESERVED': {
       const proto = readProto(r);
       const lifetime = r.u32('lifetime');

@@ -140,6 +140,11 @@ export interface ReservationRecord {
   mapping?: { d: number };
   /** For an FTP data reservation: the IN's data port announced by PASV/EPSV. */
   aliasPort?: number;
+  /**
+   * The agent's VIN for inName as sent in RESERVE (an FTP data reservation inherits its control
+   * reservation's); the FTP ALG writes it into PASV replies. Absent when the agent sent 0.0.0.0.
+   */
+  vin?: string;
 }
 
 export type GatewayEvent =
@@ -635,7 +640,7 @@ export class GatewayControl {
 
     switch (msg.type) {
       case 'RESERVE':
-        return this.onReserve(s, msg.seq, msg.inName, msg.proto, msg.count, now, out, respond, fail);
+        return this.onReserve(s, msg.seq, msg.inName, msg.proto, msg.count, msg.vin, now, out, respond, fail);
       case 'BIND': {
         if (localPort === this.controlPort) {
           // probe of the control flow itself: report its mapping, record nothing
@@ -803,6 +808,7 @@ export class GatewayControl {
     inName: string,
     proto: ProtoNumber,
     count: number,
+    vin: string,
     now: number,
     out: GatewayResult,
     respond: (b: Buffer) => void,
@@ -862,6 +868,7 @@ export class GatewayControl {
         expiresAt,
         en: { ...s.peer },
       };
+      if (vin !== '0.0.0.0') record.vin = vin;
       s.reservations.set(portKey(proto, t), record);
       this.byPort.set(portKey(proto, t), s);
       out.events.push({ kind: 'reservation', record });
@@ -952,7 +959,8 @@ export class GatewayControl {
    * The FTP ALG saw a PASV/EPSV reply on the control connection of reservation (TCP, ctrlT)
    * announcing data port `aliasPort` on PIN. Reserves a data port dataT for the same session and
    * tells the agent (FTP_ALIAS, retransmitted until ACKed). The ALG rewrites the reply only if
-   * `dataT` is returned.
+   * a record is returned, and only to `record.vin` (the VIN the agent sent in RESERVE, inherited
+   * from the control reservation); a record without vin leaves the reply unchanged.
    */
   ftpAlias(
     a: { ctrlT: number; aliasPort: number },
@@ -1009,6 +1017,7 @@ export class GatewayControl {
       mapping: { d: a.aliasPort },
       aliasPort: a.aliasPort,
     };
+    if (ctrl.vin !== undefined) record.vin = ctrl.vin;
     s.reservations.set(portKey(6, t), record);
     this.byPort.set(portKey(6, t), s);
     out.events.push({ kind: 'reservation', record });

@@ -124,9 +124,10 @@ t.test('field values out of range are rejected', async (t) => {
   rejects(t, patched(reserve, S, [7]), 'bad-value', 'RESERVE proto 7');
   rejects(t, patched(reserve, S + 1, [0]), 'bad-value', 'RESERVE count 0');
   rejects(t, patched(reserve, S + 1, [17]), 'bad-value', 'RESERVE count 17');
-  rejects(t, patched(reserve, S + 3, [0x41]), 'bad-string', 'RESERVE upper-case IN name');
-  rejects(t, patched(reserve, S + 3, [0x2e]), 'bad-string', 'RESERVE IN name starting with a dot');
-  rejects(t, patched(reserve, S + 2, [200]), 'too-short', 'RESERVE IN name length beyond the datagram');
+  // RESERVE body: proto S, count S+1, vin S+2..S+5, inName length S+6, inName S+7..
+  rejects(t, patched(reserve, S + 7, [0x41]), 'bad-string', 'RESERVE upper-case IN name');
+  rejects(t, patched(reserve, S + 7, [0x2e]), 'bad-string', 'RESERVE IN name starting with a dot');
+  rejects(t, patched(reserve, S + 6, [200]), 'too-short', 'RESERVE IN name length beyond the datagram');
   const seq0 = encode(reserve);
   seq0.fill(0, 12, 20);
   rejects(t, seq0, 'bad-value', 'seq 0');
@@ -179,6 +180,77 @@ t.test('field values out of range are rejected', async (t) => {
   rejects(t, patched(ftp, S + 2, [0, 0]), 'bad-value', 'FTP_ALIAS aliasPort 0');
 });
 
+t.test('RESERVE carries the VIN as 4 bytes (u32, network order) between count and inName', async (t) => {
+  const reserve = samples.find((m) => m.type === 'RESERVE')!;
+  t.equal(reserve.type === 'RESERVE' && reserve.vin, '198.19.224.7');
+  const buf = encode(reserve);
+  t.same([...buf.subarray(S, S + 2)], [6, 4], 'proto, count');
+  t.equal(buf.readUInt32BE(S + 2), 0xc613e007, 'vin 198.19.224.7 as a big-endian u32');
+  t.equal(buf[S + 6], 'intra1.corp.example'.length, 'then the inName length');
+  t.equal(buf.subarray(S + 7, S + 7 + 19).toString(), 'intra1.corp.example');
+  t.match(decode(buf), {
+    type: 'RESERVE',
+    proto: 6,
+    count: 4,
+    vin: '198.19.224.7',
+    inName: 'intra1.corp.example',
+  });
+
+  const none = { ...reserve, vin: '0.0.0.0' } as Message;
+  const nb = encode(none);
+  t.equal(nb.readUInt32BE(S + 2), 0, '0.0.0.0 (no VIN) is four zero bytes');
+  t.same(decode(nb), none, '0.0.0.0 round-trips');
+  t.equal(nb.length, buf.length, 'same size with or without a VIN');
+
+  // any 4 bytes are an IPv4 address: patched vins decode, and re-encode to the same bytes
+  for (const [bytes, ip] of [
+    [[0, 0, 0, 0], '0.0.0.0'],
+    [[255, 255, 255, 255], '255.255.255.255'],
+    [[10, 0, 0, 1], '10.0.0.1'],
+  ] as const) {
+    const p = patched(reserve, S + 2, [...bytes]);
+    const m = decode(p);
+    t.match(m, { type: 'RESERVE', vin: ip, inName: 'intra1.corp.example' }, `vin bytes ${bytes.join(',')}`);
+    t.same(encode(m), p, `${ip} re-encodes to the same bytes`);
+  }
+
+  // a body that ends inside the vin
+  for (const n of [2, 3, 4, 5]) {
+    const cut = Buffer.concat([buf.subarray(0, S + n), Buffer.alloc(16)]);
+    rejects(t, cut, 'too-short', `RESERVE body ending after ${n - 2} vin bytes`);
+  }
+});
+
+t.test('encode refuses a RESERVE whose vin is not a dotted IPv4 address', async (t) => {
+  const reserve = samples.find((m) => m.type === 'RESERVE')!;
+  const badVins: unknown[] = [
+    '300.1.1.1',
+    'abc',
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '01.2.3.4',
+    ' 1.2.3.4',
+    '::1',
+    '::ffff:1.2.3.4',
+    '2001:db8::1',
+    undefined,
+    null,
+    0x01020304,
+  ];
+  for (const vin of badVins) {
+    try {
+      encode({ ...reserve, vin } as Message);
+      t.fail(`vin ${JSON.stringify(vin)} accepted`);
+    } catch (e) {
+      t.ok(e instanceof ProtocolError, `vin ${JSON.stringify(vin)}: ProtocolError`);
+      t.equal((e as ProtocolError).code, 'bad-value', `vin ${JSON.stringify(vin)}: bad-value`);
+    }
+  }
+  const { vin: _omit, ...noVin } = reserve as Extract<Message, { type: 'RESERVE' }>;
+  t.throws(() => encode(noVin as Message), ProtocolError, 'a RESERVE without vin');
+});
+
 t.test('encode refuses malformed structures with ProtocolError', async (t) => {
   const bads: unknown[] = [
     { type: 'HELLO', enNonce: Buffer.alloc(15) },
@@ -187,6 +259,8 @@ t.test('encode refuses malformed structures with ProtocolError', async (t) => {
     { ...samples[2]!, gkVersion: -1 },
     { ...samples.find((m) => m.type === 'RESERVE')!, inName: 'Intra1.corp' },
     { ...samples.find((m) => m.type === 'RESERVE')!, inName: 'a'.repeat(254) },
+    { ...samples.find((m) => m.type === 'RESERVE')!, vin: '300.1.1.1' },
+    { ...samples.find((m) => m.type === 'RESERVE')!, vin: 'abc' },
     { ...samples.find((m) => m.type === 'RESERVED')!, ports: [] },
     { ...samples.find((m) => m.type === 'RESERVED')!, ports: new Array(17).fill(0).map((_, i) => i + 1) },
     { ...samples.find((m) => m.type === 'BOUND')!, ghr: 'not-an-ip' },
@@ -277,7 +351,8 @@ t.test('message sizes are those of the table in docs/protocol.md §5', async (t)
     size({ type: 'AUTH_OK', ...h, sessionLifetime: 1, keepaliveInterval: 1, reservationLifetime: 1 }),
     62,
   );
-  t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, inName: 'abc' }), 58);
+  t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, vin: '0.0.0.0', inName: 'abc' }), 62);
+  t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, vin: '198.19.224.7', inName: 'abc' }), 62);
   t.equal(
     size({ type: 'RESERVED', ...h, proto: 6, lifetime: 1, serial: 0, inName: 'abc', ports: [1, 2] }),
     70,

@@ -132,7 +132,13 @@ export class Wire {
 }
 
 export function setup(
-  opts: { user?: string; secret?: Buffer; group?: string; gk?: { version: number; key: Buffer } } = {},
+  opts: {
+    user?: string;
+    secret?: Buffer;
+    group?: string;
+    gk?: { version: number; key: Buffer };
+    vinOf?: (inName: string) => string | undefined;
+  } = {},
 ) {
   const dir = new FakeDirectory();
   const gw = new GatewayControl({ policy: dir });
@@ -141,6 +147,7 @@ export function setup(
     userSecret: opts.secret ?? ALICE_SECRET,
     group: opts.group ?? 'sales',
     groupKey: opts.gk ?? { version: 1, key: GK1 },
+    ...(opts.vinOf ? { vinOf: opts.vinOf } : {}),
   });
   const wire = new Wire(agent, gw);
   return { dir, gw, agent, wire };

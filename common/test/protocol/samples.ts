@@ -45,7 +45,8 @@ export const samples: Message[] = [
     keepaliveInterval: 25,
     reservationLifetime: 120,
   },
-  { type: 'RESERVE', ...h, proto: 6, count: 4, inName: 'intra1.corp.example' },
+  { type: 'RESERVE', ...h, proto: 6, count: 4, vin: '198.19.224.7', inName: 'intra1.corp.example' },
+  { type: 'RESERVE', ...h, proto: 17, count: 16, vin: '0.0.0.0', inName: 'a' },
   {
     type: 'RESERVED',
     ...h,
