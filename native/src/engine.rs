@@ -534,7 +534,7 @@ impl Engine {
             self.outbox.push(drop);
             return Ok(true);
         }
-        if let Some(fid) = p.flow {
+        if let (Some(fid), Hook::Out) = (p.flow, p.hook) {
             return match self.alg_continue(fid, p.bytes, replacement, now) {
                 Ok(bytes) => {
                     self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes, injected: false });
@@ -611,7 +611,7 @@ impl Engine {
         let v = match self.job(slot, &ip, true, now) {
             Step::Crypto(job) => {
                 let o = job.run(&mut v);
-                match self.finish(&job, o) {
+                match self.finish(&job, o, &v) {
                     Verdict::Accept => Some(v),
                     _ => None,
                 }
@@ -691,7 +691,7 @@ impl Engine {
             Step::Done(v) => v,
             Step::Crypto(job) => {
                 let o = job.run(pkt);
-                self.finish(&job, o)
+                self.finish(&job, o, pkt)
             }
         }
     }
@@ -707,8 +707,9 @@ impl Engine {
         s
     }
 
-    /// Last phase, under the engine lock: counters and events for a finished crypto job.
-    pub fn finish(&mut self, job: &CryptoJob, o: Outcome) -> Verdict {
+    /// Last phase, under the engine lock: counters and events for a finished crypto job. `pkt`
+    /// is the packet as the job left it (an ALG flow's inbound packet is punted from here).
+    pub fn finish(&mut self, job: &CryptoJob, o: Outcome, pkt: &[u8]) -> Verdict {
         let v = match o {
             Outcome::Accepted { bound } => {
                 if job.protect {
@@ -720,7 +721,10 @@ impl Engine {
                     self.stats.bound += 1;
                     self.event(e);
                 }
-                Verdict::Accept
+                match job.alg_in {
+                    Some((fid, handle)) => self.punt(pkt, Hook::In, Some(fid), handle, job.now),
+                    None => Verdict::Accept,
+                }
             }
             Outcome::Malformed => {
                 self.stats.malformed += 1;
@@ -758,9 +762,23 @@ impl Engine {
         v
     }
 
+    /// Hands a packet to TypeScript (event 'punt'); it waits for `punt_verdict`.
+    fn punt(&mut self, pkt: &[u8], hook: Hook, flow: Option<u32>, handle: Handle, now: u64) -> Verdict {
+        if self.punts.len() >= self.cfg.max_held_total {
+            self.stats.held_overflow += 1;
+            return Verdict::Drop("punt-overflow");
+        }
+        let id = self.next_punt;
+        self.next_punt += 1;
+        self.punts.insert(id, Punted { bytes: pkt.to_vec(), flow, handle, hook, since: now });
+        self.stats.punted += 1;
+        self.event(Event::Punt { id, hook, flow, bytes: pkt.to_vec() });
+        Verdict::Punted(id)
+    }
+
     fn job(&self, slot: usize, ip: &Ip, protect: bool, now: u64) -> Step {
         match &self.slots[slot] {
-            Some(f) => Step::Crypto(CryptoJob { flow: f.clone(), ip: *ip, protect, role: self.cfg.role, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now }),
+            Some(f) => Step::Crypto(CryptoJob { flow: f.clone(), ip: *ip, protect, role: self.cfg.role, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now, alg_in: None }),
             None => Step::Done(Verdict::Drop("no-flow")),
         }
     }
@@ -785,16 +803,7 @@ impl Engine {
             let dp = be16(pkt, ip.ihl + 2);
             let hit = self.cfg.punt.iter().any(|r| r.hook == hook && r.proto == ip.proto && r.sport.map_or(true, |p| p == sp) && r.dport.map_or(true, |p| p == dp));
             if hit {
-                if self.punts.len() >= self.cfg.max_held_total {
-                    self.stats.held_overflow += 1;
-                    return Step::Done(Verdict::Drop("punt-overflow"));
-                }
-                let id = self.next_punt;
-                self.next_punt += 1;
-                self.punts.insert(id, Punted { bytes: pkt.clone(), flow: None, handle, hook, since: now });
-                self.stats.punted += 1;
-                self.event(Event::Punt { id, hook, flow: None, bytes: pkt.clone() });
-                return Step::Done(Verdict::Punted(id));
+                return Step::Done(self.punt(pkt, hook, None, handle, now));
             }
         }
         match ip.proto {
@@ -860,7 +869,26 @@ impl Engine {
                     return Step::Done(Verdict::Drop("no-flow"));
                 }
                 match self.port_idx.get(&(ip.proto, dport)) {
-                    Some(&slot) => self.job(slot, &ip, false, now),
+                    Some(&slot) => {
+                        let alg = match &self.slots[slot] {
+                            Some(f) if ip.proto == PROTO_TCP && !self.cfg.alg_ports.is_empty() => {
+                                let f = flock(f);
+                                if f.bound && !f.compat && self.cfg.alg_ports.contains(&f.d) {
+                                    Some((f.spec_id, handle))
+                                } else {
+                                    None
+                                }
+                            }
+                            _ => None,
+                        };
+                        match self.job(slot, &ip, false, now) {
+                            Step::Crypto(mut j) => {
+                                j.alg_in = alg;
+                                Step::Crypto(j)
+                            }
+                            done => done,
+                        }
+                    }
                     None => {
                         self.stats.no_flow += 1;
                         Step::Done(Verdict::Drop("no-flow"))
@@ -887,16 +915,7 @@ impl Engine {
                         }
                         if let Some(fid) = alg {
                             // The ALG sees every segment toward EN in order, before protection.
-                            if self.punts.len() >= self.cfg.max_held_total {
-                                self.stats.held_overflow += 1;
-                                return Step::Done(Verdict::Drop("punt-overflow"));
-                            }
-                            let id = self.next_punt;
-                            self.next_punt += 1;
-                            self.punts.insert(id, Punted { bytes: pkt.clone(), flow: Some(fid), handle, hook, since: now });
-                            self.stats.punted += 1;
-                            self.event(Event::Punt { id, hook, flow: Some(fid), bytes: pkt.clone() });
-                            return Step::Done(Verdict::Punted(id));
+                            return Step::Done(self.punt(pkt, hook, Some(fid), handle, now));
                         }
                         self.job(slot, &ip, true, now)
                     }
@@ -1125,6 +1144,9 @@ pub struct CryptoJob {
     ggr: u32,
     pgr: u32,
     now: u64,
+    /// Gateway, EN -> IN on an ALG flow: (flow id, handle). Once verified and translated, the
+    /// packet goes to the ALG (a punt) instead of on to IN.
+    alg_in: Option<(u32, Handle)>,
 }
 
 impl CryptoJob {

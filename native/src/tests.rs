@@ -739,7 +739,7 @@ fn queue_threads_share_one_engine() {
                         Step::Done(v) => v,
                         Step::Crypto(job) => {
                             let o = job.run(&mut p);
-                            a.lock().unwrap().finish(&job, o)
+                            a.lock().unwrap().finish(&job, o, &p)
                         }
                     };
                     assert_eq!(v, Verdict::Accept);
@@ -799,6 +799,26 @@ fn alg_punts_and_sequence_adjustment() {
         assert_eq!(pr.a.process(&mut w, Hook::In, Handle::Memory, 2), Verdict::Accept, "{:?}", pr.a.stats);
         w
     }
+    // EN -> IN through the ALG: verified and translated first, then punted; the verdict keeps the length.
+    fn up_alg(pr: &mut Pair, mut p: Vec<u8>) -> Vec<u8> {
+        assert_eq!(pr.a.process(&mut p, Hook::Out, Handle::Memory, 2), Verdict::Accept);
+        nat(&mut p, true);
+        let id = match pr.g.process(&mut p, Hook::In, Handle::Memory, 2) {
+            Verdict::Punted(id) => id,
+            v => panic!("not punted: {:?}", v),
+        };
+        match pr.g.events.last() {
+            Some(Event::Punt { flow: Some(7), hook: Hook::In, bytes, .. }) => assert_eq!(*bytes, p, "the ALG gets the translated packet"),
+            e => panic!("{:?}", e),
+        }
+        let ip = parse_ip(&p, false).unwrap();
+        assert_eq!((ip.src, ip.dst), (PGR, PIN));
+        pr.g.outbox.clear();
+        assert_eq!(pr.g.punt_verdict(id, true, None, 2), Ok(true));
+        let w = pr.g.outbox.pop().unwrap().bytes.expect("passed");
+        assert!(l4_ok(&w));
+        w
+    }
     let seq_of = |p: &[u8]| {
         let ip = parse_ip(p, false).unwrap();
         parse_tcp(p, &ip).unwrap().seq
@@ -835,16 +855,16 @@ fn alg_punts_and_sequence_adjustment() {
     assert_eq!(seq_of(&at_en), s0 + 1);
     // EN acknowledges in its numbers; IN gets its own back. SACK edges likewise.
     let en_next = s_next.wrapping_add(delta) + next.len() as u32;
-    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, en_next, TCP_ACK, &[], b""));
+    let at_in = up_alg(&mut pr, build::tcp(PEN, S, VIN, FTP, c0 + 7, en_next, TCP_ACK, &[], b""));
     assert_eq!(ack_of(&at_in), s_next + next.len() as u32, "the ack is shifted back");
-    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &[], b""));
+    let at_in = up_alg(&mut pr, build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &[], b""));
     assert_eq!(ack_of(&at_in), s_pasv, "an ack up to the rewritten segment is not shifted");
     let l = s_next.wrapping_add(delta);
     let r = l + next.len() as u32;
     let mut sack = vec![1, 1, 5, 10];
     sack.extend_from_slice(&l.to_be_bytes());
     sack.extend_from_slice(&r.to_be_bytes());
-    let (_, at_in) = pr.up(build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &sack, b""));
+    let at_in = up_alg(&mut pr, build::tcp(PEN, S, VIN, FTP, c0 + 7, s_pasv, TCP_ACK, &sack, b""));
     let ip = parse_ip(&at_in, false).unwrap();
     let t = parse_tcp(&at_in, &ip).unwrap();
     let opts = &at_in[t.off + 20..t.off + t.hlen];
@@ -868,5 +888,5 @@ fn alg_punts_and_sequence_adjustment() {
     p2.up(build::tcp(PEN, S, VIN, D, c0, 0, TCP_SYN, &SYN_OPTS, b""));
     p2.down(build::tcp(PIN, D, PGR, T, s0, c0 + 1, TCP_SYN | TCP_ACK, &SYN_OPTS, b""));
     assert_eq!(p2.g.stats.punted, 0);
-    assert_eq!(st, 8, "every IN -> EN segment of the FTP flow went through the ALG");
+    assert_eq!(st, 8 + 3, "every segment of the FTP flow after the SYN went through the ALG");
 }

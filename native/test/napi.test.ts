@@ -154,8 +154,17 @@ t.test(
       t: T,
       ...directionKeys('agent', k),
     });
-    const up = (p: Buffer) =>
-      gw.process(nat(agent.process(p, 'out').packet!, true, [PEN, S], [GHR, M]), 'in');
+    /** EN -> IN: after the binding SYN, segments go to the ALG (translated) before IN gets them. */
+    const up = (p: Buffer) => {
+      const r = gw.process(nat(agent.process(p, 'out').packet!, true, [PEN, S], [GHR, M]), 'in');
+      if (r.verdict !== 'punted') return r;
+      t.match(
+        gw.pollEvents().find((e) => e.type === 'punt'),
+        { hook: 'in', flow: 7 },
+      );
+      t.ok(gw.verdict(r.puntId!, true));
+      return { verdict: 'accept', packet: gw.takeReleased()[0]!.packet };
+    };
     /** IN -> EN through the ALG: returns what the application on EN reads. */
     const down = (p: Buffer, rewrite?: (payload: Buffer) => Buffer) => {
       const r = gw.process(p, 'out');
@@ -190,7 +199,7 @@ t.test(
       /same segment|keep the segment/,
       'a replacement that is another segment is refused',
     );
-    t.equal(gw.stats().punted, 4, 'every IN -> EN segment of the FTP flow went to the ALG');
+    t.equal(gw.stats().punted, 5, 'every segment of the FTP flow after the binding SYN went to the ALG');
   },
 );
 

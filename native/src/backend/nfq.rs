@@ -420,7 +420,7 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
                                     Step::Done(v) => v,
                                     Step::Crypto(job) => {
                                         let o = job.run(p);
-                                        lock(&sh.eng).finish(&job, o)
+                                        lock(&sh.eng).finish(&job, o, p)
                                     }
                                 }
                             }))
