@@ -44,6 +44,13 @@ interface Flow {
   bound?: string;
 }
 
+/** A data port the gateway reserved for an FTP passive reply (FTP_ALIAS): VIN:aliasPort -> t. */
+interface Alias {
+  group: string;
+  name: string;
+  port: protocol.PooledPort;
+}
+
 interface Waiting {
   key: FiveTuple;
   name: string;
@@ -79,6 +86,8 @@ export class AgentDaemon {
   private sessions = new Map<string, Session>();
   private flows = new Map<number, Flow>();
   private waiting: Waiting[] = [];
+  /** `${VIN}:${aliasPort}` -> the reserved data port (the paper's alias list). */
+  private aliases = new Map<string, Alias>();
   /** Recent refusals by `${IN}/${proto}`: new connections fail at once for a few seconds. */
   private refused = new Map<string, { until: number; reason: string; words: string }>();
   private ops: Server | undefined;
@@ -129,6 +138,8 @@ export class AgentDaemon {
       userSecret: this.creds.secret,
       group,
       groupKey: { version: key.version, key: key.key },
+      // The gateway's FTP ALG writes this VIN into passive replies for the IN.
+      vinOf: (name) => this.vins.byHostName(name)?.vin,
     });
     const sock = createSocket('udp4');
     const s: Session = { group, control, sock, up: false, retryMs: RELOGIN_MIN_MS };
@@ -201,6 +212,15 @@ export class AgentDaemon {
         this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
         break;
       }
+      case 'ftp-alias': {
+        // The FTP server announced a data port on the control flow ctrlT: a connection to
+        // VIN:aliasPort will use the port the gateway reserved for it.
+        const ctrl = [...this.flows.values()].find((x) => x.t === e.ctrlT && x.key.proto === 'tcp');
+        if (!ctrl) break;
+        this.aliases.set(`${ctrl.key.dst}:${e.aliasPort}`, { group: s.group, name: ctrl.name, port: e.port });
+        this.log.debug('FTP data port reserved', { in: ctrl.name, d: e.aliasPort, t: e.port.t });
+        break;
+      }
       case 'request-failed':
         this.log.warn('request failed', { group: s.group, type: e.type, reason: e.reason, text: e.text });
         break;
@@ -211,6 +231,7 @@ export class AgentDaemon {
 
   /** Removes the engine's flows of a group whose session ended (the gateway will not translate them). */
   private dropFlows(group: string, reason: string): void {
+    for (const [k, a] of this.aliases) if (a.group === group) this.aliases.delete(k);
     for (const f of [...this.flows.values()]) {
       if (f.group !== group) continue;
       this.flows.delete(f.id);
@@ -304,6 +325,7 @@ export class AgentDaemon {
       this.log.warn(refused.words, { in: entry.name, d: key.dport, reason: refused.reason });
       return;
     }
+    if (key.proto === 'tcp' && this.startAlias(key)) return;
     if (!this.tryStart(key, entry.name)) {
       this.waiting.push({ key, name: entry.name, since: this.now() });
       const s = this.groupFor(entry.name);
@@ -333,6 +355,35 @@ export class AgentDaemon {
     return true;
   }
 
+  /** A connection to a port an FTP passive reply announced: take the port reserved for it. */
+  private startAlias(key: FiveTuple): boolean {
+    const k = `${key.dst}:${key.dport}`;
+    const a = this.aliases.get(k);
+    if (!a) return false;
+    this.aliases.delete(k);
+    if (a.port.expiresAt <= this.now() || !this.sessions.get(a.group)?.up) return false;
+    const id = this.deps.dataPlane.addFlow({
+      proto: 'tcp',
+      pen: key.src,
+      s: key.sport,
+      vin: key.dst,
+      d: key.dport,
+      ggr: this.config.gateway.address,
+      t: a.port.t,
+      keys: a.port.keys,
+    });
+    this.flows.set(id, { id, name: a.name, group: a.group, key, t: a.port.t, started: this.now() });
+    this.log.info('flow started', {
+      in: a.name,
+      group: a.group,
+      proto: 'tcp',
+      d: key.dport,
+      t: a.port.t,
+      ftp: 'data',
+    });
+    return true;
+  }
+
   private serveWaiting(name: string): void {
     const still: Waiting[] = [];
     for (const w of this.waiting) if (w.name !== name || !this.tryStart(w.key, w.name)) still.push(w);
@@ -355,6 +406,7 @@ export class AgentDaemon {
 
   private sweepWaiting(): void {
     const now = this.now();
+    for (const [k, a] of this.aliases) if (a.port.expiresAt <= now) this.aliases.delete(k);
     const late = this.waiting.filter((w) => now - w.since > HOLD_LIMIT_MS);
     this.waiting = this.waiting.filter((w) => now - w.since <= HOLD_LIMIT_MS);
     for (const w of late) {

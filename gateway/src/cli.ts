@@ -90,6 +90,7 @@ const nativeDataPlane: DataPlaneFactory = async (c) => {
     ports: { first: c.ports.first, last: c.ports.last },
     queues: c.engine.queues,
     interfaces: [c.wanInterface, c.lanInterface],
+    algPorts: c.ftp.ports,
   });
 };
 

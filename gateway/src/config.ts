@@ -60,6 +60,11 @@ export interface GatewayConfig {
     /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
     queues: [number, number];
   };
+  /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */
+  ftp: {
+    /** Service ports of FTP control connections the ALG watches (empty: no ALG). */
+    ports: number[];
+  };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
 
@@ -127,6 +132,14 @@ export const GATEWAY_CONFIG_SCHEMA = {
     },
     ops: schemaParts.ops(9464),
     engine: schemaParts.engine,
+    ftp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        ports: { type: 'array', items: port, maxItems: 8, uniqueItems: true, default: [21] },
+      },
+    },
     log: schemaParts.log,
   },
 } as const;

@@ -8,6 +8,7 @@ import { DirectoryClient } from '@gsra/ldap';
 import type { GatewayConfig } from './config.ts';
 import type { DataPlane, DataPlaneEvent } from './data-plane.ts';
 import { DnsResponder } from './dns-responder.ts';
+import { FtpAlg } from './ftp-alg.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { OpsServer } from './ops-server.ts';
 import { DirectoryPolicy, type PolicyUser, type RefreshResult } from './policy.ts';
@@ -52,6 +53,7 @@ export class GatewayDaemon {
   private startedAt = 0;
   /** Reservations and flows by `${proto}/${t}`, as the control side knows them. */
   private records = new Map<string, ReservationRecord>();
+  private readonly ftp: FtpAlg;
   private directory: DirectoryClient;
   opsAddress: { address: string; port: number } | undefined;
   controlPort = 0;
@@ -96,6 +98,21 @@ export class GatewayDaemon {
       sessionIdleSec: config.control.sessionIdleSec,
     });
     deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
+    this.ftp = new FtpAlg({
+      flow: (t) => this.records.get(`6/${t}`),
+      alias: (ctrlT, aliasPort) => {
+        const r = this.control.ftpAlias({ ctrlT, aliasPort }, this.now());
+        this.apply(r); // FTP_ALIAS leaves before the reply that announces the port
+        return r.record !== undefined;
+      },
+      log: this.log,
+      now: this.now,
+    });
+    deps.dataPlane?.setAlg((seg) =>
+      seg.direction === 'to-en'
+        ? this.ftp.fromServer(seg.t, seg.seq, seg.payload)
+        : this.ftp.fromClient(seg.t, seg.seq, seg.payload),
+    );
   }
 
   /** The synchronous view GatewayControl asks; user look-ups are filled in by handle(). */
@@ -284,6 +301,7 @@ export class GatewayDaemon {
         }
         // The port is already back in the pool: GatewayControl gave it back through releasePorts().
         this.records.delete(key(e.proto, e.t));
+        if (e.proto === 6) this.ftp.end(e.t);
         this.deps.dataPlane?.remove(e.proto, e.t);
         break;
       }
@@ -334,11 +352,6 @@ export class GatewayDaemon {
           ),
         );
         break;
-      case 'ftp-pasv': {
-        const r = this.control.ftpAlias({ ctrlT: e.t, aliasPort: e.aliasPort }, now);
-        this.apply(r);
-        break;
-      }
       case 'verify-failed':
         this.log.warn('packets failed verification', {
           proto: e.proto,
@@ -348,6 +361,7 @@ export class GatewayDaemon {
         });
         break;
       case 'flow-expired':
+        if (e.proto === 6) this.ftp.end(e.t);
         this.log.info('flow expired', { proto: e.proto, t: e.t, reason: e.reason });
         break;
     }

@@ -4,7 +4,7 @@
 // what it would have translated (fail closed), and a crashed daemon leaves a closed door.
 import { execFileSync } from 'node:child_process';
 import { Engine, directionKeys, gatewayRules, installRules, removeRules, type Rule } from '@gsra/native';
-import type { DataPlane, DataPlaneEvent, DataPlaneReservation } from './data-plane.ts';
+import type { AlgHandler, DataPlane, DataPlaneEvent, DataPlaneReservation } from './data-plane.ts';
 
 export interface NativeDataPlaneOptions {
   ggr: string;
@@ -15,6 +15,8 @@ export interface NativeDataPlaneOptions {
   /** Run the rules inside this network namespace (the lab); default: the current one. */
   netns?: string;
   interfaces: string[];
+  /** Service ports whose TCP connections go through the ALG (FTP control: [21]). */
+  algPorts?: number[];
 }
 
 const protoNum = (p: string | number) => (p === 'tcp' || p === 6 ? 6 : 17);
@@ -23,6 +25,9 @@ export class NativeDataPlane implements DataPlane {
   readonly engine: Engine;
   private rules: Rule[];
   private ids = new Map<string, number>();
+  /** Engine flow id -> reserved port t (TCP), for the ALG's punts. */
+  private tcpPorts = new Map<number, number>();
+  private alg: AlgHandler | undefined;
   private nextId = 1;
   private listeners: ((e: DataPlaneEvent) => void)[] = [];
 
@@ -34,6 +39,7 @@ export class NativeDataPlane implements DataPlane {
       ggr: o.ggr,
       pgr: o.pgr,
       timeouts: { reservationMs: 86_400_000 },
+      algPorts: o.algPorts ?? [],
     });
     this.rules = gatewayRules({
       ggr: o.ggr,
@@ -58,6 +64,7 @@ export class NativeDataPlane implements DataPlane {
         const key = `${protoNum(e.proto)}/${e.t}`;
         if (this.ids.get(key) !== e.id) return undefined; // already replaced or removed
         this.ids.delete(key);
+        this.tcpPorts.delete(e.id);
         return { kind: 'flow-expired', proto: protoNum(e.proto), t: e.t, reason: e.state };
       }
       case 'verify-failed':
@@ -68,9 +75,43 @@ export class NativeDataPlane implements DataPlane {
           from: `${e.src}:${e.sport}`,
           count: e.count,
         };
+      case 'punt':
+        if (e.flow !== null) this.onAlgPunt(e.id, e.flow, e.hook, e.packet);
+        return undefined;
       default:
         return undefined;
     }
+  }
+
+  /** A segment of an ALG flow: ask the ALG, then let it go on (rewritten or not). */
+  private onAlgPunt(id: number, flow: number, hook: 'in' | 'out', packet: Buffer): void {
+    const t = this.tcpPorts.get(flow);
+    const ihl = (packet[0]! & 15) * 4;
+    const total = packet.readUInt16BE(2);
+    const hl = ihl + (packet[ihl + 12]! >> 4) * 4;
+    if (t === undefined || !this.alg || hl > total) {
+      this.engine.verdict(id, t !== undefined);
+      return;
+    }
+    const payload = packet.subarray(hl, total);
+    const seq = packet.readUInt32BE(ihl + 4);
+    let next: Buffer | undefined;
+    try {
+      next = this.alg({ t, direction: hook === 'out' ? 'to-en' : 'to-in', seq, payload });
+    } catch {
+      next = undefined; // an ALG bug must not eat the control connection: pass it unchanged
+    }
+    if (!next || next.equals(payload)) {
+      this.engine.verdict(id, true);
+      return;
+    }
+    const out = Buffer.concat([packet.subarray(0, hl), next]);
+    out.writeUInt16BE(out.length, 2);
+    this.engine.verdict(id, true, out);
+  }
+
+  setAlg(alg: AlgHandler): void {
+    this.alg = alg;
   }
 
   /** Start the queues, then open the door: sysctls and iptables rules (stale copies removed first). */
@@ -106,8 +147,10 @@ export class NativeDataPlane implements DataPlane {
     const key = `${r.proto}/${r.t}`;
     const old = this.ids.get(key);
     if (old !== undefined) this.engine.removeFlow(old);
+    if (old !== undefined) this.tcpPorts.delete(old);
     const id = this.nextId++;
     this.ids.set(key, id);
+    if (r.proto === 6) this.tcpPorts.set(id, r.t);
     this.engine.addReservation({
       id,
       proto: r.proto === 6 ? 'tcp' : 'udp',
@@ -123,6 +166,7 @@ export class NativeDataPlane implements DataPlane {
     const id = this.ids.get(key);
     if (id === undefined) return;
     this.ids.delete(key);
+    this.tcpPorts.delete(id);
     this.engine.removeFlow(id);
   }
 

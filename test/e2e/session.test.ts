@@ -142,6 +142,66 @@ for (const nat of ['preserving', 'symmetric'] as const) {
       },
     );
 
+    await t.test(
+      'FTP ALG: a client that trusts the PASV address gets the VIN and its data port reserved in advance',
+      async (t) => {
+        const want = makeRandomFile(join(g.ftp.root, 'pasv.bin'), 1024 * 1024);
+        const out = join(lab.dir, 'pasv.out');
+        // curl with EPSV off and the PASV address trusted: without the ALG it would dial 10.0.0.11.
+        const r = await lab.exec(
+          'en1',
+          [
+            'curl',
+            '-sS',
+            '-v',
+            '-m',
+            '30',
+            '--disable-epsv',
+            '--no-ftp-skip-pasv-ip',
+            '-o',
+            out,
+            `ftp://${IN1}/pasv.bin`,
+          ],
+          { timeoutMs: 40_000 },
+        );
+        t.equal(sha256File(out), want, 'sha256 matches');
+        const vin = (await alice.status()).vins.find((v) => v.name === IN1)!.vin;
+        t.match(
+          r.stderr,
+          new RegExp(`< 227 Entering Passive Mode \\(${vin.replace(/\./g, ',')},\\d+,\\d+\\)`),
+          `the reply names the VIN ${vin}, not the server’s private address`,
+        );
+        t.ok(
+          g
+            .logLines(g.gatewayLog)
+            .some((l) => l.step === 'ftp-alias' && l.user === 'alice' && l.decision === 'allow'),
+          'the gateway reserved the data port (decision logged)',
+        );
+        t.ok(
+          g.logLines(alice.logFile).some((l) => l.message === 'flow started' && l.ftp === 'data'),
+          'the agent used the reserved port for the data connection',
+        );
+      },
+    );
+
+    await t.test('FTP active mode is refused with a clear message', async (t) => {
+      const r = await lab.exec(
+        'en1',
+        ['curl', '-sS', '-v', '-m', '15', '-P', ADDR.en1, '-o', '/dev/null', `ftp://${IN1}/pasv.bin`],
+        { allowFail: true, timeoutMs: 25_000 },
+      );
+      t.not(r.code, 0, 'the transfer fails');
+      t.match(r.stderr, /< 502 GSRA: active FTP \(PORT\/EPRT\) is not available; use passive mode/);
+      t.ok(
+        g
+          .logLines(g.gatewayLog)
+          .some(
+            (l) => l.message === 'active FTP refused: the client must use passive mode' && l.user === 'alice',
+          ),
+        'and the gateway logs it with the user',
+      );
+    });
+
     await t.test('UDP to an internal host works (datagram echoed by intra1)', async (t) => {
       await startUdpEcho(lab, 'in1', 9000);
       const vin = (await lab.exec('en1', ['getent', 'hosts', IN1])).stdout.split(/\s+/)[0]!;

@@ -1,0 +1,203 @@
+// The gateway's FTP ALG. It sees the plaintext of every FTP control connection (the engine punts
+// each segment: IN -> EN before protection, EN -> IN after verification) and:
+//  - on `227 ... (h1,h2,h3,h4,p1,p2)` (PASV): reserves the data port for this session (the
+//    paper's alias list: FTP_ALIAS to the agent, sent before the reply itself) and rewrites the
+//    address to the VIN the agent uses for the IN. The reply usually grows (10.0.0.11 ->
+//    198.19.230.117); the engine adjusts TCP sequence and ack numbers for the rest of the flow.
+//  - on `229 ... (|||port|)` (EPSV): reserves the data port; nothing to rewrite.
+//  - refuses active mode: a PORT/EPRT/LPRT command is turned into a NOOP of the same length (the
+//    server never connects out to EN, which it could not reach anyway), and the server's answer
+//    to it is replaced by `502 GSRA: active FTP (PORT/EPRT) is not available; use passive mode`.
+// Lines split across segments are not reassembled (servers write each reply line at once); such a
+// reply passes unchanged, which costs only the data connection a PASV-trusting client would open.
+import type { Logger } from '@gsra/common';
+
+/** What the ALG needs from the daemon for the control connection on reserved port `ctrlT`. */
+export interface FtpAlgDeps {
+  /** The control flow's reservation: who, which IN, and the VIN the agent gave (RESERVE). */
+  flow(ctrlT: number): { user: string; group: string; inName: string; vin?: string } | undefined;
+  /** Reserves data port `aliasPort` on PIN for the flow's session (FTP_ALIAS). False if refused. */
+  alias(ctrlT: number, aliasPort: number): boolean;
+  log: Logger;
+  now?: () => number;
+}
+
+export const ACTIVE_MODE_REFUSAL = '502 GSRA: active FTP (PORT/EPRT) is not available; use passive mode.';
+
+/** A retransmitted PASV reply within this long reuses the alias made for it. */
+const ALIAS_REUSE_MS = 10_000;
+
+interface ControlState {
+  /** aliasPort -> when it was reserved (a retransmitted reply must not reserve again). */
+  aliases: Map<number, number>;
+  /** Answers still to replace: the server's replies to commands the ALG turned into NOOP. */
+  refusals: number;
+  /**
+   * Segments already seen, by direction and sequence number, with what was sent for them: a
+   * retransmission gets exactly the same bytes (and counts nothing twice).
+   */
+  seen: Map<string, Buffer | undefined>;
+}
+
+/** Segments remembered per control connection (FTP control traffic is a few lines at a time). */
+const SEEN_MAX = 16;
+
+const PASV_ADDR = /(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})/;
+const EPSV_PORT = /\(([\x21-\x7e])\1\1(\d{1,5})\1\)/;
+const ACTIVE_CMD = /^(PORT|EPRT|LPRT)(\s|$)/i;
+
+/** Splits a segment into lines, each with its CRLF (the last may lack one: an incomplete line). */
+function lines(payload: Buffer): string[] {
+  const s = payload.toString('latin1');
+  const out: string[] = [];
+  let at = 0;
+  while (at < s.length) {
+    const nl = s.indexOf('\n', at);
+    const end = nl < 0 ? s.length : nl + 1;
+    out.push(s.slice(at, end));
+    at = end;
+  }
+  return out;
+}
+
+export class FtpAlg {
+  private readonly controls = new Map<number, ControlState>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: FtpAlgDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  private state(ctrlT: number): ControlState {
+    let s = this.controls.get(ctrlT);
+    if (!s) {
+      s = { aliases: new Map(), refusals: 0, seen: new Map() };
+      this.controls.set(ctrlT, s);
+    }
+    return s;
+  }
+
+  /** The control connection on `ctrlT` ended: forget it. */
+  end(ctrlT: number): void {
+    this.controls.delete(ctrlT);
+  }
+
+  /** What was decided for this segment before (a retransmission), else decide and remember. */
+  private once(
+    st: ControlState,
+    key: string,
+    payload: Buffer,
+    decide: () => Buffer | undefined,
+  ): Buffer | undefined {
+    const k = `${key}/${payload.length}`;
+    if (st.seen.has(k)) return st.seen.get(k);
+    const r = decide();
+    st.seen.set(k, r);
+    if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
+    return r;
+  }
+
+  /** A segment from the FTP server (IN -> EN) starting at `seq`. Returns the payload to send instead, if changed. */
+  fromServer(ctrlT: number, seq: number, payload: Buffer): Buffer | undefined {
+    if (payload.length === 0) return undefined;
+    const st = this.state(ctrlT);
+    return this.once(st, `s${seq}`, payload, () => this.replies(ctrlT, st, payload));
+  }
+
+  private replies(ctrlT: number, st: ControlState, payload: Buffer): Buffer | undefined {
+    let changed = false;
+    const out = lines(payload).map((line) => {
+      if (!line.endsWith('\n')) return line;
+      const eol = line.endsWith('\r\n') ? '\r\n' : '\n';
+      if (st.refusals > 0 && /^\d{3} /.test(line)) {
+        st.refusals--;
+        changed = true;
+        return ACTIVE_MODE_REFUSAL + eol;
+      }
+      if (line.startsWith('227 ')) {
+        const r = this.pasv(ctrlT, st, line);
+        if (r !== line) changed = true;
+        return r;
+      }
+      if (line.startsWith('229 ')) {
+        const m = EPSV_PORT.exec(line);
+        const port = m ? Number(m[2]) : 0;
+        if (port >= 1 && port <= 65535) this.reserve(ctrlT, st, port, 'EPSV');
+      }
+      return line;
+    });
+    return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
+  }
+
+  /** A segment from the FTP client (EN -> IN) starting at `seq`. Returns a same-length payload if changed. */
+  fromClient(ctrlT: number, seq: number, payload: Buffer): Buffer | undefined {
+    if (payload.length === 0) return undefined;
+    const st = this.state(ctrlT);
+    return this.once(st, `c${seq}`, payload, () => this.commands(ctrlT, st, payload));
+  }
+
+  private commands(ctrlT: number, st: ControlState, payload: Buffer): Buffer | undefined {
+    let changed = false;
+    const out = lines(payload).map((line) => {
+      const cmd = line.replace(/\r?\n$/, '');
+      const m = ACTIVE_CMD.exec(cmd);
+      if (!m || !line.endsWith('\n')) return line;
+      st.refusals++;
+      changed = true;
+      const f = this.deps.flow(ctrlT);
+      this.deps.log.warn('active FTP refused: the client must use passive mode', {
+        user: f?.user,
+        group: f?.group,
+        in: f?.inName,
+        t: ctrlT,
+        command: m[1]!.toUpperCase(),
+        reason: 'active-ftp',
+      });
+      return 'NOOP'.padEnd(cmd.length, ' ') + line.slice(cmd.length);
+    });
+    return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
+  }
+
+  private pasv(ctrlT: number, st: ControlState, line: string): string {
+    const m = PASV_ADDR.exec(line);
+    if (!m) return line;
+    const n = m.slice(1, 7).map(Number);
+    if (n.some((x) => x > 255)) return line;
+    const port = n[4]! * 256 + n[5]!;
+    if (port === 0 || !this.reserve(ctrlT, st, port, 'PASV')) return line;
+    const f = this.deps.flow(ctrlT);
+    if (!f?.vin) {
+      this.deps.log.warn('PASV reply not rewritten: the agent gave no VIN for this IN', {
+        user: f?.user,
+        group: f?.group,
+        in: f?.inName,
+        t: ctrlT,
+        reason: 'no-vin',
+      });
+      return line;
+    }
+    const vin = f.vin.split('.').join(',');
+    return line.slice(0, m.index) + `${vin},${n[4]},${n[5]}` + line.slice(m.index + m[0].length);
+  }
+
+  /** Reserves the alias once per announced port (a retransmitted reply reuses it). */
+  private reserve(ctrlT: number, st: ControlState, port: number, kind: 'PASV' | 'EPSV'): boolean {
+    const now = this.now();
+    const at = st.aliases.get(port);
+    if (at !== undefined && now - at < ALIAS_REUSE_MS) return true;
+    for (const [p, when] of st.aliases) if (now - when >= ALIAS_REUSE_MS) st.aliases.delete(p);
+    if (!this.deps.alias(ctrlT, port)) {
+      const f = this.deps.flow(ctrlT);
+      this.deps.log.warn(`FTP data port not reserved (${kind})`, {
+        user: f?.user,
+        group: f?.group,
+        in: f?.inName,
+        t: ctrlT,
+        aliasPort: port,
+      });
+      return false;
+    }
+    st.aliases.set(port, now);
+    return true;
+  }
+}
