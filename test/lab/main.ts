@@ -56,7 +56,13 @@ try {
     const out = join(lab.dir, 'quarterly.bin');
     const r = await lab.exec(
       'en1',
-      ['lftp', '-e', `set net:max-retries 2; ls; get quarterly.bin -o ${out}; bye`, `ftp://${IN1}/`],
+      [
+        'lftp',
+        '-e',
+        // PASV, and its address taken literally: the gateway's FTP ALG must rewrite it to the VIN
+        `set net:max-retries 2; set ftp:prefer-epsv no; set ftp:fix-pasv-address no; ls; get quarterly.bin -o ${out}; bye`,
+        `ftp://${IN1}/`,
+      ],
       {
         timeoutMs: 60_000,
       },
@@ -66,7 +72,11 @@ try {
     expect(got === want, 'sha256 mismatch');
     const [inetPkts, lanPkts] = [await inet.stop(), await lan.stop()];
     capture = { inetPkts, lanPkts };
-    return `4 MiB, sha256 ${got.slice(0, 16)}… matches`;
+    const aliases = g!
+      .logLines(g!.gatewayLog)
+      .filter((l) => l.step === 'ftp-alias' && l.decision === 'allow');
+    expect(aliases.length >= 2, 'the gateway’s FTP ALG reserved no data port');
+    return `4 MiB, sha256 ${got.slice(0, 16)}… matches; the gateway’s FTP ALG rewrote ${aliases.length} PASV replies to the VIN and reserved each data port in advance`;
   });
   await story.step(
     'the internet link (captured with tcpdump) carries none of that file in clear',
