@@ -1,7 +1,7 @@
 // Real servers and tools inside the lab: HTTP and UDP echo (small Node programs), vsftpd in
 // passive mode, OpenSSH's sshd, iperf3, and tcpdump captures. Each start* waits until the server
 // answers and returns a handle; everything is stopped at the lab's teardown.
-import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,7 +230,15 @@ export async function startCapture(
   return {
     file,
     async stop() {
-      await new Promise((r) => setTimeout(r, 100)); // let the last packets reach the file
+      // tcpdump stops reading at the signal: whatever is still in the kernel's ring is lost. So
+      // wait until the file has stopped growing (it is written per packet: -U) before stopping.
+      let size = -1;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        const now = existsSync(file) ? statSync(file).size : 0;
+        if (now === size) break;
+        size = now;
+      }
       await lab.stop(proc);
       return readPcap(file);
     },
