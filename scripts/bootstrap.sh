@@ -12,6 +12,7 @@ APT_PACKAGES=(
   slapd ldap-utils openssl
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools
   vsftpd openssh-server openssh-client sshpass iperf3 curl lftp dnsutils
+  wireguard-go wireguard-tools
   libssl-dev pkg-config
   rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
 )

@@ -13,6 +13,7 @@ export interface BenchCase {
 /** Registered cases, loaded lazily so `--only x` does not load the others. */
 const registry: Record<string, () => Promise<BenchCase>> = {
   engine: async () => (await import('./engine.ts')).engineCase,
+  lab: async () => (await import('./lab.ts')).labCase,
 };
 
 async function main(): Promise<number> {
