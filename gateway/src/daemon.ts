@@ -158,6 +158,11 @@ export class GatewayDaemon {
 
   async start(): Promise<void> {
     this.startedAt = this.now();
+    // The data plane first: it reserves the flow port range (ip_local_reserved_ports) and queues
+    // it. A connection opened before that (the directory's) could hold an ephemeral port in the
+    // range, and the queue rules would take its replies: every first user look-up would hang
+    // until the LDAP timeout. Until the policy is loaded nothing is reserved: closed.
+    this.deps.dataPlane?.start();
     try {
       await this.policy.refresh();
     } catch (e) {
@@ -193,7 +198,6 @@ export class GatewayDaemon {
       status: () => this.status(),
     });
     this.opsAddress = await this.ops.listen(this.config.ops.listen, this.config.ops.port);
-    this.deps.dataPlane?.start();
     this.schedule();
     this.log.info('gateway started', {
       control: `${bind}:${this.controlPort}`,

@@ -35,6 +35,10 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         (await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/whoami`])).stdout,
       );
       t.equal(who.address, ADDR.gwLan, 'intra1 sees the gateway (PGR) as its peer');
+      t.notOk(
+        g.logLines(alice.logFile).some((l) => l.message === 'session down'),
+        'alice’s first login needed no retry (the gateway’s directory look-up answered at once)',
+      );
     });
 
     await t.test('the application sees a VIN, never the gateway’s address', async (t) => {
