@@ -214,6 +214,9 @@ pub struct Flow {
     rx: Dir,
     txseq: SeqTrack,
     rxseq: SeqTrack,
+    /// Gateway: a TCP flow bound to one of `Config::alg_ports` (decided once, at binding): its
+    /// segments go through the ALG in both directions.
+    alg: bool,
     /// Gateway: length changes the ALG made to the IN -> EN stream.
     out_adj: SeqAdj,
     udp_ctr: u64,
@@ -396,6 +399,7 @@ impl Engine {
             rx: Dir::new(&spec.rx)?,
             txseq: SeqTrack::default(),
             rxseq: SeqTrack::default(),
+            alg: false,
             out_adj: SeqAdj::default(),
             udp_ctr: 0,
             replay: Replay::default(),
@@ -535,7 +539,7 @@ impl Engine {
             return Ok(true);
         }
         if let (Some(fid), Hook::Out) = (p.flow, p.hook) {
-            return match self.alg_continue(fid, p.bytes, replacement, now) {
+            return match self.alg_continue(fid, p.bytes, replacement, p.handle, now) {
                 Ok(bytes) => {
                     self.outbox.push(OutItem { handle: p.handle, hook: p.hook, bytes, injected: false });
                     Ok(true)
@@ -577,16 +581,16 @@ impl Engine {
     /// An ALG punt's packet (or its replacement) goes on into translation: Ok(Some(bytes)) to
     /// send, Ok(None) if translation dropped it, Err for a replacement that is not the same
     /// segment of the same flow.
-    fn alg_continue(&mut self, fid: u32, orig: Vec<u8>, replacement: Option<&[u8]>, now: u64) -> Result<Option<Vec<u8>>, String> {
+    fn alg_continue(&mut self, fid: u32, orig: Vec<u8>, replacement: Option<&[u8]>, handle: Handle, now: u64) -> Result<Option<Vec<u8>>, String> {
         let slot = match self.by_id.get(&fid) {
             Some(&s) => s,
             None => return Ok(None), // the flow ended meanwhile
         };
-        let oip = parse_ip(&orig, false).map_err(|_| "internal: punted packet unparsable".to_string())?;
-        let otcp = parse_tcp(&orig, &oip).map_err(|_| "internal: punted packet unparsable".to_string())?;
         let mut v = match replacement {
-            None => orig.clone(),
+            None => orig,
             Some(r) => {
+                let oip = parse_ip(&orig, false).map_err(|_| "internal: punted packet unparsable".to_string())?;
+                let otcp = parse_tcp(&orig, &oip).map_err(|_| "internal: punted packet unparsable".to_string())?;
                 let bad = |why: &str| format!("ALG replacement {}", why);
                 let ip = parse_ip(r, true).map_err(|_| bad("is not a valid IPv4 packet"))?;
                 if ip.total != r.len() || is_fragment(r) || ip.proto != PROTO_TCP || ip.src != oip.src || ip.dst != oip.dst {
@@ -608,7 +612,7 @@ impl Engine {
             }
         };
         let ip = parse_ip(&v, true).map_err(|_| "internal: replacement unparsable".to_string())?;
-        let v = match self.job(slot, &ip, true, now) {
+        let v = match self.job(slot, &ip, true, handle, now) {
             Step::Crypto(job) => {
                 let o = job.run(&mut v);
                 match self.finish(&job, o, &v) {
@@ -711,19 +715,27 @@ impl Engine {
     /// is the packet as the job left it (an ALG flow's inbound packet is punted from here).
     pub fn finish(&mut self, job: &CryptoJob, o: Outcome, pkt: &[u8]) -> Verdict {
         let v = match o {
-            Outcome::Accepted { bound } => {
+            Outcome::Accepted { bound, alg } => {
                 if job.protect {
                     self.stats.translated_out += 1;
                 } else {
                     self.stats.translated_in += 1;
                 }
                 if let Some(e) = bound {
+                    if let Event::Bound { d, .. } = &e {
+                        // Decided once: later packets of the flow read the flag under the lock they hold anyway.
+                        if job.ip.proto == PROTO_TCP && self.cfg.alg_ports.contains(d) {
+                            let mut f = flock(&job.flow);
+                            f.alg = !f.compat;
+                        }
+                    }
                     self.stats.bound += 1;
                     self.event(e);
                 }
-                match job.alg_in {
-                    Some((fid, handle)) => self.punt(pkt, Hook::In, Some(fid), handle, job.now),
-                    None => Verdict::Accept,
+                match alg {
+                    // EN -> IN on an ALG flow: verified and translated, now to the ALG.
+                    Some(fid) if !job.protect => self.punt(pkt, Hook::In, Some(fid), job.handle, job.now),
+                    _ => Verdict::Accept,
                 }
             }
             Outcome::Malformed => {
@@ -776,9 +788,9 @@ impl Engine {
         Verdict::Punted(id)
     }
 
-    fn job(&self, slot: usize, ip: &Ip, protect: bool, now: u64) -> Step {
+    fn job(&self, slot: usize, ip: &Ip, protect: bool, handle: Handle, now: u64) -> Step {
         match &self.slots[slot] {
-            Some(f) => Step::Crypto(CryptoJob { flow: f.clone(), ip: *ip, protect, role: self.cfg.role, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now, alg_in: None }),
+            Some(f) => Step::Crypto(CryptoJob { flow: f.clone(), ip: *ip, protect, role: self.cfg.role, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now, handle }),
             None => Step::Done(Verdict::Drop("no-flow")),
         }
     }
@@ -844,7 +856,7 @@ impl Engine {
                             self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced" });
                             return Step::Done(self.hold(key, pkt, &ip, handle, now));
                         }
-                        self.job(slot, &ip, true, now)
+                        self.job(slot, &ip, true, handle, now)
                     }
                     None => {
                         if in_net(ip.dst, self.cfg.vin_net, self.cfg.vin_prefix) {
@@ -857,7 +869,7 @@ impl Engine {
                 }
             }
             (Role::Agent, Hook::In) => match self.in_idx.get(&(ip.proto, ip.src, sport, ip.dst, dport)) {
-                Some(&slot) => self.job(slot, &ip, false, now),
+                Some(&slot) => self.job(slot, &ip, false, handle, now),
                 None => {
                     self.stats.no_flow += 1;
                     Step::Done(Verdict::Drop("no-flow"))
@@ -869,26 +881,7 @@ impl Engine {
                     return Step::Done(Verdict::Drop("no-flow"));
                 }
                 match self.port_idx.get(&(ip.proto, dport)) {
-                    Some(&slot) => {
-                        let alg = match &self.slots[slot] {
-                            Some(f) if ip.proto == PROTO_TCP && !self.cfg.alg_ports.is_empty() => {
-                                let f = flock(f);
-                                if f.bound && !f.compat && self.cfg.alg_ports.contains(&f.d) {
-                                    Some((f.spec_id, handle))
-                                } else {
-                                    None
-                                }
-                            }
-                            _ => None,
-                        };
-                        match self.job(slot, &ip, false, now) {
-                            Step::Crypto(mut j) => {
-                                j.alg_in = alg;
-                                Step::Crypto(j)
-                            }
-                            done => done,
-                        }
-                    }
+                    Some(&slot) => self.job(slot, &ip, false, handle, now),
                     None => {
                         self.stats.no_flow += 1;
                         Step::Done(Verdict::Drop("no-flow"))
@@ -905,7 +898,7 @@ impl Engine {
                         let (ok, alg) = match &self.slots[slot] {
                             Some(f) => {
                                 let f = flock(f);
-                                (f.bound && f.pin == ip.src && f.d == sport, if ip.proto == PROTO_TCP && !f.compat && self.cfg.alg_ports.contains(&f.d) { Some(f.spec_id) } else { None })
+                                (f.bound && f.pin == ip.src && f.d == sport, if f.alg { Some(f.spec_id) } else { None })
                             }
                             None => (false, None),
                         };
@@ -917,7 +910,7 @@ impl Engine {
                             // The ALG sees every segment toward EN in order, before protection.
                             return Step::Done(self.punt(pkt, hook, Some(fid), handle, now));
                         }
-                        self.job(slot, &ip, true, now)
+                        self.job(slot, &ip, true, handle, now)
                     }
                     None => {
                         self.stats.no_flow += 1;
@@ -1124,7 +1117,8 @@ pub enum Step {
 
 /// What the crypto phase reports back to `Engine::finish`.
 pub enum Outcome {
-    Accepted { bound: Option<Event> },
+    /// `alg`: the flow id of a gateway ALG flow (its inbound packets go to the ALG).
+    Accepted { bound: Option<Event>, alg: Option<u32> },
     Malformed,
     NoRoom,
     CryptoError,
@@ -1144,9 +1138,8 @@ pub struct CryptoJob {
     ggr: u32,
     pgr: u32,
     now: u64,
-    /// Gateway, EN -> IN on an ALG flow: (flow id, handle). Once verified and translated, the
-    /// packet goes to the ALG (a punt) instead of on to IN.
-    alg_in: Option<(u32, Handle)>,
+    /// The packet's backend handle (an ALG flow's inbound packet is punted with it).
+    handle: Handle,
 }
 
 impl CryptoJob {
@@ -1217,7 +1210,7 @@ fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, ggr_cfg: u32, n
     if !f.compat {
         rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
     }
-    Outcome::Accepted { bound: None }
+    Outcome::Accepted { bound: None, alg: None }
 }
 
 fn verify_failed(f: &mut Flow, reason: &'static str, sport: u16, dport: u16, now: u64) -> Outcome {
@@ -1328,7 +1321,7 @@ fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, role: Role, pgr: u32, now
         }
     }
     rewrite(pkt, ip.ihl, ip.proto, nsrc, nsport, ndst, ndport);
-    Outcome::Accepted { bound }
+    Outcome::Accepted { bound, alg: if f.alg { Some(f.spec_id) } else { None } }
 }
 
 /// Rewrites addresses and ports, then writes the IP checksum and the full L4 checksum (a
