@@ -25,8 +25,6 @@ export class NativeDataPlane implements DataPlane {
   readonly engine: Engine;
   private rules: Rule[];
   private ids = new Map<string, number>();
-  /** Engine flow id -> reserved port t (TCP), for the ALG's punts. */
-  private tcpPorts = new Map<number, number>();
   private alg: AlgHandler | undefined;
   private nextId = 1;
   private listeners: ((e: DataPlaneEvent) => void)[] = [];
@@ -64,7 +62,6 @@ export class NativeDataPlane implements DataPlane {
         const key = `${protoNum(e.proto)}/${e.t}`;
         if (this.ids.get(key) !== e.id) return undefined; // already replaced or removed
         this.ids.delete(key);
-        this.tcpPorts.delete(e.id);
         return { kind: 'flow-expired', proto: protoNum(e.proto), t: e.t, reason: e.state };
       }
       case 'verify-failed':
@@ -76,21 +73,25 @@ export class NativeDataPlane implements DataPlane {
           count: e.count,
         };
       case 'punt':
-        if (e.flow !== null) this.onAlgPunt(e.id, e.flow, e.hook, e.packet);
+        if (e.flow !== null) this.onAlgPunt(e.id, e.hook, e.packet);
         return undefined;
       default:
         return undefined;
     }
   }
 
-  /** A segment of an ALG flow: ask the ALG, then let it go on (rewritten or not). */
-  private onAlgPunt(id: number, flow: number, hook: 'in' | 'out', packet: Buffer): void {
-    const t = this.tcpPorts.get(flow);
+  /**
+   * A segment of an ALG flow: ask the ALG, then let it go on (rewritten or not). The segment runs
+   * between PIN:d and PGR:t on the LAN side (toward EN before protection, toward IN after
+   * translation), so its PGR port is the flow's t.
+   */
+  private onAlgPunt(id: number, hook: 'in' | 'out', packet: Buffer): void {
     const ihl = (packet[0]! & 15) * 4;
     const total = packet.readUInt16BE(2);
     const hl = ihl + (packet[ihl + 12]! >> 4) * 4;
-    if (t === undefined || !this.alg || hl > total) {
-      this.engine.verdict(id, t !== undefined);
+    const t = packet.readUInt16BE(hook === 'out' ? ihl + 2 : ihl);
+    if (!this.alg || hl > total) {
+      this.engine.verdict(id, true);
       return;
     }
     const payload = packet.subarray(hl, total);
@@ -147,10 +148,8 @@ export class NativeDataPlane implements DataPlane {
     const key = `${r.proto}/${r.t}`;
     const old = this.ids.get(key);
     if (old !== undefined) this.engine.removeFlow(old);
-    if (old !== undefined) this.tcpPorts.delete(old);
     const id = this.nextId++;
     this.ids.set(key, id);
-    if (r.proto === 6) this.tcpPorts.set(id, r.t);
     this.engine.addReservation({
       id,
       proto: r.proto === 6 ? 'tcp' : 'udp',
@@ -166,7 +165,6 @@ export class NativeDataPlane implements DataPlane {
     const id = this.ids.get(key);
     if (id === undefined) return;
     this.ids.delete(key);
-    this.tcpPorts.delete(id);
     this.engine.removeFlow(id);
   }
 

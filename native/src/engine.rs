@@ -534,7 +534,8 @@ impl Engine {
             None => return Ok(false),
         };
         let drop = OutItem { handle: p.handle, hook: p.hook, bytes: None, injected: false };
-        if !accept {
+        // An ALG punt whose flow ended meanwhile goes nowhere, whatever the verdict.
+        if !accept || p.flow.map_or(false, |f| !self.by_id.contains_key(&f)) {
             self.outbox.push(drop);
             return Ok(true);
         }
@@ -584,7 +585,7 @@ impl Engine {
     fn alg_continue(&mut self, fid: u32, orig: Vec<u8>, replacement: Option<&[u8]>, handle: Handle, now: u64) -> Result<Option<Vec<u8>>, String> {
         let slot = match self.by_id.get(&fid) {
             Some(&s) => s,
-            None => return Ok(None), // the flow ended meanwhile
+            None => return Ok(None), // not reached: punt_verdict drops punts of ended flows
         };
         let mut v = match replacement {
             None => orig,
