@@ -144,12 +144,7 @@ export class FtpAlg {
       if (!m || !line.endsWith('\n')) return line;
       st.refusals++;
       changed = true;
-      const f = this.deps.flow(ctrlT);
-      this.deps.log.warn('active FTP refused: the client must use passive mode', {
-        user: f?.user,
-        group: f?.group,
-        in: f?.inName,
-        t: ctrlT,
+      this.warn(ctrlT, 'active FTP refused: the client must use passive mode', {
         command: m[1]!.toUpperCase(),
         reason: 'active-ftp',
       });
@@ -167,17 +162,17 @@ export class FtpAlg {
     if (port === 0 || !this.reserve(ctrlT, st, port, 'PASV')) return line;
     const f = this.deps.flow(ctrlT);
     if (!f?.vin) {
-      this.deps.log.warn('PASV reply not rewritten: the agent gave no VIN for this IN', {
-        user: f?.user,
-        group: f?.group,
-        in: f?.inName,
-        t: ctrlT,
-        reason: 'no-vin',
-      });
+      this.warn(ctrlT, 'PASV reply not rewritten: the agent gave no VIN for this IN', { reason: 'no-vin' });
       return line;
     }
     const vin = f.vin.split('.').join(',');
     return line.slice(0, m.index) + `${vin},${n[4]},${n[5]}` + line.slice(m.index + m[0].length);
+  }
+
+  /** One log line about the control connection on ctrlT, with its user, group and IN. */
+  private warn(ctrlT: number, message: string, fields: Record<string, unknown>): void {
+    const f = this.deps.flow(ctrlT);
+    this.deps.log.warn(message, { user: f?.user, group: f?.group, in: f?.inName, t: ctrlT, ...fields });
   }
 
   /** Reserves the alias once per announced port (a retransmitted reply reuses it). */
@@ -187,14 +182,7 @@ export class FtpAlg {
     if (at !== undefined && now - at < ALIAS_REUSE_MS) return true;
     for (const [p, when] of st.aliases) if (now - when >= ALIAS_REUSE_MS) st.aliases.delete(p);
     if (!this.deps.alias(ctrlT, port)) {
-      const f = this.deps.flow(ctrlT);
-      this.deps.log.warn(`FTP data port not reserved (${kind})`, {
-        user: f?.user,
-        group: f?.group,
-        in: f?.inName,
-        t: ctrlT,
-        aliasPort: port,
-      });
+      this.warn(ctrlT, `FTP data port not reserved (${kind})`, { aliasPort: port });
       return false;
     }
     st.aliases.set(port, now);
