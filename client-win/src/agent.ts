@@ -340,6 +340,12 @@ export class AgentDaemon {
     const r = s.control.takePort(name, PROTO[key.proto], this.now());
     this.apply(s, { send: r.send, events: r.events });
     if (!r.port) return false;
+    this.install(key, name, s.group, r.port);
+    return true;
+  }
+
+  /** Installs the VAT entry for a held connection on port t (the engine releases the packet). */
+  private install(key: FiveTuple, name: string, group: string, port: protocol.PooledPort, extra = {}): void {
     const id = this.deps.dataPlane.addFlow({
       proto: key.proto,
       pen: key.src,
@@ -347,12 +353,11 @@ export class AgentDaemon {
       vin: key.dst,
       d: key.dport,
       ggr: this.config.gateway.address,
-      t: r.port.t,
-      keys: r.port.keys,
+      t: port.t,
+      keys: port.keys,
     });
-    this.flows.set(id, { id, name, group: s.group, key, t: r.port.t, started: this.now() });
-    this.log.info('flow started', { in: name, group: s.group, proto: key.proto, d: key.dport, t: r.port.t });
-    return true;
+    this.flows.set(id, { id, name, group, key, t: port.t, started: this.now() });
+    this.log.info('flow started', { in: name, group, proto: key.proto, d: key.dport, t: port.t, ...extra });
   }
 
   /** A connection to a port an FTP passive reply announced: take the port reserved for it. */
@@ -362,25 +367,7 @@ export class AgentDaemon {
     if (!a) return false;
     this.aliases.delete(k);
     if (a.port.expiresAt <= this.now() || !this.sessions.get(a.group)?.up) return false;
-    const id = this.deps.dataPlane.addFlow({
-      proto: 'tcp',
-      pen: key.src,
-      s: key.sport,
-      vin: key.dst,
-      d: key.dport,
-      ggr: this.config.gateway.address,
-      t: a.port.t,
-      keys: a.port.keys,
-    });
-    this.flows.set(id, { id, name: a.name, group: a.group, key, t: a.port.t, started: this.now() });
-    this.log.info('flow started', {
-      in: a.name,
-      group: a.group,
-      proto: 'tcp',
-      d: key.dport,
-      t: a.port.t,
-      ftp: 'data',
-    });
+    this.install(key, a.name, a.group, a.port, { ftp: 'data' });
     return true;
   }
 
