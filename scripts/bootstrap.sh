@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for GSRA's tests, lab and benchmarks. Idempotent: a second run only
-# checks (dpkg status, a lock-file hash, cargo's own freshness check) and costs a second or two.
-# Run by `npm test`, `npm run lab` and `npm run bench` before anything else.
+# checks (dpkg status, the Node runtime's version, a lock-file hash, cargo's own freshness check)
+# and costs a second or two. Run by `npm test`, `npm run lab` and `npm run bench` before anything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -35,16 +35,27 @@ if ((${#missing[@]})); then
   [ "${added_policy:-}" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
-# 2. npm dependencies, reinstalled only when the lock file changed.
+# 2. The Node runtime: Node 24 LTS from the npm registry into .runtime/node/ when the machine's
+# node is older than package.json's engines.node (scripts/install-node.sh). From here on every
+# command runs on it, npm ci included: packages are installed by the runtime that will load them
+# (engines checks, install scripts, platform-specific optional packages), not by the machine's older
+# node. Only the outer `npm test` process, which reads package.json and starts this script, stays
+# on the machine's node.
+bash scripts/install-node.sh
+# shellcheck source=scripts/runtime.sh
+. scripts/runtime.sh
+gsra_use_runtime
+
+# 3. npm dependencies, reinstalled when the lock file or the runtime changed.
 stamp=node_modules/.gsra-bootstrap-stamp
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
+want="$(sha256sum package-lock.json | cut -d' ' -f1) node-$(node --version)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  say "installing npm packages (npm ci)"
+  say "installing npm packages (npm ci, on node $(node --version))"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 
-# 3. The native engine (cargo decides whether anything changed).
+# 4. The native engine (cargo decides whether anything changed).
 if [ -f native/build.sh ]; then
   bash native/build.sh
 fi

@@ -3,8 +3,14 @@
 # "tests: N passed, N failed, N skipped", and a non-zero exit on any failure. In CI a skipped
 # test is a failure too: nothing may be silently skipped there.
 # Extra arguments go to tap, e.g. `npm test -- test/lab/lab.test.ts`.
+# Everything runs on the project's Node runtime (scripts/runtime.sh): tsc, eslint, tap, the test
+# files, and the daemons and `node` commands the tests start.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/runtime.sh
+. scripts/runtime.sh
+gsra_use_runtime || exit 1
+echo "== node $(node --version) ($(command -v node))"
 fail=0
 if [ $# -eq 0 ]; then
   echo "== typecheck"; npx tsc -p tsconfig.json --noEmit || fail=1
