@@ -127,6 +127,7 @@ export class AgentDaemon {
       groups: this.creds.groups.map((g) => g.name),
       gateway: `${this.config.gateway.address}:${this.config.gateway.controlPort}`,
       vinRange: this.config.vinRange,
+      node: process.version,
     });
   }
 

@@ -204,6 +204,7 @@ export class GatewayDaemon {
       ops: `${this.opsAddress.address}:${this.opsAddress.port}`,
       ports: `${this.config.ports.first}-${this.config.ports.last}`,
       dataPlane: this.deps.dataPlane ? 'engine' : 'none',
+      node: process.version,
     });
   }
 

@@ -41,6 +41,14 @@ for (const nat of ['preserving', 'symmetric'] as const) {
       );
     });
 
+    await t.test('the gateway and the agent run on the suite’s own Node runtime (≥ 22)', async (t) => {
+      const gw = g.logLines(g.gatewayLog).find((l) => l.message === 'gateway started');
+      const agent = g.logLines(alice.logFile).find((l) => l.message === 'agent started');
+      t.equal(gw?.node, process.version, 'gsra-gateway, started as `node …` in the gateway’s namespace');
+      t.equal(agent?.node, process.version, 'gsra-agent, started as `node …` in alice’s PC namespace');
+      t.ok(Number(process.versions.node.split('.')[0]) >= 22, `the suite runs on ${process.version}`);
+    });
+
     await t.test('the application sees a VIN, never the gateway’s address', async (t) => {
       const r = await lab.exec('en1', ['getent', 'hosts', IN1]);
       const vin = r.stdout.split(/\s+/)[0]!;
