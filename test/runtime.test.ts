@@ -25,15 +25,18 @@ t.test('the suite runs on a Node that package.json’s engines.node accepts (22.
   t.ok(atLeast(process.versions.node, m![1]!), `${process.version} >= ${m![1]}`);
 });
 
-t.test('`node` on PATH, which the lab starts servers and daemons with, is the suite’s own runtime', async (t) => {
-  const [version, execPath] = execFileSync('node', ['-p', 'process.version + "\\n" + process.execPath'], {
-    encoding: 'utf8',
-  })
-    .trim()
-    .split('\n');
-  t.equal(version, process.version);
-  t.equal(realpathSync(execPath!), realpathSync(process.execPath));
-});
+t.test(
+  '`node` on PATH, which the lab starts servers and daemons with, is the suite’s own runtime',
+  async (t) => {
+    const [version, execPath] = execFileSync('node', ['-p', 'process.version + "\\n" + process.execPath'], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n');
+    t.equal(version, process.version);
+    t.equal(realpathSync(execPath!), realpathSync(process.execPath));
+  },
+);
 
 t.test('tsx, which loads the daemons’ TypeScript, runs on it too', async (t) => {
   const out = execFileSync(join(root, 'node_modules/.bin/tsx'), ['-e', 'console.log(process.version)'], {
@@ -42,20 +45,23 @@ t.test('tsx, which loads the daemons’ TypeScript, runs on it too', async (t) =
   t.equal(out.trim(), process.version);
 });
 
-t.test('a Node the bootstrap brought in is exactly the one pinned in scripts/node-runtime.lock', async (t) => {
-  const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
-  const line = readFileSync(join(root, 'scripts/node-runtime.lock'), 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`node-linux-${arch} `));
-  const [, version, integrity] = (line ?? '').trim().split(/\s+/);
-  t.match(version, /^24\.\d+\.\d+$/, 'the pinned runtime is a Node 24 LTS release');
-  t.match(integrity, /^sha512-[A-Za-z0-9+/]{86}==$/, 'pinned with its sha512 integrity');
-  const exe = realpathSync(process.execPath);
-  if (exe.startsWith(realpathSync(root) + '/.runtime/')) {
-    t.equal(exe, join(realpathSync(root), '.runtime', `node-${version}`, 'bin', 'node'));
-    t.equal(process.version, `v${version}`);
-  } else {
-    // The machine's own node is recent enough: nothing was brought in, and it must not be older.
-    t.ok(atLeast(process.versions.node, '22.13'), `the machine's own ${process.version} is used`);
-  }
-});
+t.test(
+  'a Node the bootstrap brought in is exactly the one pinned in scripts/node-runtime.lock',
+  async (t) => {
+    const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+    const line = readFileSync(join(root, 'scripts/node-runtime.lock'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`node-linux-${arch} `));
+    const [, version, integrity] = (line ?? '').trim().split(/\s+/);
+    t.match(version, /^24\.\d+\.\d+$/, 'the pinned runtime is a Node 24 LTS release');
+    t.match(integrity, /^sha512-[A-Za-z0-9+/]{86}==$/, 'pinned with its sha512 integrity');
+    const exe = realpathSync(process.execPath);
+    if (exe.startsWith(realpathSync(root) + '/.runtime/')) {
+      t.equal(exe, join(realpathSync(root), '.runtime', `node-${version}`, 'bin', 'node'));
+      t.equal(process.version, `v${version}`);
+    } else {
+      // The machine's own node is recent enough: nothing was brought in, and it must not be older.
+      t.ok(atLeast(process.versions.node, '22.13'), `the machine's own ${process.version} is used`);
+    }
+  },
+);
