@@ -4,7 +4,7 @@
 // scripts/runtime.sh puts it first on PATH for tsc, eslint, tap and every process the tests start.
 // (test/e2e/session.test.ts checks the same of the gateway and agent daemons in the lab.)
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,33 @@ t.test(
     } else {
       // The machine's own node is recent enough: nothing was brought in, and it must not be older.
       t.ok(atLeast(process.versions.node, '22.13'), `the machine's own ${process.version} is used`);
+    }
+  },
+);
+
+t.test(
+  'each command refuses a Node older than 22 with a clear message, before loading anything',
+  async (t) => {
+    // The machine may have no old Node at all: make this one report 20.20.2 before the command runs.
+    const node20 =
+      'data:text/javascript,Object.defineProperty(process,"version",{value:"v20.20.2"});' +
+      'Object.defineProperty(process,"versions",{value:{...process.versions,node:"20.20.2"}});';
+    for (const [bin, doc] of [
+      ['gateway/bin/gsra-gateway.mjs', 'docs/gateway.md'],
+      ['client-win/bin/gsra-agent.mjs', 'docs/agent.md'],
+      ['ldap/bin/gsra-admin.mjs', 'README.md'],
+    ] as const) {
+      const name = bin.split('/').pop()!.replace('.mjs', '');
+      const r = spawnSync(process.execPath, ['--import', node20, join(root, bin), 'status'], {
+        encoding: 'utf8',
+      });
+      t.equal(r.status, 1, `${name} exits 1`);
+      t.equal(
+        r.stderr,
+        `${name}: Node v20.20.2 is not supported; run it on Node 24 LTS or 22 (${doc}, "Runtime")\n`,
+        `${name} says why and where to read more`,
+      );
+      t.equal(r.stdout, '', `${name} does nothing else`);
     }
   },
 );

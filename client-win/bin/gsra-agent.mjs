@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 // gsra-agent: see client-win/src/cli.ts and docs/agent.md. TypeScript runs through tsx,
 // resolved from this file's location so the command works from any directory.
-import { register } from 'tsx/esm/api';
+if (parseInt(process.versions.node, 10) < 22) {
+  process.stderr.write(
+    `gsra-agent: Node ${process.version} is not supported; run it on Node 24 LTS or 22 (docs/agent.md, "Runtime")\n`,
+  );
+  process.exit(1);
+}
+const { register } = await import('tsx/esm/api');
 
 register();
 const { main } = await import('../src/cli.ts');

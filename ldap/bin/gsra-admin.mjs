@@ -1,6 +1,16 @@
-#!/usr/bin/env -S node --import tsx
-// gsra-admin: see ldap/src/cli/main.ts and docs/ldap.md.
-import { main } from '../src/cli/main.ts';
+#!/usr/bin/env node
+// gsra-admin: see ldap/src/cli/main.ts and docs/ldap.md. TypeScript runs through tsx,
+// resolved from this file's location so the command works from any directory.
+if (parseInt(process.versions.node, 10) < 22) {
+  process.stderr.write(
+    `gsra-admin: Node ${process.version} is not supported; run it on Node 24 LTS or 22 (README.md, "Runtime")\n`,
+  );
+  process.exit(1);
+}
+const { register } = await import('tsx/esm/api');
+
+register();
+const { main } = await import('../src/cli/main.ts');
 
 process.exitCode = await main(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
