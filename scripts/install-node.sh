@@ -29,6 +29,8 @@ if [ -x "$GSRA_RUNTIME_DIR/bin/node" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$in
   exit 0
 fi
 
+command -v npm >/dev/null ||
+  die "npm is needed to fetch $pkg from the npm registry (e.g. apt-get install npm), or install Node 24 LTS yourself"
 say "the machine's node (${machine:-none}) is older than $GSRA_NODE_MIN: bringing Node $version ($pkg) into .runtime/node/"
 mkdir -p .runtime
 tmp=$(mktemp -d .runtime/.tmp.XXXXXX)
