@@ -120,6 +120,7 @@ interface RequestInfo {
 /** Refusals a gateway only sends after the user proof verified, always with authKind 1. */
 const ALWAYS_AUTHENTICATED: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'revoked-user',
+  'account-disabled',
   'not-in-group',
   'stale-key-version',
   'unknown-key-version',
@@ -654,6 +655,7 @@ export class AgentControl {
     // errors that end the session: the I/O layer re-reads LDAP (new key version, ...) and logs in
     if (
       reason === 'revoked-user' ||
+      reason === 'account-disabled' ||
       reason === 'unknown-user' ||
       reason === 'stale-key-version' ||
       reason === 'session-expired'

@@ -90,10 +90,12 @@ export const Reason = {
   'unknown-key-version': 104,
   'unknown-in': 105,
   'policy-denied': 106,
+  'account-disabled': 107,
   'rate-limited': 200,
   'no-ports': 201,
   'unknown-reservation': 202,
   'not-bound': 203,
+  'directory-unavailable': 204,
   internal: 255,
 } as const;
 export type ReasonName = keyof typeof Reason;

@@ -69,10 +69,33 @@ export interface GroupKeyVersion {
 }
 export interface DirectoryUser {
   userDn: string;
+  /**
+   * The user's id in the directory's own form (OpenLDAP uid, AD sAMAccountName). Sessions,
+   * per-user limits and the audit log use it, whatever form the agent sent. Default: as sent.
+   */
+  id?: string;
   /** The per-user secret from LDAP (≥ 16 random bytes; never a password). */
   secret: Buffer;
-  revoked?: boolean;
+  /**
+   * Set when the account may not be used (in no GSRA group, disabled, locked or expired in the
+   * directory): AUTH is refused with it after the user proof verified, and every request of the
+   * user's sessions too.
+   */
+  refusal?: Refusal;
   groups: Array<{ name: string; keys: GroupKeyVersion[] }>;
+}
+/** A refusal with the words the agent shows (≤ 200 bytes). */
+export interface Refusal {
+  reason: ReasonName;
+  text: string;
+}
+/**
+ * lookupUser's answer when the gateway cannot say anything about the user (e.g. its directory is
+ * unreachable): refused before any proof, with the same answer for every id.
+ */
+export interface UserLookupRefusal {
+  refused: ReasonName;
+  text: string;
 }
 export type ReachDecision = { allow: true } | { allow: false; reason: ReasonName; text?: string };
 export interface ReserveRequest {
@@ -89,8 +112,12 @@ export type ReserveOutcome = { ports: number[] } | { reason: 'no-ports' | 'rate-
 
 /** What the gateway daemon provides (answered synchronously from its directory cache). */
 export interface GatewayPolicy {
-  /** The user's entry, or null if there is no such user. */
-  lookupUser(userId: string): DirectoryUser | null;
+  /**
+   * The user's entry by any id form the directory accepts (answered from the daemon's policy
+   * snapshot, never with I/O); null if there is no such user; a refusal if no user can be
+   * looked up now.
+   */
+  lookupUser(userId: string): DirectoryUser | UserLookupRefusal | null;
   /** May `user` (a member of `group`) reach IN `inName`? Deny reasons: unknown-in, not-in-group, policy-denied. */
   mayReach(user: string, group: string, inName: string): ReachDecision;
   /** Takes `count` free ports t on GGR for this flow set (the daemon owns the port pool). */
@@ -415,12 +442,13 @@ export class GatewayControl {
 
   private onAuth(msg: Auth, data: Buffer, from: Endpoint, now: number, out: GatewayResult): void {
     const en = endpointString(from);
+    let who = msg.user; // the canonical id once the user proved its secret
     const refuse = (reason: ReasonName, text: string, auth?: { userSecret: Buffer; th: Buffer }) => {
       out.send.push({ to: from, data: this.handshakeError(msg.enNonce, reason, text, auth) });
       out.events.push({
         kind: 'decision',
         step: 'auth',
-        user: msg.user,
+        user: who,
         group: msg.group,
         in: '',
         en,
@@ -462,13 +490,16 @@ export class GatewayControl {
     const user = this.ask(() => this.policy.lookupUser(msg.user));
     if (user === FAILED) return refuse('internal', 'directory unavailable');
     if (!user) return refuse('unknown-user', `no user ${msg.user}`);
+    if ('refused' in user) return refuse(user.refused, user.text);
     const dh = x25519(eph.privateKey, msg.enPub);
     if (!dh) return refuse('bad-proof', 'invalid ephemeral key');
     const th = transcriptHash(eph.publicKey, data);
     if (!constantTimeEqual(userProof(user.secret, th, dh), msg.userProof))
       return refuse('bad-proof', 'user proof does not verify');
     const auth = { userSecret: user.secret, th };
-    if (user.revoked) return refuse('revoked-user', `${msg.user} is revoked`, auth);
+    const userId = user.id ?? msg.user;
+    who = userId;
+    if (user.refusal) return refuse(user.refusal.reason, user.refusal.text, auth);
     const group = user.groups.find((g) => g.name === msg.group);
     if (!group) return refuse('not-in-group', `${msg.user} is not a member of ${msg.group}`, auth);
     const key = group.keys.find((k) => k.version === msg.gkVersion);
@@ -495,16 +526,16 @@ export class GatewayControl {
     if (!constantTimeEqual(groupProof(key.key, th, dh), msg.groupProof))
       return refuse('bad-proof', 'group proof does not verify', auth);
     let userSessions = 0;
-    for (const x of this.sessions.values()) if (x.user === msg.user) userSessions++;
+    for (const x of this.sessions.values()) if (x.user === userId) userSessions++;
     if (userSessions >= this.cfg.maxSessionsPerUser)
-      return refuse('rate-limited', `${msg.user} has ${userSessions} sessions`, auth);
+      return refuse('rate-limited', `${userId} has ${userSessions} sessions`, auth);
     // 5. Session.
     const secret = deriveSessionSecret(dh, key.key, user.secret, msg.enNonce, msg.cookie, th);
     const id = this.rnd(8);
     const s: Session = {
       id,
       idHex: id.toString('hex'),
-      user: msg.user,
+      user: userId,
       userDn: user.userDn,
       group: msg.group,
       gkVersion: msg.gkVersion,
@@ -688,9 +719,9 @@ export class GatewayControl {
         if (!r) return fail('unknown-reservation', `no reservation ${msg.proto}/${msg.t}`);
         if (!r.binding || r.binding.ghr !== msg.ghr || r.binding.m !== msg.m)
           return fail('not-bound', 'binding unknown or different; send BIND first');
-        const decision = this.recheck(s, r.inName, now);
-        out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
-        if (decision !== 'ok') return fail(decision, `refused: ${decision}`);
+        const v = this.recheck(s, r.inName, now);
+        out.events.push(this.decisionEvent(s, 'map', r.inName, v.reason));
+        if (v.reason !== 'ok') return fail(v.reason, v.text);
         r.mapping = { d: msg.d };
         r.expiresAt = now + this.cfg.mappingLifetimeSec * 1000;
         out.events.push({ kind: 'mapping', record: r });
@@ -756,12 +787,12 @@ export class GatewayControl {
    * policy now refuses end at once ('reservation-ended', ports back to the pool), each with a
    * 'decision' event naming the reason. Sessions stay up; their next requests are decided anew.
    */
-  recheckAll(now: number): GatewayResult {
+  recheckAll(now: number, keep?: (r: ReservationRecord, reason: ReasonName) => boolean): GatewayResult {
     const out: GatewayResult = { send: [], events: [] };
     for (const s of [...this.sessions.values()]) {
       for (const r of [...s.reservations.values()]) {
-        const decision = this.recheck(s, r.inName, now);
-        if (decision === 'ok') continue;
+        const decision = this.recheck(s, r.inName, now).reason;
+        if (decision === 'ok' || keep?.(r, decision)) continue;
         out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
         this.endReservation(s, r, 'released', out);
       }
@@ -769,18 +800,21 @@ export class GatewayControl {
     return out;
   }
 
-  private recheck(s: Session, inName: string, now: number): ReasonName | 'ok' {
+  /** The directory's verdict on a request of session s for IN inName, with the words for the agent. */
+  private recheck(s: Session, inName: string, now: number): { reason: ReasonName | 'ok'; text: string } {
+    const no = (reason: ReasonName, text = `refused: ${reason}`) => ({ reason, text });
     const u = this.ask(() => this.policy.lookupUser(s.user));
-    if (u === FAILED) return 'internal';
-    if (!u) return 'unknown-user';
-    if (u.revoked) return 'revoked-user';
+    if (u === FAILED) return no('internal');
+    if (!u) return no('unknown-user', `no user ${s.user}`);
+    if ('refused' in u) return no(u.refused, u.text);
+    if (u.refusal) return no(u.refusal.reason, u.refusal.text);
     const g = u.groups.find((x) => x.name === s.group);
-    if (!g) return 'not-in-group';
+    if (!g) return no('not-in-group');
     const k = g.keys.find((x) => x.version === s.gkVersion);
-    if (!k || (k.notAfter !== undefined && now > k.notAfter)) return 'stale-key-version';
+    if (!k || (k.notAfter !== undefined && now > k.notAfter)) return no('stale-key-version');
     const d = this.ask(() => this.policy.mayReach(s.user, s.group, inName));
-    if (d === FAILED) return 'internal';
-    return d.allow ? 'ok' : d.reason;
+    if (d === FAILED) return no('internal');
+    return d.allow ? { reason: 'ok', text: '' } : no(d.reason, d.text);
   }
 
   private decisionEvent(
@@ -814,7 +848,9 @@ export class GatewayControl {
     respond: (b: Buffer) => void,
     fail: (r: ReasonName, t: string) => void,
   ): void {
-    let decision = this.recheck(s, inName, now);
+    const v = this.recheck(s, inName, now);
+    let decision = v.reason;
+    let text = v.text;
     if (decision === 'ok' && s.reservations.size + count > this.cfg.maxReservationsPerSession)
       decision = 'rate-limited';
     let ports: number[] = [];
@@ -832,8 +868,10 @@ export class GatewayControl {
         }),
       );
       if (r === FAILED) decision = 'internal';
-      else if ('reason' in r) decision = r.reason;
-      else {
+      else if ('reason' in r) {
+        decision = r.reason;
+        if (r.text) text = r.text;
+      } else {
         const ok = r.ports.filter(
           (t) => Number.isInteger(t) && t > 0 && t < 65536 && !this.byPort.has(portKey(proto, t)),
         );
@@ -850,7 +888,7 @@ export class GatewayControl {
       }
     }
     out.events.push(this.decisionEvent(s, 'reserve', inName, decision));
-    if (decision !== 'ok') return fail(decision, `refused: ${decision}`);
+    if (decision !== 'ok') return fail(decision, text || `refused: ${decision}`);
     const serial = s.nextSerial;
     s.nextSerial += ports.length;
     const expiresAt = now + this.cfg.reservationLifetimeSec * 1000;
@@ -921,12 +959,13 @@ export class GatewayControl {
       });
       return out;
     }
-    const decision = this.recheck(s, r.inName, now);
+    const v = this.recheck(s, r.inName, now);
+    const decision = v.reason;
     out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
     if (decision !== 'ok') {
       // the directory changed since RESERVE: no translation; tell the agent (one-shot ERROR)
       this.endReservation(s, r, 'released', out);
-      const text = `flow ${b.proto}/${b.t} refused`;
+      const text = `flow ${b.proto}/${b.t} refused: ${v.text}`.slice(0, 200);
       out.send.push({
         to: s.peer,
         data: this.sealed(s, { type: 'ERROR', ack: 0n, reason: decision, text }, now),
@@ -979,7 +1018,7 @@ export class GatewayControl {
     const s = this.byPort.get(portKey(6, a.ctrlT));
     const ctrl = s?.reservations.get(portKey(6, a.ctrlT));
     if (!s || !ctrl) return out;
-    let decision = this.recheck(s, ctrl.inName, now);
+    let decision = this.recheck(s, ctrl.inName, now).reason;
     let t = 0;
     if (decision === 'ok') {
       const r = this.ask(() =>

@@ -59,9 +59,9 @@ t.test('refusals carry a reason the agent can show', async (t) => {
   refusedWith(t, { gk: { version: 7, key: GK1 } }, 'unknown-key-version', true);
 });
 
-t.test('revoked user is refused (authenticated refusal)', async (t) => {
+t.test('a user in no GSRA group is refused revoked-user (authenticated refusal)', async (t) => {
   const { dir, agent, wire } = setup();
-  dir.users.get('alice')!.revoked = true;
+  dir.users.get('alice')!.refusal = { reason: 'revoked-user', text: 'alice is in no GSRA group' };
   login(wire);
   t.equal(agent.state, 'failed');
   t.match(

@@ -11,6 +11,7 @@ import {
   type GatewayResult,
   type ReachDecision,
   type ReserveRequest,
+  type UserLookupRefusal,
 } from '../../src/protocol/index.ts';
 
 export const T0 = Date.UTC(2026, 10, 23, 1, 0, 0);
@@ -47,7 +48,7 @@ export class FakeDirectory implements GatewayPolicy {
   reserveCalls: ReserveRequest[] = [];
   released: number[] = [];
 
-  lookupUser(id: string): DirectoryUser | null {
+  lookupUser(id: string): DirectoryUser | UserLookupRefusal | null {
     return this.users.get(id) ?? null;
   }
   mayReach(_user: string, group: string, inName: string): ReachDecision {
