@@ -33,7 +33,11 @@ export interface GatewayConfig {
     url: string;
     caFile: string;
     baseDn: string;
+    /** Where the GSRA groups live (subtree); default baseDn. */
+    groupsDn?: string;
     flavor: 'openldap' | 'ad';
+    /** AD: the agents' upnSuffix; a bare id agents send also names the user id@upnSuffix. */
+    upnSuffix?: string;
     startTls: boolean;
     /** The gateways' service account. */
     bindDn: string;
@@ -43,6 +47,11 @@ export interface GatewayConfig {
     refreshSec: number;
     connectTimeoutMs: number;
     timeoutMs: number;
+  };
+  /** What a refresh does when an account becomes disabled, locked or expired (docs/gateway.md). */
+  offboarding: {
+    /** Its live flows: 'cut' (default) ends them at that refresh; 'keep' lets them run out. */
+    liveFlows: 'cut' | 'keep';
   };
   dns: {
     enabled: boolean;
@@ -110,7 +119,9 @@ export const GATEWAY_CONFIG_SCHEMA = {
         url: { type: 'string', pattern: '^ldaps?://' },
         caFile: { type: 'string', minLength: 1 },
         baseDn: { type: 'string', minLength: 3 },
+        groupsDn: { type: 'string', minLength: 3 },
         flavor: { type: 'string', enum: ['openldap', 'ad'], default: 'openldap' },
+        upnSuffix: { type: 'string', pattern: '^[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*$' },
         startTls: { type: 'boolean', default: false },
         bindDn: { type: 'string', minLength: 3 },
         passwordFile: { type: 'string', minLength: 1 },
@@ -118,6 +129,12 @@ export const GATEWAY_CONFIG_SCHEMA = {
         connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 3000 },
         timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 5000 },
       },
+    },
+    offboarding: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { liveFlows: { type: 'string', enum: ['cut', 'keep'], default: 'cut' } },
     },
     dns: {
       type: 'object',

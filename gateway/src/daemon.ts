@@ -11,11 +11,10 @@ import { DnsResponder } from './dns-responder.ts';
 import { FtpAlg } from './ftp-alg.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { OpsServer } from './ops-server.ts';
-import { DirectoryPolicy, type PolicyUser, type RefreshResult } from './policy.ts';
+import { DirectoryPolicy, type RefreshResult } from './policy.ts';
 import { PortPool } from './ports.ts';
 
 const { GatewayControl, endpointString } = protocol;
-type DirectoryUser = protocol.DirectoryUser;
 type Endpoint = protocol.Endpoint;
 type GatewayEvent = protocol.GatewayEvent;
 type GatewayPolicy = protocol.GatewayPolicy;
@@ -34,9 +33,6 @@ export interface GatewayDeps {
   now?: () => number;
 }
 
-/** At most this many LDAP user look-ups per second, whatever arrives (protects the directory). */
-const LOOKUPS_PER_SEC = 50;
-
 export class GatewayDaemon {
   readonly metrics = new GatewayMetrics();
   readonly policy: DirectoryPolicy;
@@ -48,8 +44,6 @@ export class GatewayDaemon {
   private dns: DnsResponder | undefined;
   private ops: OpsServer | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private pendingLookup: string | undefined;
-  private lookupBudget = { second: 0, used: 0 };
   private startedAt = 0;
   /** Reservations and flows by `${proto}/${t}`, as the control side knows them. */
   private records = new Map<string, ReservationRecord>();
@@ -71,6 +65,7 @@ export class GatewayDaemon {
         caFile: config.ldap.caFile,
         startTls: config.ldap.startTls,
         baseDn: config.ldap.baseDn,
+        ...(config.ldap.groupsDn ? { groupsDn: config.ldap.groupsDn } : {}),
         flavor: config.ldap.flavor,
         connectTimeoutMs: config.ldap.connectTimeoutMs,
         timeoutMs: config.ldap.timeoutMs,
@@ -81,6 +76,8 @@ export class GatewayDaemon {
       bindDn: config.ldap.bindDn,
       password: readFileSync(config.ldap.passwordFile, 'utf8').trim(),
       refreshMs: config.ldap.refreshSec * 1000,
+      ...(config.ldap.upnSuffix ? { upnSuffix: config.ldap.upnSuffix } : {}),
+      liveFlows: config.offboarding.liveFlows,
       logger: deps.logger,
       now: this.now,
     });
@@ -115,32 +112,11 @@ export class GatewayDaemon {
     );
   }
 
-  /** The synchronous view GatewayControl asks; user look-ups are filled in by handle(). */
+  /** The synchronous view GatewayControl asks: user questions from the policy snapshot, ports from the pool. */
   private policyAdapter(): GatewayPolicy {
-    const toDirectoryUser = (u: PolicyUser): DirectoryUser => ({
-      userDn: u.dn,
-      secret: u.secret,
-      revoked: u.revoked,
-      groups: u.groups.map((g) => ({
-        name: g.name,
-        keys: g.keys.map((k) => ({ version: k.version, key: k.key, notAfter: k.notAfter?.getTime() })),
-      })),
-    });
     return {
-      lookupUser: (id) => {
-        const u = this.policy.cachedUser(id);
-        if (u === undefined) {
-          this.pendingLookup = id;
-          return null;
-        }
-        return u && toDirectoryUser(u);
-      },
-      mayReach: (user, group, inName) => {
-        const u = this.policy.cachedUser(user);
-        if (!u) return { allow: false, reason: 'unknown-user' };
-        const d = this.policy.decide(u.dn, group, inName);
-        return d.allow ? { allow: true } : { allow: false, reason: d.reason, text: d.detail };
-      },
+      lookupUser: (id) => this.policy.lookupUser(id),
+      mayReach: (user, group, inName) => this.policy.mayReach(user, group, inName),
       reservePorts: (req) => {
         const r = this.pool.reserve(req.user, req.en.addr, req.count, this.now());
         if (typeof r === 'string') {
@@ -173,7 +149,7 @@ export class GatewayDaemon {
     const bind = this.deps.bindAddress ?? this.config.publicAddress;
     this.sock = createSocket('udp4');
     this.sock.on('message', (msg, rinfo) => {
-      void this.handle(msg, { addr: rinfo.address, port: rinfo.port });
+      this.handle(msg, { addr: rinfo.address, port: rinfo.port });
     });
     this.sock.on('error', (e) => this.log.error('control socket error', { reason: e.message }));
     await new Promise<void>((resolve, reject) => {
@@ -208,39 +184,9 @@ export class GatewayDaemon {
     });
   }
 
-  /** One control datagram. A first-time user is looked up in LDAP, then the datagram is handled again. */
-  async handle(data: Buffer, from: Endpoint): Promise<void> {
-    this.pendingLookup = undefined;
-    let result = this.control.handleDatagram(data, from, this.now());
-    const id = this.pendingLookup as string | undefined;
-    if (id !== undefined) {
-      // The cookie was valid (GatewayControl checks it before asking for the user), so the
-      // sender is real; still, the directory is only asked LOOKUPS_PER_SEC times a second.
-      if (!this.takeLookupBudget()) {
-        this.metrics.controlRejected.inc({ reason: 'rate-limited' });
-        return;
-      }
-      try {
-        await this.policy.lookupUser(id);
-      } catch (e) {
-        this.log.warn('user lookup failed', {
-          user: id,
-          en: endpointString(from),
-          reason: (e as Error).message,
-        });
-        this.metrics.controlRejected.inc({ reason: 'directory' });
-        return;
-      }
-      this.pendingLookup = undefined;
-      result = this.control.handleDatagram(data, from, this.now());
-    }
-    this.apply(result);
-  }
-
-  private takeLookupBudget(): boolean {
-    const sec = Math.floor(this.now() / 1000);
-    if (sec !== this.lookupBudget.second) this.lookupBudget = { second: sec, used: 0 };
-    return this.lookupBudget.used++ < LOOKUPS_PER_SEC;
+  /** One control datagram. Every directory question is answered from the policy snapshot: no I/O. */
+  handle(data: Buffer, from: Endpoint): void {
+    this.apply(this.control.handleDatagram(data, from, this.now()));
   }
 
   private apply(r: GatewayResult): void {
@@ -376,7 +322,7 @@ export class GatewayDaemon {
   private onPolicyRefresh(r: RefreshResult): void {
     this.metrics.policyAge.set(0);
     if (r.changed.length === 0) return;
-    this.apply(this.control.recheckAll(this.now()));
+    this.apply(this.control.recheckAll(this.now(), (rec, reason) => this.policy.keepLiveFlow(rec, reason)));
   }
 
   private schedule(): void {
@@ -393,6 +339,7 @@ export class GatewayDaemon {
     this.metrics.reservations.set(this.pool.inUse);
     this.metrics.flows.set([...this.records.values()].filter((r) => r.mapping).length);
     this.metrics.policyAge.set(Number.isFinite(this.policy.age) ? this.policy.age / 1000 : -1);
+    this.metrics.unknownUserIds.set(this.policy.unknownIds.size);
   }
 
   health(): string[] {

@@ -54,6 +54,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly unknownUserIds = new Gauge({
+    name: 'gsra_gateway_unknown_user_ids',
+    help: 'Distinct user ids unknown to the directory seen recently (bounded memory; a flood shows here)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gsra_gateway_' });
   }

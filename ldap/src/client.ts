@@ -22,6 +22,7 @@ import {
   translateError,
 } from './errors.ts';
 import { ATTR, escapeFilterValue, parseGeneralizedTime, parseHost, type Flavor } from './schema.ts';
+import { ACCOUNT_ATTRS, accountState, type AccountState } from './accounts.ts';
 
 export type { Flavor } from './schema.ts';
 
@@ -84,12 +85,22 @@ export interface GsraGroup {
 
 export interface DirectoryUser {
   dn: string;
-  /** uid (OpenLDAP) or sAMAccountName (AD). */
+  /** uid (OpenLDAP) or sAMAccountName (AD): the directory's own id, the canonical one. */
   uid?: string;
   /** userPrincipalName (AD) or mail (OpenLDAP). */
   upn?: string;
   displayName?: string;
 }
+
+/** A GSRA user as the gateway loads it at each refresh: identity, secret and account state. */
+export interface GsraUserEntry extends DirectoryUser {
+  /** gsraUserSecret; undefined when none is set (or not readable by the bound account). */
+  secret?: Buffer;
+  state: AccountState;
+}
+
+/** The LDAP_CAP_ACTIVE_DIRECTORY_OID capability every AD (and Samba AD) DC lists in its root DSE. */
+const AD_CAPABILITY = '1.2.840.113556.1.4.800';
 
 const GROUP_ATTRS = [
   'cn',
@@ -331,12 +342,22 @@ export class DirectoryClient {
       const dn = trimmed.includes('=')
         ? trimmed
         : this.userDnTemplate.replaceAll('{uid}', escapeDnValue(trimmed)).replaceAll('{baseDn}', this.baseDn);
-      await this.doBind(dn, password, trimmed);
+      try {
+        await this.doBind(dn, password, trimmed);
+      } catch (err) {
+        throw withHint(err, this.formHint(trimmed));
+      }
       const u = await this.readUser(dn);
       return u ?? { dn };
     }
     // AD: bind with what the user typed (DN, UPN or DOMAIN\user), then look up our own DN.
     let bindName = trimmed;
+    const bs = trimmed.indexOf('\\');
+    if (bs > 0 && trimmed.slice(0, bs).includes('.')) {
+      // corp.example\alice: AD accepts NETBIOS\alice but not the DNS domain there (it answers
+      // "wrong password"); alice@corp.example, the implicit UPN, names the same account.
+      bindName = `${trimmed.slice(bs + 1)}@${trimmed.slice(0, bs)}`;
+    }
     if (!trimmed.includes('=') && !trimmed.includes('@') && !trimmed.includes('\\')) {
       if (!this.upnSuffix) {
         throw new DirectoryError(
@@ -350,6 +371,16 @@ export class DirectoryClient {
     const user = await this.findUser(bindName);
     this.boundDn = user.dn;
     return user;
+  }
+
+  /** What to tell someone whose id has a form this directory flavor does not log in with. */
+  private formHint(id: string): string | undefined {
+    if (this.flavor !== 'openldap' || id.includes('=')) return undefined;
+    if (id.includes('\\'))
+      return `"${id}" is an Active Directory form; on OpenLDAP log in with the uid (e.g. ${id.slice(id.indexOf('\\') + 1)}), or set flavor "ad" if the directory is Active Directory`;
+    if (id.includes('@'))
+      return `on OpenLDAP log in with the uid (e.g. ${id.slice(0, id.indexOf('@'))}), not the mail address, or set flavor "ad" if the directory is Active Directory`;
+    return undefined;
   }
 
   /** Log in as a service account (the gateway) or an admin, by DN (AD: also UPN or DOMAIN\name). */
@@ -422,7 +453,7 @@ export class DirectoryClient {
   async findUser(id: string): Promise<DirectoryUser> {
     if (id.includes('=')) {
       const u = await this.readUser(id);
-      if (!u) throw new NoSuchUserError(this.url, id);
+      if (!u) throw new NoSuchUserError(this.url, id, await this.flavorHint());
       return u;
     }
     let found = await this.searchAll(
@@ -440,7 +471,7 @@ export class DirectoryClient {
       );
     }
     const first = found[0];
-    if (!first) throw new NoSuchUserError(this.url, id);
+    if (!first) throw new NoSuchUserError(this.url, id, await this.flavorHint());
     if (found.length > 1) {
       throw new DirectoryError(
         'invalid-argument',
@@ -448,6 +479,57 @@ export class DirectoryClient {
       );
     }
     return this.toUser(first);
+  }
+
+  /** Which kind of server this is, from its root DSE (AD lists the Active Directory capability). */
+  async serverFlavor(): Promise<Flavor> {
+    const [root] = await this.searchAll(
+      '',
+      { scope: 'base', filter: '(objectClass=*)', attributes: ['supportedCapabilities'], paged: false },
+      'reading the root DSE',
+    );
+    return root && strs(root, 'supportedCapabilities').includes(AD_CAPABILITY) ? 'ad' : 'openldap';
+  }
+
+  /**
+   * When a look-up found nothing: a hint if the configured flavor is not the server's (the
+   * filters of one flavor find nothing on the other). Never fails.
+   */
+  async flavorHint(): Promise<string | undefined> {
+    const actual = await this.serverFlavor().catch(() => undefined);
+    if (actual === undefined || actual === this.flavor) return undefined;
+    return actual === 'ad'
+      ? 'the server is Active Directory but flavor "openldap" is configured: set flavor "ad" (gsra-admin --flavor ad, ldap.flavor in the gateway and agent configs)'
+      : 'the server is not Active Directory but flavor "ad" is configured: set flavor "openldap"';
+  }
+
+  /**
+   * Every GSRA user (the gsraUser class) with its ids, secret and account state, in one paged
+   * search: the gateway loads them at each refresh so that no user look-up ever waits for LDAP.
+   */
+  async gsraUsers(now = Date.now()): Promise<GsraUserEntry[]> {
+    const filter =
+      this.flavor === 'ad'
+        ? `(&(objectCategory=person)(objectClass=user)(objectClass=${ATTR.userClass}))`
+        : `(objectClass=${ATTR.userClass})`;
+    const entries = await this.searchAll(
+      this.baseDn,
+      {
+        scope: 'sub',
+        filter,
+        attributes: [...this.userAttrs(), ATTR.userSecret, ...ACCOUNT_ATTRS[this.flavor]],
+        explicitBufferAttributes: BUFFER_ATTRS,
+      },
+      'the search for all GSRA users',
+    );
+    return entries.map((e) => {
+      const secret = buf(e, ATTR.userSecret);
+      return {
+        ...this.toUser(e),
+        ...(secret && secret.length > 0 ? { secret } : {}),
+        state: accountState(e, this.flavor, now),
+      };
+    });
   }
 
   protected toGroup(e: Entry, now = new Date()): GsraGroup {
@@ -610,6 +692,13 @@ function readCa(file: string): string {
       `cannot read the CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
+}
+
+/** The same error with a hint appended to its message (typed errors keep their class and code). */
+function withHint(err: unknown, hint: string | undefined): unknown {
+  if (!hint || !(err instanceof InvalidCredentialsError) || err.reason !== undefined) return err;
+  err.message = `${err.message} (${hint})`;
+  return err;
 }
 
 /** Escape a value for use inside an RDN (RFC 4514). */

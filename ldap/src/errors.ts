@@ -115,8 +115,11 @@ export class NotInAnyGroupError extends DirectoryError {
 }
 
 export class NoSuchUserError extends DirectoryError {
-  constructor(url: string, id: string) {
-    super('no-such-user', `no user "${id}" found on LDAP server ${url}`, { url });
+  /** A hint when the cause is likely a configuration mistake (e.g. the wrong flavor). */
+  readonly hint: string | undefined;
+  constructor(url: string, id: string, hint?: string) {
+    super('no-such-user', `no user "${id}" found on LDAP server ${url}${hint ? `; ${hint}` : ''}`, { url });
+    this.hint = hint;
   }
 }
 

@@ -3,3 +3,5 @@ export * from './errors.ts';
 export * from './schema.ts';
 export * from './client.ts';
 export * from './admin.ts';
+export * from './accounts.ts';
+export * from './identity.ts';

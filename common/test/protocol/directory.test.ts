@@ -29,14 +29,17 @@ function agentAs(gw: GatewayControl, user: string, port: number) {
 }
 
 t.test('the session, the port pool and the audit log use the canonical id, not the form sent', async (t) => {
-  const { gw, agent, dir, wire } = aliased();
+  const { agent, dir, wire } = aliased();
   login(wire);
   t.equal(agent.state, 'up');
   t.match(
     wire.gatewayEvents.find((e) => e.kind === 'decision'),
     { step: 'auth', user: 'alice', decision: 'allow' },
   );
-  t.match(wire.gatewayEvents.find((e) => e.kind === 'session-up'), { user: 'alice' });
+  t.match(
+    wire.gatewayEvents.find((e) => e.kind === 'session-up'),
+    { user: 'alice' },
+  );
   wire.run(agent.reserve(IN1, 6, T0), T0);
   t.equal(dir.reserveCalls[0]?.user, 'alice', 'per-user port limits count the canonical id');
   t.match(
@@ -79,13 +82,16 @@ t.test('a disabled account is refused account-disabled after the proof, with the
   t.equal(gw.stats().sessions, 0);
 });
 
-t.test('a wrong secret for a disabled account still says bad-proof (nothing told before the proof)', async (t) => {
-  const { dir, agent, wire } = setup({ secret: Buffer.alloc(32, 0x99) });
-  dir.users.get('alice')!.refusal = { reason: 'account-disabled', text: 'disabled' };
-  login(wire);
-  t.match(ev(wire, 'refused')[0], { reason: 'bad-proof', authenticated: false });
-  t.equal(agent.state, 'failed');
-});
+t.test(
+  'a wrong secret for a disabled account still says bad-proof (nothing told before the proof)',
+  async (t) => {
+    const { dir, agent, wire } = setup({ secret: Buffer.alloc(32, 0x99) });
+    dir.users.get('alice')!.refusal = { reason: 'account-disabled', text: 'disabled' };
+    login(wire);
+    t.match(ev(wire, 'refused')[0], { reason: 'bad-proof', authenticated: false });
+    t.equal(agent.state, 'failed');
+  },
+);
 
 t.test('directory-unavailable is answered before any proof, with the help-desk words', async (t) => {
   const { dir, wire } = setup();
@@ -95,25 +101,31 @@ t.test('directory-unavailable is answered before any proof, with the help-desk w
   t.match(ev(wire, 'refused')[0], { reason: 'directory-unavailable', authenticated: false, text });
 });
 
-t.test('a session whose account gets disabled: the next RESERVE is refused and ends the session', async (t) => {
-  const { dir, agent, wire } = setup();
-  login(wire);
-  t.equal(agent.state, 'up');
-  dir.users.get('alice')!.refusal = { reason: 'account-disabled', text: 'the account is locked' };
-  wire.run(agent.reserve(IN1, 6, T0), T0);
-  t.match(ev(wire, 'reserve-failed')[0], { reason: 'account-disabled', text: 'the account is locked' });
-  t.match(ev(wire, 'session-down')[0], { reason: 'account-disabled' });
-});
+t.test(
+  'a session whose account gets disabled: the next RESERVE is refused and ends the session',
+  async (t) => {
+    const { dir, agent, wire } = setup();
+    login(wire);
+    t.equal(agent.state, 'up');
+    dir.users.get('alice')!.refusal = { reason: 'account-disabled', text: 'the account is locked' };
+    wire.run(agent.reserve(IN1, 6, T0), T0);
+    t.match(ev(wire, 'reserve-failed')[0], { reason: 'account-disabled', text: 'the account is locked' });
+    t.match(ev(wire, 'session-down')[0], { reason: 'account-disabled' });
+  },
+);
 
-t.test('the directory being unreachable reaches the agent as directory-unavailable with its text', async (t) => {
-  const { dir, agent, wire } = setup();
-  login(wire);
-  const text = 'office directory unreachable from the gateway for 3 min';
-  dir.lookupUser = () => ({ refused: 'directory-unavailable', text });
-  wire.run(agent.reserve(IN1, 6, T0), T0);
-  t.match(ev(wire, 'reserve-failed')[0], { reason: 'directory-unavailable', text });
-  t.equal(agent.state, 'up', 'a directory outage does not end the session');
-});
+t.test(
+  'the directory being unreachable reaches the agent as directory-unavailable with its text',
+  async (t) => {
+    const { dir, agent, wire } = setup();
+    login(wire);
+    const text = 'office directory unreachable from the gateway for 3 min';
+    dir.lookupUser = () => ({ refused: 'directory-unavailable', text });
+    wire.run(agent.reserve(IN1, 6, T0), T0);
+    t.match(ev(wire, 'reserve-failed')[0], { reason: 'directory-unavailable', text });
+    t.equal(agent.state, 'up', 'a directory outage does not end the session');
+  },
+);
 
 t.test('recheckAll: refused reservations end unless the daemon keeps them', async (t) => {
   const { dir, agent, wire, gw } = setup();
