@@ -6,9 +6,10 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { protocol, rewriteARecords, DnsError, type Logger } from '@gsra/common';
 import type { AgentConfig } from './config.ts';
-import type { Credentials } from './credentials.ts';
+import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
 import { VinTable } from './vin.ts';
+import { ACCOUNT_REASONS, loginRefusalWords, refusalWords } from './words.ts';
 
 type AgentResult = protocol.AgentResult;
 type AgentEvent = protocol.AgentEvent;
@@ -60,6 +61,8 @@ interface Waiting {
 /** What `gsra-agent status` reports (the ops endpoint's /status). */
 export interface AgentStatus {
   user: string;
+  /** When the stored login stops being usable (ISO time), and why it already has, if it has. */
+  login: { expiresAt: string; expired: string | null };
   groups: { name: string; session: 'up' | 'down'; error: string | null }[];
   vins: { name: string; vin: string }[];
   flows: {
@@ -92,6 +95,9 @@ export class AgentDaemon {
   private refused = new Map<string, { until: number; reason: string; words: string }>();
   private ops: Server | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Set once the stored login is too old: sessions end and are not opened again. */
+  private expired: string | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly zones: string[];
@@ -110,6 +116,9 @@ export class AgentDaemon {
   }
 
   async start(): Promise<void> {
+    const tooOld = credentialsTooOld(this.creds, this.config.login.maxAgeHours, this.now());
+    if (tooOld) throw new Error(tooOld);
+    this.armExpiry();
     for (const g of this.creds.groups) await this.openSession(g.name);
     this.deps.dataPlane.start();
     this.ops = createServer((req, res) => {
@@ -129,6 +138,30 @@ export class AgentDaemon {
       vinRange: this.config.vinRange,
       node: process.version,
     });
+  }
+
+  /** At the login's maximum age: end every session; the user must run `gsra-agent login` again. */
+  private armExpiry(): void {
+    const at = credentialsExpireAt(this.creds, this.config.login.maxAgeHours);
+    // setTimeout holds at most ~24.8 days: re-arm until the moment comes.
+    this.expiryTimer = setTimeout(
+      () => {
+        const why = credentialsTooOld(this.creds, this.config.login.maxAgeHours, this.now());
+        if (!why) return this.armExpiry();
+        this.expired = why;
+        this.log.error(why, { reason: 'login-expired' });
+        for (const s of this.sessions.values()) {
+          if (s.retry) clearTimeout(s.retry);
+          s.retry = undefined;
+          this.apply(s, s.control.logout(this.now()));
+          s.up = false;
+          s.lastError = why;
+          this.dropFlows(s.group, 'login-expired');
+        }
+      },
+      Math.min(Math.max(0, at - this.now()), 2 ** 31 - 1),
+    );
+    this.expiryTimer.unref();
   }
 
   private async openSession(group: string): Promise<void> {
@@ -177,11 +210,18 @@ export class AgentDaemon {
       case 'refused': {
         s.up = false;
         const reason = e.reason;
-        s.lastError = e.kind === 'refused' ? `${reason}: ${e.text}` : String(reason);
-        this.log.warn(e.kind === 'refused' ? 'login refused by the gateway' : 'session down', {
-          group: s.group,
-          reason,
-        });
+        if (this.expired) {
+          s.lastError = this.expired;
+          this.dropFlows(s.group, String(reason));
+          break; // no re-login with a login that is too old
+        }
+        if (e.kind === 'refused') {
+          s.lastError = loginRefusalWords(this.creds.user, reason, e.text);
+          this.log.warn(s.lastError, { group: s.group, reason });
+        } else {
+          if (!(s.lastError && ACCOUNT_REASONS.has(String(reason)))) s.lastError = String(reason);
+          this.log.warn('session down', { group: s.group, reason });
+        }
         // The gateway no longer knows this session's ports: its flows cannot carry another packet.
         // Drop them now, so an application's next packet (a SYN retransmission, a new datagram)
         // is held again and leaves on a port of the next session instead of vanishing.
@@ -202,11 +242,15 @@ export class AgentDaemon {
       }
       case 'reserved':
         this.refused.delete(`${e.inName}/${e.proto}`);
+        s.lastError = undefined;
         this.serveWaiting(e.inName);
         break;
-      case 'reserve-failed':
-        this.failWaiting(e.inName, e.proto, e.reason, e.text);
+      case 'reserve-failed': {
+        const words = this.failWaiting(e.inName, e.proto, e.reason, e.text);
+        // what the help desk must see in `gsra-agent status` (a session-down may follow)
+        if (e.reason === 'directory-unavailable' || ACCOUNT_REASONS.has(e.reason)) s.lastError = words;
         break;
+      }
       case 'bound': {
         const f = [...this.flows.values()].find((x) => x.t === e.t && PROTO[x.key.proto] === e.proto);
         if (f) f.bound = `${e.ghr}:${e.m}`;
@@ -378,11 +422,8 @@ export class AgentDaemon {
     this.waiting = still;
   }
 
-  private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): void {
-    const words =
-      reason === 'not-in-group'
-        ? `${this.creds.user} is not in a group that may reach ${name}`
-        : `${name} refused by the gateway (${reason}${text ? `: ${text}` : ''})`;
+  private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): string {
+    const words = refusalWords(this.creds.user, name, reason, text);
     const fail = this.waiting.filter((w) => w.name === name && PROTO[w.key.proto] === proto);
     this.waiting = this.waiting.filter((w) => !fail.includes(w));
     this.refused.set(`${name}/${proto}`, { until: this.now() + REFUSAL_MEMORY_MS, reason, words });
@@ -390,6 +431,7 @@ export class AgentDaemon {
       this.deps.dataPlane.failHeld(w.key);
       this.log.warn(words, { in: name, d: w.key.dport, reason });
     }
+    return words;
   }
 
   private sweepWaiting(): void {
@@ -411,6 +453,10 @@ export class AgentDaemon {
     const now = this.now();
     return {
       user: this.creds.user,
+      login: {
+        expiresAt: new Date(credentialsExpireAt(this.creds, this.config.login.maxAgeHours)).toISOString(),
+        expired: this.expired ?? null,
+      },
       groups: [...this.sessions.values()].map((s) => ({
         name: s.group,
         session: s.up ? 'up' : 'down',
@@ -436,6 +482,7 @@ export class AgentDaemon {
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     for (const s of this.sessions.values()) {
       if (s.retry) clearTimeout(s.retry);
       this.apply(s, s.control.logout(this.now()));

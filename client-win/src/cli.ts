@@ -3,13 +3,13 @@
 //   gsra-agent run --config FILE
 //   gsra-agent status [--config FILE] [--json]
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { DirectoryError } from '@gsra/ldap';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
-import { loadCredentials, CredentialsError } from './credentials.ts';
+import { loadCredentials, credentialsTooOld, CredentialsError } from './credentials.ts';
 import { login } from './login.ts';
+import { readPassword, PromptCancelled } from './prompt.ts';
 import type { AgentDataPlane } from './data-plane.ts';
 import type { AgentStatus } from './agent.ts';
 
@@ -74,12 +74,19 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
       io.stderr('gsra-agent login: --user NAME is required\n');
       return 2;
     }
-    const password = values['password-file']
-      ? readFileSync(values['password-file'], 'utf8').replace(/\r?\n$/, '')
-      : (io.env.GSRA_PASSWORD ?? (await prompt(`password for ${values.user}: `)));
+    let password: string;
+    try {
+      password = values['password-file']
+        ? readFileSync(values['password-file'], 'utf8').replace(/\r?\n$/, '')
+        : (io.env.GSRA_PASSWORD ?? (await readPassword(`password for ${values.user}: `)));
+    } catch (e) {
+      io.stderr(`gsra-agent login: ${e instanceof PromptCancelled ? 'cancelled' : (e as Error).message}\n`);
+      return 1;
+    }
     try {
       const c = await login(config, values.user, password);
-      io.stdout(`logged in as ${c.user}; groups: ${c.groups.map((g) => g.name).join(', ')}\n`);
+      const as = c.typed ? `${c.user} (${c.typed})` : c.user;
+      io.stdout(`logged in as ${as}; groups: ${c.groups.map((g) => g.name).join(', ')}\n`);
       return 0;
     } catch (e) {
       io.stderr(`gsra-agent login: ${e instanceof DirectoryError ? e.message : (e as Error).message}\n`);
@@ -88,11 +95,6 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
   }
   if (cmd === 'status') return status(config, Boolean(values.json), io);
   return run(config, io, dataPlane ?? linuxDataPlane);
-}
-
-function prompt(q: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  return new Promise((resolve) => rl.question(q, (a) => (rl.close(), resolve(a))));
 }
 
 const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
@@ -110,6 +112,8 @@ async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactor
   let creds;
   try {
     creds = loadCredentials(config.stateDir);
+    const tooOld = credentialsTooOld(creds, config.login.maxAgeHours);
+    if (tooOld) throw new CredentialsError(tooOld);
   } catch (e) {
     io.stderr(`gsra-agent: ${e instanceof CredentialsError ? e.message : (e as Error).message}\n`);
     return 1;
@@ -145,6 +149,7 @@ async function status(config: AgentConfig, json: boolean, io: CliIo): Promise<nu
   const s = JSON.parse(body) as AgentStatus;
   const lines = [
     `user:   ${s.user}`,
+    `login:  ${s.login.expired ?? `valid until ${s.login.expiresAt}`}`,
     `groups: ${s.groups.map((g) => `${g.name} (session ${g.session}${g.error ? `: ${g.error}` : ''})`).join(', ')}`,
     'VINs:',
     ...s.vins.map((v) => `  ${v.vin.padEnd(16)} ${v.name}`),

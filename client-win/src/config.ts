@@ -25,10 +25,13 @@ export interface AgentConfig {
     baseDn: string;
     flavor: 'openldap' | 'ad';
     startTls: boolean;
+    /** AD: a bare user id typed at login means id@upnSuffix (e.g. corp.example). */
     upnSuffix?: string;
     connectTimeoutMs: number;
     timeoutMs: number;
   };
+  /** The stored login (user secret, group keys) is refused this long after `gsra-agent login`. */
+  login: { maxAgeHours: number };
   /** Where the agent keeps its login (user secret, group keys), mode 0600. */
   stateDir: string;
   /** Linux backend: NFQUEUE numbers. */
@@ -76,10 +79,16 @@ export const AGENT_CONFIG_SCHEMA = {
         baseDn: { type: 'string', minLength: 3 },
         flavor: { type: 'string', enum: ['openldap', 'ad'], default: 'openldap' },
         startTls: { type: 'boolean', default: false },
-        upnSuffix: { type: 'string' },
+        upnSuffix: { type: 'string', pattern: '^[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*$' },
         connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 3000 },
         timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 5000 },
       },
+    },
+    login: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { maxAgeHours: { type: 'number', exclusiveMinimum: 0, maximum: 8784, default: 168 } },
     },
     stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-agent' },
     engine: schemaParts.engine,

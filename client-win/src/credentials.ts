@@ -17,7 +17,10 @@ export interface StoredGroup {
 }
 
 export interface Credentials {
+  /** The directory's own id (uid / sAMAccountName): what the agent sends to the gateway. */
   user: string;
+  /** What the user typed at login, when it differs (e.g. erin.wong@corp.example, CORP\ewong). */
+  typed?: string;
   dn: string;
   secret: Buffer;
   groups: StoredGroup[];
@@ -51,6 +54,22 @@ export class CredentialsError extends Error {
     super(message);
     this.name = 'CredentialsError';
   }
+}
+
+/** When a login stored at `fetchedAt` stops being usable. */
+export function credentialsExpireAt(c: Pick<Credentials, 'fetchedAt'>, maxAgeHours: number): number {
+  return c.fetchedAt + maxAgeHours * 3_600_000;
+}
+
+/** Why a stored login may no longer be used (too old), or undefined. Words for the user. */
+export function credentialsTooOld(
+  c: Pick<Credentials, 'fetchedAt' | 'user'>,
+  maxAgeHours: number,
+  now = Date.now(),
+): string | undefined {
+  if (now < credentialsExpireAt(c, maxAgeHours)) return undefined;
+  const when = new Date(c.fetchedAt).toISOString().replace('T', ' ').slice(0, 16);
+  return `the GSRA login of ${c.user} from ${when} UTC has expired (logins last ${maxAgeHours} h): run gsra-agent login again`;
 }
 
 /** Load the stored login; refuses a file others can read (it holds secrets). */

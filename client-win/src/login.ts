@@ -33,8 +33,12 @@ export async function login(
     const usable = groups.filter((g) => g.keys.length > 0);
     if (usable.length === 0) throw new NotInAnyGroupError(client.url, me.dn);
     const secret = await client.userSecret(me.dn);
+    // The gateway knows the user by the directory's own id (uid / sAMAccountName), whatever
+    // form was typed (erin.wong + upnSuffix, CORP\ewong, a DN...): send that one.
+    const canonical = me.uid ?? user;
     const creds: Credentials = {
-      user,
+      user: canonical,
+      ...(canonical !== user ? { typed: user } : {}),
       dn: me.dn,
       secret,
       groups: usable.map((g) => ({

@@ -102,7 +102,7 @@ async function until(what: string, pred: () => boolean, ms = 8000): Promise<void
   }
 }
 
-async function setup(t: Test) {
+async function setup(t: Test, opts: { maxAgeHours?: number; fetchedAt?: number } = {}) {
   const gw = await LoopbackGateway.open();
   t.teardown(() => gw.close());
   const dp = new RecordingDataPlane();
@@ -121,6 +121,7 @@ async function setup(t: Test) {
     zones: ['corp.example'],
     ldap: { url: 'ldaps://127.0.0.1', caFile: '/dev/null', baseDn: 'dc=corp' },
     stateDir: '/nonexistent',
+    ...(opts.maxAgeHours ? { login: { maxAgeHours: opts.maxAgeHours } } : {}),
   });
   config.ops = { listen: '127.0.0.1', port: 0 }; // any free port (the schema asks a fixed one)
   const agent = new AgentDaemon(
@@ -132,7 +133,7 @@ async function setup(t: Test) {
       groups: [
         { name: 'sales', keys: [{ version: 1, key: GK1 }], hosts: [{ name: IN1, address: '10.0.0.11' }] },
       ],
-      fetchedAt: Date.now(),
+      fetchedAt: opts.fetchedAt ?? Date.now(),
     },
     { logger, dataPlane: dp },
   );
@@ -190,3 +191,66 @@ t.test(
     t.equal(gw.control.stats().sessions, 1, 'the gateway holds one session for alice');
   },
 );
+
+t.test(
+  'the directory unreachable from the gateway: the connection fails at once, log and status say why',
+  async (t) => {
+    const { gw, dp, agent, lines, syn } = await setup(t);
+    const text =
+      'the gateway has not been able to read the office directory (LDAP) for 3 min; help desk: check the LDAP server and the gateway link to it';
+    gw.dir.lookupUser = () => ({ refused: 'directory-unavailable', text });
+    dp.emit({ kind: 'held', ...syn(50010) });
+    await until('the refusal', () => dp.failed.length === 1);
+    const words = `${IN1} unavailable: ${text}`;
+    t.ok(
+      lines.some((l) => l.message === words && l.reason === 'directory-unavailable'),
+      'one log line in words a help desk can act on',
+    );
+    t.notOk(lines.some((l) => String(l.message).includes('refused: internal')));
+    const st = agent.status();
+    t.equal(st.groups[0]!.error, words, 'gsra-agent status shows it');
+    t.equal(st.groups[0]!.session, 'up', 'the session itself stays up');
+  },
+);
+
+t.test('an account disabled in the directory: refused, the session ends, status says why', async (t) => {
+  const { gw, dp, agent, lines, syn } = await setup(t);
+  gw.dir.users.get('alice')!.refusal = {
+    reason: 'account-disabled',
+    text: 'alice: the account is disabled in Active Directory; ask IT',
+  };
+  dp.emit({ kind: 'held', ...syn(50011) });
+  await until('the refusal', () => dp.failed.length === 1);
+  await until('the session down', () => agent.status().groups[0]!.session === 'down');
+  t.ok(
+    lines.some(
+      (l) => l.reason === 'account-disabled' && /disabled in Active Directory/.test(String(l.message)),
+    ),
+  );
+  t.match(agent.status().groups[0]!.error, /the account is disabled in Active Directory; ask IT/);
+});
+
+t.test(
+  'a login older than login.maxAgeHours: the agent ends its sessions and does not log in again',
+  async (t) => {
+    const maxAgeHours = 1;
+    const { gw, agent, lines } = await setup(t, { maxAgeHours, fetchedAt: Date.now() - 3_600_000 + 800 });
+    t.equal(agent.status().login.expired, null);
+    await until('the login to expire', () => agent.status().login.expired !== null, 5000);
+    const st = agent.status();
+    t.match(
+      st.login.expired,
+      /the GSRA login of alice from .* UTC has expired \(logins last 1 h\): run gsra-agent login again/,
+    );
+    t.equal(st.groups[0]!.session, 'down');
+    t.equal(st.groups[0]!.error, st.login.expired);
+    t.ok(lines.some((l) => l.level === 'error' && l.reason === 'login-expired'));
+    await until('the gateway to see the logout', () => gw.control.stats().sessions === 0, 3000);
+    await new Promise((r) => setTimeout(r, 1500)); // longer than the re-login backoff
+    t.equal(gw.sessionsUp, 1, 'no new session with the expired login');
+  },
+);
+
+t.test('an expired login does not start at all', async (t) => {
+  await t.rejects(setup(t, { maxAgeHours: 1, fetchedAt: Date.now() - 2 * 3_600_000 }), /has expired/);
+});

@@ -35,6 +35,26 @@ t.test('agent login', async (t) => {
     t.ok(back.groups[0]!.keys[0]!.key.equals(c.groups[0]!.keys[0]!.key));
   });
 
+  await t.test(
+    'whatever case was typed, the stored id is the directory’s own (sent to the gateway)',
+    async (t) => {
+      const c = await login(config, 'ALICE', dir.users.alice.password);
+      t.equal(c.user, 'alice');
+      t.equal(c.typed, 'ALICE');
+      t.equal(loadCredentials(config.stateDir).user, 'alice');
+    },
+  );
+
+  await t.test('a mail address or DOMAIN\\name on OpenLDAP: the error says which form to use', async (t) => {
+    await t.rejects(login(config, 'alice@corp.example', dir.users.alice.password), {
+      code: 'invalid-credentials',
+      message: /on OpenLDAP log in with the uid \(e\.g\. alice\), not the mail address/,
+    });
+    await t.rejects(login(config, 'CORP\\alice', dir.users.alice.password), {
+      message: /is an Active Directory form; on OpenLDAP log in with the uid \(e\.g\. alice\)/,
+    });
+  });
+
   await t.test('a wrong password says so', async (t) => {
     await t.rejects(login(config, 'alice', 'wrong'), { code: 'invalid-credentials' });
   });
