@@ -2,6 +2,9 @@
 // per-run CA): the GSRA LDF schema extension, the inheritable ACEs, nested groups, every bind
 // form, the client's typed errors, and gsra-admin with --flavor ad.
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Attribute, Change, Client } from 'ldapts';
 import { startSambaAd, type SambaFixture } from '../src/fixture/samba.ts';
 import { main } from '../src/cli/main.ts';
 import {
@@ -142,7 +145,7 @@ t.test('the gateway reads every key, secret and transitive member', async (t) =>
     groups.map((g) => [g.name, g.keys.length, g.members]),
     [
       ['dev', 1, [fx.users.bob.dn]],
-      ['sales', 1, [fx.users.alice.dn, fx.users.dave.dn].sort()],
+      ['sales', 1, [fx.users.alice.dn, fx.users.dave.dn, fx.users.erin.dn].sort()],
     ],
   );
   t.ok(groups[1]!.keys[0]!.key.equals(fx.groups.sales.key));
@@ -172,10 +175,11 @@ t.test('gsra-admin on AD: create-group, add-user, add-host; the new member reads
 
 t.test('gsra-admin on AD: who-can-reach, what-can (nested membership shown)', async (t) => {
   const w = await admin(['who-can-reach', '10.0.0.11']);
-  t.same((w.json.groups as { members: { uid: string }[] }[])[0]!.members.map((m) => m.uid).sort(), [
-    'alice',
-    'dave',
-  ]);
+  t.same(
+    (w.json.groups as { members: { uid: string }[] }[])[0]!.members.map((m) => m.uid).sort(),
+    ['alice', 'dave', 'ewong'],
+    'members by sAMAccountName, the canonical id',
+  );
   const wc = await admin(['what-can', 'CORP\\dave']);
   t.same(
     (wc.json.groups as { name: string }[]).map((g) => g.name),
@@ -350,3 +354,91 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a user whose UPN is not sAMAccountName@domain logs in with every form; the id kept is ewong',
+  async (t) => {
+    const e = fx.users.erin;
+    t.equal(e.sam, 'ewong');
+    t.equal(e.upn, 'erin.wong@corp.example');
+    for (const form of [
+      e.upn,
+      'ewong@corp.example',
+      'CORP\\ewong',
+      'corp.example\\ewong',
+      'CORP.EXAMPLE\\EWong',
+    ]) {
+      const me = await client().bindUser(form, e.password);
+      t.match(me, { dn: e.dn, uid: 'ewong', upn: e.upn }, form);
+    }
+    t.match(
+      await client({ upnSuffix: 'corp.example' }).bindUser('erin.wong', e.password),
+      { dn: e.dn, uid: 'ewong' },
+      'bare id + upnSuffix',
+    );
+    await t.rejects(client().bindUser('corp.example\\ewong', 'wrong-Pw-1'), {
+      code: 'invalid-credentials',
+      reason: 'bad-password',
+    });
+  },
+);
+
+const sh = promisify(execFile);
+
+t.test('gsraUsers: ids, secret and account state; disable, lockout and expiry are seen', async (t) => {
+  const gw = client();
+  await gw.bindService(fx.gatewayUpn, fx.gatewayPassword);
+  const erin = async () => (await gw.gsraUsers()).find((u) => u.dn === fx.users.erin.dn);
+  const all = await gw.gsraUsers();
+  t.same(all.map((u) => u.uid).sort(), ['alice', 'bob', 'carol', 'dave', 'ewong']);
+  t.match(await erin(), { uid: 'ewong', upn: 'erin.wong@corp.example', state: { usable: true } });
+  t.ok((await erin())!.secret!.equals(fx.users.erin.secret), 'the gateway reads the secret');
+
+  await sh('samba-tool', ['user', 'disable', 'ewong', '-H', fx.samLdb]);
+  t.match((await erin())!.state, { usable: false, problem: 'disabled' }, 'samba-tool user disable');
+  await sh('samba-tool', ['user', 'enable', 'ewong', '-H', fx.samLdb]);
+  t.match((await erin())!.state, { usable: true });
+
+  const adm = new Client({
+    url: fx.url,
+    tlsOptions: { ca: [fx.caPem] },
+    connectTimeout: 3000,
+    timeout: 10000,
+  });
+  t.teardown(() => adm.unbind());
+  await adm.bind(fx.adminUpn, fx.adminPassword);
+  const set = (type: string, value: string) =>
+    adm.modify(fx.users.erin.dn, [
+      new Change({ operation: 'replace', modification: new Attribute({ type, values: [value] }) }),
+    ]);
+  const fileTime = (ms: number) => String((BigInt(ms) + 11_644_473_600_000n) * 10_000n);
+  await set('lockoutTime', fileTime(Date.now()));
+  t.match((await erin())!.state, { usable: false, problem: 'locked' }, 'locked out');
+  await set('lockoutTime', '0');
+  await set('accountExpires', fileTime(Date.now() - 60_000));
+  t.match((await erin())!.state, { usable: false, problem: 'expired' }, 'expired');
+  await set('accountExpires', '9223372036854775807');
+  t.match((await erin())!.state, { usable: true });
+});
+
+t.test('gsra-admin without --flavor ad on AD: the error says to set the flavor', async (t) => {
+  let stderr = '';
+  const code = await main(['what-can', 'alice'], {
+    stdout: () => {},
+    stderr: (s) => (stderr += s),
+    env: {
+      GSRA_LDAP_URL: fx.url,
+      GSRA_LDAP_CA_FILE: fx.caFile,
+      GSRA_LDAP_BASE_DN: fx.baseDn,
+      GSRA_LDAP_GROUPS_DN: fx.groupsDn,
+      GSRA_LDAP_BIND_DN: fx.adminUpn,
+      GSRA_LDAP_PASSWORD: fx.adminPassword,
+    },
+  });
+  t.equal(code, 1);
+  t.match(stderr, /no user "alice" found/);
+  t.match(
+    stderr,
+    /the server is Active Directory but flavor "openldap" is configured: set flavor "ad" \(gsra-admin --flavor ad/,
+  );
+});
