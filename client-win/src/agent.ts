@@ -266,11 +266,41 @@ export class AgentDaemon {
         this.log.debug('FTP data port reserved', { in: ctrl.name, d: e.aliasPort, t: e.port.t });
         break;
       }
+      case 'gateway-error':
+        this.onGatewayError(s, e.reason, e.text);
+        break;
       case 'request-failed':
         this.log.warn('request failed', { group: s.group, type: e.type, reason: e.reason, text: e.text });
         break;
       default:
         break;
+    }
+  }
+
+  /**
+   * The gateway refused on its own (a directory change, or the directory lost): a live flow
+   * ("flow <proto>/<t> refused: ...") leaves the engine at once, so the application's next packet
+   * is held and failed with the reason instead of vanishing; the IN's refusal is remembered.
+   */
+  private onGatewayError(s: Session, reason: string, text: string): void {
+    const m = /^flow (6|17)\/(\d+) refused(?:: (.*))?$/s.exec(text);
+    const why = m?.[3] ?? text.replace(/^reservations refused: /, '');
+    const f =
+      m && [...this.flows.values()].find((x) => x.t === Number(m[2]) && PROTO[x.key.proto] === Number(m[1]));
+    const name = f?.name ?? 'internal hosts';
+    const words = refusalWords(this.creds.user, name, reason, why);
+    if (reason === 'directory-unavailable' || ACCOUNT_REASONS.has(reason)) s.lastError = words;
+    if (f) {
+      this.flows.delete(f.id);
+      this.deps.dataPlane.removeFlow(f.id);
+      this.refused.set(`${f.name}/${PROTO[f.key.proto]}`, {
+        until: this.now() + REFUSAL_MEMORY_MS,
+        reason,
+        words,
+      });
+      this.log.warn(words, { in: f.name, d: f.key.dport, reason, state: 'refused' });
+    } else {
+      this.log.warn(words, { group: s.group, reason });
     }
   }
 

@@ -42,7 +42,7 @@ class LoopbackGateway {
       keepaliveIntervalSec: 1,
     });
   }
-  private apply(r: protocol.GatewayResult): void {
+  apply(r: protocol.GatewayResult): void {
     for (const e of r.events) if (e.kind === 'session-up') this.sessionsUp++;
     for (const o of r.send) this.sock.send(o.data, o.to.port, o.to.addr);
     if (this.timer) clearTimeout(this.timer);
@@ -254,3 +254,31 @@ t.test(
 t.test('an expired login does not start at all', async (t) => {
   await t.rejects(setup(t, { maxAgeHours: 1, fetchedAt: Date.now() - 2 * 3_600_000 }), /has expired/);
 });
+
+t.test(
+  'a live flow the gateway cuts (directory change): removed at once, the next packet fails with the reason',
+  async (t) => {
+    const { gw, dp, agent, lines, syn } = await setup(t);
+    dp.emit({ kind: 'held', ...syn(50020) });
+    await until('the flow', () => dp.added.length === 1);
+    const f = dp.added[0]!;
+    // the engine would report the in-band binding of the flow's first packet
+    gw.apply(gw.control.onInbandBinding({ proto: 6, t: f.t, ghr: '127.0.0.1', m: 50020, d: 80 }, Date.now()));
+    gw.dir.users.get('alice')!.refusal = {
+      reason: 'account-disabled',
+      text: 'alice: the account is locked (password policy); ask IT',
+    };
+    gw.apply(gw.control.recheckAll(Date.now()));
+    await until('the flow removed', () => dp.removed.includes(f.id));
+    t.ok(
+      lines.some(
+        (l) =>
+          l.reason === 'account-disabled' && l.in === IN1 && /the account is locked/.test(String(l.message)),
+      ),
+      'logged in words',
+    );
+    dp.emit({ kind: 'held', ...syn(50020) }); // the application retransmits
+    await until('the retransmission failed', () => dp.failed.length === 1);
+    t.match(agent.status().groups[0]!.error, /the account is locked \(password policy\); ask IT/);
+  },
+);

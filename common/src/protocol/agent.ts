@@ -127,6 +127,18 @@ const ALWAYS_AUTHENTICATED: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'rate-limited',
 ]);
 
+/** Decisions of the gateway's policy (a directory change), as opposed to message-level errors. */
+const POLICY_REFUSALS: ReadonlySet<ReasonName> = new Set<ReasonName>([
+  'unknown-user',
+  'revoked-user',
+  'account-disabled',
+  'not-in-group',
+  'stale-key-version',
+  'unknown-in',
+  'policy-denied',
+  'directory-unavailable',
+]);
+
 type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
 
 /** Agent-side protocol engine: one instance per (gateway, user, group) login. */
@@ -651,6 +663,9 @@ export class AgentControl {
       out.events.push({ kind: 'request-failed', type: info.type, reason, text });
     } else {
       out.events.push({ kind: 'gateway-error', reason, text });
+      // The gateway refused flows or ports of ours on its own (a directory change, §11): the
+      // pooled ports may be gone there; new connections reserve again and hear why.
+      if (POLICY_REFUSALS.has(reason)) this.pools.clear();
     }
     // errors that end the session: the I/O layer re-reads LDAP (new key version, ...) and logs in
     if (

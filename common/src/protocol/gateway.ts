@@ -790,14 +790,39 @@ export class GatewayControl {
   recheckAll(now: number, keep?: (r: ReservationRecord, reason: ReasonName) => boolean): GatewayResult {
     const out: GatewayResult = { send: [], events: [] };
     for (const s of [...this.sessions.values()]) {
+      let pooled: { reason: ReasonName; text: string } | undefined;
       for (const r of [...s.reservations.values()]) {
-        const decision = this.recheck(s, r.inName, now).reason;
+        const v = this.recheck(s, r.inName, now);
+        const decision = v.reason;
         if (decision === 'ok' || keep?.(r, decision)) continue;
         out.events.push(this.decisionEvent(s, 'map', r.inName, decision));
         this.endReservation(s, r, 'released', out);
+        // Tell the agent (one-shot ERROR, as for a refused in-band binding, §8.1): a live flow
+        // by its port, unused pooled ports once per session, so it stops using them.
+        if (r.mapping)
+          this.unsolicitedError(s, decision, `flow ${r.proto}/${r.t} refused: ${v.text}`, now, out);
+        else pooled ??= { reason: decision, text: v.text };
       }
+      if (pooled) this.unsolicitedError(s, pooled.reason, `reservations refused: ${pooled.text}`, now, out);
     }
     return out;
+  }
+
+  private unsolicitedError(
+    s: Session,
+    reason: ReasonName,
+    text: string,
+    now: number,
+    out: GatewayResult,
+  ): void {
+    const t =
+      Buffer.byteLength(text) <= 200
+        ? text
+        : Buffer.from(text)
+            .subarray(0, 200)
+            .toString()
+            .replace(/\uFFFD$/, '');
+    out.send.push({ to: s.peer, data: this.sealed(s, { type: 'ERROR', ack: 0n, reason, text: t }, now) });
   }
 
   /** The directory's verdict on a request of session s for IN inName, with the words for the agent. */
@@ -965,11 +990,7 @@ export class GatewayControl {
     if (decision !== 'ok') {
       // the directory changed since RESERVE: no translation; tell the agent (one-shot ERROR)
       this.endReservation(s, r, 'released', out);
-      const text = `flow ${b.proto}/${b.t} refused: ${v.text}`.slice(0, 200);
-      out.send.push({
-        to: s.peer,
-        data: this.sealed(s, { type: 'ERROR', ack: 0n, reason: decision, text }, now),
-      });
+      this.unsolicitedError(s, decision, `flow ${b.proto}/${b.t} refused: ${v.text}`, now, out);
       return out;
     }
     r.binding = { ghr: b.ghr, m: b.m };

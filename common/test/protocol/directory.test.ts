@@ -146,3 +146,33 @@ t.test('recheckAll: refused reservations end unless the daemon keeps them', asyn
     { step: 'map', user: 'alice', decision: 'deny', reason: 'account-disabled' },
   );
 });
+
+t.test(
+  'recheckAll tells the agent: ERROR per cut flow, one for pooled ports; the agent drops its pool',
+  async (t) => {
+    const { dir, agent, wire, gw } = setup();
+    login(wire);
+    wire.run(agent.reserve(IN1, 6, T0), T0);
+    const taken = agent.takePort(IN1, 6, T0);
+    wire.run({ send: taken.send, events: taken.events }, T0);
+    const port = taken.port!;
+    wire.fromGateway(
+      gw.onInbandBinding({ proto: 6, t: port.t, ghr: '203.0.113.2', m: 61001, d: 80 }, T0),
+      T0,
+    );
+    t.ok(gw.reservation(6, port.t)?.mapping, 'a live flow');
+    t.ok(agent.poolSize(IN1, 6) > 0, 'and pooled ports');
+    dir.mayReach = () => ({ allow: false, reason: 'not-in-group', text: 'sales may no longer reach intra1' });
+    wire.fromGateway(gw.recheckAll(T0), T0);
+    const errs = ev(wire, 'gateway-error');
+    t.same(
+      errs.map((e) => [e.reason, e.text]),
+      [
+        ['not-in-group', `flow 6/${port.t} refused: sales may no longer reach intra1`],
+        ['not-in-group', 'reservations refused: sales may no longer reach intra1'],
+      ],
+    );
+    t.equal(agent.poolSize(IN1, 6), 0, 'the agent no longer uses ports the gateway ended');
+    t.equal(agent.state, 'up', 'the session stays');
+  },
+);
