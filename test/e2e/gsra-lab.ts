@@ -1,10 +1,16 @@
-// The whole GSRA system in the lab: the demo directory (slapd over TLS on the directory host,
-// LDAPS published at the office edge), gsra-gateway on the gateway, real servers on the LAN, and
-// gsra-agent logged in on the teleworker PCs. Used by `npm run lab` and the end-to-end tests.
+// The whole GSRA system in the lab: the demo directory (slapd over TLS, or a Samba AD DC, on the
+// directory host, LDAPS published at the office edge), gsra-gateway on the gateway, real servers
+// on the LAN, and gsra-agent logged in on the teleworker PCs. Used by `npm run lab` and the
+// end-to-end tests.
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSlapd, type SlapdFixture } from '../../ldap/src/fixture/index.ts';
+import {
+  startSambaAd,
+  startSlapd,
+  type SambaFixture,
+  type SlapdFixture,
+} from '../../ldap/src/fixture/index.ts';
 import type { AgentStatus } from '../../client-win/src/agent.ts';
 import { Lab, ADDR, type HostName, type NatKind } from '../lab/lab.ts';
 import { inNs, waitFor, type Proc } from '../lab/exec.ts';
@@ -24,6 +30,23 @@ export const ZONE = 'corp.example';
 export const IN1 = `intra1.${ZONE}`;
 export const IN2 = `intra2.${ZONE}`;
 
+/** The office directory as the lab set it up: slapd (OpenLDAP) or a Samba AD DC. */
+export interface LabDirectory {
+  flavor: 'openldap' | 'ad';
+  caFile: string;
+  baseDn: string;
+  /** The demo users' passwords, by demo name (alice, bob; on AD also dave and erin). */
+  passwords: Record<string, string>;
+  /** Set on OpenLDAP. */
+  slapd?: SlapdFixture;
+  /** Set on AD. */
+  samba?: SambaFixture;
+  /** Run an LDAP modify (LDIF) as the directory's administrator, from the directory host. */
+  modify(ldif: string): Promise<void>;
+}
+
+export type DemoUser = 'alice' | 'bob' | 'dave' | 'erin';
+
 export interface AgentHandle {
   host: HostName;
   user: string;
@@ -40,7 +63,7 @@ export type { AgentStatus };
 
 export interface GsraLab {
   lab: Lab;
-  directory: SlapdFixture;
+  directory: LabDirectory;
   gateway: Proc;
   gatewayLog: string;
   web1: WebServer;
@@ -52,8 +75,18 @@ export interface GsraLab {
   killGateway(): Promise<void>;
   /** Start the gateway again with the same config; resolves once /healthz answers. */
   startGateway(): Promise<void>;
-  /** Log a user in on a teleworker PC and start its agent. */
-  startAgent(host: 'en1' | 'en2', user: 'alice' | 'bob'): Promise<AgentHandle>;
+  /**
+   * Log a demo user in on a teleworker PC and start its agent. `login` is the id typed at login
+   * (default: the demo name; on AD the agents have upnSuffix corp.example). With `waitUp: false`
+   * it returns as soon as the agent runs (e.g. when the gateway is expected to refuse it).
+   */
+  startAgent(
+    host: 'en1' | 'en2',
+    user: DemoUser,
+    opts?: { login?: string; skipLogin?: boolean; waitUp?: boolean },
+  ): Promise<AgentHandle>;
+  /** The gateway's policy refresh interval (s). */
+  refreshSec: number;
   /** JSON log lines a daemon wrote so far. */
   logLines(file: string): Record<string, unknown>[];
   stop(): Promise<void>;
@@ -65,6 +98,63 @@ export interface GsraLabOptions {
   offloads?: boolean;
   /** Gateway control timers (short ones let a test span several mapping renewals). */
   control?: { keepaliveSec: number; mappingLifetimeSec: number; sessionIdleSec: number };
+  /** The office directory: slapd (default) or a Samba AD DC (`npm run lab -- --ad`). */
+  directory?: 'openldap' | 'ad';
+  /** The gateway's policy refresh interval (default 5 s). */
+  refreshSec?: number;
+}
+
+/** slapd or Samba AD on the directory host (ADDR.dir, 389/636), its certificate also valid for GGR. */
+async function startDirectory(lab: Lab, kind: 'openldap' | 'ad'): Promise<LabDirectory> {
+  const certNames = [ADDR.gwWan, `ldap.${ZONE}`];
+  if (kind === 'ad') {
+    const samba = await startSambaAd({
+      netns: lab.ns('dir'),
+      serviceAddresses: [ADDR.dir],
+      certNames,
+    });
+    const u = samba.users;
+    return {
+      flavor: 'ad',
+      caFile: samba.caFile,
+      baseDn: samba.baseDn,
+      passwords: {
+        alice: u.alice.password,
+        bob: u.bob.password,
+        dave: u.dave.password,
+        erin: u.erin.password,
+      },
+      samba,
+      async modify(ldif) {
+        await lab.exec(
+          'dir',
+          ['ldapmodify', '-x', '-H', `ldaps://${ADDR.dir}`, '-D', samba.adminUpn, '-w', samba.adminPassword],
+          { env: { ...process.env, LDAPTLS_CACERT: samba.caFile }, input: ldif },
+        );
+      },
+    };
+  }
+  const slapd = await startSlapd({
+    dir: join(lab.dir, 'slapd'),
+    host: ADDR.dir,
+    ports: { ldap: 389, ldaps: 636 },
+    certNames,
+    spawnPrefix: inNs(lab.ns('dir'), []),
+  });
+  return {
+    flavor: 'openldap',
+    caFile: slapd.caFile,
+    baseDn: slapd.baseDn,
+    passwords: { alice: slapd.users.alice.password, bob: slapd.users.bob.password },
+    slapd,
+    async modify(ldif) {
+      await lab.exec(
+        'dir',
+        ['ldapmodify', '-x', '-H', `ldaps://${ADDR.dir}`, '-D', slapd.rootDn, '-w', slapd.rootPassword],
+        { env: { ...process.env, LDAPTLS_CACERT: slapd.caFile }, input: ldif },
+      );
+    },
+  };
 }
 
 export async function startGsraLab(opts: GsraLabOptions = {}): Promise<GsraLab> {
@@ -79,14 +169,14 @@ export async function startGsraLab(opts: GsraLabOptions = {}): Promise<GsraLab> 
 
 async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
   // 1. The directory, on the LAN, with LDAPS also published on the gateway's public address.
-  const directory = await startSlapd({
-    dir: join(lab.dir, 'slapd'),
-    host: ADDR.dir,
-    ports: { ldap: 389, ldaps: 636 },
-    certNames: [ADDR.gwWan, `ldap.${ZONE}`],
-    spawnPrefix: inNs(lab.ns('dir'), []),
-  });
-  const onStop: (() => Promise<void>)[] = [() => directory.stop()];
+  const directory = await startDirectory(lab, opts.directory ?? 'openldap');
+  const onStop: (() => Promise<void>)[] = [
+    async () => {
+      await directory.slapd?.stop();
+      await directory.samba?.stop();
+    },
+  ];
+  const refreshSec = opts.refreshSec ?? 5;
   await lab.exec('gw', [
     'iptables',
     '-t',
@@ -112,7 +202,23 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
   const ftp = await startFtp(lab, 'in1');
   const ssh = await startSshd(lab, 'in2', [IN2]);
   // 3. The gateway.
-  writeFileSync(join(lab.dir, 'gateway-ldap-password'), directory.gatewayPassword, { mode: 0o600 });
+  const gwLdap =
+    directory.flavor === 'ad'
+      ? {
+          baseDn: directory.samba!.baseDn,
+          groupsDn: directory.samba!.groupsDn,
+          flavor: 'ad',
+          upnSuffix: ZONE,
+          bindDn: directory.samba!.gatewayUpn,
+          password: directory.samba!.gatewayPassword,
+        }
+      : {
+          baseDn: directory.slapd!.baseDn,
+          bindDn: directory.slapd!.gatewayDn,
+          password: directory.slapd!.gatewayPassword,
+        };
+  const { password: gwPassword, ...gwLdapConfig } = gwLdap;
+  writeFileSync(join(lab.dir, 'gateway-ldap-password'), gwPassword, { mode: 0o600 });
   const gwConfig = join(lab.dir, 'gateway.json');
   writeFileSync(
     gwConfig,
@@ -125,10 +231,9 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
         ldap: {
           url: `ldaps://${ADDR.dir}:636`,
           caFile: directory.caFile,
-          baseDn: directory.baseDn,
-          bindDn: directory.gatewayDn,
+          ...gwLdapConfig,
           passwordFile: join(lab.dir, 'gateway-ldap-password'),
-          refreshSec: 5,
+          refreshSec,
         },
         dns: { enabled: true, zone: ZONE },
         ...(opts.control ? { control: opts.control } : {}),
@@ -174,6 +279,7 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
     ftp,
     ssh,
     agents,
+    refreshSec,
     async killGateway() {
       await g.gateway.stop('SIGKILL');
     },
@@ -187,15 +293,21 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
     },
-    async startAgent(host, user) {
+    async startAgent(host, user, o = {}) {
       const config = join(lab.dir, `agent-${host}.json`);
+      const ldap = {
+        url: `ldaps://${ADDR.gwWan}:636`,
+        caFile: directory.caFile,
+        baseDn: directory.baseDn,
+        ...(directory.flavor === 'ad' ? { flavor: 'ad', upnSuffix: ZONE } : {}),
+      };
       writeFileSync(
         config,
         JSON.stringify(
           {
             gateway: { address: ADDR.gwWan },
             zones: [ZONE],
-            ldap: { url: `ldaps://${ADDR.gwWan}:636`, caFile: directory.caFile, baseDn: directory.baseDn },
+            ldap,
             stateDir: join(lab.dir, `agent-${host}-state`),
             log: { level: 'debug' },
           },
@@ -203,10 +315,14 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
           2,
         ),
       );
-      await lab.exec(host, ['node', AGENT_BIN, 'login', '--config', config, '--user', user], {
-        env: { ...process.env, GSRA_PASSWORD: directory.users[user].password },
-        timeoutMs: 20_000,
-      });
+      if (!o.skipLogin) {
+        const password = directory.passwords[user];
+        if (!password) throw new Error(`no demo user ${user} in the ${directory.flavor} directory`);
+        await lab.exec(host, ['node', AGENT_BIN, 'login', '--config', config, '--user', o.login ?? user], {
+          env: { ...process.env, GSRA_PASSWORD: password },
+          timeoutMs: 20_000,
+        });
+      }
       const logFile = join(lab.dir, `agent-${host}.log`);
       const proc = lab.spawn(
         host,
@@ -230,11 +346,11 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
         },
       };
       await waitFor(
-        `gsra-agent on ${host} to bring its session up`,
+        `gsra-agent on ${host} to ${o.waitUp === false ? 'run' : 'bring its session up'}`,
         async () => {
           if (!proc.running) throw new Error(`gsra-agent on ${host} exited: ${proc.log}`);
           const s = await handle.status().catch(() => null);
-          return Boolean(s?.groups.every((x) => x.session === 'up'));
+          return o.waitUp === false ? s !== null : Boolean(s?.groups.every((x) => x.session === 'up'));
         },
         20_000,
         200,

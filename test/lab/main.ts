@@ -1,6 +1,7 @@
 // `npm run lab`: the product's main job. Builds the lab, starts the directory, the gateway and the
 // agent (alice, sales) and shows, with real unmodified clients, what GSRA does. Exits non-zero if
-// any step fails. `npm run lab -- --symmetric` puts EN behind a symmetric NAT.
+// any step fails. `npm run lab -- --symmetric` puts EN behind a symmetric NAT; `npm run lab -- --ad`
+// makes the office directory a Samba AD DC instead of slapd.
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ADDR } from './lab.ts';
@@ -19,6 +20,8 @@ import {
 } from '../e2e/wire.ts';
 
 const nat = process.argv.includes('--symmetric') ? 'symmetric' : 'preserving';
+const directory = process.argv.includes('--ad') ? 'ad' : 'openldap';
+const dirName = directory === 'ad' ? 'Samba AD DC' : 'slapd';
 const story = new Narrative();
 const expect = Narrative.expect;
 
@@ -26,17 +29,21 @@ story.say(`GSRA lab: a teleworker reaches the office LAN through a ${nat} home N
 let g: GsraLab | undefined;
 let alice: AgentHandle | undefined;
 try {
-  await story.step('build the lab, start the directory (slapd, LDAPS) and the gateway', async () => {
-    g = await startGsraLab({ nat });
+  await story.step(`build the lab, start the directory (${dirName}, LDAPS) and the gateway`, async () => {
+    g = await startGsraLab({ nat, directory });
     return `${g.lab.namespaces.length} namespaces; demo directory: alice in sales (intra1), bob in dev (intra2)`;
   });
   if (!g) throw new Error('no lab');
   const lab = g.lab;
-  await story.step('alice logs in on her PC (en1) and the agent connects to the gateway', async () => {
-    alice = await g!.startAgent('en1', 'alice');
-    const s = await alice.status();
-    return `groups: ${s.groups.map((x) => `${x.name} (session ${x.session})`).join(', ')}`;
-  });
+  const login = directory === 'ad' ? 'CORP\\alice' : 'alice';
+  await story.step(
+    `alice logs in on her PC (en1) as ${login} and the agent connects to the gateway`,
+    async () => {
+      alice = await g!.startAgent('en1', 'alice', { login });
+      const s = await alice.status();
+      return `user ${s.user}; groups: ${s.groups.map((x) => `${x.name} (session ${x.session})`).join(', ')}`;
+    },
+  );
   await story.step(
     `curl http://${IN1}/ — an unmodified client reaches a private server by name`,
     async () => {
