@@ -313,9 +313,10 @@ export class DirectoryPolicy {
   private unavailableDetail(): string {
     if (!this.snap)
       return 'the gateway has not been able to read the office directory (LDAP) since it started; help desk: check the LDAP server and the gateway link to it';
-    const min = Math.max(1, Math.round(this.age / 60_000));
+    const sec = Math.round(this.age / 1000);
+    const since = sec < 120 ? `${sec} s` : `${Math.round(sec / 60)} min`;
     return clamp(
-      `the gateway has not been able to read the office directory (LDAP) for ${min} min; help desk: check the LDAP server and the gateway link to it`,
+      `the gateway has not been able to read the office directory (LDAP) for ${since}; help desk: check the LDAP server and the gateway link to it`,
     );
   }
 
