@@ -1,4 +1,7 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { checkGatewayConfig } from '../src/config.ts';
 
 const minimal = {
@@ -55,5 +58,34 @@ t.test('cross-field rules: range order, control port outside the range, ops addr
   t.throws(
     () => checkGatewayConfig({ ...structuredClone(minimal), ops: { listen: '203.0.113.1' } }),
     /ops.listen: expected a loopback or LAN address/,
+  );
+});
+
+/** The ```json blocks of a document in docs/. */
+function jsonBlocks(doc: string): unknown[] {
+  const text = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', doc), 'utf8');
+  return [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!.replace(/^ {3}/gm, '')));
+}
+
+t.test('the documented configs are accepted as written (every documented key)', async (t) => {
+  const [full] = jsonBlocks('gateway.md');
+  const c = checkGatewayConfig(full);
+  t.equal(c.offboarding.liveFlows, 'cut');
+  const ad = jsonBlocks('ldap.md').find((b) => (b as { flavor?: string }).flavor === 'ad') as object;
+  t.ok(ad, 'docs/ldap.md has the AD gateway block');
+  const withAd = checkGatewayConfig({ ...structuredClone(minimal), ldap: ad });
+  t.match(withAd.ldap, { flavor: 'ad', groupsDn: 'OU=GSRA,DC=corp,DC=example', upnSuffix: 'corp.example' });
+});
+
+t.test('offboarding.liveFlows is cut or keep', async (t) => {
+  t.equal(checkGatewayConfig(structuredClone(minimal)).offboarding.liveFlows, 'cut', 'default: cut');
+  t.equal(
+    checkGatewayConfig({ ...structuredClone(minimal), offboarding: { liveFlows: 'keep' } }).offboarding
+      .liveFlows,
+    'keep',
+  );
+  t.throws(
+    () => checkGatewayConfig({ ...structuredClone(minimal), offboarding: { liveFlows: 'maybe' } }),
+    /offboarding.liveFlows: expected one of "cut", "keep", got "maybe"/,
   );
 });
