@@ -1,21 +1,45 @@
-//! The boundary between the engine and the OS packet path: a trait with two implementations,
-//! Linux NFQUEUE (`nfq`) and a Windows WFP stub (`wfp`, compiles, refuses to start).
+//! The boundary between the engine and the OS packet path: the `Backend` trait, and one
+//! implementation per platform side by side — Linux NFQUEUE (`backend/nfq_linux.rs`) and Windows
+//! WinDivert (`backend/windivert_windows.rs`, for now a stub that refuses to start).
+//!
+//! A backend is a batched receive/send loop around the host (host.rs). Each of its threads:
+//! 1. takes a batch of packets from the OS (NFQUEUE: `recvmmsg`; WinDivert: `WinDivertRecvEx`),
+//!    each with the hook it was taken at and a `Handle::Queued { queue, id }` that names it;
+//! 2. runs every packet through `Host::process_queued` (table work under the engine lock, crypto
+//!    under the flow's lock only) and keeps the accepted bytes and the drops;
+//! 3. sends the batch's verdicts in one call (`sendmsg`; `WinDivertSendEx` re-injects the
+//!    accepted packets and simply forgets the dropped ones);
+//! 4. calls `Host::end_batch` then `Host::deliver` with itself as the `PacketSink`, which carries
+//!    out what the engine decided for other packets meanwhile (released held packets, punt
+//!    verdicts: `PacketSink::verdict` with the handle they were queued with; RST / ICMP answers:
+//!    `PacketSink::inject`);
+//! 5. when idle (a receive timeout), runs expiry the same way, so timeouts fire without traffic.
+//!
+//! A held or punted packet stays with its backend (NFQUEUE keeps it in the kernel by id;
+//! WinDivert keeps the packet's address by id) until `PacketSink::verdict`. Fail closed: a backend
+//! never passes a packet the engine did not accept, and stopping it drops what it still holds.
+//!
+//! Ownership runs one way: the N-API instance owns the host and the backend; the backend's
+//! threads hold the host; the host holds no backend.
 
-use crate::engine::{Engine, Handle, Hook, OutItem};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use crate::engine::Hook;
+use crate::host::{Host, PacketSink};
+use std::sync::Arc;
 
-pub trait Backend: Send + Sync {
+#[cfg(target_os = "linux")]
+mod nfq_linux;
+#[cfg(windows)]
+mod windivert_windows;
+
+pub trait Backend: PacketSink {
     fn name(&self) -> &'static str;
-    /// Gives the verdict for a queued packet (None = drop, Some = accept with these bytes).
-    fn verdict(&self, queue: u16, id: u32, bytes: Option<&[u8]>) -> Result<(), String>;
-    /// Sends a packet the engine made (TCP RST / ICMP error toward an application).
-    fn inject(&self, bytes: &[u8]) -> Result<(), String>;
+    /// Stops the threads and releases the OS queues (packets still held there are dropped).
     fn stop(&self);
+    /// Backend counters for `stats().backend`: (TypeScript name, value).
     fn counters(&self) -> Vec<(&'static str, u64)>;
 }
 
+/// One queue and the hook its packets are taken at.
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
     pub num: u16,
@@ -25,132 +49,25 @@ pub struct QueueSpec {
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
     pub queues: Vec<QueueSpec>,
+    /// Kernel queue length.
     pub max_len: u32,
+    /// Packets per receive call.
     pub batch: usize,
 }
 
-/// Engine plus everything the N-API layer and the backends share.
-pub struct Shared {
-    pub eng: Mutex<Engine>,
-    pub backend: Mutex<Option<Arc<dyn Backend>>>,
-    /// Packets handled in memory (process()) that were released later: (hook, bytes).
-    pub released: Mutex<Vec<(Hook, Vec<u8>)>>,
-    /// Called (without locks held) when events are waiting; set by the N-API layer.
-    pub notify: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
-    pub notify_pending: AtomicBool,
-}
-
-static START: Mutex<Option<Instant>> = Mutex::new(None);
-
-/// Milliseconds on a monotonic clock (never 0).
-pub fn now_ms() -> u64 {
-    let mut g = match START.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    let s = *g.get_or_insert_with(Instant::now);
-    s.elapsed().as_millis() as u64 + 1
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-impl Shared {
-    pub fn new(eng: Engine) -> Shared {
-        Shared { eng: Mutex::new(eng), backend: Mutex::new(None), released: Mutex::new(Vec::new()), notify: Mutex::new(None), notify_pending: AtomicBool::new(false) }
-    }
-
-    /// Carries out queued verdicts / injections. Call without the engine lock held.
-    pub fn flush(&self, items: Vec<OutItem>) {
-        if items.is_empty() {
-            return;
-        }
-        let be = lock(&self.backend).clone();
-        for it in items {
-            match (it.handle, &be) {
-                (Handle::Nfq { queue, id }, Some(b)) => {
-                    let _ = b.verdict(queue, id, it.bytes.as_deref());
-                }
-                (Handle::Nfq { .. }, None) => {} // backend gone: the kernel drops it (fail closed)
-                (Handle::Memory, Some(b)) if it.injected => {
-                    if let Some(bytes) = &it.bytes {
-                        let _ = b.inject(bytes);
-                    }
-                }
-                (Handle::Memory, _) => {
-                    if let Some(bytes) = it.bytes {
-                        lock(&self.released).push((it.hook, bytes));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Wakes the event consumer if events are waiting.
-    pub fn maybe_notify(&self, have_events: bool) {
-        if !have_events {
-            return;
-        }
-        if self.notify_pending.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let n = lock(&self.notify);
-        match n.as_ref() {
-            Some(f) => f(),
-            None => self.notify_pending.store(false, Ordering::Release),
-        }
-    }
-}
-
-/// Starts the platform backend for `shared`.
-pub fn start(shared: Arc<Shared>, cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
+/// Starts the platform backend for `host`.
+pub fn start(host: Arc<Host>, cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
     #[cfg(target_os = "linux")]
     {
-        let b = nfq::Nfq::start(shared, cfg)?;
-        Ok(b)
+        nfq_linux::Nfq::start(host, cfg)
     }
     #[cfg(windows)]
     {
-        wfp::Wfp::start(shared, cfg)
+        windivert_windows::WinDivert::start(host, cfg)
     }
     #[cfg(not(any(target_os = "linux", windows)))]
     {
-        let _ = (shared, cfg);
+        let _ = (host, cfg);
         Err("no packet backend for this OS".into())
     }
 }
-
-#[cfg(windows)]
-pub mod wfp {
-    //! Windows Filtering Platform backend: comes in its own issue. This stub keeps the boundary
-    //! honest (same trait, compiles in CI) and refuses to start, so nothing passes untranslated.
-    use super::*;
-    pub struct Wfp;
-    impl Wfp {
-        pub fn start(_shared: Arc<Shared>, _cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
-            Err("the WFP backend is not implemented yet (Windows backend issue)".into())
-        }
-    }
-    impl Backend for Wfp {
-        fn name(&self) -> &'static str {
-            "wfp"
-        }
-        fn verdict(&self, _q: u16, _id: u32, _b: Option<&[u8]>) -> Result<(), String> {
-            Err("not implemented".into())
-        }
-        fn inject(&self, _b: &[u8]) -> Result<(), String> {
-            Err("not implemented".into())
-        }
-        fn stop(&self) {}
-        fn counters(&self) -> Vec<(&'static str, u64)> {
-            Vec::new()
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-pub mod nfq;

@@ -4,7 +4,7 @@
 
 use crate::engine::*;
 use crate::pccom::DirKeys;
-use crate::pkt::*;
+use crate::pkt::{build, TCP_ACK, TCP_PSH, TCP_SYN, PROTO_TCP};
 use std::time::Instant;
 
 fn k(seed: u8) -> DirKeys {
@@ -12,26 +12,7 @@ fn k(seed: u8) -> DirKeys {
 }
 
 fn tcp(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 40 + payload.len()];
-    b[0] = 0x45;
-    let bl = b.len() as u16;
-    put16(&mut b, 2, bl);
-    b[8] = 64;
-    b[9] = PROTO_TCP;
-    put32(&mut b, 12, 0xc0a8_010a);
-    put32(&mut b, 16, 0x6440_0005);
-    put16(&mut b, 20, 40000);
-    put16(&mut b, 22, 80);
-    put32(&mut b, 24, seq);
-    put32(&mut b, 28, 1);
-    b[32] = 5 << 4;
-    b[33] = flags;
-    put16(&mut b, 34, 64240);
-    b[40..].copy_from_slice(payload);
-    fix_ip_checksum(&mut b, 20);
-    let t = b.len();
-    fix_l4_checksum(&mut b, 20, t, PROTO_TCP);
-    b
+    build::tcp(0xc0a8_010a, 40000, 0x6440_0005, 80, seq, 1, flags, &[], payload)
 }
 
 /// Runs for about `seconds`; returns (packets, elapsed seconds).

@@ -1,22 +1,26 @@
 //! GSRA native packet engine. std + hand-declared FFI only (no crates).
 //!
 //! - `pkt`: bounds-checked IPv4/TCP/UDP/ICMP parsing, checksums (full and RFC 1624).
-//! - `crypto`: AES-128-CTR and HMAC-SHA256 from the OS (libcrypto / CNG).
+//! - `crypto`: AES-128-CTR and HMAC-SHA256 from the OS (`crypto/openssl_linux.rs`,
+//!   `crypto/cng_windows.rs`).
 //! - `pccom`: the PCCOM data-plane construction (docs/pccom.md).
 //! - `seqadj`: TCP sequence adjustment after an ALG changed a segment's length.
-//! - `engine`: VAT / translation tables with their PIT, held packets, punts, events, expiry.
-//! - `backend`: the packet-source boundary (Linux NFQUEUE, Windows WFP stub).
+//! - `engine`: the flow table with its PIT, and the data path — `engine/protect.rs` and
+//!   `engine/unprotect.rs` — with held packets, punts, ICMP, expiry and events around it.
+//! - `host`: the engine as the N-API layer and the backends share it.
+//! - `backend`: the OS packet path (`backend/nfq_linux.rs`, `backend/windivert_windows.rs`).
 //! - `napi`: the N-API surface used by native/index.ts.
+//! - `bench`: the in-engine benchmark loop.
 
 pub mod backend;
 pub mod bench;
 pub mod crypto;
 pub mod engine;
+pub mod host;
+pub mod lock;
 pub mod pccom;
 pub mod pkt;
 pub mod seqadj;
 
-#[cfg(test)]
-mod tests;
-
 mod napi;
+#[cfg(test)] mod tests;

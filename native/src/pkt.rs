@@ -417,9 +417,21 @@ pub fn parse_ipv4_str(s: &str) -> Option<u32> {
     Some(out)
 }
 
-#[cfg(test)]
+/// Rewrites addresses and ports, then writes the IP checksum and the full L4 checksum (a
+/// payload verdict makes the skb CHECKSUM_NONE, so the full checksum is always needed).
+pub fn rewrite(pkt: &mut [u8], ihl: usize, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) {
+    put32(pkt, 12, src);
+    put32(pkt, 16, dst);
+    put16(pkt, ihl, sport);
+    put16(pkt, ihl + 2, dport);
+    let total = be16(pkt, 2) as usize;
+    fix_ip_checksum(pkt, ihl);
+    fix_l4_checksum(pkt, ihl, total, proto);
+}
+
 pub mod build {
-    //! Test helpers that build well-formed packets.
+    //! Well-formed packets (IP id 0x1234, DF, TTL 64, full checksums), for the benchmark loop and
+    //! the tests.
     use super::*;
 
     pub fn ipv4(proto: u8, src: u32, dst: u32, l4: &[u8]) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! construction (golden packets, wrap, retransmission, re-segmentation, tampering, replay),
 //! held packets, reservations, expiry, ICMP errors, compat mode, punts.
 
-use crate::crypto::hex;
+fn hex(s: &str) -> Vec<u8> { (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect() }
 use crate::engine::*;
 use crate::pccom::{self, DirKeys};
 use crate::pkt::build;

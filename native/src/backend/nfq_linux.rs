@@ -8,8 +8,10 @@
 //! queueing, so every segment gets its own MAC. Full L4 checksums are written on every modified
 //! packet because a payload verdict makes the skb CHECKSUM_NONE.
 
-use super::{lock, now_ms, Backend, BackendConfig, Shared};
-use crate::engine::{Handle, Hook, Step, Verdict};
+use super::{Backend, BackendConfig};
+use crate::engine::{Handle, Hook, Verdict};
+use crate::host::{now_ms, Host, PacketSink};
+use crate::lock::lock;
 use std::os::raw::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -314,7 +316,7 @@ fn parse_packet_msg(m: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 impl Nfq {
-    pub fn start(shared: Arc<Shared>, cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
+    pub fn start(host: Arc<Host>, cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
         if cfg.queues.is_empty() {
             return Err("no queues given".into());
         }
@@ -337,24 +339,25 @@ impl Nfq {
             send_errors: Arc::new(AtomicU64::new(0)),
             recv_errors: Arc::new(AtomicU64::new(0)),
         });
-        let as_backend: Arc<dyn Backend> = nfq.clone();
-        *lock(&shared.backend) = Some(as_backend.clone());
         for q in cfg.queues.iter().cloned() {
             let fd = nfq.socks.iter().find(|(n, _)| *n == q.num).map(|x| x.1).unwrap_or(-1);
-            let sh = shared.clone();
+            let host = host.clone();
             let me = nfq.clone();
             let batch = cfg.batch.clamp(1, 256);
-            let h = std::thread::Builder::new()
-                .name(format!("gsra-nfq{}", q.num))
-                .spawn(move || queue_thread(sh, me, fd, q.num, q.hook, batch))
-                .map_err(|e| e.to_string())?;
-            lock(&nfq.threads).push(h);
+            let spawned = std::thread::Builder::new().name(format!("gsra-nfq{}", q.num)).spawn(move || queue_thread(host, me, fd, q.num, q.hook, batch));
+            match spawned {
+                Ok(h) => lock(&nfq.threads).push(h),
+                Err(e) => {
+                    nfq.stop();
+                    return Err(e.to_string());
+                }
+            }
         }
-        Ok(as_backend)
+        Ok(nfq)
     }
 }
 
-fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: Hook, batch: usize) {
+fn queue_thread(host: Arc<Host>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: Hook, batch: usize) {
     let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; SLOT]).collect();
     let mut pkts: Vec<Vec<u8>> = (0..batch).map(|_| Vec::with_capacity(SLOT)).collect();
     let mut iovs: Vec<Iovec> = bufs.iter_mut().map(|b| Iovec { base: b.as_mut_ptr() as *mut c_void, len: SLOT }).collect();
@@ -371,7 +374,7 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
             match e.raw_os_error() {
                 Some(11) | Some(4) => {
                     // EAGAIN (the 100 ms receive timeout) or EINTR: expiry keeps running while idle.
-                    idle_tick(&shared);
+                    host.deliver(host.end_batch(now_ms(), 0, 4096), Some(&*me));
                     continue;
                 }
                 Some(105) => {
@@ -413,18 +416,7 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
                             let p = &mut pkts[slot];
                             p.clear();
                             p.extend_from_slice(payload);
-                            let sh = &shared;
-                            let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                let step = lock(&sh.eng).classify(p, hook, Handle::Nfq { queue, id }, now);
-                                match step {
-                                    Step::Done(v) => v,
-                                    Step::Crypto(job) => {
-                                        let o = job.run(p);
-                                        lock(&sh.eng).finish(&job, o, p)
-                                    }
-                                }
-                            }))
-                            .unwrap_or(Verdict::Drop("panic"));
+                            let v = host.process_queued(p, hook, Handle::Queued { queue, id }, now);
                             if v == Verdict::Drop("panic") {
                                 panics += 1;
                             }
@@ -441,36 +433,17 @@ fn queue_thread(shared: Arc<Shared>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: 
                 off += align4(ml);
             }
         }
-        let (outbox, have_events) = {
-            let mut eng = lock(&shared.eng);
-            eng.stats.panics += panics;
-            eng.sweep(now, 64);
-            (std::mem::take(&mut eng.outbox), !eng.events.is_empty())
-        };
+        let pending = host.end_batch(now, panics, 64);
         // Verdicts for this batch in one sendmsg (flushed at 200 KiB).
         {
             let items: Vec<(u32, Option<&[u8]>)> = results.iter().enumerate().map(|(i, (id, ok))| (*id, if *ok { Some(&pkts[i][..]) } else { None })).collect();
             vb.send(fd, &me.send_errors, &me.verdicts, &items, queue);
         }
-        shared.flush(outbox);
-        shared.maybe_notify(have_events);
+        host.deliver(pending, Some(&*me));
     }
 }
 
-fn idle_tick(shared: &Shared) {
-    let (outbox, have_events) = {
-        let mut eng = lock(&shared.eng);
-        eng.sweep(now_ms(), 4096);
-        (std::mem::take(&mut eng.outbox), !eng.events.is_empty())
-    };
-    shared.flush(outbox);
-    shared.maybe_notify(have_events);
-}
-
-impl Backend for Nfq {
-    fn name(&self) -> &'static str {
-        "nfqueue"
-    }
+impl PacketSink for Nfq {
     fn verdict(&self, queue: u16, id: u32, bytes: Option<&[u8]>) -> Result<(), String> {
         let fd = self.socks.iter().find(|(n, _)| *n == queue).map(|x| x.1).ok_or("unknown queue")?;
         let mut vb = VerdictBatch::new();
@@ -489,6 +462,12 @@ impl Backend for Nfq {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Backend for Nfq {
+    fn name(&self) -> &'static str {
+        "nfqueue"
     }
     fn stop(&self) {
         if self.stop.swap(true, Ordering::AcqRel) {

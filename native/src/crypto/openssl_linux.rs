@@ -1,0 +1,125 @@
+//! AES-128-CTR and HMAC-SHA256 from OpenSSL's libcrypto (EVP and HMAC APIs), declared by hand.
+//! Linux (and any Unix with libcrypto); the portable front is crypto.rs.
+
+use std::os::raw::{c_int, c_uint, c_void};
+#[allow(non_camel_case_types)]
+type EVP_CIPHER_CTX = c_void;
+#[allow(non_camel_case_types)]
+type EVP_CIPHER = c_void;
+#[allow(non_camel_case_types)]
+type EVP_MD = c_void;
+#[allow(non_camel_case_types)]
+type HMAC_CTX = c_void;
+
+extern "C" {
+    fn EVP_CIPHER_CTX_new() -> *mut EVP_CIPHER_CTX;
+    fn EVP_CIPHER_CTX_free(c: *mut EVP_CIPHER_CTX);
+    fn EVP_aes_128_ctr() -> *const EVP_CIPHER;
+    fn EVP_EncryptInit_ex(c: *mut EVP_CIPHER_CTX, t: *const EVP_CIPHER, e: *mut c_void, key: *const u8, iv: *const u8) -> c_int;
+    fn EVP_EncryptUpdate(c: *mut EVP_CIPHER_CTX, out: *mut u8, outl: *mut c_int, inp: *const u8, inl: c_int) -> c_int;
+    fn EVP_sha256() -> *const EVP_MD;
+    fn HMAC_CTX_new() -> *mut HMAC_CTX;
+    fn HMAC_CTX_free(c: *mut HMAC_CTX);
+    fn HMAC_Init_ex(c: *mut HMAC_CTX, key: *const c_void, len: c_int, md: *const EVP_MD, e: *mut c_void) -> c_int;
+    fn HMAC_Update(c: *mut HMAC_CTX, data: *const u8, len: usize) -> c_int;
+    fn HMAC_Final(c: *mut HMAC_CTX, md: *mut u8, len: *mut c_uint) -> c_int;
+}
+
+pub struct AesCtr {
+    ctx: *mut EVP_CIPHER_CTX,
+    pub(super) salt: [u8; 8],
+}
+// The context is only used through &mut self.
+unsafe impl Send for AesCtr {}
+
+impl AesCtr {
+    pub fn new(key: &[u8; 16], salt: &[u8; 8]) -> Result<AesCtr, &'static str> {
+        unsafe {
+            let ctx = EVP_CIPHER_CTX_new();
+            if ctx.is_null() {
+                return Err("EVP_CIPHER_CTX_new failed");
+            }
+            let zero = [0u8; 16];
+            if EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), std::ptr::null_mut(), key.as_ptr(), zero.as_ptr()) != 1 {
+                EVP_CIPHER_CTX_free(ctx);
+                return Err("EVP_EncryptInit_ex failed");
+            }
+            Ok(AesCtr { ctx, salt: *salt })
+        }
+    }
+
+    /// Raw CTR with an explicit 16-byte initial counter block (for known-answer tests).
+    pub fn apply_iv(&mut self, iv: &[u8; 16], skip: usize, data: &mut [u8]) -> bool {
+        unsafe {
+            if EVP_EncryptInit_ex(self.ctx, std::ptr::null(), std::ptr::null_mut(), std::ptr::null(), iv.as_ptr()) != 1 {
+                return false;
+            }
+            let mut outl: c_int = 0;
+            if skip > 0 {
+                let mut dummy = [0u8; 16];
+                let p = dummy.as_mut_ptr();
+                if EVP_EncryptUpdate(self.ctx, p, &mut outl, p, (skip % 16) as c_int) != 1 {
+                    return false;
+                }
+            }
+            let mut done = 0usize;
+            while done < data.len() {
+                let n = std::cmp::min(data.len() - done, 1 << 30);
+                let p = data.as_mut_ptr().add(done);
+                if EVP_EncryptUpdate(self.ctx, p, &mut outl, p, n as c_int) != 1 {
+                    return false;
+                }
+                done += n;
+            }
+            true
+        }
+    }
+}
+
+impl Drop for AesCtr {
+    fn drop(&mut self) {
+        unsafe { EVP_CIPHER_CTX_free(self.ctx) }
+    }
+}
+
+pub struct Hmac {
+    ctx: *mut HMAC_CTX,
+    fresh: bool,
+}
+unsafe impl Send for Hmac {}
+
+impl Hmac {
+    pub fn new(key: &[u8]) -> Result<Hmac, &'static str> {
+        unsafe {
+            let ctx = HMAC_CTX_new();
+            if ctx.is_null() {
+                return Err("HMAC_CTX_new failed");
+            }
+            if HMAC_Init_ex(ctx, key.as_ptr() as *const c_void, key.len() as c_int, EVP_sha256(), std::ptr::null_mut()) != 1 {
+                HMAC_CTX_free(ctx);
+                return Err("HMAC_Init_ex failed");
+            }
+            Ok(Hmac { ctx, fresh: true })
+        }
+    }
+    pub fn begin(&mut self) -> bool {
+        if self.fresh {
+            self.fresh = false;
+            return true;
+        }
+        unsafe { HMAC_Init_ex(self.ctx, std::ptr::null(), 0, std::ptr::null(), std::ptr::null_mut()) == 1 }
+    }
+    pub fn update(&mut self, d: &[u8]) -> bool {
+        unsafe { HMAC_Update(self.ctx, d.as_ptr(), d.len()) == 1 }
+    }
+    pub fn finish(&mut self, out: &mut [u8; 32]) -> bool {
+        let mut l: c_uint = 32;
+        unsafe { HMAC_Final(self.ctx, out.as_mut_ptr(), &mut l) == 1 && l == 32 }
+    }
+}
+
+impl Drop for Hmac {
+    fn drop(&mut self) {
+        unsafe { HMAC_CTX_free(self.ctx) }
+    }
+}

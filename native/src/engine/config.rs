@@ -1,0 +1,82 @@
+//! What an engine is told when it is created: its role, its addresses, timeouts, punt rules, ALG
+//! ports and bounds.
+
+use super::Hook;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Agent,
+    Gateway,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub tcp_handshake: u64,
+    pub tcp_established: u64,
+    pub tcp_closing: u64,
+    pub udp_idle: u64,
+    pub reservation: u64,
+    pub held: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, udp_idle: 180_000, reservation: 30_000, held: 10_000 }
+    }
+}
+
+/// Packets matching a rule go to TypeScript (event `punt`) before any table lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PuntRule {
+    pub hook: Hook,
+    pub proto: u8,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    /// Agent: the VIN range (network, prefix length). Outbound packets into it are held.
+    pub vin_net: u32,
+    pub vin_prefix: u8,
+    /// Gateway: its global and private addresses.
+    pub ggr: u32,
+    pub pgr: u32,
+    pub timeouts: Timeouts,
+    pub punt: Vec<PuntRule>,
+    /// Gateway: service ports whose connections pass through the ALG in TypeScript (FTP: 21).
+    /// Every packet such a flow sends toward EN is punted with its flow id, before protection;
+    /// its verdict may change the payload length (sequence numbers are then adjusted).
+    pub alg_ports: Vec<u16>,
+    pub max_held_per_flow: usize,
+    pub max_held_total: usize,
+    pub max_events: usize,
+}
+
+impl Config {
+    pub fn new(role: Role) -> Config {
+        Config {
+            role,
+            vin_net: 0,
+            vin_prefix: 32,
+            ggr: 0,
+            pgr: 0,
+            timeouts: Timeouts::default(),
+            punt: Vec::new(),
+            alg_ports: Vec::new(),
+            max_held_per_flow: 16,
+            max_held_total: 1024,
+            max_events: 65536,
+        }
+    }
+
+    /// Agent: is `a` a virtual address (VIN) this engine hands out?
+    pub fn in_vin_net(&self, a: u32) -> bool {
+        if self.vin_prefix == 0 {
+            return true;
+        }
+        let mask = if self.vin_prefix >= 32 { u32::MAX } else { !(u32::MAX >> self.vin_prefix) };
+        a & mask == self.vin_net & mask
+    }
+}

@@ -1,0 +1,67 @@
+//! Expiry: flows time out by state (TCP handshake, established, closing; UDP idle; unbound
+//! reservation); held and punted packets after `heldMs`. Incremental: each call looks at a
+//! bounded number of flow slots, so it never stalls the data path. Backends call it after every
+//! batch and when idle.
+
+use super::flow::FlowState;
+use super::{Engine, Event, Hook, OutItem};
+use crate::lock::lock;
+
+#[derive(Default)]
+pub(super) struct Sweep {
+    /// The next flow slot to look at.
+    pos: usize,
+    /// When held packets and punts were last checked.
+    last: u64,
+}
+
+impl Engine {
+    /// Expires what timed out by `now`, looking at up to `budget` flow slots.
+    pub fn sweep(&mut self, now: u64, budget: usize) {
+        if self.table.slot_count() == 0 && self.held.is_empty() && self.punts.is_empty() {
+            return;
+        }
+        let to = self.cfg.timeouts.clone();
+        let n = self.table.slot_count();
+        let mut expired: Vec<(u32, u8, u16, &'static str)> = Vec::new();
+        for _ in 0..std::cmp::min(budget, n) {
+            if self.sweep.pos >= n {
+                self.sweep.pos = 0;
+            }
+            if let Some(fr) = self.table.slot(self.sweep.pos) {
+                let f = lock(fr);
+                let limit = match f.state {
+                    FlowState::Reserved => to.reservation,
+                    FlowState::Handshake => to.tcp_handshake,
+                    FlowState::Established => to.tcp_established,
+                    FlowState::Closing => to.tcp_closing,
+                    FlowState::Udp => to.udp_idle,
+                };
+                if now.saturating_sub(f.last) >= limit {
+                    expired.push((f.id, f.proto, f.t, f.state.as_str()));
+                }
+            }
+            self.sweep.pos += 1;
+        }
+        for (id, proto, t, state) in expired {
+            self.remove_flow(id);
+            self.stats.expired += 1;
+            self.event(Event::Expired { id, proto, t, state });
+        }
+        // Held packets and punts: small, bounded maps; checked at most every 100 ms.
+        if now.saturating_sub(self.sweep.last) >= 100 {
+            self.sweep.last = now;
+            for (k, pkts) in self.held.take_expired(now, to.held) {
+                let count = pkts.len() as u32;
+                self.stats.held_expired += pkts.len() as u64;
+                for (_, h) in pkts {
+                    self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: None, injected: false });
+                }
+                self.event(Event::HeldExpired { proto: k.0, src: k.1, sport: k.2, dst: k.3, dport: k.4, count });
+            }
+            let drops = self.punts.take_expired(now, to.held);
+            self.stats.punt_expired += drops.len() as u64;
+            self.outbox.extend(drops);
+        }
+    }
+}

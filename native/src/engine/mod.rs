@@ -1,0 +1,320 @@
+//! The packet engine: translation tables with their PIT, PCCOM protection, held packets, punts,
+//! ICMP, expiry and events. Backend-independent: packets come in as byte vectors with an opaque
+//! [`Handle`]; results go out as a [`Verdict`] or, for packets decided later, through the outbox.
+//!
+//! One packet, in reading order:
+//! - `protect.rs`: a packet leaving the protected side (an application on EN at the agent, IN on
+//!   the office LAN at the gateway; hook `out`) is looked up, encrypted, MACed and rewritten for
+//!   the internet.
+//! - `unprotect.rs`: a packet from the internet (hook `in`) is looked up, verified, decrypted and
+//!   rewritten for the protected side; a gateway reservation binds here.
+//!
+//! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `held.rs` (packets
+//! waiting for a negotiation), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
+//! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `events.rs` and `stats.rs`
+//! (what TypeScript hears), `synth.rs` (the RST / ICMP the engine answers with), `config.rs`.
+//!
+//! Locking: `classify` (table work) and `finish` (counters, events) run under the engine lock; the
+//! crypto phase between them (`CryptoJob::run`) under the flow's own lock only, so backend threads
+//! working on different flows encrypt in parallel.
+
+mod config;
+mod events;
+mod expiry;
+mod flow;
+mod held;
+mod icmp;
+mod protect;
+mod punt;
+mod stats;
+mod synth;
+mod table;
+mod unprotect;
+
+pub use config::{Config, PuntRule, Role, Timeouts};
+pub use events::Event;
+pub use flow::{Binding, FlowCounters, FlowState};
+pub use held::FailMode;
+pub use punt::ALG_MAX_GROWTH;
+pub use stats::Stats;
+pub use synth::{synth_icmp_unreach, synth_rst};
+pub use table::{FlowInfo, FlowSpec};
+
+use crate::lock::lock;
+use crate::pkt::*;
+use flow::FlowRef;
+
+/// Where a packet was taken: `Out` = from the local side (applications on EN, the LAN at the
+/// gateway) toward the internet; `In` = from the internet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Out,
+    In,
+}
+
+impl Hook {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Hook::Out => "out",
+            Hook::In => "in",
+        }
+    }
+}
+
+/// Identifies a packet to its source so a later verdict can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handle {
+    /// Given by a caller in memory (`process`); later results go to the host's released list.
+    Memory,
+    /// Held by a backend until its verdict: the backend's queue and its id for the packet.
+    Queued { queue: u16, id: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass the (possibly rewritten) packet.
+    Accept,
+    Drop(&'static str),
+    Held,
+    Punted(u64),
+}
+
+/// A verdict or injected packet for a backend to carry out later.
+pub struct OutItem {
+    pub handle: Handle,
+    pub hook: Hook,
+    /// None = drop; Some(bytes) = accept with these bytes.
+    pub bytes: Option<Vec<u8>>,
+    /// True for packets synthesised by the engine (RST / ICMP) that have no queue entry.
+    pub injected: bool,
+}
+
+/// `(proto, src, sport, dst, dport)`.
+pub type Key5 = (u8, u32, u16, u32, u16);
+
+/// Result of `Engine::classify`.
+pub enum Step {
+    Done(Verdict),
+    Crypto(CryptoJob),
+}
+
+/// What the crypto phase reports back to `Engine::finish`.
+pub enum Outcome {
+    /// `alg`: the flow id of a gateway ALG flow (its inbound packets go to the ALG).
+    Accepted { bound: Option<Event>, alg: Option<u32> },
+    Malformed,
+    NoRoom,
+    CryptoError,
+    PortDenied,
+    /// `emit` = (flow id, failures since the last event) when an event is due (1/s per flow).
+    VerifyFailed { reason: &'static str, emit: Option<(u32, u64)>, sport: u16, dport: u16 },
+}
+
+/// The crypto half of a packet: runs with only the flow's lock held.
+pub struct CryptoJob {
+    flow: FlowRef,
+    pub ip: Ip,
+    /// true = protect (outbound), false = unprotect (inbound).
+    pub protect: bool,
+    ggr: u32,
+    pgr: u32,
+    now: u64,
+    /// The packet's handle (an ALG flow's inbound packet is punted with it).
+    handle: Handle,
+}
+
+impl CryptoJob {
+    pub fn run(&self, pkt: &mut Vec<u8>) -> Outcome {
+        let mut f = lock(&self.flow);
+        if self.protect {
+            protect::protect(&mut f, pkt, &self.ip, self.ggr, self.now)
+        } else {
+            unprotect::unprotect(&mut f, pkt, &self.ip, self.pgr, self.now)
+        }
+    }
+}
+
+pub struct Engine {
+    pub cfg: Config,
+    table: table::Table,
+    held: held::Held,
+    punts: punt::Punts,
+    pub events: Vec<Event>,
+    pub outbox: Vec<OutItem>,
+    pub stats: Stats,
+    sweep: expiry::Sweep,
+    scratch: Vec<u8>,
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Engine {
+        Engine {
+            cfg,
+            table: table::Table::default(),
+            held: held::Held::default(),
+            punts: punt::Punts::default(),
+            events: Vec::new(),
+            outbox: Vec::new(),
+            stats: Stats::default(),
+            sweep: expiry::Sweep::default(),
+            scratch: Vec::with_capacity(65536 + 128),
+        }
+    }
+
+    /// Processes one packet in place. On `Accept` the buffer holds the packet to pass on.
+    /// (Single-threaded form of classify -> CryptoJob::run -> finish.)
+    pub fn process(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
+        match self.classify(pkt, hook, handle, now) {
+            Step::Done(v) => v,
+            Step::Crypto(job) => {
+                let o = job.run(pkt);
+                self.finish(&job, o, pkt)
+            }
+        }
+    }
+
+    /// First phase, under the engine lock: parse, look up, hold/punt/ICMP. Returns either a
+    /// verdict or a crypto job to run under the flow's own lock only.
+    pub fn classify(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
+        self.stats.packets += 1;
+        let s = self.classify_inner(pkt, hook, handle, now);
+        if let Step::Done(Verdict::Drop(_)) = s {
+            self.stats.dropped += 1;
+        }
+        s
+    }
+
+    fn classify_inner(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
+        let ip = match parse_ip(pkt, false) {
+            Ok(ip) => ip,
+            Err(_) => return self.malformed("malformed"),
+        };
+        if is_fragment(pkt) {
+            self.stats.fragments += 1;
+            return Step::Done(Verdict::Drop("fragment"));
+        }
+        // Bytes after the IP total length (link padding) are not part of the packet.
+        pkt.truncate(ip.total);
+        // Punt rules come first (e.g. DNS answers to TypeScript).
+        if self.punt_rule_matches(pkt, &ip, hook) {
+            return Step::Done(self.punt(pkt, hook, None, handle, now));
+        }
+        let ports = match ip.proto {
+            PROTO_TCP => parse_tcp(pkt, &ip).map(|t| (t.sport, t.dport)),
+            PROTO_UDP => parse_udp(pkt, &ip).map(|u| (u.sport, u.dport)),
+            PROTO_ICMP => return Step::Done(self.icmp(pkt, &ip, hook)),
+            _ => return self.malformed("protocol"),
+        };
+        let (sport, dport) = match ports {
+            Ok(p) => p,
+            Err(_) => return self.malformed("malformed"),
+        };
+        match hook {
+            Hook::Out => self.classify_protect(pkt, &ip, sport, dport, handle, now),
+            Hook::In => self.classify_unprotect(&ip, sport, dport, handle, now),
+        }
+    }
+
+    fn malformed(&mut self, reason: &'static str) -> Step {
+        self.stats.malformed += 1;
+        Step::Done(Verdict::Drop(reason))
+    }
+
+    fn no_flow(&mut self) -> Step {
+        self.stats.no_flow += 1;
+        Step::Done(Verdict::Drop("no-flow"))
+    }
+
+    fn job(&self, flow: FlowRef, ip: &Ip, protect: bool, handle: Handle, now: u64) -> CryptoJob {
+        CryptoJob { flow, ip: *ip, protect, ggr: self.cfg.ggr, pgr: self.cfg.pgr, now, handle }
+    }
+
+    /// Last phase, under the engine lock: counters and events for a finished crypto job. `pkt`
+    /// is the packet as the job left it (an ALG flow's inbound packet is punted from here).
+    pub fn finish(&mut self, job: &CryptoJob, o: Outcome, pkt: &[u8]) -> Verdict {
+        let v = match o {
+            Outcome::Accepted { bound, alg } => {
+                if job.protect {
+                    self.stats.translated_out += 1;
+                } else {
+                    self.stats.translated_in += 1;
+                }
+                if let Some(e) = bound {
+                    if let Event::Bound { d, .. } = &e {
+                        if job.ip.proto == PROTO_TCP && self.cfg.alg_ports.contains(d) {
+                            punt::mark_alg(&job.flow);
+                        }
+                    }
+                    self.stats.bound += 1;
+                    self.event(e);
+                }
+                match alg {
+                    // EN -> IN on an ALG flow: verified and translated, now to the ALG.
+                    Some(fid) if !job.protect => self.punt(pkt, Hook::In, Some(fid), job.handle, job.now),
+                    _ => Verdict::Accept,
+                }
+            }
+            Outcome::Malformed => {
+                self.stats.malformed += 1;
+                Verdict::Drop("malformed")
+            }
+            Outcome::NoRoom => {
+                self.stats.no_room += 1;
+                Verdict::Drop("no-room")
+            }
+            Outcome::CryptoError => {
+                self.stats.crypto_errors += 1;
+                Verdict::Drop("crypto")
+            }
+            Outcome::PortDenied => {
+                self.stats.port_denied += 1;
+                Verdict::Drop("port-denied")
+            }
+            Outcome::VerifyFailed { reason, emit, sport, dport } => {
+                self.stats.verify_failed += 1;
+                if reason == "replay" {
+                    self.stats.replay += 1;
+                }
+                if reason == "wrong-source" {
+                    self.stats.wrong_source += 1;
+                }
+                if let Some((id, count)) = emit {
+                    self.event(Event::VerifyFailed { id: Some(id), proto: job.ip.proto, src: job.ip.src, sport, dport, reason, count });
+                }
+                Verdict::Drop("verify-failed")
+            }
+        };
+        if let Verdict::Drop(_) = v {
+            self.stats.dropped += 1;
+        }
+        v
+    }
+
+    /// In-memory helper without allocation: processes a copy in the scratch buffer; Ok(len) if
+    /// accepted and it fits in `cap` bytes (read it with `scratch_bytes`), else Err(verdict)
+    /// (Err(Accept) = accepted but larger than `cap`).
+    pub fn process_into(&mut self, input: &[u8], hook: Hook, now: u64, cap: usize) -> Result<usize, Verdict> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s.extend_from_slice(input);
+        let v = self.process(&mut s, hook, Handle::Memory, now);
+        let n = s.len();
+        self.scratch = s;
+        match v {
+            Verdict::Accept if n <= cap => Ok(n),
+            other => Err(other),
+        }
+    }
+
+    pub fn scratch_bytes(&self, n: usize) -> &[u8] {
+        &self.scratch[..std::cmp::min(n, self.scratch.len())]
+    }
+
+    /// In-memory helper: copy-in, process, copy-out, using the engine's scratch buffer.
+    pub fn process_copy(&mut self, input: &[u8], hook: Hook, now: u64) -> (Verdict, Vec<u8>) {
+        match self.process_into(input, hook, now, usize::MAX) {
+            Ok(n) => (Verdict::Accept, self.scratch[..n].to_vec()),
+            Err(v) => (v, Vec::new()),
+        }
+    }
+}

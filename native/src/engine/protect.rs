@@ -1,0 +1,171 @@
+//! Protect: a packet leaves the protected side toward the internet (hook `out`).
+//!
+//! - Agent: an application on EN sends `PEN:s -> VIN:d`. The VAT entry for that 5-tuple is found
+//!   (none yet: the packet is held while TypeScript negotiates, see held.rs); the payload is
+//!   encrypted, the MAC added, and the packet leaves as `PEN:s -> GGR:t`.
+//! - Gateway: IN answers `PIN:d -> PGR:t`. The reservation of t is found and must be bound to
+//!   exactly that PIN:d (an ALG flow's segment goes to TypeScript first, see punt.rs); the
+//!   payload is encrypted, the MAC added, and the packet leaves as `GGR:t -> GHR:m`.
+//!
+//! `classify_protect` runs under the engine lock; `protect` is the crypto phase, under the flow's
+//! lock only.
+
+use super::flow::{End, Flow};
+use super::{Engine, Event, Handle, Hook, Outcome, Role, Step, Verdict};
+use crate::lock::lock;
+use crate::pccom::{self, PErr};
+use crate::pkt::*;
+
+impl Engine {
+    pub(super) fn classify_protect(&mut self, pkt: &mut Vec<u8>, ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
+        match self.cfg.role {
+            Role::Agent => self.agent_out(pkt, ip, sport, dport, handle, now),
+            Role::Gateway => self.gateway_out(pkt, ip, sport, dport, handle, now),
+        }
+    }
+
+    /// `PEN:s -> VIN:d` from an application on EN.
+    fn agent_out(&mut self, pkt: &mut Vec<u8>, ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
+        let key = (ip.proto, ip.src, sport, ip.dst, dport);
+        let flow = match self.table.vat_out(&key) {
+            Some(f) => f.clone(),
+            None if self.cfg.in_vin_net(ip.dst) => return Step::Done(self.hold(key, pkt, ip, handle, now)),
+            None => return self.no_flow(),
+        };
+        if ip.proto == PROTO_TCP && new_connection(&mut lock(&flow), pkt, ip) {
+            // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
+            // goes and the SYN is held for negotiation.
+            let (id, t) = {
+                let f = lock(&flow);
+                (f.id, f.t)
+            };
+            self.remove_flow(id);
+            self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced" });
+            return Step::Done(self.hold(key, pkt, ip, handle, now));
+        }
+        Step::Crypto(self.job(flow, ip, true, handle, now))
+    }
+
+    /// `PIN:d -> PGR:t` from IN on the LAN.
+    fn gateway_out(&mut self, pkt: &mut Vec<u8>, ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
+        if ip.dst != self.cfg.pgr {
+            return self.no_flow();
+        }
+        let flow = match self.table.by_port(ip.proto, dport) {
+            Some(f) => f.clone(),
+            None => return self.no_flow(),
+        };
+        let (from_pin, alg) = {
+            let f = lock(&flow);
+            match f.gateway() {
+                Some(g) => (g.bound.is_some() && g.pin == ip.src && f.d == sport, if g.alg { Some(f.id) } else { None }),
+                None => (false, None),
+            }
+        };
+        if !from_pin {
+            self.stats.wrong_source += 1;
+            return Step::Done(Verdict::Drop("wrong-source"));
+        }
+        if let Some(fid) = alg {
+            // The ALG sees every segment toward EN in order, before protection.
+            return Step::Done(self.punt(pkt, Hook::Out, Some(fid), handle, now));
+        }
+        Step::Crypto(self.job(flow, ip, true, handle, now))
+    }
+}
+
+/// An initial SYN whose ISN differs from the one the flow was opened with: a new connection on
+/// the same 5-tuple. The first SYN seen records the ISN.
+fn new_connection(f: &mut Flow, pkt: &[u8], ip: &Ip) -> bool {
+    let tcp = match parse_tcp(pkt, ip) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    if tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0 {
+        return false;
+    }
+    match &mut f.end {
+        End::Agent(a) => match a.isn_out {
+            None => {
+                a.isn_out = Some(tcp.seq);
+                false
+            }
+            Some(isn) => isn != tcp.seq,
+        },
+        End::Gateway(_) => false,
+    }
+}
+
+/// The crypto phase: encrypt + MAC, then rewrite the addresses for the internet (agent:
+/// `PEN:s -> VIN:d` becomes `PEN:s -> GGR:t`; gateway: `PIN:d -> PGR:t` becomes `GGR:t -> GHR:m`).
+pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u64) -> Outcome {
+    let to = match &f.end {
+        End::Agent(a) => (ip.src, a.s, a.ggr, f.t),
+        End::Gateway(g) => {
+            let b = g.bound.unwrap_or_default();
+            (ggr, f.t, b.ghr, b.m)
+        }
+    };
+    let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
+        if let End::Gateway(g) = &f.end {
+            g.out_adj.shift_seq(pkt, ip); // after an ALG rewrite changed the stream's length
+        }
+        let tcp = match parse_tcp(pkt, ip) {
+            Ok(t) => t,
+            Err(_) => return Outcome::Malformed,
+        };
+        f.track_tcp(tcp.flags, true);
+        if f.compat {
+            compat_tcp(pkt, ip, &tcp, f, to)
+        } else {
+            let rxseq = f.rxseq;
+            pccom::tcp_protect(pkt, ip, &tcp, &mut f.tx, &mut f.txseq, &rxseq, f.d)
+        }
+    } else {
+        let udp = match parse_udp(pkt, ip) {
+            Ok(u) => u,
+            Err(_) => return Outcome::Malformed,
+        };
+        if f.compat {
+            compat_udp(pkt, ip, &udp, f, to)
+        } else {
+            f.udp_ctr += 1;
+            pccom::udp_protect(pkt, ip, &udp, &mut f.tx, f.udp_ctr, f.d)
+        }
+    };
+    match r {
+        Ok(()) => {}
+        Err(PErr::NoRoom) => return Outcome::NoRoom,
+        Err(_) => return Outcome::CryptoError,
+    }
+    f.last = now;
+    f.c.pkts_out += 1;
+    f.c.bytes_out += pkt.len() as u64;
+    if !f.compat {
+        rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
+    }
+    Outcome::Accepted { bound: None, alg: None }
+}
+
+// Compat mode: the flow's addresses are rewritten first, then the keyed checksum is computed over
+// the final header (the receiver checks it before rewriting).
+fn compat_tcp(pkt: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, f: &mut Flow, to: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    let ext = f.txseq.extend(tcp.seq);
+    f.txseq.update(ext);
+    let pos = if tcp.flags & TCP_SYN != 0 { ext + 1 } else { ext };
+    compat_seal(pkt, ip, PROTO_TCP, (tcp.payload, tcp.end), pos, f, to)
+}
+
+fn compat_udp(pkt: &mut Vec<u8>, ip: &Ip, udp: &Udp, f: &mut Flow, to: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    compat_seal(pkt, ip, PROTO_UDP, (udp.payload, udp.end), 0, f, to)
+}
+
+fn compat_seal(pkt: &mut Vec<u8>, ip: &Ip, proto: u8, payload: (usize, usize), pos: u64, f: &mut Flow, to: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    pkt.truncate(ip.total);
+    if !pccom::compat_crypt(&mut f.tx, proto, pos, &mut pkt[payload.0..payload.1]) {
+        return Err(PErr::Crypto);
+    }
+    rewrite(pkt, ip.ihl, proto, to.0, to.1, to.2, to.3);
+    let nip = Ip { src: to.0, dst: to.2, ..*ip };
+    pccom::compat_seal(pkt, &nip, proto, payload.0, &f.tx)
+}

@@ -1,0 +1,54 @@
+//! The engine's counters. Each is declared once, here, with the name TypeScript sees:
+//! `Stats::for_each` feeds the N-API `stats()` object and `native/lib/names.generated.ts` is
+//! rendered from `Stats::NAMES` (a Rust test fails when it is stale).
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $field:ident = $name:literal, )*) => {
+        #[derive(Debug, Default, Clone)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $field: u64, )*
+        }
+
+        impl Stats {
+            /// Every counter as TypeScript names it, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// Calls `f` with each counter's TypeScript name and value, in declaration order.
+            pub fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
+                $( f($name, self.$field); )*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets given to the engine.
+    packets = "packets",
+    translated_out = "translatedOut",
+    translated_in = "translatedIn",
+    /// Passed unchanged (ICMP that quotes no flow, echo).
+    accepted_plain = "acceptedPlain",
+    dropped = "dropped",
+    malformed = "malformed",
+    fragments = "fragments",
+    no_flow = "noFlow",
+    verify_failed = "verifyFailed",
+    replay = "replay",
+    wrong_source = "wrongSource",
+    port_denied = "portDenied",
+    no_room = "noRoom",
+    crypto_errors = "cryptoErrors",
+    held = "held",
+    held_released = "heldReleased",
+    held_failed = "heldFailed",
+    held_overflow = "heldOverflow",
+    held_expired = "heldExpired",
+    punted = "punted",
+    punt_expired = "puntExpired",
+    icmp_translated = "icmpTranslated",
+    bound = "bound",
+    expired = "expired",
+    events_dropped = "eventsDropped",
+    /// Panics caught while processing a packet (the packet is dropped).
+    panics = "panics",
+}
