@@ -23,4 +23,3 @@ pub mod pkt;
 pub mod seqadj;
 
 mod napi;
-#[cfg(test)] mod tests;

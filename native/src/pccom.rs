@@ -507,3 +507,36 @@ pub fn compat_crypt(dir: &mut Dir, proto: u8, ext_pos: u64, data: &mut [u8]) -> 
     let pos = if proto == PROTO_TCP { ext_pos } else { 0 };
     dir.aes.apply(pos, data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_track_extends_across_the_wrap_and_back() {
+        let mut t = SeqTrack::default();
+        t.update(0xffff_fff0);
+        assert_eq!(t.extend(0xffff_fff8), 0xffff_fff8);
+        assert_eq!(t.extend(0x10), (1u64 << 32) | 0x10);
+        t.update((1u64 << 32) | 0x10);
+        assert_eq!(t.extend(0xffff_ff00), 0xffff_ff00); // retransmission before the wrap
+        assert_eq!(t.extend(0x20), (1u64 << 32) | 0x20);
+        t.update(0xffff_ff00); // older: no change
+        assert_eq!(t.sne, 1);
+    }
+
+    #[test]
+    fn replay_window_accepts_each_counter_once_within_the_window() {
+        let mut r = Replay::default();
+        assert!(!r.check(0));
+        r.update(1);
+        assert!(!r.check(1));
+        r.update(5000);
+        assert!(!r.check(1));
+        assert!(r.check(5000 - 900));
+        assert!(!r.check(5000 - REPLAY_WINDOW));
+        r.update(4999);
+        assert!(!r.check(4999));
+        assert!(r.check(5001));
+    }
+}

@@ -54,8 +54,25 @@ for (const tc of toolchains) {
     t.ok(s.passed > 20, `${s.passed} Rust tests passed`);
     t.equal(s.failed, 0);
     t.ok(s.mutationInputs >= 1_000_000, `mutation test ran ${s.mutationInputs} inputs`);
+    t.match(r.out, /GSRA_FUZZ_SEED=\d+/, 'the mutation test printed its seed');
   });
 }
+
+t.test('the mutation test replays a run from GSRA_FUZZ_SEED', async (t) => {
+  t.ok(rustupCargo, 'rustup cargo is installed');
+  if (!rustupCargo) return;
+  const env = { GSRA_FUZZ_SEED: '12345', GSRA_FUZZ_ITERS: '20000' };
+  const runs = [1, 2].map(() =>
+    cargo(rustupCargo, ['test', '--release', '--test', 'mutation', '--', '--nocapture'], env),
+  );
+  for (const r of runs) {
+    t.equal(r.status, 0, r.status === 0 ? 'mutation test passed' : r.out.slice(-4000));
+    t.match(r.out, /GSRA_FUZZ_SEED=12345\n/, 'it used the given seed');
+  }
+  const accepted = runs.map((r) => /GSRA_MUTATION_INPUTS=20000 accepted=(\d+)/.exec(r.out)?.[1]);
+  t.ok(accepted[0], 'it reported how many inputs were accepted');
+  t.equal(accepted[0], accepted[1], 'the same seed gives the same run');
+});
 
 t.test('cargo check --target x86_64-pc-windows-gnu (debian)', async (t) => {
   const r = cargo(

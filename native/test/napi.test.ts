@@ -9,6 +9,8 @@ import {
   gatewayRules,
   PROCESS_DROP,
   PROCESS_HELD,
+  ENGINE_COUNTERS,
+  ENGINE_EVENT_TYPES,
   type EngineEvent,
 } from '../index.ts';
 import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from './helpers.ts';
@@ -340,8 +342,8 @@ t.test('wrong argument types throw TypeError, never crash', async (t) => {
         }),
     ],
     ['addFlow(id)', () => n.addFlow(h, { id: 1.5, proto: 'tcp' })],
-    ['updateFlow(id)', () => n.updateFlow(h, '1', {})],
-    ['updateFlow(keys)', () => n.updateFlow(h, 1, { tx: 5 })],
+    ['addFlow(keys not an object)', () => n.addFlow(h, { id: 1, proto: 'tcp', tx: 5, rx: keys(2) })],
+    ['removeFlow(string id)', () => n.removeFlow(h, '1')],
     ['removeFlow(id)', () => n.removeFlow(h, -1)],
     ['failHeld(key)', () => n.failHeld(h, {}, 'rst')],
     ['failHeld(mode)', () => n.failHeld(h, { proto: 'tcp', src: PEN, sport: 1, dst: VIN, dport: 2 }, 'boom')],
@@ -395,4 +397,14 @@ t.test('rule helpers never use --queue-bypass', async (t) => {
     t.notOk(r.args.includes('--queue-bypass'));
     t.ok(r.args.includes('NFQUEUE'));
   }
+});
+
+t.test('the addon reports the counters names.generated.ts lists, in order', async (t) => {
+  const st = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' }).stats();
+  const counters = Object.keys(st).filter((k) => !['flows', 'heldNow', 'backend'].includes(k));
+  t.same(counters, [...ENGINE_COUNTERS]);
+});
+
+t.test('the addon emits the event types names.generated.ts lists', async (t) => {
+  t.same(native().eventTypes, [...ENGINE_EVENT_TYPES]);
 });

@@ -1,8 +1,10 @@
-// Real NFQUEUE test in throwaway network namespaces: agent (EN) -- gateway -- server (IN).
+// Real NFQUEUE tests in throwaway network namespaces: agent (EN) -- gateway -- server (IN).
 // An engine on NFQUEUE runs in the agent and one in the gateway; UDP and TCP (300 KB each way)
 // go through both and must arrive translated (the server sees PGR:t) and intact. Then the agent
 // engine is killed with SIGKILL: traffic must stop (fail closed), nothing leaks untranslated.
-// Needs root (CAP_NET_ADMIN), iproute2, iptables and python3. Namespaces are always deleted.
+// The namespaces, servers and engines are one fixture shared by the tests below, which run in
+// order (each states one behaviour). Needs root (CAP_NET_ADMIN), iproute2, iptables and
+// python3. Namespaces are always deleted.
 import t from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -56,6 +58,8 @@ while True:
 const CLIENT = String.raw`
 import socket, sys, os, hashlib
 mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == 'send':
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'control', (host, port)); sys.exit(0)
 if mode == 'refused':
     try:
         socket.create_connection((host, port), timeout=5); print('CONNECTED')
@@ -136,62 +140,63 @@ function startNode(ns: string, role: 'agent' | 'gateway'): Node {
   };
 }
 
-/** Packets counted by the leak-detecting rules in the gateway's raw PREROUTING. */
-function leakCount(): number {
-  const out = nsx(NS.g, ['iptables', '-w', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n']);
+/** Packets counted by the raw-table rules of `chain` in `ns` whose line contains `mark`. */
+function ruleCount(ns: string, chain: string, mark: string): number {
+  const out = nsx(ns, ['iptables', '-w', '-t', 'raw', '-L', chain, '-v', '-x', '-n']);
   let n = 0;
   for (const line of out.split('\n')) {
-    if (line.includes('gsra-test-leak')) n += Number(line.trim().split(/\s+/)[0]);
+    if (line.includes(mark)) n += Number(line.trim().split(/\s+/)[0]);
   }
   return n;
 }
+/** Packets counted by the leak-detecting rules in the gateway's raw PREROUTING. */
+const leakCount = () => ruleCount(NS.g, 'PREROUTING', 'gsra-test-leak');
+/** Every IPv4 packet from PEN that reached the gateway (translated or not). */
+const fromAgentCount = () => ruleCount(NS.g, 'PREROUTING', 'gsra-test-from-agent');
+/** Packets the agent's outbound rule handed to NFQUEUE 0 (dropped by the kernel when no engine reads it). */
+const agentQueuedCount = () => ruleCount(NS.a, 'OUTPUT', 'NFQUEUE num 0');
 
-t.test('NFQUEUE backend translates in real namespaces and fails closed', async (t) => {
-  const children: ChildProcess[] = [];
-  t.teardown(() => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+/** Polls `pred` every 50 ms until it holds or `ms` pass; returns whether it held. */
+async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (pred()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const children: ChildProcess[] = [];
+const lab: { gw?: Node; agent?: Node; leaks: number } = { leaks: 0 };
+const client = (args: string[], timeout?: number) =>
+  nsx(NS.a, ['python3', '-c', CLIENT, ...args], timeout).trim();
+const isEvent = (type: string) => (o: Record<string, unknown>) =>
+  (o.event as { type?: string } | undefined)?.type === type;
+
+t.teardown(() => {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+  for (const ns of Object.values(NS)) {
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {
+      // not created
     }
-    for (const ns of Object.values(NS)) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        // not created
-      }
-    }
-  });
+  }
+});
+
+// The network: three namespaces, two veth pairs, the gateway forwarding, the leak detectors and
+// the servers. The engines start in the second test, once the detectors were seen to work.
+t.before(async () => {
   for (const ns of Object.values(NS)) {
     sh('ip', ['netns', 'add', ns]);
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   }
-  sh('ip', [
-    'link',
-    'add',
-    `${id}ag`,
-    'netns',
-    NS.a,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    `${id}ga`,
-    'netns',
-    NS.g,
-  ]);
-  sh('ip', [
-    'link',
-    'add',
-    `${id}gs`,
-    'netns',
-    NS.g,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    `${id}sg`,
-    'netns',
-    NS.s,
-  ]);
+  const veth = (a: string, nsA: string, b: string, nsB: string) =>
+    sh('ip', ['link', 'add', a, 'netns', nsA, 'type', 'veth', 'peer', 'name', b, 'netns', nsB]);
+  veth(`${id}ag`, NS.a, `${id}ga`, NS.g);
+  veth(`${id}gs`, NS.g, `${id}sg`, NS.s);
   const ipn = (ns: string, ...a: string[]) => sh('ip', ['-n', ns, ...a]);
   ipn(NS.a, 'addr', 'add', `${PEN}/24`, 'dev', `${id}ag`);
   ipn(NS.a, 'link', 'set', `${id}ag`, 'up');
@@ -215,57 +220,27 @@ t.test('NFQUEUE backend translates in real namespaces and fails closed', async (
     nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.accept_local=1`]);
     nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=0`]);
   }
+  // Counting rules at the top of the gateway's raw PREROUTING (no target: they only count).
+  const counter = (comment: string, ...match: string[]) =>
+    nsx(NS.g, [
+      'iptables',
+      '-w',
+      '-t',
+      'raw',
+      '-I',
+      'PREROUTING',
+      ...match,
+      '-m',
+      'comment',
+      '--comment',
+      comment,
+    ]);
   // Leak detectors: anything still addressed to the VIN range or to the service ports on the WAN.
-  nsx(NS.g, [
-    'iptables',
-    '-w',
-    '-t',
-    'raw',
-    '-I',
-    'PREROUTING',
-    '-d',
-    cfg.vinNet,
-    '-m',
-    'comment',
-    '--comment',
-    'gsra-test-leak',
-  ]);
-  nsx(NS.g, [
-    'iptables',
-    '-w',
-    '-t',
-    'raw',
-    '-I',
-    'PREROUTING',
-    '-i',
-    `${id}ga`,
-    '-p',
-    'udp',
-    '--dport',
-    '7007',
-    '-m',
-    'comment',
-    '--comment',
-    'gsra-test-leak',
-  ]);
-  nsx(NS.g, [
-    'iptables',
-    '-w',
-    '-t',
-    'raw',
-    '-I',
-    'PREROUTING',
-    '-i',
-    `${id}ga`,
-    '-p',
-    'tcp',
-    '--dport',
-    '7008',
-    '-m',
-    'comment',
-    '--comment',
-    'gsra-test-leak',
-  ]);
+  counter('gsra-test-leak', '-d', cfg.vinNet);
+  counter('gsra-test-leak', '-i', `${id}ga`, '-p', 'udp', '--dport', '7007');
+  counter('gsra-test-leak', '-i', `${id}ga`, '-p', 'tcp', '--dport', '7008');
+  // Everything from the agent that reaches the gateway, to show that a dead queue passes nothing.
+  counter('gsra-test-from-agent', '-i', `${id}ga`, '-s', PEN);
 
   // A "DNS server" on the gateway's WAN address (outside the reserved range: not translated).
   const dns = spawn(
@@ -289,28 +264,39 @@ t.test('NFQUEUE backend translates in real namespaces and fails closed', async (
   });
   children.push(server);
   await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
-  const gw = startNode(NS.g, 'gateway');
-  children.push(gw.proc);
-  const agent = startNode(NS.a, 'agent');
-  children.push(agent.proc);
-  await gw.waitFor((o) => o.ready === true);
-  await agent.waitFor((o) => o.ready === true);
+});
+
+t.test('the leak detectors count a packet that reaches the gateway untranslated', async (t) => {
+  // No engine and no rules yet: a datagram to a VIN leaves the agent as it is.
+  client(['send', VIN, '7007']);
+  t.ok(await until(() => leakCount() > 0), 'the control datagram was counted as a leak');
+  lab.leaks = leakCount();
+});
+
+t.test('the agent installs its NFQUEUE rules, never with --queue-bypass', async (t) => {
+  lab.gw = startNode(NS.g, 'gateway');
+  children.push(lab.gw.proc);
+  lab.agent = startNode(NS.a, 'agent');
+  children.push(lab.agent.proc);
+  await lab.gw.waitFor((o) => o.ready === true);
+  await lab.agent.waitFor((o) => o.ready === true);
   t.match(nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']), /NFQUEUE --queue-num 0/, 'agent rules installed');
   t.notMatch(nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']), /queue-bypass/);
+});
 
-  // UDP: held, released translated, bound at the gateway, answered.
-  const u = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', VIN, '7007', '5']).trim();
+t.test('a UDP datagram to a VIN is held, released translated, bound and answered', async (t) => {
+  const u = client(['udp', VIN, '7007', '5']);
   t.equal(u, `${cfg.pgr}:${cfg.udpT} ping-gsra`, 'the server saw PGR:t; the reply came back from VIN:7007');
-  await agent.waitFor((o) => (o.event as { type?: string } | undefined)?.type === 'held');
-  const b = await gw.waitFor((o) => (o.event as { type?: string } | undefined)?.type === 'bound');
+  await lab.agent!.waitFor(isEvent('held'));
+  const b = await lab.gw!.waitFor(isEvent('bound'));
   t.match(b.event, { type: 'bound', proto: 'udp', t: cfg.udpT, ghr: PEN, pin: cfg.pin, d: 7007 });
+});
 
-  // TCP, 300 KB each way (segments of a GSO stream, MSS clamped for the option).
+t.test('TCP carries 300 KB each way intact, and IN sees PGR:t', async (t) => {
+  // Segments of a GSO stream, MSS clamped for the option.
   const tcpBytes = Number(process.env.GSRA_NQ_TCP_BYTES ?? 300_000);
   const t0 = process.hrtime.bigint();
-  const tc = nsx(NS.a, ['python3', '-c', CLIENT, 'tcp', VIN, '7008', String(tcpBytes)], 120_000)
-    .trim()
-    .split(/\s+/);
+  const tc = client(['tcp', VIN, '7008', String(tcpBytes)], 120_000).split(/\s+/);
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
   t.comment(
     `TCP ${tcpBytes} B each way in ${sec.toFixed(2)} s (${((2 * tcpBytes * 8) / sec / 1e6).toFixed(0)} Mbit/s incl. setup)`,
@@ -319,42 +305,65 @@ t.test('NFQUEUE backend translates in real namespaces and fails closed', async (
   t.equal(tc[0]?.split(':')[1], String(cfg.tcpT));
   t.equal(tc[1], tc[2], 'upload intact (server sha256 = client sha256)');
   t.equal(tc[2], tc[3], 'download intact');
-  t.equal(leakCount(), 0, 'nothing reached the gateway untranslated');
+});
 
-  // Punt: the DNS answer goes to TypeScript and comes back rewritten (same length).
-  const d = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', cfg.ggr, '53', '5']).trim();
-  t.equal(d, 'PING-GSRA', 'the punted answer was replaced by TypeScript');
-  // A refused negotiation fails the held SYN with a RST toward the application (raw socket).
-  const refused = nsx(NS.a, ['python3', '-c', CLIENT, 'refused', VIN, '9999']).trim();
-  t.equal(refused, 'REFUSED', 'the application got a RST');
+t.test('nothing reached the gateway untranslated', async (t) => {
+  t.equal(leakCount(), lab.leaks, 'the leak detectors counted nothing since the control datagram');
+});
 
-  gw.proc.stdin!.write('stats\n');
-  const st = (await gw.waitFor((o) => o.stats !== undefined)).stats as Record<string, number>;
+t.test('a DNS answer is punted to TypeScript and comes back rewritten', async (t) => {
+  const d = client(['udp', cfg.ggr, '53', '5']);
+  t.equal(d, 'PING-GSRA', 'the punted answer was replaced by TypeScript (same length)');
+});
+
+t.test('a refused negotiation answers the held SYN with a RST', async (t) => {
+  const refused = client(['refused', VIN, '9999']);
+  t.equal(refused, 'REFUSED', 'the application got a RST (raw-socket injection)');
+});
+
+t.test('the gateway verified every packet and translated both ways', async (t) => {
+  lab.gw!.proc.stdin!.write('stats\n');
+  const st = (await lab.gw!.waitFor((o) => o.stats !== undefined)).stats as Record<string, number>;
   t.equal(st.verifyFailed, 0);
   t.ok(
     st.translatedIn! > 100 && st.translatedOut! > 100,
     `gateway translated ${st.translatedIn} in / ${st.translatedOut} out`,
   );
+});
 
+t.test('the rules of a killed agent engine stay in place (fail closed)', async (t) => {
   // Crash the agent's engine: its rules stay, nobody reads the queue, the kernel drops.
-  agent.proc.kill('SIGKILL');
-  await new Promise((r) => agent.proc.once('exit', r));
-  t.match(
-    nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']),
-    /NFQUEUE/,
-    'rules survive the crash (fail closed)',
-  );
-  const after = nsx(NS.a, ['python3', '-c', CLIENT, 'udp', VIN, '7007', '2']).trim();
-  t.equal(after, 'TIMEOUT', 'no traffic without the engine');
+  const agent = lab.agent!.proc;
+  agent.kill('SIGKILL');
+  await new Promise((r) => agent.once('exit', r));
+  t.match(nsx(NS.a, ['iptables', '-w', '-t', 'raw', '-S']), /NFQUEUE/, 'rules survive the crash');
+});
+
+t.test('without the engine a UDP datagram is taken by the queue and goes no further', async (t) => {
+  const [queued, fromAgent] = [agentQueuedCount(), fromAgentCount()];
+  const after = client(['udp', VIN, '7007', '2']);
+  t.equal(after, 'TIMEOUT', 'no answer without the engine');
+  t.ok(agentQueuedCount() > queued, 'the datagram went to the unread queue');
+  t.equal(fromAgentCount(), fromAgent, 'and never reached the gateway');
+});
+
+t.test('without the engine TCP cannot connect and nothing leaks', async (t) => {
+  const [queued, fromAgent] = [agentQueuedCount(), fromAgentCount()];
   let tcpFailed = false;
   try {
-    nsx(NS.a, ['python3', '-c', CLIENT, 'tcp', VIN, '7008', '1000'], 20_000);
+    client(['tcp', VIN, '7008', '1000'], 20_000);
   } catch {
     tcpFailed = true;
   }
   t.ok(tcpFailed, 'TCP cannot connect without the engine');
-  t.equal(leakCount(), 0, 'and nothing leaked untranslated');
-  gw.proc.stdin!.write('quit\n');
-  await new Promise((r) => gw.proc.once('exit', r));
+  t.ok(agentQueuedCount() > queued, 'its SYNs went to the unread queue');
+  t.equal(fromAgentCount(), fromAgent, 'none reached the gateway');
+  t.equal(leakCount(), lab.leaks, 'and nothing leaked untranslated');
+});
+
+t.test('a clean stop removes the gateway rules', async (t) => {
+  const gw = lab.gw!.proc;
+  gw.stdin!.write('quit\n');
+  await new Promise((r) => gw.once('exit', r));
   t.notMatch(nsx(NS.g, ['iptables', '-w', '-t', 'raw', '-S']), /NFQUEUE/, 'a clean stop removes the rules');
 });

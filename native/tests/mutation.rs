@@ -1,9 +1,9 @@
 //! Randomized mutation test of every parser and of the whole data path: at least 1,000,000
-//! mutated inputs (GSRA_FUZZ_ITERS overrides), no panic allowed anywhere.
+//! mutated inputs (GSRA_FUZZ_ITERS overrides), no panic allowed anywhere. Seeded: the seed is
+//! printed (`GSRA_FUZZ_SEED=n`, again if the test fails) and GSRA_FUZZ_SEED=n replays a run.
 
-use gsra_native::engine::*;
-use gsra_native::pccom::DirKeys;
-use gsra_native::pkt::*;
+mod common;
+use common::*;
 
 struct Rng(u64);
 impl Rng {
@@ -23,74 +23,67 @@ impl Rng {
     }
 }
 
-fn keys(seed: u8) -> DirKeys {
-    DirKeys { enc: [seed; 16], mac: [seed ^ 0x5a; 32], salt: [seed ^ 0xa5; 8] }
+/// GSRA_FUZZ_SEED if set, else a fresh one from the clock (never 0: xorshift would stay at 0).
+fn seed() -> u64 {
+    if let Some(s) = std::env::var("GSRA_FUZZ_SEED").ok().and_then(|v| v.parse::<u64>().ok()) {
+        return s.max(1);
+    }
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    (t ^ (std::process::id() as u64) << 32).max(1)
 }
 
-const PEN: u32 = 0xc0a8_010a;
-const VIN: u32 = 0x6440_0005;
-const GGR: u32 = 0xcb00_7101;
-const PGR: u32 = 0x0a00_0001;
-const PIN: u32 = 0x0a00_000b;
+/// Prints the seed again if the test fails, so the failing run can be replayed.
+struct SeedOnFailure(u64);
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("mutation test failed: replay with GSRA_FUZZ_SEED={}", self.0);
+        }
+    }
+}
 
-fn ipv4(proto: u8, src: u32, dst: u32, l4: &[u8], opts: &[u8]) -> Vec<u8> {
+fn tcp(src: u32, sp: u16, dst: u32, dp: u16, seq: u32, flags: u8, opts: &[u8], pl: &[u8]) -> Vec<u8> {
+    build::tcp(src, sp, dst, dp, seq, 1, flags, opts, pl)
+}
+
+/// A datagram with IP options (IHL > 5), which the builders do not make.
+fn udp_with_ip_options(src: u32, dst: u32, l4: &[u8], opts: &[u8]) -> Vec<u8> {
     let ihl = 20 + opts.len();
     let mut b = vec![0u8; ihl + l4.len()];
     b[0] = 0x40 | (ihl / 4) as u8;
     let bl = b.len() as u16;
     put16(&mut b, 2, bl);
     b[8] = 64;
-    b[9] = proto;
+    b[9] = PROTO_UDP;
     put32(&mut b, 12, src);
     put32(&mut b, 16, dst);
     b[20..ihl].copy_from_slice(opts);
     b[ihl..].copy_from_slice(l4);
     fix_ip_checksum(&mut b, ihl);
     let t = b.len();
-    fix_l4_checksum(&mut b, ihl, t, proto);
+    fix_l4_checksum(&mut b, ihl, t, PROTO_UDP);
     b
 }
 
-fn tcp(src: u32, sp: u16, dst: u32, dp: u16, seq: u32, flags: u8, opts: &[u8], pl: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![0u8; 20 + opts.len() + pl.len()];
-    put16(&mut l4, 0, sp);
-    put16(&mut l4, 2, dp);
-    put32(&mut l4, 4, seq);
-    put32(&mut l4, 8, 1);
-    l4[12] = (((20 + opts.len()) / 4) as u8) << 4;
-    l4[13] = flags;
-    put16(&mut l4, 14, 1000);
-    l4[20..20 + opts.len()].copy_from_slice(opts);
-    l4[20 + opts.len()..].copy_from_slice(pl);
-    ipv4(PROTO_TCP, src, dst, &l4, &[])
-}
-
-fn udp(src: u32, sp: u16, dst: u32, dp: u16, pl: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![0u8; 8 + pl.len()];
-    put16(&mut l4, 0, sp);
-    put16(&mut l4, 2, dp);
-    put16(&mut l4, 4, (8 + pl.len()) as u16);
-    l4[8..].copy_from_slice(pl);
-    ipv4(PROTO_UDP, src, dst, &l4, &[])
+/// An ICMP error (type 3) whose header ends with `rest`, quoting `quoted`.
+fn icmp_error(src: u32, dst: u32, rest: [u8; 8], quoted: &[u8]) -> Vec<u8> {
+    let mut l4 = rest.to_vec();
+    l4.extend_from_slice(quoted);
+    build::ipv4(PROTO_ICMP, src, dst, &l4)
 }
 
 fn engines() -> (Engine, Engine) {
-    let mut c = Config::new(Role::Agent);
-    c.vin_net = 0x6440_0000;
-    c.vin_prefix = 16;
+    let mut c = agent_config();
     c.punt.push(PuntRule { hook: Hook::In, proto: PROTO_UDP, sport: Some(53), dport: None });
     let mut a = Engine::new(c);
-    let mut c = Config::new(Role::Gateway);
-    c.ggr = GGR;
-    c.pgr = PGR;
-    let mut g = Engine::new(c);
+    let mut g = gateway();
     for (i, proto) in [PROTO_TCP, PROTO_UDP].iter().enumerate() {
         let id = i as u32 + 1;
-        a.add_flow(&FlowSpec { id, proto: *proto, compat: false, tx: keys(1), rx: keys(2), pen: PEN, s: 40000, vin: VIN, d: 80, ggr: GGR, t: 20001, pin: 0, ports: vec![] }, 1).unwrap();
-        g.add_flow(&FlowSpec { id, proto: *proto, compat: false, tx: keys(2), rx: keys(1), pen: 0, s: 0, vin: 0, d: 0, ggr: 0, t: 20001, pin: PIN, ports: vec![] }, 1).unwrap();
+        a.add_flow(&FlowSpec { id, proto: *proto, ..agent_spec(*proto) }, 1).unwrap();
+        g.add_flow(&FlowSpec { id, proto: *proto, ..gw_spec(*proto) }, 1).unwrap();
     }
-    a.add_flow(&FlowSpec { id: 3, proto: PROTO_TCP, compat: true, tx: keys(3), rx: keys(4), pen: PEN, s: 40001, vin: VIN, d: 22, ggr: GGR, t: 20002, pin: 0, ports: vec![] }, 1).unwrap();
-    g.add_flow(&FlowSpec { id: 3, proto: PROTO_TCP, compat: true, tx: keys(4), rx: keys(3), pen: 0, s: 0, vin: 0, d: 0, ggr: 0, t: 20002, pin: PIN, ports: vec![22] }, 1).unwrap();
+    a.add_flow(&FlowSpec { id: 3, compat: true, tx: keys(3), rx: keys(4), s: 40001, d: 22, t: 20002, ..agent_spec(PROTO_TCP) }, 1).unwrap();
+    g.add_flow(&FlowSpec { id: 3, compat: true, tx: keys(4), rx: keys(3), t: 20002, ports: vec![22], ..gw_spec(PROTO_TCP) }, 1).unwrap();
     (a, g)
 }
 
@@ -102,8 +95,8 @@ fn seeds(a: &mut Engine) -> Vec<Vec<u8>> {
         tcp(PEN, 40000, VIN, 80, 1301, TCP_ACK | TCP_FIN, &[], b""),
         tcp(PEN, 40001, VIN, 22, 5, TCP_SYN, &[], b""),
         tcp(PEN, 40001, VIN, 22, 6, TCP_ACK, &[], b"compat"),
-        udp(PEN, 40000, VIN, 80, b"datagram"),
-        udp(PEN, 40000, VIN, 80, &[0u8; 1200]),
+        build::udp(PEN, 40000, VIN, 80, b"datagram"),
+        build::udp(PEN, 40000, VIN, 80, &[0u8; 1200]),
     ];
     let mut out = Vec::new();
     for p in plain.iter_mut() {
@@ -116,25 +109,13 @@ fn seeds(a: &mut Engine) -> Vec<Vec<u8>> {
     out.extend(plain);
     // LAN-side and inbound plain packets, ICMP errors, IP options.
     out.push(tcp(PIN, 80, PGR, 20001, 9000, TCP_SYN | TCP_ACK, &[2, 4, 5, 0xb4], b""));
-    out.push(udp(PIN, 80, PGR, 20001, b"reply"));
-    out.push(udp(0x0808_0808, 53, PEN, 5353, b"\x12\x34\x81\x80 dns answer"));
-    let quoted = udp(PGR, 20001, PIN, 80, b"q");
-    let mut l4 = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
-    l4.extend_from_slice(&quoted[..28]);
-    out.push(ipv4(PROTO_ICMP, PIN, PGR, &l4, &[]));
-    let quoted = udp(PEN, 40000, GGR, 20001, b"q");
-    let mut l4 = vec![3u8, 4, 0, 0, 0, 0, 5, 0xdc];
-    l4.extend_from_slice(&quoted);
-    out.push(ipv4(PROTO_ICMP, GGR, PEN, &l4, &[]));
-    let quoted = udp(GGR, 20001, PEN, 40000, b"q");
-    let mut l4 = vec![3u8, 4, 0, 0, 0, 0, 5, 0x78];
-    l4.extend_from_slice(&quoted[..28]);
-    out.push(ipv4(PROTO_ICMP, 0xc000_0201, GGR, &l4, &[]));
-    let quoted = udp(VIN, 80, PEN, 40000, b"q");
-    let mut l4 = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
-    l4.extend_from_slice(&quoted[..28]);
-    out.push(ipv4(PROTO_ICMP, PEN, VIN, &l4, &[]));
-    out.push(ipv4(PROTO_UDP, PEN, VIN, &[0x9c, 0x40, 0, 80, 0, 12, 0, 0, 1, 2, 3, 4], &[0x94, 4, 0, 0, 1, 0, 0, 0]));
+    out.push(build::udp(PIN, 80, PGR, 20001, b"reply"));
+    out.push(build::udp(0x0808_0808, 53, PEN, 5353, b"\x12\x34\x81\x80 dns answer"));
+    out.push(icmp_error(PIN, PGR, [3, 3, 0, 0, 0, 0, 0, 0], &build::udp(PGR, 20001, PIN, 80, b"q")[..28]));
+    out.push(icmp_error(GGR, PEN, [3, 4, 0, 0, 0, 0, 5, 0xdc], &build::udp(PEN, 40000, GGR, 20001, b"q")));
+    out.push(icmp_error(0xc000_0201, GGR, [3, 4, 0, 0, 0, 0, 5, 0x78], &build::udp(GGR, 20001, PEN, 40000, b"q")[..28]));
+    out.push(icmp_error(PEN, VIN, [3, 3, 0, 0, 0, 0, 0, 0], &build::udp(VIN, 80, PEN, 40000, b"q")[..28]));
+    out.push(udp_with_ip_options(PEN, VIN, &[0x9c, 0x40, 0, 80, 0, 12, 0, 0, 1, 2, 3, 4], &[0x94, 4, 0, 0, 1, 0, 0, 0]));
     out
 }
 
@@ -248,10 +229,13 @@ fn parsers(p: &[u8]) {
 #[test]
 fn mutation_million() {
     let iters: u64 = std::env::var("GSRA_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let seed = seed();
+    println!("GSRA_FUZZ_SEED={}", seed);
+    let _replay = SeedOnFailure(seed);
     let (mut a, mut g) = engines();
     let (mut a2, _) = engines();
     let seeds = seeds(&mut a2);
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut r = Rng(seed);
     let mut buf: Vec<u8> = Vec::with_capacity(70000);
     let mut accepted = 0u64;
     let mut now = 10u64;
@@ -286,6 +270,6 @@ fn mutation_million() {
             let _ = a.punt_verdict(i, true, None, 0);
         }
     }
-    println!("GSRA_MUTATION_INPUTS={} accepted={}", iters, accepted);
+    println!("GSRA_MUTATION_INPUTS={} accepted={} seed={}", iters, accepted, seed);
     assert!(iters >= 1 && accepted > 0);
 }

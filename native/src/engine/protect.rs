@@ -47,7 +47,7 @@ impl Engine {
     }
 
     /// `PIN:d -> PGR:t` from IN on the LAN.
-    fn gateway_out(&mut self, pkt: &mut Vec<u8>, ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
+    fn gateway_out(&mut self, pkt: &[u8], ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
         if ip.dst != self.cfg.pgr {
             return self.no_flow();
         }

@@ -97,13 +97,7 @@ impl Engine {
         };
         let (handle, hook) = (p.handle, p.hook);
         // An ALG punt whose flow ended meanwhile goes nowhere, whatever the verdict.
-        let flow = match p.flow {
-            Some(fid) => match self.table.by_id(fid) {
-                Some(f) => Some(f.clone()),
-                None => None,
-            },
-            None => None,
-        };
+        let flow = p.flow.and_then(|fid| self.table.by_id(fid).cloned());
         let r = if !accept || (p.flow.is_some() && flow.is_none()) {
             Ok(None)
         } else {

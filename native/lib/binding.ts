@@ -1,0 +1,43 @@
+// Loading the addon (native/gsra_native.node, built by native/build.sh) and its raw exports.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EngineStats, FlowStats, EngineEvent, Hook, ProcessResult } from './types.ts';
+
+/** The addon's exports as native/src/napi declares them (arguments are checked there). */
+export interface NativeBinding {
+  abiVersion: number;
+  createEngine(o: unknown): unknown;
+  addFlow(h: unknown, spec: unknown): void;
+  removeFlow(h: unknown, id: unknown): boolean;
+  process(h: unknown, p: unknown, hook: unknown): ProcessResult;
+  takeReleased(h: unknown): { hook: Hook; packet: Buffer }[];
+  processInto(h: unknown, p: unknown, hook: unknown, out: unknown): number;
+  failHeld(h: unknown, key: unknown, mode: unknown): number;
+  verdict(h: unknown, id: unknown, accept: unknown, replacement: unknown): boolean;
+  stats(h: unknown): EngineStats;
+  flowStats(h: unknown, id: unknown): FlowStats | null;
+  pollEvents(h: unknown): EngineEvent[];
+  onEvents(h: unknown, cb: unknown): void;
+  startNfqueue(h: unknown, o: unknown): void;
+  stop(h: unknown): void;
+  sweep(h: unknown): void;
+  benchLoop(payloadBytes: unknown, seconds: unknown): { packets: number; seconds: number };
+  /** Every event type the engine emits (checked against names.generated.ts by napi.test.ts). */
+  eventTypes: string[];
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Where the built addon lives (native/build.sh puts it there). */
+export const addonPath = join(here, '..', 'gsra_native.node');
+
+let binding: NativeBinding | undefined;
+/** Loads the addon (once). Throws with a hint if it has not been built. */
+export function native(): NativeBinding {
+  if (!binding) {
+    if (!existsSync(addonPath)) throw new Error(`${addonPath} is missing: run bash native/build.sh`);
+    binding = createRequire(import.meta.url)(addonPath) as NativeBinding;
+  }
+  return binding;
+}

@@ -1,0 +1,135 @@
+// The packet engine's API: one Engine per role, its in-memory data path, events, statistics and
+// the NFQUEUE backend; helpers for keys and the benchmark loop.
+import { native, type NativeBinding } from './binding.ts';
+import type {
+  AgentFlow,
+  DirectionKeys,
+  EngineEvent,
+  EngineOptions,
+  EngineStats,
+  FailMode,
+  FiveTuple,
+  FlowStats,
+  Hook,
+  NfqueueOptions,
+  ProcessResult,
+  Reservation,
+} from './types.ts';
+
+export const PROCESS_DROP = -1;
+export const PROCESS_HELD = -2;
+export const PROCESS_PUNTED = -3;
+
+/** One packet engine: the tables, the PITs and (optionally) a running NFQUEUE backend. */
+export class Engine {
+  readonly role: 'agent' | 'gateway';
+  readonly #n: NativeBinding;
+  readonly #h: unknown;
+
+  constructor(options: EngineOptions) {
+    this.#n = native();
+    this.#h = this.#n.createEngine(options);
+    this.role = options.role;
+  }
+
+  /** Agent: adds a VAT entry; packets held for its 5-tuple are released translated. */
+  addFlow(flow: AgentFlow): void {
+    if (this.role !== 'agent') throw new Error('addFlow is for the agent; the gateway uses addReservation');
+    this.#n.addFlow(this.#h, flow);
+  }
+
+  /** Gateway: reserves port t; the first packet to GGR:t that verifies binds GHR:m and d ('bound' event). */
+  addReservation(r: Reservation): void {
+    if (this.role !== 'gateway') throw new Error('addReservation is for the gateway; the agent uses addFlow');
+    this.#n.addFlow(this.#h, r);
+  }
+
+  /** Removes a flow or reservation; false if the id is unknown. */
+  removeFlow(id: number): boolean {
+    return this.#n.removeFlow(this.#h, id);
+  }
+
+  /** In-memory data path: one IPv4 packet taken at `hook`. */
+  process(packet: Uint8Array, hook: Hook): ProcessResult {
+    return this.#n.process(this.#h, packet, hook);
+  }
+
+  /**
+   * Allocation-free form of process(): the result is written into `out` (give it 64 KiB, or at
+   * least the packet length + 20). Returns the packet length (accept), or PROCESS_DROP (-1),
+   * PROCESS_HELD (-2), PROCESS_PUNTED (-3). `out` may be the same buffer as `packet`.
+   */
+  processInto(packet: Uint8Array, hook: Hook, out: Uint8Array): number {
+    return this.#n.processInto(this.#h, packet, hook, out);
+  }
+
+  /** In-memory mode: packets released later (held packets translated, RST/ICMP made by failHeld, punt verdicts). */
+  takeReleased(): { hook: Hook; packet: Buffer }[] {
+    return this.#n.takeReleased(this.#h);
+  }
+
+  /** Fails the packets held for a 5-tuple (as reported by the 'held' event); answers the application. */
+  failHeld(key: FiveTuple, mode: FailMode): number {
+    return this.#n.failHeld(this.#h, key, mode);
+  }
+
+  /**
+   * Verdict on a punted packet. A punt rule's replacement must have the same length and passes as
+   * it is. An ALG punt's replacement is the same segment (ports, seq, ack, flags unchanged) with a
+   * payload up to 64 bytes longer or any amount shorter: the engine records the length change,
+   * adjusts the flow's sequence and ack numbers from then on, and translates the packet.
+   * Checksums are rewritten. Throws (and drops the packet) on a replacement that breaks the rules.
+   */
+  verdict(puntId: number, accept: boolean, replacement?: Uint8Array): boolean {
+    return this.#n.verdict(this.#h, puntId, accept, replacement);
+  }
+
+  stats(): EngineStats {
+    return this.#n.stats(this.#h);
+  }
+
+  flowStats(id: number): FlowStats | null {
+    return this.#n.flowStats(this.#h, id);
+  }
+
+  /** Takes the queued events (alternative to onEvents). */
+  pollEvents(): EngineEvent[] {
+    return this.#n.pollEvents(this.#h);
+  }
+
+  /** Events are delivered in batches on the JS thread (thread-safe function; does not keep node alive). */
+  onEvents(cb: (events: EngineEvent[]) => void): void {
+    this.#n.onEvents(this.#h, cb);
+  }
+
+  /** Starts the Linux NFQUEUE backend (needs CAP_NET_ADMIN). Install the rules with installRules(). */
+  startNfqueue(options: NfqueueOptions): void {
+    this.#n.startNfqueue(this.#h, options);
+  }
+
+  /** Stops the backend; packets still queued are dropped by the kernel (fail closed). */
+  stop(): void {
+    this.#n.stop(this.#h);
+  }
+
+  /** Runs expiry over the whole table now (the data path also expires entries incrementally). */
+  sweep(): void {
+    this.#n.sweep(this.#h);
+  }
+}
+
+/**
+ * Benchmark helper: one TCP flow, agent 'out' + gateway 'in' per packet, looped inside the engine
+ * (no N-API call per packet), as the NFQUEUE backend drives it. Returns packets and seconds taken.
+ */
+export function benchLoop(payloadBytes: number, seconds: number): { packets: number; seconds: number } {
+  return native().benchLoop(payloadBytes, seconds);
+}
+
+/** Maps the control protocol's FlowKeys to the engine's tx/rx for a role. */
+export function directionKeys(
+  role: 'agent' | 'gateway',
+  keys: { enToGw: DirectionKeys; gwToEn: DirectionKeys },
+): { tx: DirectionKeys; rx: DirectionKeys } {
+  return role === 'agent' ? { tx: keys.enToGw, rx: keys.gwToEn } : { tx: keys.gwToEn, rx: keys.enToGw };
+}

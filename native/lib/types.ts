@@ -1,0 +1,167 @@
+// The types of the engine's TypeScript API (native/lib/engine.ts). Counter, event-type and
+// flow-state names come from names.generated.ts, which is rendered from the Rust declarations.
+import type { EngineCounter, EngineEventType, FlowState } from './names.generated.ts';
+
+export type Proto = 'tcp' | 'udp';
+/** 'out' = taken on the local side (applications on EN; the LAN at the gateway), 'in' = from the internet. */
+export type Hook = 'out' | 'in';
+
+/** Keys for one direction of one flow. */
+export interface DirectionKeys {
+  /** AES-128-CTR key, 16 bytes. */
+  encKey: Uint8Array;
+  /** HMAC-SHA256 key, 32 bytes. */
+  macKey: Uint8Array;
+  /** The first 8 bytes of every AES-CTR counter block. */
+  ivSalt: Uint8Array;
+}
+
+export interface Timeouts {
+  tcpHandshakeMs?: number;
+  tcpEstablishedMs?: number;
+  tcpClosingMs?: number;
+  udpIdleMs?: number;
+  /** Unbound gateway reservations. */
+  reservationMs?: number;
+  /** Held packets (agent) and punted packets waiting for a verdict. */
+  heldMs?: number;
+}
+
+/** Packets matching a punt rule go to TypeScript as 'punt' events (e.g. DNS answers: hook 'in', udp, sport 53). */
+export interface PuntRule {
+  hook: Hook;
+  proto: Proto;
+  sport?: number;
+  dport?: number;
+}
+
+interface CommonOptions {
+  timeouts?: Timeouts;
+  punt?: PuntRule[];
+  /**
+   * Gateway: service ports whose TCP connections pass through an ALG in TypeScript (FTP: [21]).
+   * Every segment such a flow sends toward EN is punted (event 'punt' with its `flow` id) before
+   * protection; its verdict may rewrite the payload to another length (see verdict()).
+   */
+  algPorts?: number[];
+  maxHeldPerFlow?: number;
+  maxHeldTotal?: number;
+}
+export interface AgentOptions extends CommonOptions {
+  role: 'agent';
+  /** The VIN range, e.g. '100.64.0.0/16': outbound packets into it without a VAT entry are held. */
+  vinNet: string;
+}
+export interface GatewayOptions extends CommonOptions {
+  role: 'gateway';
+  /** The gateway's global (internet) address. */
+  ggr: string;
+  /** The gateway's private (LAN) address. */
+  pgr: string;
+}
+export type EngineOptions = AgentOptions | GatewayOptions;
+
+/** Agent VAT entry {PEN:s <-> VIN:d} <=> {PEN:s <-> GGR:t} with its PIT. tx = EN->GW keys, rx = GW->EN keys. */
+export interface AgentFlow {
+  id: number;
+  proto: Proto | 6 | 17;
+  pen: string;
+  s: number;
+  vin: string;
+  d: number;
+  ggr: string;
+  t: number;
+  tx: DirectionKeys;
+  rx: DirectionKeys;
+  /** The paper's 16-bit keyed checksum instead of the MAC option/trailer. Weak; see docs/pccom.md. */
+  compat?: boolean;
+}
+
+/** Gateway reservation of port t; binds in-band on the first packet that verifies. tx = GW->EN, rx = EN->GW. */
+export interface Reservation {
+  id: number;
+  proto: Proto | 6 | 17;
+  t: number;
+  /** The internal host (PIN) the flow may reach. */
+  pin: string;
+  /** Allowed destination ports d (empty or absent: any). In compat mode exactly one port, which is d. */
+  ports?: number[];
+  tx: DirectionKeys;
+  rx: DirectionKeys;
+  compat?: boolean;
+}
+
+export interface ProcessResult {
+  verdict: 'accept' | 'drop' | 'held' | 'punted';
+  /** The packet to pass on (verdict 'accept'). */
+  packet?: Buffer;
+  /** Why it was dropped (verdict 'drop'). */
+  reason?: string;
+  /** The punt id (verdict 'punted'), for verdict(). */
+  puntId?: number;
+}
+
+export interface FiveTuple {
+  proto: Proto;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+}
+
+export type EngineEvent =
+  | ({ type: 'held' } & FiveTuple)
+  | ({ type: 'held-expired'; count: number } & FiveTuple)
+  | { type: 'bound'; id: number; proto: Proto; t: number; ghr: string; m: number; pin: string; d: number }
+  | { type: 'expired'; id: number; proto: Proto; t: number; state: FlowState | 'replaced' }
+  | {
+      type: 'verify-failed';
+      id: number | null;
+      proto: Proto;
+      src: string;
+      sport: number;
+      dport: number;
+      reason: string;
+      /** Failures since the last event for this flow (events are rate-limited to 1/s per flow). */
+      count: number;
+    }
+  /** `flow`: the flow id of an ALG punt (gateway, algPorts); null for a punt rule's packet. */
+  | { type: 'punt'; id: number; hook: Hook; flow: number | null; packet: Buffer };
+
+export interface FlowStats {
+  id: number;
+  proto: Proto;
+  state: FlowState;
+  bound: boolean;
+  t: number;
+  d: number;
+  pktsOut: number;
+  bytesOut: number;
+  pktsIn: number;
+  bytesIn: number;
+  verifyFailed: number;
+  ghr?: string;
+  m?: number;
+}
+
+/** `stats()`: the engine's counters (names generated from the Rust declarations), its table sizes and the backend's counters. */
+export interface EngineStats extends Record<EngineCounter, number> {
+  flows: number;
+  heldNow: number;
+  backend: { name: string; [counter: string]: number | string } | null;
+}
+
+export interface NfqueueOptions {
+  /** One thread per queue; each queue's packets are taken at the given hook. */
+  queues: { num: number; hook: Hook }[];
+  /** Kernel queue length (default 8192). */
+  maxLen?: number;
+  /** Packets per recvmmsg (default 64, max 256). */
+  batch?: number;
+}
+
+export type FailMode = 'rst' | 'unreachable' | 'prohibited' | 'silent';
+
+type SameUnion<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Fails to type-check when the engine's event types and the EngineEvent union drift apart. */
+const _eventTypesMatch: SameUnion<EngineEvent['type'], EngineEventType> = true;

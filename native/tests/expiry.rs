@@ -1,0 +1,43 @@
+//! Flows expire by state; an expired reservation frees its port.
+
+mod common;
+use common::*;
+
+#[test]
+fn an_unbound_reservation_expires_after_its_timeout() {
+    let mut g = gateway();
+    g.cfg.timeouts.reservation = 50;
+    let mut s = gw_spec(PROTO_UDP);
+    s.id = 9;
+    g.add_flow(&s, 1).unwrap();
+    g.sweep(40, 100);
+    assert_eq!(g.flow_count(), 1);
+    g.sweep(60, 100);
+    assert_eq!(g.flow_count(), 0);
+    assert!(matches!(g.events[0], Event::Expired { id: 9, proto: PROTO_UDP, t: T, state: "reserved" }));
+}
+
+/// A pair whose gateway flow bound at t = 2 and is in the TCP handshake (timeout 100 ms).
+fn bound_in_handshake() -> Pair {
+    let mut pr = Pair::tcp();
+    pr.g.cfg.timeouts.tcp_handshake = 100;
+    pr.g.cfg.timeouts.reservation = 50;
+    pr.up(build::tcp(PEN, S, VIN, D, 1, 0, TCP_SYN, &[], b""));
+    pr
+}
+
+#[test]
+fn a_bound_flow_in_the_handshake_expires_by_the_handshake_timeout() {
+    let mut pr = bound_in_handshake();
+    pr.g.sweep(90, 10);
+    assert_eq!(pr.g.flow_count(), 1);
+    pr.g.sweep(103, 10);
+    assert_eq!(pr.g.flow_count(), 0);
+}
+
+#[test]
+fn an_expired_flow_frees_its_port_for_a_new_reservation() {
+    let mut pr = bound_in_handshake();
+    pr.g.sweep(103, 10);
+    pr.g.add_flow(&gw_spec(PROTO_TCP), 200).unwrap();
+}
