@@ -34,82 +34,125 @@ function pair() {
   return { agent, gw, k };
 }
 
-t.test('TCP through agent, home NAT and gateway, both directions', async (t) => {
-  const { agent, gw, k } = pair();
-  // The first SYN is held: no VAT entry yet.
-  const syn = tcp(PEN, S, VIN, D, 1000, 0, SYN, Buffer.alloc(0), Buffer.from([2, 4, 5, 0xb4]));
+const SYN_MSS = Buffer.from([2, 4, 5, 0xb4]);
+const agentFlow = (k: ReturnType<typeof pair>['k']) => ({
+  id: 1,
+  proto: 'tcp' as const,
+  pen: PEN,
+  s: S,
+  vin: VIN,
+  d: D,
+  ggr: GGR,
+  t: T,
+  ...directionKeys('agent', k),
+});
+const toGw = (p: Buffer) => nat(p, true, [PEN, S], [GHR, M]);
+const toEn = (p: Buffer) => nat(p, false, [PEN, S], [GHR, M]);
+
+/** The agent held the first SYN and released it once its flow was added: the SYN on the wire. */
+function heldThenReleased() {
+  const pr = pair();
+  const syn = tcp(PEN, S, VIN, D, 1000, 0, SYN, Buffer.alloc(0), SYN_MSS);
+  pr.agent.process(syn, 'out');
+  pr.agent.addFlow(agentFlow(pr.k));
+  return { ...pr, syn, wire: pr.agent.takeReleased()[0]!.packet };
+}
+
+/** A bound, established TCP flow and one protected data segment on its way to the gateway. */
+function established() {
+  const pr = heldThenReleased();
+  pr.gw.process(toGw(pr.wire), 'in');
+  const synack = pr.gw.process(tcp(PIN, D, PGR, T, 5000, 1001, SYN | ACK), 'out');
+  pr.agent.process(toEn(synack.packet!), 'in');
+  const msg = Buffer.from('hello intra1');
+  const data = pr.agent.process(tcp(PEN, S, VIN, D, 1001, 5001, ACK | PSH, msg), 'out');
+  return { ...pr, msg, data: toGw(data.packet!) };
+}
+
+t.test('the first SYN to a VIN is held and reported', async (t) => {
+  const { agent } = pair();
+  const syn = tcp(PEN, S, VIN, D, 1000, 0, SYN, Buffer.alloc(0), SYN_MSS);
   t.same(agent.process(syn, 'out'), { verdict: 'held' });
-  const ev = agent.pollEvents();
-  t.same(ev, [{ type: 'held', proto: 'tcp', src: PEN, sport: S, dst: VIN, dport: D }]);
-  agent.addFlow({
-    id: 1,
-    proto: 'tcp',
-    pen: PEN,
-    s: S,
-    vin: VIN,
-    d: D,
-    ggr: GGR,
-    t: T,
-    ...directionKeys('agent', k),
-  });
-  const rel = agent.takeReleased();
+  t.same(agent.pollEvents(), [{ type: 'held', proto: 'tcp', src: PEN, sport: S, dst: VIN, dport: D }]);
+});
+
+t.test('addFlow releases the held SYN translated for GGR:t, 20 bytes longer', async (t) => {
+  const pr = pair();
+  const syn = tcp(PEN, S, VIN, D, 1000, 0, SYN, Buffer.alloc(0), SYN_MSS);
+  pr.agent.process(syn, 'out');
+  pr.agent.addFlow(agentFlow(pr.k));
+  const rel = pr.agent.takeReleased();
   t.equal(rel.length, 1);
   const wire = rel[0]!.packet;
   t.same(addrs(wire), { src: PEN, sport: S, dst: GGR, dport: T });
   t.equal(wire.length, syn.length + 20, 'the initial SYN grows by the 20-byte SYN option');
   t.ok(checksumsOk(wire));
-  // Home NAT, then the gateway binds in-band.
-  const r = gw.process(nat(wire, true, [PEN, S], [GHR, M]), 'in');
+});
+
+t.test('the gateway binds in-band and passes the SYN to PIN:d from PGR:t', async (t) => {
+  const { gw, wire } = heldThenReleased();
+  const r = gw.process(toGw(wire), 'in');
   t.equal(r.verdict, 'accept');
   t.same(addrs(r.packet!), { src: PGR, sport: T, dst: PIN, dport: D });
   t.ok(checksumsOk(r.packet!));
-  const bound = gw.pollEvents();
-  t.same(bound, [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
-  // SYN-ACK and data back
+  t.same(gw.pollEvents(), [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
+});
+
+t.test('the SYN-ACK goes to GHR:m and reaches the application from VIN:d', async (t) => {
+  const { agent, gw, wire } = heldThenReleased();
+  gw.process(toGw(wire), 'in');
   const synack = gw.process(tcp(PIN, D, PGR, T, 5000, 1001, SYN | ACK), 'out');
   t.equal(synack.verdict, 'accept');
   t.same(addrs(synack.packet!), { src: GGR, sport: T, dst: GHR, dport: M });
-  const back = agent.process(nat(synack.packet!, false, [PEN, S], [GHR, M]), 'in');
+  const back = agent.process(toEn(synack.packet!), 'in');
   t.equal(back.verdict, 'accept');
   t.same(addrs(back.packet!), { src: VIN, sport: D, dst: PEN, dport: S });
-  const msg = Buffer.from('hello intra1');
-  const data = agent.process(tcp(PEN, S, VIN, D, 1001, 5001, ACK | PSH, msg), 'out');
-  t.notSame(payload(data.packet!), msg, 'encrypted on the wire');
-  const atIn = gw.process(nat(data.packet!, true, [PEN, S], [GHR, M]), 'in');
-  t.same(payload(atIn.packet!), msg);
-  // Tampered packet: dropped, counted, reported.
-  const bad = Buffer.from(nat(data.packet!, true, [PEN, S], [GHR, M]));
+});
+
+t.test('data is encrypted on the wire and delivered in clear to IN', async (t) => {
+  const { gw, msg, data } = established();
+  t.notSame(payload(data), msg, 'encrypted on the wire');
+  t.same(payload(gw.process(data, 'in').packet!), msg);
+});
+
+t.test('a tampered packet is dropped, counted and reported', async (t) => {
+  const { gw, data } = established();
+  gw.pollEvents();
+  const bad = Buffer.from(data);
   bad[bad.length - 1]! ^= 1;
   t.same(gw.process(bad, 'in'), { verdict: 'drop', reason: 'verify-failed' });
   const vf = gw.pollEvents().filter((e) => e.type === 'verify-failed');
   t.equal(vf.length, 1);
+  t.equal(gw.stats().verifyFailed, 1);
+  t.equal(gw.flowStats(7)!.verifyFailed, 1);
+});
+
+t.test('stats and flowStats report the bound, established flow', async (t) => {
+  const { gw, data } = established();
+  gw.process(data, 'in');
   const st = gw.stats();
-  t.equal(st.verifyFailed, 1);
   t.equal(st.bound, 1);
   t.equal(st.backend, null);
   const fs = gw.flowStats(7)!;
   t.equal(fs.state, 'established');
   t.equal(fs.ghr, GHR);
   t.equal(fs.m, M);
-  t.equal(fs.verifyFailed, 1);
   t.equal(gw.flowStats(12345), null);
+});
+
+t.test('removeFlow removes a flow once', async (t) => {
+  const { gw } = established();
   t.ok(gw.removeFlow(7));
   t.notOk(gw.removeFlow(7));
 });
 
-t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
-  const agent = new Engine({
-    role: 'agent',
-    vinNet: '100.64.0.0/16',
-    punt: [{ hook: 'in', proto: 'udp', sport: 53 }],
-  });
-  const got: EngineEvent[] = [];
-  const seen = new Promise<void>((resolve) => {
-    agent.onEvents((evs) => {
-      got.push(...evs);
-      if (got.some((e) => e.type === 'punt')) resolve();
-    });
-  });
+/** An agent that punts DNS answers (UDP from port 53) to TypeScript. */
+const dnsAgent = () =>
+  new Engine({ role: 'agent', vinNet: '100.64.0.0/16', punt: [{ hook: 'in', proto: 'udp', sport: 53 }] });
+const dnsAnswer = () => udp('8.8.8.8', 53, PEN, 5353, Buffer.from('answer'));
+
+t.test('failHeld answers a held datagram with ICMP destination unreachable', async (t) => {
+  const agent = dnsAgent();
   const q = udp(PEN, 5353, VIN, 53, Buffer.from('query'));
   t.equal(agent.process(q, 'out').verdict, 'held');
   t.equal(agent.failHeld({ proto: 'udp', src: PEN, sport: 5353, dst: VIN, dport: 53 }, 'unreachable'), 1);
@@ -118,9 +161,20 @@ t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
   t.equal(icmp[0]!.hook, 'in');
   t.equal(icmp[0]!.packet[9], 1, 'ICMP');
   t.equal(icmp[0]!.packet[20], 3, 'destination unreachable');
-  const dns = udp('8.8.8.8', 53, PEN, 5353, Buffer.from('answer'));
-  const pr = agent.process(dns, 'in');
-  t.equal(pr.verdict, 'punted');
+});
+
+t.test('onEvents delivers events on the JS thread without keeping node alive', async (t) => {
+  const agent = dnsAgent();
+  const got: EngineEvent[] = [];
+  const seen = new Promise<void>((resolve) => {
+    agent.onEvents((evs) => {
+      got.push(...evs);
+      if (got.some((e) => e.type === 'punt')) resolve();
+    });
+  });
+  t.equal(agent.process(udp(PEN, 5353, VIN, 53, Buffer.from('query')), 'out').verdict, 'held');
+  const dns = dnsAnswer();
+  t.equal(agent.process(dns, 'in').verdict, 'punted');
   // The engine's thread-safe function does not keep node alive by itself.
   const keepAlive = setTimeout(() => {}, 5000);
   await seen;
@@ -128,6 +182,12 @@ t.test('UDP, onEvents delivery, failHeld and punts', async (t) => {
   const punt = got.find((e) => e.type === 'punt');
   t.ok(punt && punt.type === 'punt' && punt.packet.equals(dns));
   t.ok(got.some((e) => e.type === 'held'));
+});
+
+t.test('a punted packet passes with a same-length replacement, once', async (t) => {
+  const agent = dnsAgent();
+  const dns = dnsAnswer();
+  const pr = agent.process(dns, 'in');
   const rep = Buffer.from(dns);
   rep.write('ANSWER', rep.length - 6);
   t.equal(agent.verdict(pr.puntId!, true, rep), true);
@@ -359,7 +419,9 @@ t.test('wrong argument types throw TypeError, never crash', async (t) => {
   for (const [name, f] of bad) {
     t.throws(f, TypeError, name);
   }
-  // Wrong values that are not type errors: plain Errors.
+});
+
+t.test('wrong values that are not type errors throw plain Errors', async (t) => {
   const engine = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
   engine.addReservation({ id: 1, proto: 'udp', t: 1000, pin: PIN, tx: keys(1), rx: keys(2) });
   t.throws(
@@ -371,7 +433,10 @@ t.test('wrong argument types throw TypeError, never crash', async (t) => {
     /reserved/,
   );
   t.throws(() => engine.addFlow({} as never), /gateway uses addReservation/);
-  // Garbage packets are dropped, not crashes.
+});
+
+t.test('garbage packets are dropped and counted, never a crash', async (t) => {
+  const engine = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
   for (const len of [0, 1, 19, 20, 40, 1500]) {
     const r = engine.process(Buffer.alloc(len, 0x45), 'in');
     t.equal(r.verdict, 'drop');

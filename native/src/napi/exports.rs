@@ -43,24 +43,18 @@ pub fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
     }
     if let Some(t) = opt(js, o, "timeouts", |v| js.get_obj(v, "options.timeouts"))? {
         let tm = &mut cfg.timeouts;
-        let max = 1e12;
-        if let Some(v) = opt(js, t, "tcpHandshakeMs", |v| js.get_uint(v, "tcpHandshakeMs", max))? {
-            tm.tcp_handshake = v;
-        }
-        if let Some(v) = opt(js, t, "tcpEstablishedMs", |v| js.get_uint(v, "tcpEstablishedMs", max))? {
-            tm.tcp_established = v;
-        }
-        if let Some(v) = opt(js, t, "tcpClosingMs", |v| js.get_uint(v, "tcpClosingMs", max))? {
-            tm.tcp_closing = v;
-        }
-        if let Some(v) = opt(js, t, "udpIdleMs", |v| js.get_uint(v, "udpIdleMs", max))? {
-            tm.udp_idle = v;
-        }
-        if let Some(v) = opt(js, t, "reservationMs", |v| js.get_uint(v, "reservationMs", max))? {
-            tm.reservation = v;
-        }
-        if let Some(v) = opt(js, t, "heldMs", |v| js.get_uint(v, "heldMs", max))? {
-            tm.held = v;
+        let fields = [
+            ("tcpHandshakeMs", &mut tm.tcp_handshake),
+            ("tcpEstablishedMs", &mut tm.tcp_established),
+            ("tcpClosingMs", &mut tm.tcp_closing),
+            ("udpIdleMs", &mut tm.udp_idle),
+            ("reservationMs", &mut tm.reservation),
+            ("heldMs", &mut tm.held),
+        ];
+        for (name, slot) in fields {
+            if let Some(v) = opt(js, t, name, |v| js.get_uint(v, name, 1e12))? {
+                *slot = v;
+            }
         }
     }
     if let Some(v) = opt(js, o, "maxHeldPerFlow", |v| js.get_uint(v, "maxHeldPerFlow", 4096.0))? {
