@@ -32,7 +32,7 @@ impl Engine {
             None if self.cfg.in_vin_net(ip.dst) => return Step::Done(self.hold(key, pkt, ip, handle, now)),
             None => return self.no_flow(),
         };
-        if ip.proto == PROTO_TCP && new_connection(&mut lock(&flow), pkt, ip) {
+        if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&mut lock(&flow), pkt, ip) {
             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
             // goes and the SYN is held for negotiation.
             let (id, t) = {
@@ -74,23 +74,26 @@ impl Engine {
     }
 }
 
+/// SYN without ACK: the only segment that can open a new connection on an old 5-tuple. Checked
+/// before the flow's lock is taken, so other segments never take it here.
+fn is_initial_syn(pkt: &[u8], ip: &Ip) -> bool {
+    match parse_tcp(pkt, ip) {
+        Ok(t) => t.flags & TCP_SYN != 0 && t.flags & TCP_ACK == 0,
+        Err(_) => false,
+    }
+}
+
 /// An initial SYN whose ISN differs from the one the flow was opened with: a new connection on
 /// the same 5-tuple. The first SYN seen records the ISN.
 fn new_connection(f: &mut Flow, pkt: &[u8], ip: &Ip) -> bool {
-    let tcp = match parse_tcp(pkt, ip) {
-        Ok(t) => t,
-        Err(_) => return false,
-    };
-    if tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0 {
-        return false;
-    }
+    let seq = be32(pkt, ip.ihl + 4);
     match &mut f.end {
         End::Agent(a) => match a.isn_out {
             None => {
-                a.isn_out = Some(tcp.seq);
+                a.isn_out = Some(seq);
                 false
             }
-            Some(isn) => isn != tcp.seq,
+            Some(isn) => isn != seq,
         },
         End::Gateway(_) => false,
     }
