@@ -17,7 +17,7 @@ pub mod bench;
 pub mod crypto;
 pub mod engine;
 pub mod host;
-pub mod lock;
+mod lock;
 pub mod pccom;
 pub mod pkt;
 pub mod seqadj;
