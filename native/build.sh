@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Builds the native engine and puts it at native/gsra_native.node. Idempotent and fast when
-# nothing changed (cargo's own freshness check, then a byte compare before copying).
-# Called by scripts/bootstrap.sh before every `npm test`, `npm run lab` and `npm run bench`.
+# Builds the native engine with @napi-rs/cli (`napi build --platform`), which names the addon
+# for its platform; native/index.ts loads the one for the running platform:
+#   bash native/build.sh             -> native/gsra_native.linux-x64-gnu.node (rustup's cargo)
+#   bash native/build.sh --windows   -> native/gsra_native.win32-x64-gnu.node (Debian's Rust 1.63
+#     + libstd-rust-dev-windows + mingw-w64; node's N-API import library is made here with
+#     dlltool from node-api-headers' node_api.def, so the DLL imports napi_* from node.exe)
+# Called by scripts/bootstrap.sh before every `npm test`, `npm run lab` and `npm run bench`, and
+# by scripts/build-win.sh. Idempotent and fast when nothing changed (cargo's freshness check;
+# napi copies the result atomically, so a running process keeps its mapped copy).
 #
-# Why not `napi build`: @napi-rs/cli drives crates built on napi-rs/napi-derive (crates.io), and
-# this crate deliberately has no dependencies (N-API is declared by hand in src/napi.rs). All the
-# CLI would add here is "cargo build + copy", so we do exactly that.
+# The crate has no napi-rs dependency (N-API is declared by hand in src/napi.rs): `napi build`
+# drives it as a plain cdylib given `napi.binaryName` in native/package.json. It warns that
+# napi-derive is absent (no .d.ts generated; native/index.ts is the typed API); that one line is
+# filtered out.
 #
-#   GSRA_CARGO=/usr/bin/cargo bash native/build.sh     # build with another toolchain
-#   bash native/build.sh --windows                      # cross-build gsra_native.win32-x64.node
-#     (Debian's Rust + mingw-w64; node's N-API import library is made with dlltool from
-#      node-api-headers' node_api.def, so the DLL imports its napi_* symbols from node.exe)
+#   GSRA_CARGO=/usr/bin/cargo bash native/build.sh     # Linux build with another toolchain
 set -euo pipefail
 cd "$(dirname "$0")"
+napi=../node_modules/.bin/napi
+[ -x "$napi" ] || { echo "native/build.sh: @napi-rs/cli is not installed (npm ci)" >&2; exit 1; }
+quiet() { grep -v -e 'napi-derive. crate is not used' -e '^\s*Finished' -e '^\s*$' >&2 || true; }
+
 if [ "${1:-}" = --windows ]; then
   implib=target/win-implib
   mkdir -p "$implib"
@@ -20,16 +28,15 @@ if [ "${1:-}" = --windows ]; then
   if [ ! -f "$implib/libnode.a" ] || [ "$def" -nt "$implib/libnode.a" ]; then
     x86_64-w64-mingw32-dlltool -d "$def" -l "$implib/libnode.a" -D node.exe
   fi
-  GSRA_NODE_IMPLIB_DIR="$PWD/$implib" CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
-    RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --quiet --target x86_64-pc-windows-gnu --target-dir target/debian
-  src=target/debian/x86_64-pc-windows-gnu/release/gsra_native.dll
-  dst=gsra_native.win32-x64.node
-  if ! cmp -s "$src" "$dst" 2>/dev/null; then
-    cp "$src" "$dst.tmp.$$" && mv -f "$dst.tmp.$$" "$dst"
-    echo "native/build.sh: built $dst" >&2
-  fi
+  # Debian's cargo/rustc (the Windows std comes from libstd-rust-dev-windows): first on PATH,
+  # because napi runs `cargo metadata` from PATH.
+  PATH=/usr/bin:$PATH CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc GSRA_NODE_IMPLIB_DIR="$PWD/$implib" \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
+    "$napi" build --platform --release --strip --no-js --target x86_64-pc-windows-gnu \
+    --target-dir target/debian 2>&1 | quiet
   exit 0
 fi
+
 cargo=${GSRA_CARGO:-}
 if [ -z "$cargo" ]; then
   for c in "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" /root/.cargo/bin/cargo "$(command -v cargo || true)"; do
@@ -39,11 +46,5 @@ fi
 [ -n "$cargo" ] || { echo "native/build.sh: no cargo found" >&2; exit 1; }
 target_dir=target
 if [ "$cargo" = /usr/bin/cargo ]; then export RUSTC=/usr/bin/rustc; target_dir=target/debian; fi
-"$cargo" build --release --quiet --target-dir "$target_dir"
-src="$target_dir/release/libgsra_native.so"
-dst=gsra_native.node
-if ! cmp -s "$src" "$dst" 2>/dev/null; then
-  cp "$src" "$dst.tmp.$$"
-  mv -f "$dst.tmp.$$" "$dst"
-  echo "native/build.sh: built $dst" >&2
-fi
+PATH="$(dirname "$cargo"):$PATH" CARGO=$cargo "$napi" build --platform --release --no-js \
+  --target-dir "$target_dir" 2>&1 | quiet

@@ -4,6 +4,7 @@
 //   lib/engine.ts   the Engine class, directionKeys(), benchLoop()
 //   lib/types.ts    the API's types
 //   lib/rules.ts    iptables rules for the NFQUEUE backend
+//   lib/windows.ts  the Windows agent's WinDivert handles and DPAPI
 //   lib/binding.ts  loading the addon
 //   lib/names.generated.ts  counter, event-type and flow-state names (rendered from native/src)
 export * from './lib/types.ts';
@@ -18,3 +19,4 @@ export {
 } from './lib/engine.ts';
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
 export { agentRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
+export * from './lib/windows.ts';

@@ -1,9 +1,10 @@
-// Loading the addon (native/gsra_native.node, built by native/build.sh) and its raw exports.
+// Loading the addon (native/gsra_native.<platform>.node, built by native/build.sh) and its raw exports.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EngineStats, FlowStats, EngineEvent, Hook, ProcessResult } from './types.ts';
+import type { WinDivertHandle } from './windows.ts';
 
 /** The addon's exports as native/src/napi declares them (arguments are checked there). */
 export interface NativeBinding {
@@ -24,19 +25,32 @@ export interface NativeBinding {
   stop(h: unknown): void;
   sweep(h: unknown): void;
   benchLoop(payloadBytes: unknown, seconds: unknown): { packets: number; seconds: number };
+  winDivertFilters(o: unknown): WinDivertHandle[];
+  checkWinDivert(dir: unknown, o: unknown): WinDivertHandle[];
+  startWinDivert(h: unknown, o: unknown): void;
+  dpapiProtect(data: unknown, machine: unknown): Buffer;
+  dpapiUnprotect(data: unknown): Buffer;
   /** Every event type the engine emits (checked against names.generated.ts by napi.test.ts). */
   eventTypes: string[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Where the built addon lives (native/build.sh puts it there). */
-export const addonPath = join(here, '..', 'gsra_native.node');
+/**
+ * The addon for this platform, named as `napi build --platform` names it
+ * (gsra_native.linux-x64-gnu.node, gsra_native.win32-x64-gnu.node). native/build.sh puts it in
+ * native/; the Windows bundle keeps it beside the bundled agent (dist/win), where this code is.
+ */
+const addonName = `gsra_native.${process.platform}-${process.arch}-gnu.node`;
+export const addonPath = existsSync(join(here, addonName)) ? join(here, addonName) : join(here, '..', addonName);
 
 let binding: NativeBinding | undefined;
 /** Loads the addon (once). Throws with a hint if it has not been built. */
 export function native(): NativeBinding {
   if (!binding) {
-    if (!existsSync(addonPath)) throw new Error(`${addonPath} is missing: run bash native/build.sh`);
+    if (!existsSync(addonPath))
+      throw new Error(
+        `${addonPath} is missing: run bash native/build.sh${process.platform === 'win32' ? ' --windows (on Linux)' : ''}`,
+      );
     binding = createRequire(import.meta.url)(addonPath) as NativeBinding;
   }
   return binding;

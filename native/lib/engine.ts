@@ -1,5 +1,5 @@
 // The packet engine's API: one Engine per role, its in-memory data path, events, statistics and
-// the NFQUEUE backend; helpers for keys and the benchmark loop.
+// its backend (Linux NFQUEUE, Windows WinDivert); helpers for keys and the benchmark loop.
 import { native, type NativeBinding } from './binding.ts';
 import type {
   AgentFlow,
@@ -15,6 +15,7 @@ import type {
   ProcessResult,
   Reservation,
 } from './types.ts';
+import type { WinDivertOptions } from './windows.ts';
 
 export const PROCESS_DROP = -1;
 export const PROCESS_HELD = -2;
@@ -107,7 +108,19 @@ export class Engine {
     this.#n.startNfqueue(this.#h, options);
   }
 
-  /** Stops the backend; packets still queued are dropped by the kernel (fail closed). */
+  /**
+   * Starts the Windows WinDivert backend (administrator; WinDivert.dll and WinDivert64.sys in
+   * `dir`, an absolute path). Throws a sentence a teleworker can act on when WinDivert cannot
+   * be opened (not administrator, driver files missing, signature refused, driver blocked…).
+   */
+  startWinDivert(options: WinDivertOptions): void {
+    this.#n.startWinDivert(this.#h, options);
+  }
+
+  /**
+   * Stops the backend, failing closed: NFQUEUE's kernel drops what is still queued; WinDivert
+   * re-injects it unmodified, into the guard handle that drops VIN-bound packets (closed last).
+   */
   stop(): void {
     this.#n.stop(this.#h);
   }

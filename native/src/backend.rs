@@ -1,6 +1,7 @@
 //! The boundary between the engine and the OS packet path: the `Backend` trait, and one
 //! implementation per platform side by side — Linux NFQUEUE (`backend/nfq_linux.rs`) and Windows
-//! WinDivert (`backend/windivert_windows.rs`, for now a stub that refuses to start).
+//! WinDivert (`backend/windivert_windows.rs`, with its portable parts `windivert_abi.rs`,
+//! `windivert_rules.rs` and `windivert_batch.rs`, unit-tested on Linux; see docs/windows.md).
 //!
 //! A backend is a batched receive/send loop around the host (host.rs). Each of its threads:
 //! 1. takes a batch of packets from the OS (NFQUEUE: `recvmmsg`; WinDivert: `WinDivertRecvEx`),
@@ -28,8 +29,14 @@ use std::sync::Arc;
 
 #[cfg(target_os = "linux")]
 mod nfq_linux;
+// The Windows backend's portable parts: the WINDIVERT_ADDRESS ABI, the agent's filters, batching.
+pub mod windivert_abi;
+pub mod windivert_batch;
+pub mod windivert_rules;
 #[cfg(windows)]
 mod windivert_windows;
+#[cfg(windows)]
+pub use windivert_windows::{check_filters as check_windivert_filters, WinDivertConfig};
 
 pub trait Backend: PacketSink {
     fn name(&self) -> &'static str;
@@ -55,19 +62,21 @@ pub struct BackendConfig {
     pub batch: usize,
 }
 
-/// Starts the platform backend for `host`.
+/// Starts the NFQUEUE backend for `host` (Linux).
 pub fn start(host: Arc<Host>, cfg: BackendConfig) -> Result<Arc<dyn Backend>, String> {
     #[cfg(target_os = "linux")]
     {
         nfq_linux::Nfq::start(host, cfg)
     }
-    #[cfg(windows)]
-    {
-        windivert_windows::WinDivert::start(host, cfg)
-    }
-    #[cfg(not(any(target_os = "linux", windows)))]
+    #[cfg(not(target_os = "linux"))]
     {
         let _ = (host, cfg);
-        Err("no packet backend for this OS".into())
+        Err("NFQUEUE is the Linux backend; on Windows the agent starts WinDivert (start_windivert)".into())
     }
+}
+
+/// Starts the Windows WinDivert backend for `host` (the agent's four handles).
+#[cfg(windows)]
+pub fn start_windivert(host: Arc<Host>, cfg: WinDivertConfig) -> Result<Arc<dyn Backend>, String> {
+    windivert_windows::WinDivert::start(host, cfg)
 }

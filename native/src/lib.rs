@@ -9,12 +9,15 @@
 //!   `engine/unprotect.rs` — with held packets, punts, ICMP, expiry and events around it.
 //! - `host`: the engine as the N-API layer and the backends share it.
 //! - `backend`: the OS packet path (`backend/nfq_linux.rs`, `backend/windivert_windows.rs`).
+//! - `dpapi_windows`: DPAPI for the Windows agent's cached login.
 //! - `napi`: the N-API surface used by native/index.ts.
 //! - `bench`: the in-engine benchmark loop.
 
 pub mod backend;
 pub mod bench;
 pub mod crypto;
+#[cfg(windows)]
+pub mod dpapi_windows;
 pub mod engine;
 pub mod host;
 mod lock;

@@ -1,7 +1,7 @@
 //! The N-API surface node loads: `napi_register_module_v1` puts the entry points on the module's
 //! exports. `ffi.rs` declares N-API by hand, `convert.rs` converts arguments and results,
 //! `exports.rs` holds the entry points, `events.rs` marshals events, `instance.rs` is what an
-//! engine handle points to. Every entry point catches panics; wrong argument types throw
+//! engine handle points to, `windows.rs` the Windows agent's exports (WinDivert, DPAPI). Every entry point catches panics; wrong argument types throw
 //! `TypeError`, wrong values `Error`.
 
 #![allow(clippy::missing_safety_doc)]
@@ -11,6 +11,7 @@ mod events;
 mod exports;
 mod ffi;
 mod instance;
+mod windows;
 #[cfg(test)]
 mod typescript;
 
@@ -89,6 +90,11 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "startNfqueue" => exports::start_nfqueue,
             "stop" => exports::stop,
             "sweep" => exports::sweep,
+            "winDivertFilters" => windows::windivert_filters,
+            "checkWinDivert" => windows::check_windivert,
+            "startWinDivert" => windows::start_windivert,
+            "dpapiProtect" => windows::dpapi_protect,
+            "dpapiUnprotect" => windows::dpapi_unprotect,
         };
         let js = Js(env);
         for (name, f) in fns.iter() {
