@@ -12,6 +12,7 @@ export default tseslint.config(
       'coverage/**',
       'native/target/**',
       '.runtime/**',
+      'client-win/service/target/**',
     ],
   },
   js.configs.recommended,

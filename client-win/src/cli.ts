@@ -2,16 +2,19 @@
 //   gsra-agent login --config FILE --user alice   (password: GSRA_PASSWORD, --password-file, or typed)
 //   gsra-agent run --config FILE
 //   gsra-agent status [--config FILE] [--json]
+//   gsra-agent selftest | configure | windivert-guard   (install-commands.ts)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { DirectoryError } from '@gsra/ldap';
-import { loadAgentConfig, type AgentConfig } from './config.ts';
+import { DEFAULT_OPS_PORT, defaultConfigPath, loadAgentConfig, type AgentConfig } from './config.ts';
 import { loadCredentials, credentialsTooOld, CredentialsError } from './credentials.ts';
 import { login } from './login.ts';
 import { readPassword, PromptCancelled } from './prompt.ts';
 import type { AgentDataPlane } from './data-plane.ts';
 import type { AgentStatus } from './agent.ts';
+import { installCommand, INSTALL_COMMANDS, INSTALL_USAGE } from './install-commands.ts';
+import { stopOnStdinEnd } from './service-stop.ts';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -25,9 +28,9 @@ commands:
   login --user NAME     log in to the directory (LDAP over TLS) and store the user's GSRA secret and group keys
   run                   run the agent (internal names resolve to VINs; connections go through the gateway)
   status [--json]       user, groups, VINs with names, flows with bytes, state and age
-
+${INSTALL_USAGE}
 options:
-  -c, --config FILE     agent config (default /etc/gsra/agent.json)
+  -c, --config FILE     agent config (default ${defaultConfigPath()})
   --password-file FILE  login: read the password from FILE (else GSRA_PASSWORD, else typed)
   -h, --help            this text
 `;
@@ -41,11 +44,22 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
       args: argv,
       allowPositionals: true,
       options: {
-        config: { type: 'string', short: 'c', default: '/etc/gsra/agent.json' },
+        config: { type: 'string', short: 'c', default: defaultConfigPath() },
         user: { type: 'string', short: 'u' },
         'password-file': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        service: { type: 'boolean' },
+        'open-windivert': { type: 'boolean' },
+        out: { type: 'string' },
+        gateway: { type: 'string' },
+        zones: { type: 'string' },
+        'ldap-url': { type: 'string' },
+        'ldap-ca': { type: 'string' },
+        'base-dn': { type: 'string' },
+        flavor: { type: 'string' },
+        'upn-suffix': { type: 'string' },
+        'vin-range': { type: 'string' },
       },
     });
   } catch (e) {
@@ -58,6 +72,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
     (values.help ? io.stdout : io.stderr)(USAGE);
     return values.help ? 0 : 2;
   }
+  if (INSTALL_COMMANDS.includes(cmd)) return installCommand(cmd, values, io);
   if (!['login', 'run', 'status'].includes(cmd)) {
     io.stderr(`gsra-agent: unknown command "${cmd}"\n${USAGE}`);
     return 2;
@@ -66,6 +81,10 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
   try {
     config = loadAgentConfig(values.config!);
   } catch (e) {
+    // status asks the running agent; a user who may not read the config (Windows: it is
+    // admin-only) still gets it, from the default local endpoint.
+    if (cmd === 'status' && !(e instanceof ConfigError && !/expected a readable file/.test(e.message)))
+      return status({ ops: { listen: '127.0.0.1', port: DEFAULT_OPS_PORT } }, Boolean(values.json), io);
     io.stderr(`gsra-agent: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
     return 1;
   }
@@ -94,7 +113,8 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
     }
   }
   if (cmd === 'status') return status(config, Boolean(values.json), io);
-  return run(config, io, dataPlane ?? linuxDataPlane);
+  if (values.service) stopOnStdinEnd();
+  return run(config, io, dataPlane ?? (process.platform === 'win32' ? windowsDataPlane : linuxDataPlane));
 }
 
 const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
@@ -105,6 +125,11 @@ const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
     ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
     queues: c.engine.queues,
   });
+};
+
+const windowsDataPlane: AgentDataPlaneFactory = async (c) => {
+  const { WindowsDataPlane } = await import('./data-plane-windows.ts');
+  return new WindowsDataPlane({ vinRange: c.vinRange, ggr: c.gateway.address, ports: c.gateway.ports });
 };
 
 async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactory): Promise<number> {
@@ -131,7 +156,7 @@ async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactor
   return serveUntilSignal(agent, logger);
 }
 
-async function status(config: AgentConfig, json: boolean, io: CliIo): Promise<number> {
+async function status(config: Pick<AgentConfig, 'ops'>, json: boolean, io: CliIo): Promise<number> {
   let body: string;
   try {
     const res = await fetch(`http://${config.ops.listen}:${config.ops.port}/status`, {

@@ -1,5 +1,6 @@
 // gsra-agent's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). See docs/agent.md.
+import { join } from 'node:path';
 import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
 import { parseCidr } from './vin.ts';
 
@@ -32,7 +33,7 @@ export interface AgentConfig {
   };
   /** The stored login (user secret, group keys) is refused this long after `gsra-agent login`. */
   login: { maxAgeHours: number };
-  /** Where the agent keeps its login (user secret, group keys), mode 0600. */
+  /** Where the agent keeps its login (user secret, group keys): mode 0600 on Linux, DPAPI on Windows. */
   stateDir: string;
   /** Linux backend: NFQUEUE numbers. */
   /** [outbound queue, inbound queue]. */
@@ -42,6 +43,16 @@ export interface AgentConfig {
 }
 
 const { ipv4, port } = schemaParts;
+
+/** `gsra-agent status` asks the running agent here (loopback) unless the config says otherwise. */
+export const DEFAULT_OPS_PORT = 9465;
+
+/** Windows keeps config and state under %ProgramData%\\GSRA (SYSTEM and Administrators only). */
+const programData = () => join(process.env.ProgramData ?? 'C:\\ProgramData', 'GSRA');
+const onWindows = process.platform === 'win32';
+export const defaultConfigPath = () =>
+  onWindows ? join(programData(), 'agent.json') : '/etc/gsra/agent.json';
+export const defaultStateDir = () => (onWindows ? join(programData(), 'state') : '/var/lib/gsra-agent');
 
 export const AGENT_CONFIG_SCHEMA = {
   type: 'object',
@@ -90,9 +101,9 @@ export const AGENT_CONFIG_SCHEMA = {
       default: {},
       properties: { maxAgeHours: { type: 'number', exclusiveMinimum: 0, maximum: 8784, default: 168 } },
     },
-    stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-agent' },
+    stateDir: { type: 'string', minLength: 1, default: defaultStateDir() },
     engine: schemaParts.engine,
-    ops: schemaParts.ops(9465),
+    ops: schemaParts.ops(DEFAULT_OPS_PORT),
     log: schemaParts.log,
   },
 } as const;

@@ -1,8 +1,12 @@
 // What `gsra-agent login` keeps on disk: the user's DN, per-user secret and group keys (never
-// the password). Linux: a JSON file, mode 0600, in a directory of mode 0700, written atomically.
-// Windows (later): the same content protected with DPAPI.
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+// the password). Linux: a JSON file, mode 0600, in a directory of mode 0700, written atomically
+// (protected-file-linux.ts). Windows: the same JSON encrypted with DPAPI in an admin-only folder
+// (protected-file-windows.ts).
 import { join } from 'node:path';
+import * as linux from './protected-file-linux.ts';
+import * as windows from './protected-file-windows.ts';
+
+const store = process.platform === 'win32' ? windows : linux;
 
 export interface StoredKey {
   version: number;
@@ -27,15 +31,11 @@ export interface Credentials {
   fetchedAt: number;
 }
 
-const FILE = 'credentials.json';
-
 export function credentialsPath(stateDir: string): string {
-  return join(stateDir, FILE);
+  return join(stateDir, store.FILE_NAME);
 }
 
 export function saveCredentials(stateDir: string, c: Credentials): void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
   const data = JSON.stringify({
     ...c,
     secret: c.secret.toString('base64'),
@@ -44,9 +44,7 @@ export function saveCredentials(stateDir: string, c: Credentials): void {
       keys: g.keys.map((k) => ({ ...k, key: k.key.toString('base64') })),
     })),
   });
-  const tmp = join(stateDir, `.${FILE}.${process.pid}`);
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, credentialsPath(stateDir));
+  store.writeProtected(stateDir, Buffer.from(data));
 }
 
 export class CredentialsError extends Error {
@@ -72,21 +70,17 @@ export function credentialsTooOld(
   return `the GSRA login of ${c.user} from ${when} UTC has expired (logins last ${maxAgeHours} h): run gsra-agent login again`;
 }
 
-/** Load the stored login; refuses a file others can read (it holds secrets). */
+/** Load the stored login; refuses a file others can read (Linux) or one DPAPI cannot open (Windows). */
 export function loadCredentials(stateDir: string): Credentials {
   const file = credentialsPath(stateDir);
-  let st;
+  let bytes;
   try {
-    st = statSync(file);
-  } catch {
-    throw new CredentialsError(`not logged in: no ${file} (run gsra-agent login)`);
+    bytes = store.readProtected(stateDir);
+  } catch (e) {
+    throw new CredentialsError((e as Error).message);
   }
-  if ((st.mode & 0o077) !== 0) {
-    throw new CredentialsError(
-      `${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}); log in again`,
-    );
-  }
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as Omit<Credentials, 'secret' | 'groups'> & {
+  if (!bytes) throw new CredentialsError(`not logged in: no ${file} (run gsra-agent login)`);
+  const raw = JSON.parse(bytes.toString('utf8')) as Omit<Credentials, 'secret' | 'groups'> & {
     secret: string;
     groups: (Omit<StoredGroup, 'keys'> & { keys: (Omit<StoredKey, 'key'> & { key: string })[] })[];
   };

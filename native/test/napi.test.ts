@@ -13,7 +13,7 @@ import {
   ENGINE_EVENT_TYPES,
   type EngineEvent,
 } from '../index.ts';
-import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from './helpers.ts';
+import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from '../packets.ts';
 
 const PEN = '192.168.1.10';
 const VIN = '100.64.0.5';

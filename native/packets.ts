@@ -1,5 +1,6 @@
-// Packet builders and a simulated home NAT for the native engine's TypeScript tests.
-import type { DirectionKeys } from '../index.ts';
+// IPv4/TCP/UDP packet builders, checksums and a simulated home NAT: for the engine's tests and
+// for the agent's `selftest` command (client-win/src/selftest.ts), which runs them on Windows too.
+import type { DirectionKeys } from './index.ts';
 
 export function ip2n(a: string): number {
   return a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);

@@ -1,0 +1,93 @@
+// What the Linux and Windows data planes share: the native engine in the agent role, its
+// events turned into the agent's, VAT entries, held-flow failures, DNS verdicts, counters.
+// The platform files add how packets reach the engine (data-plane-linux.ts: NFQUEUE rules;
+// data-plane-windows.ts: WinDivert handles) in start() and close().
+import { Engine, directionKeys } from '@gsra/native';
+import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, FlowCounters, VatEntry } from './data-plane.ts';
+
+export abstract class EngineDataPlane implements AgentDataPlane {
+  readonly engine: Engine;
+  private nextId = 1;
+  private listeners: ((e: AgentDataPlaneEvent) => void)[] = [];
+
+  constructor(vinRange: string) {
+    this.engine = new Engine({
+      role: 'agent',
+      vinNet: vinRange,
+      punt: [{ hook: 'in', proto: 'udp', sport: 53 }],
+    });
+    this.engine.onEvents((evs) => {
+      for (const e of evs) {
+        let out: AgentDataPlaneEvent | undefined;
+        if (e.type === 'held')
+          out = { kind: 'held', proto: e.proto, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport };
+        else if (e.type === 'punt') out = { kind: 'dns-answer', id: e.id, packet: e.packet };
+        else if (e.type === 'expired') out = { kind: 'flow-ended', id: e.id, state: e.state };
+        else if (e.type === 'verify-failed')
+          out = {
+            kind: 'verify-failed',
+            id: e.id,
+            from: `${e.src}:${e.sport}`,
+            reason: e.reason,
+            count: e.count,
+          };
+        if (out) for (const l of this.listeners) l(out);
+      }
+    });
+  }
+
+  abstract start(): void;
+  abstract close(): Promise<void>;
+
+  addFlow(e: VatEntry): number {
+    const id = this.nextId++;
+    this.engine.addFlow({
+      id,
+      proto: e.proto,
+      pen: e.pen,
+      s: e.s,
+      vin: e.vin,
+      d: e.d,
+      ggr: e.ggr,
+      t: e.t,
+      ...directionKeys('agent', e.keys),
+    });
+    return id;
+  }
+
+  removeFlow(id: number): void {
+    this.engine.removeFlow(id);
+  }
+
+  failHeld(key: FiveTuple): void {
+    this.engine.failHeld(key, key.proto === 'tcp' ? 'rst' : 'unreachable');
+  }
+
+  dnsVerdict(id: number, packet?: Buffer): void {
+    this.engine.verdict(id, true, packet);
+  }
+
+  flowCounters(id: number): FlowCounters | null {
+    const s = this.engine.flowStats(id);
+    return (
+      s && {
+        state: s.state,
+        bytesOut: s.bytesOut,
+        bytesIn: s.bytesIn,
+        pktsOut: s.pktsOut,
+        pktsIn: s.pktsIn,
+        verifyFailed: s.verifyFailed,
+      }
+    );
+  }
+
+  onEvent(cb: (e: AgentDataPlaneEvent) => void): void {
+    this.listeners.push(cb);
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.engine.stats())) if (typeof v === 'number') out[k] = v;
+    return out;
+  }
+}
