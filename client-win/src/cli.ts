@@ -113,8 +113,8 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
     }
   }
   if (cmd === 'status') return status(config, Boolean(values.json), io);
-  if (values.service) stopOnStdinEnd();
-  return run(config, io, dataPlane ?? (process.platform === 'win32' ? windowsDataPlane : linuxDataPlane));
+  const factory = dataPlane ?? (process.platform === 'win32' ? windowsDataPlane : linuxDataPlane);
+  return run(config, io, factory, Boolean(values.service));
 }
 
 const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
@@ -132,7 +132,12 @@ const windowsDataPlane: AgentDataPlaneFactory = async (c) => {
   return new WindowsDataPlane({ vinRange: c.vinRange, ggr: c.gateway.address, ports: c.gateway.ports });
 };
 
-async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactory): Promise<number> {
+async function run(
+  config: AgentConfig,
+  io: CliIo,
+  factory: AgentDataPlaneFactory,
+  service = false,
+): Promise<number> {
   const logger = createLogger('agent', { level: config.log.level });
   let creds;
   try {
@@ -151,9 +156,15 @@ async function run(config: AgentConfig, io: CliIo, factory: AgentDataPlaneFactor
   } catch (e) {
     logger.error('agent failed to start', { reason: (e as Error).message });
     io.stderr(`gsra-agent: cannot start: ${(e as Error).message}\n`);
+    // Sessions may already be open: close them, so the process ends (the service host restarts it).
+    await agent?.stop().catch(() => {});
     return 1;
   }
-  return serveUntilSignal(agent, logger);
+  // Under the Windows service host, the end of stdin is the stop signal (service-stop.ts).
+  const release = service ? stopOnStdinEnd() : undefined;
+  const code = await serveUntilSignal(agent, logger);
+  release?.();
+  return code;
 }
 
 async function status(config: Pick<AgentConfig, 'ops'>, json: boolean, io: CliIo): Promise<number> {

@@ -14,7 +14,13 @@ pub fn protect_dir(dir: &Path) -> Result<(), String> {
     unsafe {
         let sddl = wide(std::ffi::OsStr::new(DATA_SDDL));
         let mut sd: *mut c_void = std::ptr::null_mut();
-        if ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.as_ptr(), SDDL_REVISION_1, &mut sd, std::ptr::null_mut()) == 0 {
+        if ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            std::ptr::null_mut(),
+        ) == 0
+        {
             return Err(format!("SDDL {}: error {}", DATA_SDDL, GetLastError()));
         }
         let (mut present, mut defaulted) = (0, 0);
@@ -24,7 +30,15 @@ pub fn protect_dir(dir: &Path) -> Result<(), String> {
             Err(format!("no DACL in {}", DATA_SDDL))
         } else {
             let mut name = wide(dir.as_os_str());
-            match SetNamedSecurityInfoW(name.as_mut_ptr(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, std::ptr::null_mut(), std::ptr::null_mut(), dacl, std::ptr::null_mut()) {
+            match SetNamedSecurityInfoW(
+                name.as_mut_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null_mut(),
+            ) {
                 0 => Ok(()),
                 e => Err(format!("setting the ACL of {}: error {}", dir.display(), e)),
             }

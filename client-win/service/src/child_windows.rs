@@ -24,11 +24,20 @@ pub fn enter_job() -> Result<(), String> {
         }
         let mut info = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
         info.basic.limit_flags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        if SetInformationJobObject(job, JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS, &mut info as *mut _ as *mut c_void, std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32) == 0 {
+        if SetInformationJobObject(
+            job,
+            JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
+            &mut info as *mut _ as *mut c_void,
+            std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        ) == 0
+        {
             return Err(format!("SetInformationJobObject: error {}", GetLastError()));
         }
         if AssignProcessToJobObject(job, GetCurrentProcess()) == 0 {
-            return Err(format!("AssignProcessToJobObject: error {}", GetLastError()));
+            return Err(format!(
+                "AssignProcessToJobObject: error {}",
+                GetLastError()
+            ));
         }
         // The handle stays open for the life of the process, on purpose.
         Ok(())
@@ -46,20 +55,34 @@ pub fn open_log(path: &Path) -> std::io::Result<File> {
 }
 
 /// Starts `node args…` with stdout and stderr appended to `log` and a pipe as stdin.
-pub fn start(node: &Path, args: &[String], log: &Path, env: &[(&str, &str)]) -> Result<Agent, String> {
+pub fn start(
+    node: &Path,
+    args: &[String],
+    log: &Path,
+    env: &[(String, String)],
+) -> Result<Agent, String> {
     let out = open_log(log).map_err(|e| format!("{}: {}", log.display(), e))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(node);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
     for (k, v) in env {
         cmd.env(k, v);
     }
     if let Some(dir) = node.parent() {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {}", node.display(), e))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {}", node.display(), e))?;
     let stdin = child.stdin.take();
-    Ok(Agent { child, stdin, started: Instant::now() })
+    Ok(Agent {
+        child,
+        stdin,
+        started: Instant::now(),
+    })
 }
 
 impl Agent {
@@ -86,9 +109,23 @@ impl Agent {
 
 /// Runs `node args…` to completion with stdout to `out_file` (a file: node.exe's stdio works
 /// with files everywhere, also under Wine). Returns the exit code.
-pub fn run_to_file(node: &Path, args: &[String], out_file: &Path, timeout: Duration) -> Result<i32, String> {
+pub fn run_to_file(
+    node: &Path,
+    args: &[String],
+    out_file: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<i32, String> {
     let out = File::create(out_file).map_err(|e| format!("{}: {}", out_file.display(), e))?;
-    let mut child = Command::new(node).args(args).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(node);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let until = Instant::now() + timeout;
     loop {
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {

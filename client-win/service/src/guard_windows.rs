@@ -23,7 +23,11 @@ pub struct Guard(#[allow(dead_code)] HANDLE);
 pub fn open(install: &Path, filter: &str) -> Result<Guard, u32> {
     unsafe {
         let dll = wide(install.join("WinDivert.dll").as_os_str());
-        let m = LoadLibraryExW(dll.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32);
+        let m = LoadLibraryExW(
+            dll.as_ptr(),
+            std::ptr::null_mut(),
+            LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32,
+        );
         if m.is_null() {
             return Err(GetLastError());
         }

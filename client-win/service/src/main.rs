@@ -4,8 +4,9 @@
 //!   gsra-service.exe            run under the service control manager
 //!   gsra-service.exe console    the same supervision in the foreground (diagnosis, tests)
 //!   gsra-service.exe prepare    MSI custom action: %ProgramData%\GSRA with its admin-only ACL
-//!   gsra-service.exe cleanup    MSI custom action on uninstall: WinDivert driver service,
-//!                               its event source, %ProgramData%\GSRA
+//!   gsra-service.exe cleanup [--purge]
+//!                               MSI custom action on uninstall: WinDivert driver service and
+//!                               its event source [and %ProgramData%\GSRA]
 //!
 //! Under the SCM: put itself in a kill-on-close job; tighten the data folder's ACL; set the
 //! service's failure actions; open its own WinDivert guard (drops VIN-bound packets if the agent
@@ -30,23 +31,56 @@ mod guard_windows;
 #[cfg(windows)]
 mod scm_windows;
 
+/// %ProgramData% from the shell's known folder, not the environment: a service's environment
+/// need not carry it (Wine's gives services C:\users\Public).
+#[cfg(windows)]
+fn program_data() -> std::path::PathBuf {
+    use std::os::windows::ffi::OsStringExt;
+    unsafe {
+        let mut p: *mut u16 = std::ptr::null_mut();
+        if win32::SHGetKnownFolderPath(
+            &win32::FOLDERID_PROGRAM_DATA,
+            0,
+            std::ptr::null_mut(),
+            &mut p,
+        ) == 0
+            && !p.is_null()
+        {
+            let mut n = 0;
+            while *p.add(n) != 0 {
+                n += 1;
+            }
+            let s = std::ffi::OsString::from_wide(std::slice::from_raw_parts(p, n));
+            win32::CoTaskMemFree(p as *mut std::os::raw::c_void);
+            return std::path::PathBuf::from(s);
+        }
+    }
+    std::path::PathBuf::from("C:\\ProgramData")
+}
+
 #[cfg(windows)]
 fn paths() -> policy::Paths {
     let exe = std::env::current_exe().unwrap_or_default();
     let install = exe.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let pd = std::env::var_os("ProgramData").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::PathBuf::from("C:\\ProgramData"));
-    policy::Paths::new(&install, &pd)
+    policy::Paths::new(&install, &program_data())
 }
 
 #[cfg(windows)]
 fn log(p: &policy::Paths, event: &str, detail: &str) {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     child_windows::append(&p.agent_log(), &policy::log_line(ms, event, detail));
 }
 
 /// The host's work, under the SCM or in the console. Returns the service exit code.
 #[cfg(windows)]
-pub fn supervise(signal: std::sync::Arc<scm_windows::StopSignal>, running: impl FnOnce(), under_scm: bool) -> u32 {
+pub fn supervise(
+    signal: std::sync::Arc<scm_windows::StopSignal>,
+    running: impl FnOnce(),
+    under_scm: bool,
+) -> u32 {
     use policy::*;
     let p = paths();
     let _ = std::fs::create_dir_all(p.logs());
@@ -58,7 +92,11 @@ pub fn supervise(signal: std::sync::Arc<scm_windows::StopSignal>, running: impl 
             let _ = std::fs::rename(p.agent_log(), p.logs().join("agent.log.1"));
         }
     }
-    log(&p, "service host starting", &p.install.display().to_string());
+    log(
+        &p,
+        "service host starting",
+        &p.install.display().to_string(),
+    );
     if let Err(e) = child_windows::enter_job() {
         log(&p, "job object failed", &e);
     }
@@ -67,13 +105,18 @@ pub fn supervise(signal: std::sync::Arc<scm_windows::StopSignal>, running: impl 
             log(&p, "failure actions not set", &e);
         }
     }
-    // The guard lives as long as this function.
-    let _guard = open_guard(&p);
     running();
+    // The guard lives as long as this function; it is open before the agent starts.
+    let _guard = open_guard(&p);
     let mut backoff = Backoff::default();
-    let args: Vec<String> = p.agent_args("run").into_iter().chain(std::iter::once("--service".to_string())).collect();
+    let args: Vec<String> = p
+        .agent_args("run")
+        .into_iter()
+        .chain(std::iter::once("--service".to_string()))
+        .collect();
     'outer: while !signal.is_stopped() {
-        let mut agent = match child_windows::start(&p.node(), &args, &p.agent_log(), &[("GSRA_SERVICE", "1")]) {
+        let mut agent = match child_windows::start(&p.node(), &args, &p.agent_log(), &child_env(&p))
+        {
             Ok(a) => a,
             Err(e) => {
                 log(&p, "agent did not start", &e);
@@ -92,7 +135,11 @@ pub fn supervise(signal: std::sync::Arc<scm_windows::StopSignal>, running: impl 
             }
             if let Some(status) = agent.exited() {
                 let wait = backoff.after_exit(agent.started.elapsed());
-                log(&p, "agent exited", &format!("{}; restarting in {} s", status, wait.as_secs()));
+                log(
+                    &p,
+                    "agent exited",
+                    &format!("{}; restarting in {} s", status, wait.as_secs()),
+                );
                 if signal.wait(wait) {
                     break 'outer;
                 }
@@ -104,11 +151,33 @@ pub fn supervise(signal: std::sync::Arc<scm_windows::StopSignal>, running: impl 
     0
 }
 
+/// The agent's environment: the same %ProgramData% the host uses (its default state folder).
+#[cfg(windows)]
+fn child_env(p: &policy::Paths) -> Vec<(String, String)> {
+    let pd = p
+        .data
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    vec![
+        ("GSRA_SERVICE".into(), "1".into()),
+        ("ProgramData".into(), pd),
+    ]
+}
+
 #[cfg(windows)]
 fn open_guard(p: &policy::Paths) -> Option<guard_windows::Guard> {
     let args = p.agent_args("windivert-guard");
-    let filter = match child_windows::run_to_file(&p.node(), &args, &p.guard_file(), std::time::Duration::from_secs(30)) {
-        Ok(0) => std::fs::read_to_string(p.guard_file()).map_err(|e| e.to_string()).and_then(|t| policy::parse_guard(&t)),
+    let filter = match child_windows::run_to_file(
+        &p.node(),
+        &args,
+        &p.guard_file(),
+        &child_env(p),
+        std::time::Duration::from_secs(30),
+    ) {
+        Ok(0) => std::fs::read_to_string(p.guard_file())
+            .map_err(|e| e.to_string())
+            .and_then(|t| policy::parse_guard(&t)),
         Ok(code) => Err(format!("gsra-agent windivert-guard exited with {}", code)),
         Err(e) => Err(e),
     };
@@ -125,7 +194,11 @@ fn open_guard(p: &policy::Paths) -> Option<guard_windows::Guard> {
             Some(g)
         }
         Err(code) => {
-            log(p, "no service guard (WinDivertOpen failed)", &format!("Windows error {}; the agent reports what it means", code));
+            log(
+                p,
+                "no service guard (WinDivertOpen failed)",
+                &format!("Windows error {}; the agent reports what it means", code),
+            );
             None
         }
     }
@@ -133,6 +206,10 @@ fn open_guard(p: &policy::Paths) -> Option<guard_windows::Guard> {
 
 #[cfg(windows)]
 fn main() {
+    // A panic is written to the log before the process goes (the SCM then restarts the service).
+    std::panic::set_hook(Box::new(|info| {
+        log(&paths(), "service host panicked", &info.to_string())
+    }));
     let cmd = std::env::args().nth(1).unwrap_or_default();
     let code = match cmd.as_str() {
         "" => match scm_windows::dispatch() {
@@ -146,13 +223,22 @@ fn main() {
                 1
             }
         },
-        "console" => supervise(scm_windows::StopSignal::new(), || eprintln!("gsra-service: running in the console"), false) as i32,
+        "console" => supervise(
+            scm_windows::StopSignal::new(),
+            || eprintln!("gsra-service: running in the console"),
+            false,
+        ) as i32,
         "prepare" => {
             let p = paths();
-            let r = acl_windows::protect_dir(&p.data).and_then(|_| std::fs::create_dir_all(p.state()).map_err(|e| e.to_string())).and_then(|_| std::fs::create_dir_all(p.logs()).map_err(|e| e.to_string()));
+            let r = acl_windows::protect_dir(&p.data)
+                .and_then(|_| std::fs::create_dir_all(p.state()).map_err(|e| e.to_string()))
+                .and_then(|_| std::fs::create_dir_all(p.logs()).map_err(|e| e.to_string()));
             match r {
                 Ok(()) => {
-                    println!("gsra-service: {} ready (SYSTEM and Administrators only)", p.data.display());
+                    println!(
+                        "gsra-service: {} ready (SYSTEM and Administrators only)",
+                        p.data.display()
+                    );
                     0
                 }
                 Err(e) => {
@@ -162,7 +248,8 @@ fn main() {
             }
         }
         "cleanup" => {
-            for line in cleanup_windows::run(&paths().data) {
+            let purge = std::env::args().nth(2).as_deref() == Some("--purge");
+            for line in cleanup_windows::run(&paths().data, purge) {
                 println!("gsra-service cleanup: {}", line);
             }
             0

@@ -16,7 +16,10 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(install: &Path, program_data: &Path) -> Paths {
-        Paths { install: install.to_path_buf(), data: program_data.join("GSRA") }
+        Paths {
+            install: install.to_path_buf(),
+            data: program_data.join("GSRA"),
+        }
     }
     pub fn node(&self) -> PathBuf {
         self.install.join("node.exe")
@@ -42,7 +45,12 @@ impl Paths {
     }
     /// The agent's command line (after node.exe).
     pub fn agent_args(&self, command: &str) -> Vec<String> {
-        vec![self.agent().display().to_string(), command.to_string(), "--config".to_string(), self.config().display().to_string()]
+        vec![
+            self.agent().display().to_string(),
+            command.to_string(),
+            "--config".to_string(),
+            self.config().display().to_string(),
+        ]
     }
 }
 
@@ -92,11 +100,34 @@ pub fn should_rotate(len: u64) -> bool {
 /// for outbound packets to the VIN range. Anything else is refused (the host then runs without
 /// its own guard and says so; the agent keeps its own).
 pub fn parse_guard(text: &str) -> Result<String, String> {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).ok_or("empty guard filter")?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or("empty guard filter")?;
     let t: Vec<&str> = line.split(' ').collect();
-    let quad = |s: &str| s.split('.').count() == 4 && s.split('.').all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok());
-    let shape = ["outbound", "and", "ip", "and", "ip.DstAddr", ">=", "", "and", "ip.DstAddr", "<=", ""];
-    let ok = t.len() == shape.len() && t.iter().zip(shape.iter()).all(|(a, b)| if b.is_empty() { quad(a) } else { a == b });
+    let quad = |s: &str| {
+        s.split('.').count() == 4
+            && s.split('.')
+                .all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
+    };
+    let shape = [
+        "outbound",
+        "and",
+        "ip",
+        "and",
+        "ip.DstAddr",
+        ">=",
+        "",
+        "and",
+        "ip.DstAddr",
+        "<=",
+        "",
+    ];
+    let ok = t.len() == shape.len()
+        && t.iter()
+            .zip(shape.iter())
+            .all(|(a, b)| if b.is_empty() { quad(a) } else { a == b });
     if !ok {
         return Err(format!("unexpected guard filter: {:?}", line));
     }
@@ -105,7 +136,10 @@ pub fn parse_guard(text: &str) -> Result<String, String> {
 
 /// One log line of the host itself (the agent's own lines are JSON from winston).
 pub fn log_line(unix_ms: u128, event: &str, detail: &str) -> String {
-    format!("{{\"t\":{},\"component\":\"service-host\",\"event\":{:?},\"detail\":{:?}}}\n", unix_ms, event, detail)
+    format!(
+        "{{\"t\":{},\"component\":\"service-host\",\"event\":{:?},\"detail\":{:?}}}\n",
+        unix_ms, event, detail
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +154,15 @@ mod tests {
         assert_eq!(p.config(), Path::new("/pd/GSRA/agent.json"));
         assert_eq!(p.state(), Path::new("/pd/GSRA/state"));
         assert_eq!(p.agent_log(), Path::new("/pd/GSRA/logs/agent.log"));
-        assert_eq!(p.agent_args("run"), vec!["/pf/GSRA/gsra-agent.mjs", "run", "--config", "/pd/GSRA/agent.json"]);
+        assert_eq!(
+            p.agent_args("run"),
+            vec![
+                "/pf/GSRA/gsra-agent.mjs",
+                "run",
+                "--config",
+                "/pd/GSRA/agent.json"
+            ]
+        );
     }
 
     #[test]
@@ -145,7 +187,10 @@ mod tests {
         assert_eq!(parse_guard(&format!("\n{}\r\n", f)).unwrap(), f);
         assert!(parse_guard("").is_err());
         assert!(parse_guard("true").is_err());
-        assert!(parse_guard("outbound and ip and ip.DstAddr >= 1.2.3.4 or true").is_err(), "no 'or'");
+        assert!(
+            parse_guard("outbound and ip and ip.DstAddr >= 1.2.3.4 or true").is_err(),
+            "no 'or'"
+        );
         assert!(parse_guard("outbound and ip and ip.DstAddr >= 1.2.3.4 and (tcp)").is_err());
     }
 
@@ -153,7 +198,11 @@ mod tests {
     fn the_data_folder_acl_is_protected_and_admin_only() {
         assert!(DATA_SDDL.starts_with("D:P"));
         assert!(DATA_SDDL.contains(";;;SY)") && DATA_SDDL.contains(";;;BA)"));
-        assert_eq!(DATA_SDDL.matches("(A;").count(), 2, "no other allow entries");
+        assert_eq!(
+            DATA_SDDL.matches("(A;").count(),
+            2,
+            "no other allow entries"
+        );
     }
 
     #[test]

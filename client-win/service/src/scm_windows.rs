@@ -18,7 +18,10 @@ pub struct StopSignal {
 
 impl StopSignal {
     pub fn new() -> Arc<StopSignal> {
-        Arc::new(StopSignal { stopped: Mutex::new(false), cv: Condvar::new() })
+        Arc::new(StopSignal {
+            stopped: Mutex::new(false),
+            cv: Condvar::new(),
+        })
     }
     pub fn stop(&self) {
         *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -30,7 +33,10 @@ impl StopSignal {
     /// Waits up to `d`; true if stopped.
     pub fn wait(&self, d: std::time::Duration) -> bool {
         let g = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
-        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, d, |s| !*s)
+            .unwrap_or_else(|p| p.into_inner());
         *g
     }
 }
@@ -43,23 +49,44 @@ pub fn report(state: u32, exit_code: u32, wait_hint_ms: u32) {
     if h.is_null() {
         return;
     }
-    let accepts = if state == SERVICE_RUNNING { SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN } else { 0 };
+    let accepts = if state == SERVICE_RUNNING {
+        SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN
+    } else {
+        0
+    };
     let st = SERVICE_STATUS {
         service_type: SERVICE_WIN32_OWN_PROCESS,
         current_state: state,
         controls_accepted: accepts,
-        win32_exit_code: if exit_code == 0 { NO_ERROR } else { ERROR_SERVICE_SPECIFIC_ERROR },
+        win32_exit_code: if exit_code == 0 {
+            NO_ERROR
+        } else {
+            ERROR_SERVICE_SPECIFIC_ERROR
+        },
         service_exit_code: exit_code,
-        check_point: if state == SERVICE_START_PENDING || state == SERVICE_STOP_PENDING { 1 } else { 0 },
+        check_point: if state == SERVICE_START_PENDING || state == SERVICE_STOP_PENDING {
+            1
+        } else {
+            0
+        },
         wait_hint: wait_hint_ms,
     };
     unsafe { SetServiceStatus(h, &st) };
 }
 
-unsafe extern "system" fn handler(control: u32, _ev: u32, _data: *mut c_void, _ctx: *mut c_void) -> u32 {
+unsafe extern "system" fn handler(
+    control: u32,
+    _ev: u32,
+    _data: *mut c_void,
+    _ctx: *mut c_void,
+) -> u32 {
     match control {
         SERVICE_CONTROL_STOP | SERVICE_CONTROL_SHUTDOWN => {
-            report(SERVICE_STOP_PENDING, 0, (crate::policy::STOP_GRACE.as_millis() as u32) + 5000);
+            report(
+                SERVICE_STOP_PENDING,
+                0,
+                (crate::policy::STOP_GRACE.as_millis() as u32) + 5000,
+            );
             if let Some(s) = SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 s.stop();
             }
@@ -87,7 +114,16 @@ unsafe extern "system" fn service_main(_argc: u32, _argv: *mut *mut u16) {
 /// Runs under the SCM. Err(1063) when started from a console instead.
 pub fn dispatch() -> Result<(), u32> {
     let mut name = wide(std::ffi::OsStr::new(SERVICE_NAME));
-    let table = [SERVICE_TABLE_ENTRYW { name: name.as_mut_ptr(), proc_: Some(service_main) }, SERVICE_TABLE_ENTRYW { name: std::ptr::null_mut(), proc_: None }];
+    let table = [
+        SERVICE_TABLE_ENTRYW {
+            name: name.as_mut_ptr(),
+            proc_: Some(service_main),
+        },
+        SERVICE_TABLE_ENTRYW {
+            name: std::ptr::null_mut(),
+            proc_: None,
+        },
+    ];
     if unsafe { StartServiceCtrlDispatcherW(table.as_ptr()) } == 0 {
         return Err(unsafe { GetLastError() });
     }
@@ -109,12 +145,41 @@ pub fn set_failure_actions() -> Result<(), String> {
             CloseServiceHandle(scm);
             return Err(format!("OpenService {}: error {}", SERVICE_NAME, e));
         }
-        let mut actions = [SC_ACTION { kind: SC_ACTION_RESTART, delay_ms: 5000 }, SC_ACTION { kind: SC_ACTION_RESTART, delay_ms: 30_000 }, SC_ACTION { kind: SC_ACTION_RESTART, delay_ms: 60_000 }];
-        let mut fa = SERVICE_FAILURE_ACTIONSW { reset_period_s: 86_400, reboot_msg: std::ptr::null_mut(), command: std::ptr::null_mut(), count: actions.len() as u32, actions: actions.as_mut_ptr() };
-        let ok1 = ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &mut fa as *mut _ as *mut c_void);
+        let mut actions = [
+            SC_ACTION {
+                kind: SC_ACTION_RESTART,
+                delay_ms: 5000,
+            },
+            SC_ACTION {
+                kind: SC_ACTION_RESTART,
+                delay_ms: 30_000,
+            },
+            SC_ACTION {
+                kind: SC_ACTION_RESTART,
+                delay_ms: 60_000,
+            },
+        ];
+        let mut fa = SERVICE_FAILURE_ACTIONSW {
+            reset_period_s: 86_400,
+            reboot_msg: std::ptr::null_mut(),
+            command: std::ptr::null_mut(),
+            count: actions.len() as u32,
+            actions: actions.as_mut_ptr(),
+        };
+        let ok1 = ChangeServiceConfig2W(
+            svc,
+            SERVICE_CONFIG_FAILURE_ACTIONS,
+            &mut fa as *mut _ as *mut c_void,
+        );
         let e1 = GetLastError();
-        let mut flag = SERVICE_FAILURE_ACTIONS_FLAG { on_non_crash_failures: 1 };
-        let ok2 = ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &mut flag as *mut _ as *mut c_void);
+        let mut flag = SERVICE_FAILURE_ACTIONS_FLAG {
+            on_non_crash_failures: 1,
+        };
+        let ok2 = ChangeServiceConfig2W(
+            svc,
+            SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+            &mut flag as *mut _ as *mut c_void,
+        );
         let e2 = GetLastError();
         CloseServiceHandle(svc);
         CloseServiceHandle(scm);

@@ -105,13 +105,31 @@ pub const SE_FILE_OBJECT: u32 = 1;
 pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
 pub const PROTECTED_DACL_SECURITY_INFORMATION: u32 = 0x8000_0000;
 pub const SDDL_REVISION_1: u32 = 1;
+#[repr(C)]
+pub struct GUID {
+    pub d1: u32,
+    pub d2: u16,
+    pub d3: u16,
+    pub d4: [u8; 8],
+}
+/// FOLDERID_ProgramData {62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}.
+pub const FOLDERID_PROGRAM_DATA: GUID = GUID {
+    d1: 0x62AB5D82,
+    d2: 0xFDC1,
+    d3: 0x4DC3,
+    d4: [0xA9, 0xDD, 0x07, 0x0D, 0x1D, 0x49, 0x5D, 0x97],
+};
 pub const HKEY_LOCAL_MACHINE: HANDLE = 0x8000_0002usize as HANDLE;
 
 #[cfg(windows)]
 #[link(name = "advapi32")]
 extern "system" {
     pub fn StartServiceCtrlDispatcherW(table: *const SERVICE_TABLE_ENTRYW) -> BOOL;
-    pub fn RegisterServiceCtrlHandlerExW(name: *const u16, handler: Option<unsafe extern "system" fn(u32, u32, *mut c_void, *mut c_void) -> u32>, ctx: *mut c_void) -> HANDLE;
+    pub fn RegisterServiceCtrlHandlerExW(
+        name: *const u16,
+        handler: Option<unsafe extern "system" fn(u32, u32, *mut c_void, *mut c_void) -> u32>,
+        ctx: *mut c_void,
+    ) -> HANDLE;
     pub fn SetServiceStatus(h: HANDLE, status: *const SERVICE_STATUS) -> BOOL;
     pub fn OpenSCManagerW(machine: *const u16, db: *const u16, access: u32) -> HANDLE;
     pub fn OpenServiceW(scm: HANDLE, name: *const u16, access: u32) -> HANDLE;
@@ -119,9 +137,27 @@ extern "system" {
     pub fn ControlService(svc: HANDLE, control: u32, status: *mut SERVICE_STATUS) -> BOOL;
     pub fn DeleteService(svc: HANDLE) -> BOOL;
     pub fn CloseServiceHandle(h: HANDLE) -> BOOL;
-    pub fn ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl: *const u16, rev: u32, sd: *mut *mut c_void, len: *mut u32) -> BOOL;
-    pub fn GetSecurityDescriptorDacl(sd: *mut c_void, present: *mut BOOL, dacl: *mut *mut c_void, defaulted: *mut BOOL) -> BOOL;
-    pub fn SetNamedSecurityInfoW(name: *mut u16, kind: u32, info: u32, owner: *mut c_void, group: *mut c_void, dacl: *mut c_void, sacl: *mut c_void) -> u32;
+    pub fn ConvertStringSecurityDescriptorToSecurityDescriptorW(
+        sddl: *const u16,
+        rev: u32,
+        sd: *mut *mut c_void,
+        len: *mut u32,
+    ) -> BOOL;
+    pub fn GetSecurityDescriptorDacl(
+        sd: *mut c_void,
+        present: *mut BOOL,
+        dacl: *mut *mut c_void,
+        defaulted: *mut BOOL,
+    ) -> BOOL;
+    pub fn SetNamedSecurityInfoW(
+        name: *mut u16,
+        kind: u32,
+        info: u32,
+        owner: *mut c_void,
+        group: *mut c_void,
+        dacl: *mut c_void,
+        sacl: *mut c_void,
+    ) -> u32;
     pub fn RegDeleteTreeW(key: HANDLE, subkey: *const u16) -> i32;
 }
 
@@ -136,6 +172,23 @@ extern "system" {
     pub fn GetLastError() -> u32;
     pub fn LoadLibraryExW(name: *const u16, file: HANDLE, flags: u32) -> HANDLE;
     pub fn GetProcAddress(module: HANDLE, name: *const u8) -> *mut c_void;
+}
+
+#[cfg(windows)]
+#[link(name = "shell32")]
+extern "system" {
+    pub fn SHGetKnownFolderPath(
+        id: *const GUID,
+        flags: u32,
+        token: HANDLE,
+        path: *mut *mut u16,
+    ) -> i32;
+}
+
+#[cfg(windows)]
+#[link(name = "ole32")]
+extern "system" {
+    pub fn CoTaskMemFree(p: *mut c_void);
 }
 
 /// A NUL-terminated UTF-16 copy of `s`.
@@ -153,6 +206,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<SERVICE_STATUS>(), 28);
         assert_eq!(std::mem::size_of::<SERVICE_FAILURE_ACTIONSW>(), 40);
         assert_eq!(std::mem::size_of::<JOBOBJECT_BASIC_LIMIT_INFORMATION>(), 64);
-        assert_eq!(std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>(), 144);
+        assert_eq!(
+            std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>(),
+            144
+        );
+        assert_eq!(std::mem::size_of::<GUID>(), 16);
     }
 }

@@ -230,6 +230,7 @@ pub fn open_error_sentence(code: u32, dll_dir: &str) -> String {
         193 => format!("the WinDivert.dll in {} is not a 64-bit Windows DLL: repair or reinstall GSRA", dll_dir),
         577 => "Windows refused the WinDivert driver's signature (error 577): the PC may lack the update that trusts its certificate (run Windows Update), or the file was altered (reinstall GSRA)".to_string(),
         654 => "another program has a different version of the WinDivert driver loaded (error 654): close it or reboot, then start GSRA again".to_string(),
+        1053 => "the WinDivert driver did not start in time (error 1053): reboot and start GSRA again; if it persists, security software may be holding the driver back".to_string(),
         1058 => "the WinDivert driver service is disabled (error 1058): IT must re-enable the 'WinDivert' service, or reboot and start GSRA again".to_string(),
         1060 => "the WinDivert driver is not installed (error 1060): start GSRA as administrator once so it can install it".to_string(),
         1114 => "the WinDivert driver could not start on this system (error 1114, ERROR_DLL_INIT_FAILED): this is what happens under Wine or without a kernel driver; GSRA needs a real Windows 10/11".to_string(),
@@ -371,7 +372,7 @@ mod tests {
 
     #[test]
     fn every_documented_open_error_has_its_own_sentence() {
-        let codes = [2u32, 5, 87, 126, 127, 193, 577, 654, 1058, 1060, 1114, 1275, 1753];
+        let codes = [2u32, 5, 87, 126, 127, 193, 577, 654, 1053, 1058, 1060, 1114, 1275, 1753];
         let all: Vec<String> = codes.iter().map(|c| open_error_sentence(*c, "C:\\Program Files\\GSRA")).collect();
         for (c, s) in codes.iter().zip(&all) {
             assert!(s.starts_with("cannot divert packets: "), "{}", s);
