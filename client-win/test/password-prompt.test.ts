@@ -83,7 +83,7 @@ t.test('in a real terminal the password is not echoed', async (t) => {
     'bash',
     [
       '-c',
-      `(sleep 3; printf '%s\\r' "$1"; sleep 3) | script -qfec "node ${bin} login --user alice -c ${cfg}" /dev/null`,
+      `(sleep 3; printf '%s\\r' "$1"; sleep 3) | script -qfec "${process.execPath} ${bin} login --user alice -c ${cfg}" /dev/null`,
       'x',
       secret,
     ],
