@@ -26,7 +26,9 @@ if [ "${1:-}" = --windows ]; then
   mkdir -p "$implib"
   def=../node_modules/node-api-headers/def/node_api.def
   if [ ! -f "$implib/libnode.a" ] || [ "$def" -nt "$implib/libnode.a" ]; then
-    x86_64-w64-mingw32-dlltool -d "$def" -l "$implib/libnode.a" -D node.exe
+    # Atomically: two builds may run at once (the Windows tests build in parallel).
+    x86_64-w64-mingw32-dlltool -d "$def" -l "$implib/libnode.a.$$" -D node.exe
+    mv -f "$implib/libnode.a.$$" "$implib/libnode.a"
   fi
   # Debian's cargo/rustc (the Windows std comes from libstd-rust-dev-windows): first on PATH,
   # because napi runs `cargo metadata` from PATH.

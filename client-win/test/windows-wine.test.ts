@@ -109,7 +109,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
 
   const log = join(data, 'logs', 'agent.log');
   const waitLog = async (re: RegExp, what: string) => {
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 120; i++) {
       if (existsSync(log) && re.test(readFileSync(log, 'utf8'))) return true;
       await new Promise((r) => setTimeout(r, 500));
     }
