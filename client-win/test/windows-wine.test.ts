@@ -116,6 +116,16 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
     t.fail(`${what}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-1500) : 'no log'}`);
     return false;
   };
+  // Windows Installer's StopServices waits for the service to stop; wine's does not, and then
+  // removes files still in use. Before an uninstall the test stops it and waits, as Windows would.
+  const stopped = async () => {
+    prefix.run(['sc', 'stop', 'GsraAgent']);
+    for (let i = 0; i < 60; i++) {
+      if (/STATE\s+:\s+1\s+STOPPED/.test(prefix.run(['sc', 'query', 'GsraAgent']).stdout)) return true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return false;
+  };
   const q = prefix.run(['sc', 'query', 'GsraAgent']);
   t.match(q.stdout, /STATE\s+:\s+(2|4)/, 'service GsraAgent started by the MSI');
   // (wine's `sc qc` prints nothing: the service's registry key says the same.)
@@ -190,6 +200,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
   const login = readFileSync(join(data, 'state', 'credentials.dpapi'));
   const v2 = buildWin('0.1.1');
   t.equal(v2.code, 0, v2.log.slice(-2000));
+  t.ok(await stopped(), 'service stopped before the upgrade (wine does not wait for it)');
   const up = prefix.run(['msiexec', '/i', v2.msi, '/qn']);
   t.equal(up.code, 0, `upgrade ${up.stderr.slice(-1500)}`);
   t.same(JSON.parse(readFileSync(join(data, 'agent.json'), 'utf8')), cfg, 'config kept');
@@ -206,6 +217,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
     /SERVICE_NAME: WinDivert/,
     'WinDivert.dll created its driver service',
   );
+  t.ok(await stopped(), 'service stopped before the uninstall');
   const un = prefix.run(['msiexec', '/x', v2.msi, '/qn']);
   t.equal(un.code, 0, un.stderr.slice(-1500));
   t.notOk(existsSync(pf), 'Program Files\\GSRA removed');
@@ -221,6 +233,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
     'a plain uninstall keeps the config',
   );
   // Reinstalled, it finds its config and login again; uninstalled with PURGE=1, nothing is left.
+  rmSync(log);
   t.equal(prefix.run(['msiexec', '/i', v2.msi, '/qn']).code, 0, 'reinstall');
   t.ok(
     await waitLog(
@@ -228,6 +241,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
       'the reinstalled service uses the kept config and login',
     ),
   );
+  t.ok(await stopped(), 'service stopped before the uninstall');
   const purge = prefix.run(['msiexec', '/x', v2.msi, '/qn', 'PURGE=1']);
   t.equal(purge.code, 0, purge.stderr.slice(-1500));
   t.notOk(existsSync(pf), 'Program Files\\GSRA removed again');
