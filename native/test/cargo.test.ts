@@ -88,10 +88,14 @@ t.test('cargo check --target x86_64-pc-windows-gnu (debian)', async (t) => {
 t.test('the Windows .node links against node.exe (build.sh --windows)', async (t) => {
   const r = spawnSync('bash', [join(crate, 'build.sh'), '--windows'], { encoding: 'utf8', timeout: 240_000 });
   t.equal(r.status, 0, r.status === 0 ? 'cross-built' : `${r.stdout}\n${r.stderr}`.slice(-4000));
-  const dump = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(crate, 'gsra_native.win32-x64-gnu.node')], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
+  const dump = spawnSync(
+    'x86_64-w64-mingw32-objdump',
+    ['-p', join(crate, 'gsra_native.win32-x64-gnu.node')],
+    {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    },
+  );
   t.match(dump.stdout, /DLL Name: node\.exe/, 'imports N-API from node.exe');
   t.match(dump.stdout, /DLL Name: bcrypt\.dll/, 'crypto from CNG');
   t.match(dump.stdout, /napi_register_module_v1/, 'exports the module entry point');
