@@ -165,7 +165,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
     groups: [
       { name: 'sales', keys: [{ version: 1, key: Buffer.alloc(32, 2).toString('base64') }], hosts: [] },
     ],
-    fetchedAt: 0,
+    fetchedAt: Date.now(),
   };
   const writer = join(dirname(built.dir), 'write-creds.mjs');
   const addon = 'C:\\Program Files\\GSRA\\gsra_native.win32-x64-gnu.node';
