@@ -41,7 +41,9 @@ const here = dirname(fileURLToPath(import.meta.url));
  * native/; the Windows bundle keeps it beside the bundled agent (dist/win), where this code is.
  */
 const addonName = `gsra_native.${process.platform}-${process.arch}-gnu.node`;
-export const addonPath = existsSync(join(here, addonName)) ? join(here, addonName) : join(here, '..', addonName);
+export const addonPath = existsSync(join(here, addonName))
+  ? join(here, addonName)
+  : join(here, '..', addonName);
 
 let binding: NativeBinding | undefined;
 /** Loads the addon (once). Throws with a hint if it has not been built. */
