@@ -189,6 +189,7 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
   // Upgrade: a newer version keeps config and login.
   const login = readFileSync(join(data, 'state', 'credentials.dpapi'));
   const v2 = buildWin('0.1.1');
+  t.teardown(() => rmSync(dirname(v2.dir), { recursive: true, force: true }));
   t.equal(v2.code, 0, v2.log.slice(-2000));
   t.ok(await stopped(), 'service stopped before the upgrade (wine does not wait for it)');
   const up = prefix.run(['msiexec', '/i', v2.msi, '/qn']);
@@ -236,7 +237,6 @@ t.test('the MSI: install, service, stop/start, upgrade, uninstall', async (t) =>
   t.equal(purge.code, 0, purge.stderr.slice(-1500));
   t.notOk(existsSync(pf), 'Program Files\\GSRA removed again');
   t.notOk(existsSync(data), 'PURGE=1: ProgramData\\GSRA (config, login, logs) removed');
-  rmSync(dirname(v2.dir), { recursive: true, force: true });
 });
 
 t.teardown(() => rmSync(dirname(built.dir), { recursive: true, force: true }));
