@@ -11,8 +11,8 @@ import { DEFAULT_OPS_PORT, defaultConfigPath, loadAgentConfig, type AgentConfig 
 import { loadCredentials, credentialsTooOld, CredentialsError } from './credentials.ts';
 import { login } from './login.ts';
 import { readPassword, PromptCancelled } from './prompt.ts';
-import type { AgentDataPlane } from './data-plane.ts';
-import type { AgentStatus } from './agent.ts';
+import { platformDataPlane, type AgentDataPlane } from './data-plane.ts';
+import type { AgentStatus } from './daemon.ts';
 import { installCommand, INSTALL_COMMANDS, INSTALL_USAGE } from './install-commands.ts';
 import { stopOnStdinEnd } from './service-stop.ts';
 
@@ -113,24 +113,8 @@ export async function main(argv: string[], io: CliIo, dataPlane?: AgentDataPlane
     }
   }
   if (cmd === 'status') return status(config, Boolean(values.json), io);
-  const factory = dataPlane ?? (process.platform === 'win32' ? windowsDataPlane : linuxDataPlane);
-  return run(config, io, factory, Boolean(values.service));
+  return run(config, io, dataPlane ?? platformDataPlane, Boolean(values.service));
 }
-
-const linuxDataPlane: AgentDataPlaneFactory = async (c) => {
-  const { LinuxDataPlane } = await import('./linux-data-plane.ts');
-  return new LinuxDataPlane({
-    vinRange: c.vinRange,
-    ggr: c.gateway.address,
-    ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
-    queues: c.engine.queues,
-  });
-};
-
-const windowsDataPlane: AgentDataPlaneFactory = async (c) => {
-  const { WindowsDataPlane } = await import('./data-plane-windows.ts');
-  return new WindowsDataPlane({ vinRange: c.vinRange, ggr: c.gateway.address, ports: c.gateway.ports });
-};
 
 async function run(
   config: AgentConfig,
@@ -148,7 +132,7 @@ async function run(
     io.stderr(`gsra-agent: ${e instanceof CredentialsError ? e.message : (e as Error).message}\n`);
     return 1;
   }
-  const { AgentDaemon } = await import('./agent.ts');
+  const { AgentDaemon } = await import('./daemon.ts');
   let agent;
   try {
     agent = new AgentDaemon(config, creds, { logger, dataPlane: await factory(config) });

@@ -2,8 +2,20 @@
 // events turned into the agent's, VAT entries, held-flow failures, DNS verdicts, counters.
 // The platform files add how packets reach the engine (data-plane-linux.ts: NFQUEUE rules;
 // data-plane-windows.ts: WinDivert handles) in start() and close().
-import { Engine, directionKeys } from '@gsra/native';
+// This is the engine's boundary: the engine names a flow's transport ('tcp', 'udp'), the agent's
+// code uses the IANA number; the conversion is here and nowhere else.
+import { protocol } from '@gsra/common';
+import { Engine, directionKeys, type AgentFlow } from '@gsra/native';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, FlowCounters, VatEntry } from './data-plane.ts';
+
+const { protoName } = protocol;
+const protoNumber = (p: 'tcp' | 'udp'): protocol.ProtoNumber => (p === 'tcp' ? 6 : 17);
+
+/** A VAT entry as the engine takes it: the agent sends with the EN→GW keys, receives with GW→EN. */
+export function engineFlow(id: number, e: VatEntry): AgentFlow {
+  const { keys, ...where } = e;
+  return { id, ...where, ...directionKeys('agent', keys) };
+}
 
 export abstract class EngineDataPlane implements AgentDataPlane {
   readonly engine: Engine;
@@ -20,7 +32,14 @@ export abstract class EngineDataPlane implements AgentDataPlane {
       for (const e of evs) {
         let out: AgentDataPlaneEvent | undefined;
         if (e.type === 'held')
-          out = { kind: 'held', proto: e.proto, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport };
+          out = {
+            kind: 'held',
+            proto: protoNumber(e.proto),
+            src: e.src,
+            sport: e.sport,
+            dst: e.dst,
+            dport: e.dport,
+          };
         else if (e.type === 'punt') out = { kind: 'dns-answer', id: e.id, packet: e.packet };
         else if (e.type === 'expired') out = { kind: 'flow-ended', id: e.id, state: e.state };
         else if (e.type === 'verify-failed')
@@ -41,17 +60,7 @@ export abstract class EngineDataPlane implements AgentDataPlane {
 
   addFlow(e: VatEntry): number {
     const id = this.nextId++;
-    this.engine.addFlow({
-      id,
-      proto: e.proto,
-      pen: e.pen,
-      s: e.s,
-      vin: e.vin,
-      d: e.d,
-      ggr: e.ggr,
-      t: e.t,
-      ...directionKeys('agent', e.keys),
-    });
+    this.engine.addFlow(engineFlow(id, e));
     return id;
   }
 
@@ -60,7 +69,7 @@ export abstract class EngineDataPlane implements AgentDataPlane {
   }
 
   failHeld(key: FiveTuple): void {
-    this.engine.failHeld(key, key.proto === 'tcp' ? 'rst' : 'unreachable');
+    this.engine.failHeld({ ...key, proto: protoName(key.proto) }, key.proto === 6 ? 'rst' : 'unreachable');
   }
 
   dnsVerdict(id: number, packet?: Buffer): void {

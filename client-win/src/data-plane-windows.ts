@@ -5,6 +5,7 @@
 // WinDivert64.sys are loaded from the agent's install folder (where node.exe is), never from
 // the search path. Fail closed: see the guard in windivert_rules.rs and docs/windows.md.
 import { dirname } from 'node:path';
+import type { AgentConfig } from './config.ts';
 import { EngineDataPlane } from './data-plane-engine.ts';
 
 export interface WindowsDataPlaneOptions {
@@ -37,4 +38,9 @@ export class WindowsDataPlane extends EngineDataPlane {
   async close(): Promise<void> {
     this.engine.stop();
   }
+}
+
+/** The agent's data plane on Windows, configured from the agent's config. */
+export function createDataPlane(c: AgentConfig): WindowsDataPlane {
+  return new WindowsDataPlane({ vinRange: c.vinRange, ggr: c.gateway.address, ports: c.gateway.ports });
 }

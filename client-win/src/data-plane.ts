@@ -1,10 +1,14 @@
 // The agent's packet path, as the agent daemon sees it: held first packets, DNS answers to
-// rewrite, VAT entries to install, flows that end. Linux: the native engine behind NFQUEUE
-// (linux-data-plane.ts); Windows: the WFP callout driver (its own issue), behind this interface.
+// rewrite, VAT entries to install, flows that end. One file per platform implements it:
+// data-plane-linux.ts (the native engine behind NFQUEUE), data-plane-windows.ts (WinDivert),
+// both on the engine part they share (data-plane-engine.ts); platformDataPlane() below is the
+// one place that chooses.
 import type { protocol } from '@gsra/common';
+import type { AgentConfig } from './config.ts';
 
+/** A flow's transport is its IANA number here as everywhere in GSRA (names only in logs). */
 export interface FiveTuple {
-  proto: 'tcp' | 'udp';
+  proto: protocol.ProtoNumber;
   src: string;
   sport: number;
   dst: string;
@@ -12,7 +16,7 @@ export interface FiveTuple {
 }
 
 export interface VatEntry {
-  proto: 'tcp' | 'udp';
+  proto: protocol.ProtoNumber;
   pen: string;
   s: number;
   vin: string;
@@ -50,4 +54,16 @@ export interface AgentDataPlane {
   onEvent(cb: (e: AgentDataPlaneEvent) => void): void;
   stats(): Record<string, number>;
   close(): Promise<void>;
+}
+
+/** The data plane of the platform the agent runs on (each platform's file exports createDataPlane). */
+export async function platformDataPlane(config: AgentConfig): Promise<AgentDataPlane> {
+  switch (process.platform) {
+    case 'linux':
+      return (await import('./data-plane-linux.ts')).createDataPlane(config);
+    case 'win32':
+      return (await import('./data-plane-windows.ts')).createDataPlane(config);
+    default:
+      throw new Error(`gsra-agent has no data plane for ${process.platform}`);
+  }
 }

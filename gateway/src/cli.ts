@@ -71,7 +71,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
         io.stdout(`${values.config}: ok\n`);
         return 0;
       }
-      return run(config, io, values['no-engine'] ? undefined : (dataPlane ?? nativeDataPlane));
+      return run(config, io, values['no-engine'] ? undefined : (dataPlane ?? linuxDataPlane));
     }
     case 'status':
       return status(values.ops ?? '127.0.0.1:9464', Boolean(values.json), io);
@@ -82,9 +82,9 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
 }
 
 /** The Linux data plane: the native engine behind NFQUEUE (loaded only when `run` needs it). */
-const nativeDataPlane: DataPlaneFactory = async (c) => {
-  const { NativeDataPlane } = await import('./native-data-plane.ts');
-  return new NativeDataPlane({
+const linuxDataPlane: DataPlaneFactory = async (c) => {
+  const { LinuxDataPlane } = await import('./data-plane-linux.ts');
+  return new LinuxDataPlane({
     ggr: c.publicAddress,
     pgr: c.privateAddress,
     ports: { first: c.ports.first, last: c.ports.last },

@@ -14,13 +14,11 @@ import { OpsServer } from './ops-server.ts';
 import { DirectoryPolicy, type RefreshResult } from './policy.ts';
 import { PortPool } from './ports.ts';
 
-const { GatewayControl, endpointString } = protocol;
+const { GatewayControl, endpointString, protoName } = protocol;
 type Endpoint = protocol.Endpoint;
 type GatewayEvent = protocol.GatewayEvent;
 type GatewayPolicy = protocol.GatewayPolicy;
 type GatewayResult = protocol.GatewayResult;
-type ProtoNumber = protocol.ProtoNumber;
-type ReservationRecord = protocol.ReservationRecord;
 
 export interface GatewayDeps {
   logger: Logger;
@@ -45,8 +43,6 @@ export class GatewayDaemon {
   private ops: OpsServer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private startedAt = 0;
-  /** Reservations and flows by `${proto}/${t}`, as the control side knows them. */
-  private records = new Map<string, ReservationRecord>();
   private readonly ftp: FtpAlg;
   private directory: DirectoryClient;
   opsAddress: { address: string; port: number } | undefined;
@@ -84,7 +80,6 @@ export class GatewayDaemon {
     this.pool = new PortPool(config.ports.first, config.ports.last, {
       perUser: config.ports.perUser,
       perSource: config.ports.perSource,
-      ttlMs: config.ports.reservationTtlSec * 1000 * 2, // GatewayControl expires first; this is a backstop
     });
     this.control = new GatewayControl({
       policy: this.policyAdapter(),
@@ -96,7 +91,7 @@ export class GatewayDaemon {
     });
     deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
     this.ftp = new FtpAlg({
-      flow: (t) => this.records.get(`6/${t}`),
+      flow: (t) => this.control.reservations.get(6, t),
       alias: (ctrlT, aliasPort) => {
         const r = this.control.ftpAlias({ ctrlT, aliasPort }, this.now());
         this.apply(r); // FTP_ALIAS leaves before the reply that announces the port
@@ -118,16 +113,14 @@ export class GatewayDaemon {
       lookupUser: (id) => this.policy.lookupUser(id),
       mayReach: (user, group, inName) => this.policy.mayReach(user, group, inName),
       reservePorts: (req) => {
-        const r = this.pool.reserve(req.user, req.en.addr, req.count, this.now());
-        if (typeof r === 'string') {
-          return r === 'no-ports'
-            ? { reason: 'no-ports' }
-            : { reason: 'rate-limited', text: `${r.replace('-', ' ')} reached` };
-        }
-        return { ports: r.map((x) => x.port) };
+        const r = this.pool.take({ user: req.user, source: req.en.addr }, req.count);
+        if (typeof r !== 'string') return { ports: r };
+        return r === 'no-ports'
+          ? { reason: 'no-ports' }
+          : { reason: 'rate-limited', text: `${r.replace('-', ' ')} reached` };
       },
-      releasePorts: (ports) => {
-        for (const p of ports) this.pool.release(p.t);
+      releasePorts: (r) => {
+        for (const p of r.ports) this.pool.give({ user: r.user, source: r.en.addr }, p.t);
       },
     };
   }
@@ -197,7 +190,6 @@ export class GatewayDaemon {
   }
 
   private onControlEvent(e: GatewayEvent): void {
-    const key = (proto: number, t: number) => `${proto}/${t}`;
     switch (e.kind) {
       case 'decision':
         this.metrics.decisions.inc({ decision: e.decision, reason: e.reason });
@@ -223,44 +215,28 @@ export class GatewayDaemon {
       case 'session-down':
         this.log.info('session down', { user: e.user, session: e.sessionId, reason: e.reason });
         break;
-      case 'reservation': {
-        const r = e.record;
-        this.records.set(key(r.proto, r.t), r);
-        const host = this.policy
-          .group(r.group)
-          ?.hosts.find((h) => h.name.toLowerCase() === r.inName.toLowerCase());
-        if (!host) break;
-        this.deps.dataPlane?.addReservation({
-          proto: r.proto,
-          t: r.t,
-          keys: r.keys,
-          pin: host.address,
-          onlyPort: r.aliasPort,
-        });
+      case 'reservation':
+        this.deps.dataPlane?.add(e.record);
         break;
-      }
       case 'reservation-ended': {
-        const rec = this.records.get(key(e.proto, e.t));
-        if (rec?.mapping && e.reason === 'released') {
+        const r = e.record;
+        if (r.mapping && e.reason === 'released')
           this.log.info('flow ended', {
-            user: rec.user,
-            group: rec.group,
-            in: rec.inName,
+            user: r.user,
+            group: r.group,
+            in: r.inName,
             t: e.t,
             reason: e.reason,
           });
-        }
         // The port is already back in the pool: GatewayControl gave it back through releasePorts().
-        this.records.delete(key(e.proto, e.t));
         if (e.proto === 6) this.ftp.end(e.t);
-        this.deps.dataPlane?.remove(e.proto, e.t);
+        this.deps.dataPlane?.remove(r);
         break;
       }
       case 'binding':
-        this.pool.bind(e.t);
         this.log.info('flow bound', {
           session: e.sessionId,
-          proto: e.proto,
+          proto: protoName(e.proto),
           t: e.t,
           ghr: `${e.ghr}:${e.m}`,
           via: e.via,
@@ -292,20 +268,17 @@ export class GatewayDaemon {
   }
 
   private onDataPlane(e: DataPlaneEvent): void {
+    // an expiry of a reservation that ended before (the engine's event crossed its removal)
+    if (e.kind === 'flow-expired' && this.control.reservations.get(e.proto, e.t)?.id !== e.id) return;
     this.metrics.engine.inc({ kind: e.kind });
     const now = this.now();
     switch (e.kind) {
       case 'bound':
-        this.apply(
-          this.control.onInbandBinding(
-            { proto: e.proto as ProtoNumber, t: e.t, ghr: e.ghr, m: e.m, d: e.d },
-            now,
-          ),
-        );
+        this.apply(this.control.onInbandBinding({ proto: e.proto, t: e.t, ghr: e.ghr, m: e.m, d: e.d }, now));
         break;
       case 'verify-failed':
         this.log.warn('packets failed verification', {
-          proto: e.proto,
+          proto: protoName(e.proto),
           t: e.t,
           from: e.from,
           count: e.count,
@@ -313,7 +286,7 @@ export class GatewayDaemon {
         break;
       case 'flow-expired':
         if (e.proto === 6) this.ftp.end(e.t);
-        this.log.info('flow expired', { proto: e.proto, t: e.t, reason: e.reason });
+        this.log.info('flow expired', { proto: protoName(e.proto), t: e.t, reason: e.reason });
         break;
     }
   }
@@ -336,8 +309,8 @@ export class GatewayDaemon {
   private updateGauges(): void {
     const s = this.control.stats();
     this.metrics.sessions.set(s.sessions);
-    this.metrics.reservations.set(this.pool.inUse);
-    this.metrics.flows.set([...this.records.values()].filter((r) => r.mapping).length);
+    this.metrics.reservations.set(s.reservations);
+    this.metrics.flows.set([...this.control.reservations.values()].filter((r) => r.mapping).length);
     this.metrics.policyAge.set(Number.isFinite(this.policy.age) ? this.policy.age / 1000 : -1);
     this.metrics.unknownUserIds.set(this.policy.unknownIds.size);
   }
@@ -359,11 +332,11 @@ export class GatewayDaemon {
       },
       control: this.control.stats(),
       ports: { range: `${this.pool.first}-${this.pool.last}`, inUse: this.pool.inUse },
-      flows: [...this.records.values()].map((r) => ({
+      flows: [...this.control.reservations.values()].map((r) => ({
         user: r.user,
         group: r.group,
         in: r.inName,
-        proto: r.proto === 6 ? 'tcp' : 'udp',
+        proto: protoName(r.proto),
         t: r.t,
         en: endpointString(r.en),
         binding: r.binding ? `${r.binding.ghr}:${r.binding.m}` : null,

@@ -1,25 +1,17 @@
-// The boundary between the gateway's control logic and its packet engine. The daemon tells the
-// data plane which ports are reserved (with the flow keys); the data plane reports flows it bound
-// in-band, flows that expired and packets that failed verification.
+// The boundary between the gateway's control logic and its packet engine. The daemon hands the
+// data plane each row of the reservation table as it is made (flow keys, PIN, the one port d an
+// FTP data port may reach) and takes it back when the row ends; the data plane reports flows it
+// bound in-band, flows that ended, and packets that failed verification. Events name the row by
+// its id, so an event about a row that has since ended is recognised as such.
+// Linux: data-plane-linux.ts (the native engine behind NFQUEUE).
 import type { protocol } from '@gsra/common';
 
-type FlowKeys = protocol.FlowKeys;
-
-export interface DataPlaneReservation {
-  proto: number;
-  /** The reserved port on GGR. */
-  t: number;
-  keys: FlowKeys;
-  /** The internal host the flow may reach (PIN). */
-  pin: string;
-  /** For FTP data reservations: the only destination port allowed. */
-  onlyPort?: number;
-}
+type ProtoNumber = protocol.ProtoNumber;
 
 export type DataPlaneEvent =
-  | { kind: 'bound'; proto: number; t: number; ghr: string; m: number; d: number }
-  | { kind: 'flow-expired'; proto: number; t: number; reason: string }
-  | { kind: 'verify-failed'; proto: number; t: number; from: string; count: number };
+  | { kind: 'bound'; id: number; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
+  | { kind: 'flow-expired'; id: number; proto: ProtoNumber; t: number; reason: string }
+  | { kind: 'verify-failed'; proto: ProtoNumber; t: number; from: string; count: number };
 
 /**
  * An application-level gateway's view of one TCP segment of a flow to an ALG port (FTP control):
@@ -37,9 +29,10 @@ export type AlgHandler = (s: {
 export interface DataPlane {
   /** Start processing packets and install the kernel rules that send them here. */
   start(): void;
-  addReservation(r: DataPlaneReservation): void;
-  /** Remove a reservation or the flow bound on it. */
-  remove(proto: number, t: number): void;
+  /** Install reservation r: the first packet to GGR:t that verifies with r.keys binds the flow. */
+  add(r: protocol.Reservation): void;
+  /** Remove reservation r, or the flow bound on it. */
+  remove(r: protocol.Reservation): void;
   onEvent(cb: (e: DataPlaneEvent) => void): void;
   /** The ALG for flows to the ALG ports (FTP control); without one their segments pass unchanged. */
   setAlg(alg: AlgHandler): void;

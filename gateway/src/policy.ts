@@ -390,7 +390,9 @@ export class DirectoryPolicy {
     const v = this.resolveUser(userId);
     if (!v.found) return { allow: false, reason: v.reason, text: v.detail };
     const d = this.decide(v.user.dn, group, inName);
-    return d.allow ? { allow: true } : { allow: false, reason: d.reason, text: d.detail };
+    return d.allow
+      ? { allow: true, pin: d.host.address }
+      : { allow: false, reason: d.reason, text: d.detail };
   }
 
   /** recheckAll's keep filter: with liveFlows 'keep', a disabled account's mapped flows run on. */

@@ -1,116 +1,83 @@
-// Port reservation on the gateway's public address: the ports t that flows use on GGR.
-// O(1) reserve/release, random choice (a port number tells an observer nothing about the next
-// one), per-user and per-source limits, and a TTL for reservations that no flow has used yet.
+// The ports t on the gateway's public address that reservations use. The pool only hands numbers
+// out and takes them back: a random free port (a port number tells an observer nothing about the
+// next one), with per-user and per-source limits. What a port is for, and for how long, is the
+// reservation table's business (common/src/protocol/reservation-table.ts).
 
-export interface Reservation {
-  port: number;
+export type PortRefusal = 'no-ports' | 'user-limit' | 'source-limit';
+
+/** Who a port is handed to: the user, and the public address (GHR) the request came from. */
+export interface PortOwner {
   user: string;
-  /** The EN's public address as the gateway saw it when reserving (GHR). */
   source: string;
-  /** Expiry (ms since epoch); Infinity while a flow is bound to the port. */
-  expires: number;
-  /** Set once a flow is bound to the port. */
-  bound: boolean;
 }
-
-export type ReserveRefusal = 'no-ports' | 'user-limit' | 'source-limit';
 
 export class PortPool {
   private free: number[] = [];
-  private used = new Map<number, Reservation>();
+  /** taken[port - first]: the port is out of the pool. */
+  private readonly taken: Uint8Array;
   private perUser = new Map<string, number>();
   private perSource = new Map<string, number>();
+  private used = 0;
 
   constructor(
     readonly first: number,
     readonly last: number,
-    readonly limits: { perUser: number; perSource: number; ttlMs: number },
+    readonly limits: { perUser: number; perSource: number },
     private random: (n: number) => number = (n) => Math.floor(Math.random() * n),
   ) {
     if (first > last) throw new RangeError(`empty port range ${first}..${last}`);
     for (let p = first; p <= last; p++) this.free.push(p);
+    this.taken = new Uint8Array(last - first + 1);
   }
 
   get size(): number {
     return this.last - this.first + 1;
   }
   get inUse(): number {
-    return this.used.size;
+    return this.used;
+  }
+  isTaken(port: number): boolean {
+    return port >= this.first && port <= this.last && this.taken[port - this.first] === 1;
   }
 
-  get(port: number): Reservation | undefined {
-    return this.used.get(port);
-  }
-
-  /** Reserve `count` ports for user at source, or refuse with a reason (nothing reserved then). */
-  reserve(user: string, source: string, count: number, now: number): Reservation[] | ReserveRefusal {
-    if ((this.perUser.get(user) ?? 0) + count > this.limits.perUser) return 'user-limit';
-    if ((this.perSource.get(source) ?? 0) + count > this.limits.perSource) return 'source-limit';
-    if (this.free.length < count) {
-      this.expire(now);
-      if (this.free.length < count) return 'no-ports';
-    }
-    const out: Reservation[] = [];
+  /** Hands `count` ports to owner, or refuses with a reason (nothing is taken then). */
+  take(owner: PortOwner, count: number): number[] | PortRefusal {
+    if ((this.perUser.get(owner.user) ?? 0) + count > this.limits.perUser) return 'user-limit';
+    if ((this.perSource.get(owner.source) ?? 0) + count > this.limits.perSource) return 'source-limit';
+    if (this.free.length < count) return 'no-ports';
+    const out: number[] = [];
     for (let i = 0; i < count; i++) {
       const idx = this.random(this.free.length);
       const port = this.free[idx]!;
       this.free[idx] = this.free[this.free.length - 1]!;
       this.free.pop();
-      const r: Reservation = { port, user, source, expires: now + this.limits.ttlMs, bound: false };
-      this.used.set(port, r);
-      out.push(r);
+      this.taken[port - this.first] = 1;
+      out.push(port);
     }
-    this.perUser.set(user, (this.perUser.get(user) ?? 0) + count);
-    this.perSource.set(source, (this.perSource.get(source) ?? 0) + count);
+    this.used += count;
+    this.add(this.perUser, owner.user, count);
+    this.add(this.perSource, owner.source, count);
     return out;
   }
 
-  /** Mark a port as carrying a flow: it no longer expires by TTL (the flow's own timeout rules). */
-  bind(port: number): boolean {
-    const r = this.used.get(port);
-    if (!r) return false;
-    r.bound = true;
-    r.expires = Infinity;
-    return true;
-  }
-
-  /** Extend an unbound reservation's life. */
-  renew(port: number, now: number): boolean {
-    const r = this.used.get(port);
-    if (!r) return false;
-    if (!r.bound) r.expires = now + this.limits.ttlMs;
-    return true;
-  }
-
-  release(port: number): Reservation | undefined {
-    const r = this.used.get(port);
-    if (!r) return undefined;
-    this.used.delete(port);
+  /** Takes a port back from the owner it was handed to; false if it was not out of the pool. */
+  give(owner: PortOwner, port: number): boolean {
+    if (!this.isTaken(port)) return false;
+    this.taken[port - this.first] = 0;
     this.free.push(port);
-    const dec = (m: Map<string, number>, k: string) => {
-      const v = (m.get(k) ?? 1) - 1;
-      if (v > 0) m.set(k, v);
-      else m.delete(k);
-    };
-    dec(this.perUser, r.user);
-    dec(this.perSource, r.source);
-    return r;
-  }
-
-  /** Release every unbound reservation past its expiry; returns what expired. */
-  expire(now: number): Reservation[] {
-    const gone: Reservation[] = [];
-    for (const r of this.used.values()) if (!r.bound && r.expires <= now) gone.push(r);
-    for (const r of gone) this.release(r.port);
-    return gone;
-  }
-
-  /** Every reservation of a user (e.g. to end them when the user is revoked). */
-  ofUser(user: string): Reservation[] {
-    return [...this.used.values()].filter((r) => r.user === user);
+    this.used--;
+    this.add(this.perUser, owner.user, -1);
+    this.add(this.perSource, owner.source, -1);
+    return true;
   }
 
   countUser(user: string): number {
     return this.perUser.get(user) ?? 0;
+  }
+
+  private add(m: Map<string, number>, k: string, n: number): void {
+    const v = (m.get(k) ?? 0) + n;
+    if (v > 0) m.set(k, v);
+    else m.delete(k);
   }
 }

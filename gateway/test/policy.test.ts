@@ -71,7 +71,7 @@ t.test('policy from the demo directory', async (t) => {
   await t.test('same group -> allow, with the host address from LDAP', async (t) => {
     const d = policy.decide(alice.dn, 'sales', 'intra1.corp.example');
     t.match(d, { allow: true, group: { name: 'sales' }, host: { address: '10.0.0.11' } });
-    t.same(policy.mayReach('alice', 'sales', 'intra1.corp.example'), { allow: true });
+    t.same(policy.mayReach('alice', 'sales', 'intra1.corp.example'), { allow: true, pin: '10.0.0.11' });
   });
 
   await t.test('other group -> not-in-group', async (t) => {

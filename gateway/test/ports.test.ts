@@ -1,66 +1,64 @@
+// The port pool only hands out and takes back numbers: distinct, in range, within the per-user and
+// per-source limits. How long a port stays reserved is the reservation table's business (its
+// lifetime tests are in common/test/protocol/reservation-table.test.ts).
 import t from 'tap';
 import { PortPool } from '../src/ports.ts';
 
-const limits = { perUser: 4, perSource: 6, ttlMs: 1000 };
+const limits = { perUser: 4, perSource: 6 };
+const alice = (source = 'x') => ({ user: 'alice', source });
+const bob = (source = 'y') => ({ user: 'bob', source });
 
-t.test('reserves distinct ports inside the range', async (t) => {
+t.test('hands out distinct ports inside the range', async (t) => {
   const pool = new PortPool(40000, 40009, limits);
-  const got = pool.reserve('alice', '203.0.113.2', 4, 0);
-  t.ok(Array.isArray(got));
-  const ports = (got as { port: number }[]).map((r) => r.port);
-  t.equal(new Set(ports).size, 4);
-  t.ok(ports.every((p) => p >= 40000 && p <= 40009));
+  const ports = pool.take(alice('203.0.113.2'), 4);
+  t.equal((ports as number[]).length, 4, 'four ports, not a refusal');
+  t.equal(new Set(ports as number[]).size, 4);
+  t.ok((ports as number[]).every((p) => p >= 40000 && p <= 40009));
   t.equal(pool.inUse, 4);
+  t.ok(
+    (ports as number[]).every((p) => pool.isTaken(p)),
+    'each is out of the pool',
+  );
 });
 
-t.test('refuses past the per-user limit and reserves nothing then', async (t) => {
+t.test('refuses past the per-user limit and takes nothing then', async (t) => {
   const pool = new PortPool(40000, 40099, limits);
-  pool.reserve('alice', 'a', 3, 0);
-  t.equal(pool.reserve('alice', 'b', 2, 0), 'user-limit');
+  pool.take(alice('a'), 3);
+  t.equal(pool.take(alice('b'), 2), 'user-limit');
   t.equal(pool.countUser('alice'), 3);
+  t.equal(pool.inUse, 3);
 });
 
 t.test('refuses past the per-source limit (many users behind one NAT address)', async (t) => {
   const pool = new PortPool(40000, 40099, limits);
-  pool.reserve('alice', 'hr', 4, 0);
-  t.equal(pool.reserve('bob', 'hr', 3, 0), 'source-limit');
-  t.ok(Array.isArray(pool.reserve('bob', 'hr', 2, 0)));
+  pool.take(alice('hr'), 4);
+  t.equal(pool.take(bob('hr'), 3), 'source-limit');
+  t.equal((pool.take(bob('hr'), 2) as number[]).length, 2, 'within the limit: granted');
 });
 
 t.test('refuses when the range is exhausted', async (t) => {
-  const pool = new PortPool(40000, 40001, { ...limits, perUser: 10, perSource: 10 });
-  t.ok(Array.isArray(pool.reserve('alice', 'a', 2, 0)));
-  t.equal(pool.reserve('bob', 'b', 1, 0), 'no-ports');
+  const pool = new PortPool(40000, 40001, { perUser: 10, perSource: 10 });
+  t.same((pool.take(alice('a'), 2) as number[]).sort(), [40000, 40001]);
+  t.equal(pool.take(bob('b'), 1), 'no-ports');
 });
 
-t.test('unbound reservations expire after the TTL; bound ones do not', async (t) => {
-  const pool = new PortPool(40000, 40009, limits);
-  const [a, b] = pool.reserve('alice', 'x', 2, 0) as { port: number }[];
-  pool.bind(b!.port);
-  t.same(
-    pool.expire(999).map((r) => r.port),
-    [],
-  );
-  t.same(
-    pool.expire(1000).map((r) => r.port),
-    [a!.port],
-  );
-  t.ok(pool.get(b!.port));
-  t.equal(pool.countUser('alice'), 1);
-});
-
-t.test('renew pushes the expiry; release frees the port and the counts', async (t) => {
+t.test('give frees the port and the counts; the port can be handed out again', async (t) => {
   const pool = new PortPool(40000, 40000, limits);
-  const [r] = pool.reserve('alice', 'x', 1, 0) as { port: number }[];
-  t.ok(pool.renew(r!.port, 900));
-  t.same(pool.expire(1500), []);
-  t.equal(pool.release(r!.port)?.user, 'alice');
+  const [p] = pool.take(alice(), 1) as number[];
+  t.equal(p, 40000);
+  t.equal(pool.take(bob(), 1), 'no-ports', 'the only port is out');
+  t.ok(pool.give(alice(), p!));
   t.equal(pool.countUser('alice'), 0);
-  t.ok(Array.isArray(pool.reserve('bob', 'y', 1, 2000)), 'the port is free again');
+  t.equal(pool.inUse, 0);
+  t.same(pool.take(bob(), 1), [40000], 'the port is free again');
 });
 
-t.test('exhausted range reclaims expired reservations before refusing', async (t) => {
-  const pool = new PortPool(40000, 40000, limits);
-  pool.reserve('alice', 'x', 1, 0);
-  t.ok(Array.isArray(pool.reserve('bob', 'y', 1, 5000)));
+t.test('giving back a port that is not out of the pool changes nothing', async (t) => {
+  const pool = new PortPool(40000, 40003, limits);
+  pool.take(alice(), 1);
+  t.notOk(pool.give(alice(), 40099), 'outside the range');
+  const free = [40000, 40001, 40002, 40003].find((p) => !pool.isTaken(p))!;
+  t.notOk(pool.give(alice(), free), 'a free port');
+  t.equal(pool.inUse, 1);
+  t.equal(pool.countUser('alice'), 1);
 });

@@ -11,7 +11,7 @@ import {
   type SambaFixture,
   type SlapdFixture,
 } from '../../ldap/src/fixture/index.ts';
-import type { AgentStatus } from '../../client-win/src/agent.ts';
+import type { AgentStatus } from '../../client-win/src/daemon.ts';
 import { Lab, ADDR, type HostName, type NatKind } from '../lab/lab.ts';
 import { inNs, waitFor, type Proc } from '../lab/exec.ts';
 import {

@@ -19,8 +19,6 @@ export const X25519_PUB_LEN = 32;
 export const PROOF_LEN = 16;
 export const MAC_LEN = 16;
 export const SESSION_ID_LEN = 8;
-/** prefix(4) + sessionId(8) + seq(8) + ack(8) + timestamp(8) */
-export const SESSION_HEADER_LEN = 36;
 export const PREFIX_LEN = 4;
 
 export const MAX_NAME_LEN = 64; // user id, group name
@@ -39,34 +37,14 @@ export const REPLAY_WINDOW = 64;
 export const RETRANSMIT_INITIAL_MS = 250;
 export const RETRANSMIT_MAX_TRIES = 4;
 
-export const MessageType = {
-  HELLO: 0x01,
-  COOKIE: 0x02,
-  AUTH: 0x03,
-  AUTH_OK: 0x04,
-  HANDSHAKE_ERROR: 0x05,
-  RESERVE: 0x10,
-  RESERVED: 0x11,
-  BIND: 0x12,
-  BOUND: 0x13,
-  MAP: 0x14,
-  MAPPED: 0x15,
-  KEEPALIVE: 0x16,
-  KEEPALIVE_ACK: 0x17,
-  RELEASE: 0x18,
-  FTP_ALIAS: 0x19,
-  ACK: 0x1f,
-  ERROR: 0x7f,
-} as const;
-export type MessageTypeName = keyof typeof MessageType;
-export type MessageTypeCode = (typeof MessageType)[MessageTypeName];
-
-export const messageTypeName = (code: number): MessageTypeName | undefined =>
-  (Object.keys(MessageType) as MessageTypeName[]).find((k) => MessageType[k] === code);
-
 /** Transport protocol of a flow (IP protocol numbers). */
 export const Proto = { TCP: 6, UDP: 17 } as const;
 export type ProtoNumber = (typeof Proto)[keyof typeof Proto];
+/**
+ * A flow's transport is an IANA protocol number everywhere in GSRA's code (on the wire, in the
+ * reservation table, at the engine's API); its name is for people only: logs, status, the CLI.
+ */
+export const protoName = (p: ProtoNumber): 'tcp' | 'udp' => (p === Proto.TCP ? 'tcp' : 'udp');
 
 /**
  * Reason codes: the value carried on the wire (u16) and the name the agent shows / logs.
@@ -99,7 +77,6 @@ export const Reason = {
   internal: 255,
 } as const;
 export type ReasonName = keyof typeof Reason;
-export type ReasonCode = (typeof Reason)[ReasonName];
 
 export const reasonName = (code: number): ReasonName | undefined =>
   (Object.keys(Reason) as ReasonName[]).find((k) => Reason[k] === code);

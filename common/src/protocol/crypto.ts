@@ -9,25 +9,14 @@ import {
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
-  randomBytes,
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import {
-  COOKIE_LEN,
-  Direction,
-  MAC_LEN,
-  NONCE_LEN,
-  PROOF_LEN,
-  REPLAY_WINDOW,
-  X25519_PUB_LEN,
-} from './constants.ts';
-import { ipToBytes } from './codec.ts';
+import { COOKIE_LEN, Direction, MAC_LEN, PROOF_LEN, X25519_PUB_LEN } from './constants.ts';
+import { ipToBytes } from './fields.ts';
 
 const LABEL = (s: string) => Buffer.from(`gsra/1 ${s}`, 'ascii');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-
-export const randomNonce = (): Buffer => randomBytes(NONCE_LEN);
 
 const hmac = (key: Buffer, ...parts: Buffer[]): Buffer => {
   const h = createHmac('sha256', key);
@@ -193,7 +182,7 @@ export function refusalTag(userSecret: Buffer, th: Buffer, bytesBeforeTag: Buffe
 // ---------------------------------------------------------------------------------------------
 // Session message MAC (HMAC-SHA256-128 over every byte before the MAC field)
 
-export function computeMac(key: Buffer, encoded: Buffer): Buffer {
+function computeMac(key: Buffer, encoded: Buffer): Buffer {
   return hmac(key, encoded.subarray(0, encoded.length - MAC_LEN)).subarray(0, MAC_LEN);
 }
 
@@ -244,46 +233,4 @@ export function deriveFlowKeys(sessionSecret: Buffer, proto: number, t: number, 
     return { encKey: okm.subarray(0, 16), macKey: okm.subarray(16, 48), ivSalt: okm.subarray(48, 56) };
   };
   return { enToGw: dirKeys(Direction.EN_TO_GW), gwToEn: dirKeys(Direction.GW_TO_EN) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Replay window (RFC 4303 §3.4.3 style sliding window over 64-bit sequence numbers)
-
-export class ReplayWindow {
-  private highest = 0n;
-  private bitmap = 0n; // bit i set = (highest - i) seen
-  constructor(private readonly size: number = REPLAY_WINDOW) {}
-
-  /** Would `seq` be accepted? (does not record it) */
-  check(seq: bigint): boolean {
-    if (seq === 0n) return false;
-    if (seq > this.highest) return true;
-    const diff = this.highest - seq;
-    if (diff >= BigInt(this.size)) return false;
-    return (this.bitmap & (1n << diff)) === 0n;
-  }
-
-  /** Records `seq` as seen. Call only after the message is authenticated and check() was true. */
-  accept(seq: bigint): void {
-    if (seq > this.highest) {
-      const shift = seq - this.highest;
-      this.bitmap =
-        shift >= BigInt(this.size) ? 1n : ((this.bitmap << shift) | 1n) & ((1n << BigInt(this.size)) - 1n);
-      this.highest = seq;
-    } else {
-      this.bitmap |= 1n << (this.highest - seq);
-    }
-  }
-
-  get highestSeen(): bigint {
-    return this.highest;
-  }
-}
-
-/**
- * The engine's view of a flow's keys (native flow spec `tx` / `rx`): the agent sends with
- * enToGw and receives with gwToEn; the gateway the other way round.
- */
-export function txRx(keys: FlowKeys, side: 'agent' | 'gateway'): { tx: DirectionKeys; rx: DirectionKeys } {
-  return side === 'agent' ? { tx: keys.enToGw, rx: keys.gwToEn } : { tx: keys.gwToEn, rx: keys.enToGw };
 }

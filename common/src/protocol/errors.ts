@@ -23,5 +23,3 @@ export class ProtocolError extends Error {
     super(`${code}: ${message}`);
   }
 }
-
-export const isProtocolError = (e: unknown): e is ProtocolError => e instanceof ProtocolError;

@@ -2,10 +2,8 @@ import t from 'tap';
 import {
   ReplayWindow,
   constantTimeEqual,
-  deriveFlowKeys,
   encode,
   sealMessage,
-  txRx,
   verifyMessage,
 } from '../../src/protocol/index.ts';
 
@@ -47,12 +45,4 @@ t.test('constant-time compare and MAC verification', async (t) => {
     x[i]! ^= 0x80;
     if (verifyMessage(x, key)) t.fail(`bit flip at ${i} not detected`);
   }
-});
-
-t.test('txRx maps directions to the engine view of each side', async (t) => {
-  const k = deriveFlowKeys(Buffer.alloc(32, 1), 17, 5000, 3);
-  t.equal(txRx(k, 'agent').tx, k.enToGw);
-  t.equal(txRx(k, 'agent').rx, k.gwToEn);
-  t.equal(txRx(k, 'gateway').tx, k.gwToEn);
-  t.equal(txRx(k, 'gateway').rx, k.enToGw);
 });

@@ -160,7 +160,7 @@ t.test(
       gw.onInbandBinding({ proto: 6, t: port.t, ghr: '203.0.113.2', m: 61001, d: 80 }, T0),
       T0,
     );
-    t.ok(gw.reservation(6, port.t)?.mapping, 'a live flow');
+    t.ok(gw.reservations.get(6, port.t)?.mapping, 'a live flow');
     t.ok(agent.poolSize(IN1, 6) > 0, 'and pooled ports');
     dir.mayReach = () => ({ allow: false, reason: 'not-in-group', text: 'sales may no longer reach intra1' });
     wire.fromGateway(gw.recheckAll(T0), T0);

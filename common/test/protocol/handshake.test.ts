@@ -261,7 +261,7 @@ t.test('deriveFlowKeys is deterministic, equal on both sides, distinct per t/ser
   const reserved = wire.agentEvents.find((e): e is Reserved => e.kind === 'reserved');
   t.ok(reserved);
   for (const p of reserved!.ports)
-    t.same(p.keys, gw.reservation(6, p.t)!.keys, `t=${p.t}: same keys both sides`);
+    t.same(p.keys, gw.reservations.get(6, p.t)!.keys, `t=${p.t}: same keys both sides`);
 });
 
 // computed independently (Python hmac/hashlib HKDF) from the formula in docs/protocol.md §7

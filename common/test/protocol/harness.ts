@@ -10,6 +10,7 @@ import {
   type GatewayPolicy,
   type GatewayResult,
   type ReachDecision,
+  type ReleasedPorts,
   type ReserveRequest,
   type UserLookupRefusal,
 } from '../../src/protocol/index.ts';
@@ -44,6 +45,8 @@ export class FakeDirectory implements GatewayPolicy {
     ['intra1.corp.example', 'sales'],
     ['intra2.corp.example', 'dev'],
   ]);
+  /** PIN of every IN (the LAN address the gateway's data plane sends the flow to). */
+  pinOf = (inName: string) => (inName === 'intra2.corp.example' ? '10.0.0.12' : '10.0.0.11');
   free: number[] = Array.from({ length: 1000 }, (_, i) => 40000 + i);
   reserveCalls: ReserveRequest[] = [];
   released: number[] = [];
@@ -54,15 +57,15 @@ export class FakeDirectory implements GatewayPolicy {
   mayReach(_user: string, group: string, inName: string): ReachDecision {
     const g = this.hosts.get(inName);
     if (g === undefined) return { allow: false, reason: 'unknown-in' };
-    return g === group ? { allow: true } : { allow: false, reason: 'not-in-group' };
+    return g === group ? { allow: true, pin: this.pinOf(inName) } : { allow: false, reason: 'not-in-group' };
   }
   reservePorts(req: ReserveRequest) {
     this.reserveCalls.push(req);
     if (this.free.length < req.count) return { reason: 'no-ports' as const };
     return { ports: this.free.splice(0, req.count) };
   }
-  releasePorts(ports: Array<{ t: number }>) {
-    for (const p of ports) {
+  releasePorts(r: ReleasedPorts) {
+    for (const p of r.ports) {
       this.released.push(p.t);
       this.free.push(p.t);
     }

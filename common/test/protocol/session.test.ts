@@ -47,7 +47,7 @@ t.test('RESERVE at DNS time fills the pool; later flows take ports with zero rou
   t.equal(c.send.length, 1, 'top-up RESERVE');
   t.match(decode(c.send[0]!.data), { type: 'RESERVE', count: 3 });
   t.not(a.port!.serial, b.port!.serial);
-  t.same(a.port!.keys, gw.reservation(6, a.port!.t)!.keys);
+  t.same(a.port!.keys, gw.reservations.get(6, a.port!.t)!.keys);
 });
 
 t.test(
@@ -172,7 +172,7 @@ t.test('explicit 3-step mode: BIND from the flow socket to GGR:t, then MAP', asy
   );
   wire.run(agent.map(17, p.t, 53, bound.ghr, bound.m, T0), T0);
   t.match(ev(wire, 'mapped')[0], { t: p.t, d: 53, lifetime: 300 });
-  t.match(gw.reservation(17, p.t), { mapping: { d: 53 }, binding: { m: 62001 } });
+  t.match(gw.reservations.get(17, p.t), { mapping: { d: 53 }, binding: { m: 62001 } });
   // MAP with a binding the gateway did not see → not-bound
   const q = agent.takePort(IN1, 17, T0).port!;
   wire.run(agent.map(17, q.t, 53, '203.0.113.2', 1, T0), T0);
@@ -329,7 +329,7 @@ t.test('RELEASE of a port and of the session', async (t) => {
   const p = agent.takePort(IN1, 6, T0).port!;
   wire.run(agent.release(6, p.t, T0), T0);
   t.match(ev(wire, 'released')[0], { t: p.t });
-  t.equal(gw.reservation(6, p.t), undefined);
+  t.equal(gw.reservations.get(6, p.t), undefined);
   t.ok(dir.released.includes(p.t));
   wire.run(agent.release(6, p.t, T0), T0); // idempotent
   t.equal(ev(wire, 'released').length, 2);
@@ -397,12 +397,12 @@ t.test('RESERVE carries vinOf(inName); every reservation record of it carries th
   t.equal(recs.length, 4, 'one reservation event per port');
   for (const r of recs) t.equal(r.vin, VIN1, `record ${r.proto}/${r.t} carries the VIN`);
   const p = ev(wire, 'reserved')[0]!.ports[0]!;
-  t.equal(gw.reservation(6, p.t)!.vin, VIN1, 'gw.reservation() has it too');
+  t.equal(gw.reservations.get(6, p.t)!.vin, VIN1, 'gw.reservations.get() has it too');
 
   // the UDP pool of the same IN: the same VIN
   wire.run(agent.reserve(IN1, 17, T0), T0);
   t.same(asked, [IN1, IN1]);
-  t.equal(gw.reservation(17, ev(wire, 'reserved')[1]!.ports[0]!.t)!.vin, VIN1, 'UDP reservation of IN1');
+  t.equal(gw.reservations.get(17, ev(wire, 'reserved')[1]!.ports[0]!.t)!.vin, VIN1, 'UDP reservation of IN1');
   // the top-up RESERVE (from takePort) carries the VIN as well
   agent.takePort(IN1, 6, T0);
   agent.takePort(IN1, 6, T0);
@@ -434,7 +434,7 @@ t.test('a wish made before login is sent after AUTH_OK with the VIN', async (t) 
   const reserve = wire.toGateway.map((b) => decode(b)).find((m) => m.type === 'RESERVE');
   t.match(reserve, { type: 'RESERVE', vin: VIN1, inName: IN1 });
   const p = ev(wire, 'reserved')[0]!.ports[0]!;
-  t.equal(gw.reservation(6, p.t)!.vin, VIN1);
+  t.equal(gw.reservations.get(6, p.t)!.vin, VIN1);
 });
 
 t.test(
@@ -448,7 +448,7 @@ t.test(
     t.equal(recs.length, 4);
     for (const r of recs) t.notOk('vin' in r, `record ${r.t} has no vin property`);
     const ctrl = agent.takePort(IN1, 6, T0).port!;
-    t.notOk('vin' in gw.reservation(6, ctrl.t)!);
+    t.notOk('vin' in gw.reservations.get(6, ctrl.t)!);
     wire.fromGateway(gw.onInbandBinding({ proto: 6, t: ctrl.t, ghr: '203.0.113.2', m: 4000, d: 21 }, T0), T0);
     const alias = gw.ftpAlias({ ctrlT: ctrl.t, aliasPort: 50123 }, T0);
     t.ok(alias.record);
@@ -472,7 +472,7 @@ t.test('an FTP data reservation inherits the VIN of its control reservation', as
   const before = wire.gatewayEvents.length;
   const r = gw.ftpAlias({ ctrlT: ctrl.t, aliasPort: 50123 }, T0);
   t.equal(r.record?.vin, VIN1, 'returned record');
-  t.equal(gw.reservation(6, r.record!.t)!.vin, VIN1, 'stored record');
+  t.equal(gw.reservations.get(6, r.record!.t)!.vin, VIN1, 'stored record');
   wire.fromGateway(r, T0);
   const evs = wire.gatewayEvents.slice(before).filter((e) => e.kind === 'reservation');
   t.equal(evs.length, 1);
@@ -577,7 +577,7 @@ t.test('directory change between RESERVE and the first packet: flow refused, age
     { kind: 'decision', decision: 'deny', reason: 'not-in-group' },
     { kind: 'reservation-ended' },
   ]);
-  t.equal(gw.reservation(6, p.t), undefined);
+  t.equal(gw.reservations.get(6, p.t), undefined);
   wire.fromGateway(r, T0);
   t.match(ev(wire, 'gateway-error')[0], { reason: 'not-in-group' });
 });
@@ -593,7 +593,7 @@ t.test('BIND probe for a TCP reservation is refused (TCP binds in-band)', async 
     p.t,
   );
   t.match(decode(r.send[0]!.data), { type: 'ERROR', reason: 'unknown-reservation' });
-  t.equal(gw.reservation(6, p.t)!.binding, undefined);
+  t.equal(gw.reservations.get(6, p.t)!.binding, undefined);
 });
 
 t.test('state machines never throw on garbage, mutated or misdirected datagrams', async (t) => {

@@ -1,9 +1,10 @@
 // AgentControl: the agent (EN) side of the control protocol as a pure, I/O-free state machine.
 //
-// The agent's I/O layer calls login()/reserve()/takePort()/bind()/map()/release(), feeds every
-// datagram from the gateway to handleDatagram(), and calls poll() at nextDeadline(). Every call
-// returns the datagrams to send (on the control socket, or - for a BIND probe - from the flow's
-// own source socket to GGR:t) and events (session up/down, reserved ports with flow keys, ...).
+// The agent's I/O layer calls login()/reserve()/takePort()/release(), feeds every datagram from
+// the gateway to handleDatagram(), and calls poll() at nextDeadline(). Every call returns the
+// datagrams to send (on the control socket, or - for an explicit BIND probe - from the flow's own
+// source socket to GGR:t) and events (session up/down, reserved ports with flow keys, ...).
+// Session messages go through the session channel (channel.ts), as on the gateway.
 
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import {
@@ -11,20 +12,12 @@ import {
   MAX_PORTS_PER_RESERVE,
   NONCE_LEN,
   PROOF_LEN,
-  TIME_WINDOW_MS,
   type ProtoNumber,
   type ReasonName,
 } from './constants.ts';
-import {
-  checkInName,
-  checkIPv4,
-  checkName,
-  decode,
-  encode,
-  type Auth,
-  type Message,
-  type SessionMessage,
-} from './codec.ts';
+import { PortPools, type PooledPort } from './agent-pools.ts';
+import { SessionChannel, type Body } from './channel.ts';
+import { decode, encode } from './codec.ts';
 import {
   constantTimeEqual,
   deriveControlKeys,
@@ -33,19 +26,17 @@ import {
   generateEphemeral,
   groupProof,
   refusalTag,
-  ReplayWindow,
-  sealMessage,
   transcriptHash,
   userProof,
   verifyMessage,
   x25519,
   type ControlKeys,
   type EphemeralKey,
-  type FlowKeys,
 } from './crypto.ts';
 import { ProtocolError } from './errors.ts';
+import { checkIPv4, checkInName, checkName } from './fields.ts';
+import type { Auth, Message, MessageOf, SessionMessage } from './messages.ts';
 import { Retransmitter } from './retransmit.ts';
-import type { DistributiveOmit } from './gateway.ts';
 
 export interface AgentOptions {
   user: string;
@@ -74,15 +65,6 @@ export interface AgentOutgoing {
   data: Buffer;
 }
 
-export interface PooledPort {
-  inName: string;
-  proto: ProtoNumber;
-  t: number;
-  serial: number;
-  keys: FlowKeys;
-  expiresAt: number;
-}
-
 export type AgentEvent =
   | { kind: 'session-up'; sessionId: string; sessionLifetime: number; keepaliveInterval: number }
   | { kind: 'session-down'; reason: ReasonName | 'timeout' | 'logout' }
@@ -109,6 +91,7 @@ export interface AgentResult {
   events: AgentEvent[];
 }
 
+/** What the agent remembers about a request it sent (and retransmits until answered). */
 interface RequestInfo {
   type: string;
   inName?: string;
@@ -126,6 +109,14 @@ const ALWAYS_AUTHENTICATED: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'unknown-key-version',
   'rate-limited',
 ]);
+/** Refusals of a request that end the session: the I/O layer re-reads LDAP and logs in again. */
+const SESSION_ENDING: ReadonlySet<ReasonName> = new Set<ReasonName>([
+  'revoked-user',
+  'account-disabled',
+  'unknown-user',
+  'stale-key-version',
+  'session-expired',
+]);
 
 /** Decisions of the gateway's policy (a directory change), as opposed to message-level errors. */
 const POLICY_REFUSALS: ReadonlySet<ReasonName> = new Set<ReasonName>([
@@ -139,7 +130,8 @@ const POLICY_REFUSALS: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'directory-unavailable',
 ]);
 
-type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
+const result = (): AgentResult => ({ send: [], events: [] });
+const CONTROL: AgentDest = { via: 'control' };
 
 /** Agent-side protocol engine: one instance per (gateway, user, group) login. */
 export class AgentControl {
@@ -149,25 +141,18 @@ export class AgentControl {
   private st: AgentState = 'idle';
   // handshake
   private enNonce = Buffer.alloc(0);
-  private eph: EphemeralKey | null = null;
-  private auth: { bytes: Buffer; th: Buffer; keys: ControlKeys; secret: Buffer } | null = null;
-  private handshake = new Retransmitter<'hello' | 'auth', null>();
+  private auth: { th: Buffer; keys: ControlKeys; secret: Buffer } | null = null;
+  private readonly handshake = new Retransmitter<'hello' | 'auth', null>();
   private restarts = 0;
   /** gateway clock - local clock (ms), learned from COOKIE. */
   private clockOffset = 0;
   // session
-  private sessionId: Buffer | null = null;
+  private channel: SessionChannel<RequestInfo> | null = null;
   private secret: Buffer | null = null;
-  private keys: ControlKeys | null = null;
-  private sendSeq = 0n;
-  private replay = new ReplayWindow();
-  private requests = new Retransmitter<bigint, RequestInfo>();
   private keepaliveEveryMs = 25_000;
   private reservationLifetimeMs = 120_000;
   private nextKeepaliveAt = 0;
-  private readonly pools = new Map<string, PooledPort[]>(); // `${inName}/${proto}`
-  private readonly reserving = new Set<string>(); // pools with a RESERVE in flight
-  private readonly wanted = new Map<string, { inName: string; proto: ProtoNumber }>(); // asked before session up
+  private readonly pools = new PortPools();
 
   constructor(opts: AgentOptions) {
     checkName('user', opts.user);
@@ -189,14 +174,14 @@ export class AgentControl {
     return this.st;
   }
   get session(): string | null {
-    return this.sessionId?.toString('hex') ?? null;
+    return this.channel?.idHex ?? null;
   }
   /** The session secret (for deriveFlowKeys); null before AUTH_OK. */
   get sessionSecret(): Buffer | null {
     return this.secret;
   }
   poolSize(inName: string, proto: ProtoNumber): number {
-    return this.pools.get(`${inName}/${proto}`)?.length ?? 0;
+    return this.pools.size(inName, proto);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -204,7 +189,7 @@ export class AgentControl {
 
   /** Starts (or restarts) the handshake: HELLO. */
   login(now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     this.resetSession();
     this.restarts = 0;
     this.sendHello(now, out);
@@ -214,44 +199,29 @@ export class AgentControl {
   private sendHello(now: number, out: AgentResult): void {
     this.st = 'hello';
     this.enNonce = Buffer.from(this.rnd(NONCE_LEN));
-    this.eph = null;
     this.auth = null;
     this.handshake.clear();
     const data = encode({ type: 'HELLO', enNonce: this.enNonce });
     this.handshake.add('hello', data, null, now);
-    out.send.push({ dest: { via: 'control' }, data });
+    out.send.push({ dest: CONTROL, data });
   }
 
-  /**
-   * Drops the session state. The (IN, proto) pools that existed are remembered as wishes, so
-   * the next session refills them right after AUTH_OK (unless `forget`, i.e. logout).
-   */
+  /** Drops the session state; the pools it had are refilled by the next session (unless logout). */
   private resetSession(forget = false): void {
-    if (forget) this.wanted.clear();
-    else
-      for (const key of new Set([...this.pools.keys(), ...this.reserving])) {
-        const i = key.lastIndexOf('/');
-        this.wanted.set(key, { inName: key.slice(0, i), proto: Number(key.slice(i + 1)) as ProtoNumber });
-      }
-    this.sessionId = null;
+    this.pools.reset(forget);
+    this.channel?.close();
+    this.channel = null;
     this.secret = null;
-    this.keys = null;
-    this.sendSeq = 0n;
-    this.replay = new ReplayWindow();
-    this.requests.clear();
-    this.pools.clear();
-    this.reserving.clear();
   }
 
   /** Ends the session: RELEASE(session), sent once (best effort), local state dropped. */
   logout(now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
-    if (this.st === 'up') {
+    const out = result();
+    if (this.st === 'up' && this.channel)
       out.send.push({
-        dest: { via: 'control' },
-        data: this.sealed({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
+        dest: CONTROL,
+        data: this.seal({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
       });
-    }
     this.resetSession(true);
     this.handshake.clear();
     this.st = 'idle';
@@ -265,29 +235,17 @@ export class AgentControl {
   private gwNow(now: number): number {
     return Math.max(0, Math.round(now + this.clockOffset));
   }
-
-  private sealed(body: Body, now: number): Buffer {
-    this.sendSeq++;
-    const m = {
-      ...body,
-      sessionId: this.sessionId!,
-      seq: this.sendSeq,
-      timestamp: this.gwNow(now),
-    } as SessionMessage;
-    return sealMessage(encode(m), this.keys!.enToGw);
+  private seal(body: Body, now: number): Buffer {
+    return this.channel!.seal(body, this.gwNow(now));
   }
-
   private request(
     body: Body,
     info: Omit<RequestInfo, 'dest'> & { dest?: AgentDest },
     now: number,
     out: AgentResult,
-  ): bigint {
-    const data = this.sealed(body, now);
-    const dest = info.dest ?? { via: 'control' };
-    this.requests.add(this.sendSeq, data, { ...info, dest }, now);
-    out.send.push({ dest, data });
-    return this.sendSeq;
+  ) {
+    const dest = info.dest ?? CONTROL;
+    out.send.push({ dest, data: this.channel!.request(body, this.gwNow(now), { ...info, dest }, now) });
   }
 
   /**
@@ -298,16 +256,14 @@ export class AgentControl {
    * 'reserve-failed' event (reason internal).
    */
   reserve(inName: string, proto: ProtoNumber, now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     checkInName(inName);
-    const key = `${inName}/${proto}`;
     if (this.st !== 'up') {
-      this.wanted.set(key, { inName, proto });
+      this.pools.want(inName, proto);
       return out;
     }
-    this.expirePool(key, now);
-    const have = this.pools.get(key)?.length ?? 0;
-    if (have >= this.o.poolTarget || this.reserving.has(key)) return out;
+    const have = this.pools.size(inName, proto, now);
+    if (have >= this.o.poolTarget || this.pools.isReserving(inName, proto)) return out;
     let vin: string;
     try {
       vin = this.vinOf?.(inName) ?? '0.0.0.0';
@@ -317,24 +273,15 @@ export class AgentControl {
       out.events.push({ kind: 'reserve-failed', inName, proto, reason: 'internal', text });
       return out;
     }
-    this.reserving.add(key);
+    this.pools.setReserving(inName, proto, true);
+    const count = this.o.poolTarget - have;
     this.request(
-      { type: 'RESERVE', ack: 0n, proto, count: this.o.poolTarget - have, vin, inName },
+      { type: 'RESERVE', ack: 0n, proto, count, vin, inName },
       { type: 'RESERVE', inName, proto },
       now,
       out,
     );
     return out;
-  }
-
-  private expirePool(key: string, now: number): void {
-    const pool = this.pools.get(key);
-    // a port is used only if it stays valid for at least a retransmission cycle more
-    if (pool)
-      this.pools.set(
-        key,
-        pool.filter((p) => p.expiresAt - 4000 > now),
-      );
   }
 
   /**
@@ -343,59 +290,48 @@ export class AgentControl {
    * IN (a RESERVE is in flight). Tops the pool up in the background when it runs low.
    */
   takePort(inName: string, proto: ProtoNumber, now: number): { port: PooledPort | null } & AgentResult {
-    const key = `${inName}/${proto}`;
-    this.expirePool(key, now);
-    const port = this.pools.get(key)?.shift() ?? null;
-    const r =
-      (this.pools.get(key)?.length ?? 0) < this.o.poolLow
-        ? this.reserve(inName, proto, now)
-        : { send: [], events: [] };
+    const port = this.pools.take(inName, proto, now);
+    const r = this.pools.size(inName, proto) < this.o.poolLow ? this.reserve(inName, proto, now) : result();
     return { port, ...r };
   }
 
   /**
-   * Explicit binding probe for a UDP flow (the in-band path is the default): must be sent from
-   * the flow's own socket PEN:s to GGR:t, so that it crosses HR on the flow's exact mapping.
+   * Explicit binding probe for a UDP flow (docs/protocol.md §8.2, optional; gsra-agent binds
+   * in-band): must be sent from the flow's own socket PEN:s to GGR:t, so that it crosses HR on
+   * the flow's exact mapping.
    */
   bind(proto: ProtoNumber, t: number, s: number, now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     if (this.st !== 'up') return out;
-    this.request(
-      { type: 'BIND', ack: 0n, proto, t, s },
-      { type: 'BIND', proto, t, dest: { via: 'flow', proto, s, t } },
-      now,
-      out,
-    );
+    const dest: AgentDest = { via: 'flow', proto, s, t };
+    this.request({ type: 'BIND', ack: 0n, proto, t, s }, { type: 'BIND', proto, t, dest }, now, out);
     return out;
   }
 
-  /** Explicit mapping (paper's step 5) once BOUND told the agent GHR:m. */
+  /** Explicit mapping (paper's step 5, §8.2) once BOUND told the agent GHR:m. */
   map(proto: ProtoNumber, t: number, d: number, ghr: string, m: number, now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     if (this.st !== 'up') return out;
     this.request({ type: 'MAP', ack: 0n, proto, t, d, ghr, m }, { type: 'MAP', proto, t }, now, out);
     return out;
   }
 
-  /** Releases the reservation/mapping of (proto, t) (flow closed, or an unused pooled port). */
+  /** Releases the reservation of (proto, t) (flow closed, or an unused pooled port). */
   release(proto: ProtoNumber, t: number, now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     if (this.st !== 'up') return out;
-    for (const [k, pool] of this.pools)
-      this.pools.set(
-        k,
-        pool.filter((p) => !(p.proto === proto && p.t === t)),
-      );
+    this.pools.drop(proto, t);
     this.request({ type: 'RELEASE', ack: 0n, scope: 0, proto, t }, { type: 'RELEASE', proto, t }, now, out);
     return out;
   }
 
   /** Sends a KEEPALIVE now (poll() does so every keepaliveInterval by itself). */
   keepalive(now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
-    if (this.st !== 'up') return out;
+    const out = result();
+    if (this.st !== 'up' || !this.channel) return out;
     this.nextKeepaliveAt = now + this.keepaliveEveryMs;
-    if (![...this.requests.keys()].some((k) => this.requests.get(k)?.info.type === 'KEEPALIVE'))
+    const pending = this.channel.pending;
+    if (!pending.keys().some((k) => pending.get(k)?.info.type === 'KEEPALIVE'))
       this.request({ type: 'KEEPALIVE', ack: 0n }, { type: 'KEEPALIVE' }, now, out);
     return out;
   }
@@ -405,7 +341,7 @@ export class AgentControl {
 
   /** Handles one datagram from the gateway. Never throws on bad input. */
   handleDatagram(data: Buffer, now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     let msg: Message;
     try {
       msg = decode(data);
@@ -419,7 +355,7 @@ export class AgentControl {
     }
     switch (msg.type) {
       case 'COOKIE':
-        this.onCookie(msg.enNonce, msg.cookieTime, msg.cookie, msg.gwPub, now, out);
+        this.onCookie(msg, now, out);
         break;
       case 'HANDSHAKE_ERROR':
         this.onHandshakeError(msg, data, now, out);
@@ -437,61 +373,54 @@ export class AgentControl {
     return out;
   }
 
-  private onCookie(
-    enNonce: Buffer,
-    cookieTime: number,
-    cookie: Buffer,
-    gwPub: Buffer,
-    now: number,
-    out: AgentResult,
-  ): void {
-    if (this.st !== 'hello' || !constantTimeEqual(enNonce, this.enNonce)) {
+  private onCookie(msg: MessageOf<'COOKIE'>, now: number, out: AgentResult): void {
+    if (this.st !== 'hello' || !constantTimeEqual(msg.enNonce, this.enNonce)) {
       out.events.push({ kind: 'dropped', reason: 'unexpected-cookie' });
       return;
     }
-    const eph = generateEphemeral();
-    const dh = x25519(eph.privateKey, gwPub);
+    const eph: EphemeralKey = generateEphemeral();
+    const dh = x25519(eph.privateKey, msg.gwPub);
     if (!dh) {
       // forged or broken COOKIE: keep waiting (HELLO is still being retransmitted)
       out.events.push({ kind: 'dropped', reason: 'bad-gateway-key' });
       return;
     }
     this.handshake.take('hello');
-    this.eph = eph;
     // Learn the gateway's clock (1 s resolution) so our timestamps fall in its ±60 s window.
-    this.clockOffset = cookieTime * 1000 + 500 - now;
-    const msg: Auth = {
+    this.clockOffset = msg.cookieTime * 1000 + 500 - now;
+    const auth: Auth = {
       type: 'AUTH',
       enNonce: this.enNonce,
-      cookieTime,
-      cookie,
+      cookieTime: msg.cookieTime,
+      cookie: msg.cookie,
       timestamp: this.gwNow(now),
-      enPub: this.eph.publicKey,
+      enPub: eph.publicKey,
       gkVersion: this.o.groupKey.version,
       user: this.o.user,
       group: this.o.group,
       userProof: Buffer.alloc(PROOF_LEN),
       groupProof: Buffer.alloc(PROOF_LEN),
     };
-    const bytes = encode(msg);
-    const th = transcriptHash(gwPub, bytes);
+    const bytes = encode(auth);
+    const th = transcriptHash(msg.gwPub, bytes);
     userProof(this.o.userSecret, th, dh).copy(bytes, bytes.length - 2 * PROOF_LEN);
     groupProof(this.o.groupKey.key, th, dh).copy(bytes, bytes.length - PROOF_LEN);
-    const secret = deriveSessionSecret(dh, this.o.groupKey.key, this.o.userSecret, this.enNonce, cookie, th);
-    this.auth = { bytes, th, keys: deriveControlKeys(secret), secret };
+    const gk = this.o.groupKey.key;
+    const secret = deriveSessionSecret(dh, gk, this.o.userSecret, this.enNonce, msg.cookie, th);
+    this.auth = { th, keys: deriveControlKeys(secret), secret };
     this.st = 'auth';
     this.handshake.add('auth', bytes, null, now);
-    out.send.push({ dest: { via: 'control' }, data: bytes });
+    out.send.push({ dest: CONTROL, data: bytes });
   }
 
   private onHandshakeError(
-    msg: Extract<Message, { type: 'HANDSHAKE_ERROR' }>,
+    msg: MessageOf<'HANDSHAKE_ERROR'>,
     data: Buffer,
     now: number,
     out: AgentResult,
   ): void {
-    if (msg.reason === 'unknown-session' && this.sessionId && this.st === 'up') {
-      const ref = Buffer.concat([this.sessionId, Buffer.alloc(NONCE_LEN - this.sessionId.length)]);
+    if (msg.reason === 'unknown-session' && this.channel && this.st === 'up') {
+      const ref = Buffer.concat([this.channel.id, Buffer.alloc(NONCE_LEN - this.channel.id.length)]);
       if (!constantTimeEqual(ref, msg.ref))
         return void out.events.push({ kind: 'dropped', reason: 'unexpected-error' });
       // the gateway lost our session (restart): log in again
@@ -530,36 +459,27 @@ export class AgentControl {
     out.events.push({ kind: 'refused', step: 'auth', reason: msg.reason, text: msg.text, authenticated });
   }
 
-  private onAuthOk(
-    msg: Extract<Message, { type: 'AUTH_OK' }>,
-    data: Buffer,
-    now: number,
-    out: AgentResult,
-  ): void {
+  private onAuthOk(msg: MessageOf<'AUTH_OK'>, data: Buffer, now: number, out: AgentResult): void {
     if (this.st !== 'auth' || !this.auth || !verifyMessage(data, this.auth.keys.gwToEn)) {
       out.events.push({ kind: 'dropped', reason: this.st === 'up' ? 'duplicate' : 'bad-auth-ok' });
       return;
     }
     this.handshake.clear();
-    this.sessionId = msg.sessionId;
+    const keys = this.auth.keys;
+    this.channel = new SessionChannel(msg.sessionId, { send: keys.enToGw, receive: keys.gwToEn });
+    this.channel.markSeen(msg.seq);
     this.secret = this.auth.secret;
-    this.keys = this.auth.keys;
-    this.replay = new ReplayWindow();
-    this.replay.accept(msg.seq);
-    this.sendSeq = 0n;
     this.st = 'up';
     this.keepaliveEveryMs = msg.keepaliveInterval * 1000;
     this.reservationLifetimeMs = msg.reservationLifetime * 1000;
     this.nextKeepaliveAt = now + this.keepaliveEveryMs;
     out.events.push({
       kind: 'session-up',
-      sessionId: msg.sessionId.toString('hex'),
+      sessionId: this.channel.idHex,
       sessionLifetime: msg.sessionLifetime,
       keepaliveInterval: msg.keepaliveInterval,
     });
-    const wanted = [...this.wanted.values()];
-    this.wanted.clear();
-    for (const w of wanted) {
+    for (const w of this.pools.takeWanted()) {
       const r = this.reserve(w.inName, w.proto, now);
       out.send.push(...r.send);
       out.events.push(...r.events);
@@ -567,60 +487,56 @@ export class AgentControl {
   }
 
   private onSessionMessage(msg: SessionMessage, data: Buffer, now: number, out: AgentResult): void {
-    if (
-      this.st !== 'up' ||
-      !this.keys ||
-      !this.sessionId ||
-      !constantTimeEqual(msg.sessionId, this.sessionId)
-    ) {
+    const ch = this.channel;
+    if (this.st !== 'up' || !ch || !ch.belongs(msg.sessionId)) {
       out.events.push({ kind: 'dropped', reason: 'no-session', detail: msg.type });
       return;
     }
-    if (!verifyMessage(data, this.keys.gwToEn)) {
-      out.events.push({ kind: 'dropped', reason: 'bad-mac', detail: msg.type });
+    if (!ch.authentic(data))
+      return void out.events.push({ kind: 'dropped', reason: 'bad-mac', detail: msg.type });
+    const admission = ch.admit(msg, this.gwNow(now));
+    if (admission === 'stale-timestamp')
+      return void out.events.push({ kind: 'dropped', reason: 'stale-timestamp', detail: msg.type });
+    const gatewayRequest = msg.ack === 0n && (msg.type === 'BOUND' || msg.type === 'FTP_ALIAS');
+    if (gatewayRequest) {
+      // answered every time: a duplicate means our first ACK was lost; reported only once
+      out.send.push({ dest: CONTROL, data: this.seal({ type: 'ACK', ack: msg.seq }, now) });
+      if (admission === 'new') this.onGatewayRequest(msg, now, out);
       return;
     }
-    if (Math.abs(msg.timestamp - this.gwNow(now)) > TIME_WINDOW_MS) {
-      out.events.push({ kind: 'dropped', reason: 'stale-timestamp', detail: msg.type });
-      return;
-    }
-    const gatewayInitiated = msg.ack === 0n && (msg.type === 'BOUND' || msg.type === 'FTP_ALIAS');
-    if (!this.replay.check(msg.seq)) {
-      // a retransmission of something we already handled: re-ACK gateway requests, drop the rest
-      if (gatewayInitiated)
-        out.send.push({ dest: { via: 'control' }, data: this.sealed({ type: 'ACK', ack: msg.seq }, now) });
-      else out.events.push({ kind: 'dropped', reason: 'duplicate', detail: msg.type });
-      return;
-    }
-    this.replay.accept(msg.seq);
-    if (gatewayInitiated) {
-      out.send.push({ dest: { via: 'control' }, data: this.sealed({ type: 'ACK', ack: msg.seq }, now) });
-      if (msg.type === 'BOUND')
-        out.events.push({ kind: 'bound', proto: msg.proto, t: msg.t, ghr: msg.ghr, m: msg.m, d: msg.d });
-      else if (msg.type === 'FTP_ALIAS') {
-        const port: PooledPort = {
-          inName: '',
-          proto: 6,
-          t: msg.dataT,
-          serial: msg.serial,
-          keys: deriveFlowKeys(this.secret!, 6, msg.dataT, msg.serial),
-          expiresAt: now + msg.lifetime * 1000,
-        };
-        out.events.push({ kind: 'ftp-alias', ctrlT: msg.ctrlT, aliasPort: msg.aliasPort, port });
-      }
-      return;
-    }
-    const req = msg.ack !== 0n ? this.requests.take(msg.ack) : undefined;
+    if (admission === 'duplicate')
+      return void out.events.push({ kind: 'dropped', reason: 'duplicate', detail: msg.type });
+    const req = ch.settle(msg.ack);
     if (!req) {
       if (msg.type === 'ERROR') this.onError(msg.reason, msg.text, undefined, out);
       else out.events.push({ kind: 'dropped', reason: 'unsolicited', detail: msg.type });
       return;
     }
-    const info = req.info;
+    this.onAnswer(msg, req.info, now, out);
+  }
+
+  /** BOUND (in-band binding confirmed) or FTP_ALIAS, sent by the gateway on its own. */
+  private onGatewayRequest(msg: SessionMessage, now: number, out: AgentResult): void {
+    if (msg.type === 'BOUND')
+      out.events.push({ kind: 'bound', proto: msg.proto, t: msg.t, ghr: msg.ghr, m: msg.m, d: msg.d });
+    else if (msg.type === 'FTP_ALIAS') {
+      const port: PooledPort = {
+        inName: '',
+        proto: 6,
+        t: msg.dataT,
+        serial: msg.serial,
+        keys: deriveFlowKeys(this.secret!, 6, msg.dataT, msg.serial),
+        expiresAt: now + msg.lifetime * 1000,
+      };
+      out.events.push({ kind: 'ftp-alias', ctrlT: msg.ctrlT, aliasPort: msg.aliasPort, port });
+    }
+  }
+
+  /** The answer to one of our requests. */
+  private onAnswer(msg: SessionMessage, info: RequestInfo, now: number, out: AgentResult): void {
     switch (msg.type) {
       case 'RESERVED': {
-        const key = `${msg.inName}/${msg.proto}`;
-        this.reserving.delete(`${info.inName}/${info.proto}`);
+        this.pools.setReserving(info.inName!, info.proto!, false);
         const ports = msg.ports.map((t, i) => ({
           inName: msg.inName,
           proto: msg.proto,
@@ -629,7 +545,7 @@ export class AgentControl {
           keys: deriveFlowKeys(this.secret!, msg.proto, t, msg.serial + i),
           expiresAt: now + msg.lifetime * 1000,
         }));
-        this.pools.set(key, [...(this.pools.get(key) ?? []), ...ports]);
+        this.pools.add(ports);
         out.events.push({ kind: 'reserved', inName: msg.inName, proto: msg.proto, ports });
         return;
       }
@@ -640,8 +556,7 @@ export class AgentControl {
         out.events.push({ kind: 'mapped', proto: msg.proto, t: msg.t, d: msg.d, lifetime: msg.lifetime });
         return;
       case 'KEEPALIVE_ACK':
-        for (const pool of this.pools.values())
-          for (const p of pool) p.expiresAt = now + this.reservationLifetimeMs;
+        this.pools.renew(now + this.reservationLifetimeMs);
         return;
       case 'ACK':
         if (info.type === 'RELEASE' && info.proto !== undefined && info.t !== undefined)
@@ -657,7 +572,7 @@ export class AgentControl {
 
   private onError(reason: ReasonName, text: string, info: RequestInfo | undefined, out: AgentResult): void {
     if (info?.type === 'RESERVE' && info.inName && info.proto) {
-      this.reserving.delete(`${info.inName}/${info.proto}`);
+      this.pools.setReserving(info.inName, info.proto, false);
       out.events.push({ kind: 'reserve-failed', inName: info.inName, proto: info.proto, reason, text });
     } else if (info) {
       out.events.push({ kind: 'request-failed', type: info.type, reason, text });
@@ -667,14 +582,7 @@ export class AgentControl {
       // pooled ports may be gone there; new connections reserve again and hear why.
       if (POLICY_REFUSALS.has(reason)) this.pools.clear();
     }
-    // errors that end the session: the I/O layer re-reads LDAP (new key version, ...) and logs in
-    if (
-      reason === 'revoked-user' ||
-      reason === 'account-disabled' ||
-      reason === 'unknown-user' ||
-      reason === 'stale-key-version' ||
-      reason === 'session-expired'
-    ) {
+    if (SESSION_ENDING.has(reason)) {
       this.resetSession();
       this.st = 'idle';
       out.events.push({ kind: 'session-down', reason });
@@ -686,16 +594,16 @@ export class AgentControl {
 
   /** Retransmissions, timeouts and keepalives due at `now`. Call at nextDeadline(). */
   poll(now: number): AgentResult {
-    const out: AgentResult = { send: [], events: [] };
+    const out = result();
     const hs = this.handshake.poll(now);
-    for (const { item } of hs.resend) out.send.push({ dest: { via: 'control' }, data: item.data });
+    for (const { item } of hs.resend) out.send.push({ dest: CONTROL, data: item.data });
     if (hs.expired.length) {
       this.st = 'failed';
       out.events.push({ kind: 'session-down', reason: 'timeout' });
       return out;
     }
-    if (this.st !== 'up') return out;
-    const rq = this.requests.poll(now);
+    if (this.st !== 'up' || !this.channel) return out;
+    const rq = this.channel.poll(now);
     for (const { item } of rq.resend) out.send.push({ dest: item.info.dest, data: item.data });
     for (const { item } of rq.expired) {
       const info = item.info;
@@ -707,21 +615,13 @@ export class AgentControl {
         return out;
       }
       if (info.type === 'RESERVE' && info.inName && info.proto) {
-        this.reserving.delete(`${info.inName}/${info.proto}`);
-        out.events.push({
-          kind: 'reserve-failed',
-          inName: info.inName,
-          proto: info.proto,
-          reason: 'timeout',
-          text: 'no answer',
-        });
+        this.pools.setReserving(info.inName, info.proto, false);
+        const { inName, proto } = info;
+        out.events.push({ kind: 'reserve-failed', inName, proto, reason: 'timeout', text: 'no answer' });
       } else
         out.events.push({ kind: 'request-failed', type: info.type, reason: 'timeout', text: 'no answer' });
     }
-    if (now >= this.nextKeepaliveAt) {
-      const k = this.keepalive(now);
-      out.send.push(...k.send);
-    }
+    if (now >= this.nextKeepaliveAt) out.send.push(...this.keepalive(now).send);
     return out;
   }
 
@@ -729,7 +629,7 @@ export class AgentControl {
   nextDeadline(): number | null {
     const c = [
       this.handshake.nextDeadline(),
-      this.requests.nextDeadline(),
+      this.channel?.nextDeadline() ?? null,
       this.st === 'up' ? this.nextKeepaliveAt : null,
     ].filter((x): x is number => x !== null);
     return c.length ? Math.min(...c) : null;

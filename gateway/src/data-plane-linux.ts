@@ -3,10 +3,21 @@
 // translates them. Rules never use --queue-bypass: if the engine is not running, the kernel drops
 // what it would have translated (fail closed), and a crashed daemon leaves a closed door.
 import { execFileSync } from 'node:child_process';
-import { Engine, directionKeys, gatewayRules, installRules, removeRules, type Rule } from '@gsra/native';
-import type { AlgHandler, DataPlane, DataPlaneEvent, DataPlaneReservation } from './data-plane.ts';
+import type { protocol } from '@gsra/common';
+import {
+  Engine,
+  directionKeys,
+  gatewayRules,
+  installRules,
+  removeRules,
+  type Reservation as EngineReservation,
+  type Rule,
+} from '@gsra/native';
+import type { AlgHandler, DataPlane, DataPlaneEvent } from './data-plane.ts';
 
-export interface NativeDataPlaneOptions {
+type ProtoNumber = protocol.ProtoNumber;
+
+export interface LinuxDataPlaneOptions {
   ggr: string;
   pgr: string;
   ports: { first: number; last: number };
@@ -19,24 +30,40 @@ export interface NativeDataPlaneOptions {
   algPorts?: number[];
 }
 
-const protoNum = (p: string | number) => (p === 'tcp' || p === 6 ? 6 : 17);
+/** The engine names a flow's transport; GSRA's code uses the IANA number (converted only here). */
+const protoNumber = (p: 'tcp' | 'udp'): ProtoNumber => (p === 'tcp' ? 6 : 17);
+/** The engine's longest timeout (its API's maximum): in effect, never. */
+const NEVER_MS = 1e12;
 
-export class NativeDataPlane implements DataPlane {
+/**
+ * A row of the reservation table as the engine takes it: the row's id is the engine's flow id;
+ * the gateway sends with the GW→EN keys and receives with the EN→GW keys.
+ */
+export function engineReservation(r: protocol.Reservation): EngineReservation {
+  return {
+    id: r.id,
+    proto: r.proto,
+    t: r.t,
+    pin: r.pin,
+    ports: r.aliasPort !== undefined ? [r.aliasPort] : undefined,
+    ...directionKeys('gateway', r.keys),
+  };
+}
+
+export class LinuxDataPlane implements DataPlane {
   readonly engine: Engine;
   private rules: Rule[];
-  private ids = new Map<string, number>();
   private alg: AlgHandler | undefined;
-  private nextId = 1;
   private listeners: ((e: DataPlaneEvent) => void)[] = [];
 
-  constructor(private o: NativeDataPlaneOptions) {
-    // Unbound reservations live as long as the control plane says (it removes them when they end,
-    // and renews them on keepalive); the engine's own timer is only a backstop.
+  constructor(private o: LinuxDataPlaneOptions) {
+    // A reservation lives as long as its row in the reservation table: the gateway removes it
+    // when the row ends. The engine never ends an unused reservation on its own.
     this.engine = new Engine({
       role: 'gateway',
       ggr: o.ggr,
       pgr: o.pgr,
-      timeouts: { reservationMs: 86_400_000 },
+      timeouts: { reservationMs: NEVER_MS },
       algPorts: o.algPorts ?? [],
     });
     this.rules = gatewayRules({
@@ -57,17 +84,13 @@ export class NativeDataPlane implements DataPlane {
   private translate(e: ReturnType<Engine['pollEvents']>[number]): DataPlaneEvent | undefined {
     switch (e.type) {
       case 'bound':
-        return { kind: 'bound', proto: protoNum(e.proto), t: e.t, ghr: e.ghr, m: e.m, d: e.d };
-      case 'expired': {
-        const key = `${protoNum(e.proto)}/${e.t}`;
-        if (this.ids.get(key) !== e.id) return undefined; // already replaced or removed
-        this.ids.delete(key);
-        return { kind: 'flow-expired', proto: protoNum(e.proto), t: e.t, reason: e.state };
-      }
+        return { kind: 'bound', id: e.id, proto: protoNumber(e.proto), t: e.t, ghr: e.ghr, m: e.m, d: e.d };
+      case 'expired':
+        return { kind: 'flow-expired', id: e.id, proto: protoNumber(e.proto), t: e.t, reason: e.state };
       case 'verify-failed':
         return {
           kind: 'verify-failed',
-          proto: protoNum(e.proto),
+          proto: protoNumber(e.proto),
           t: e.dport,
           from: `${e.src}:${e.sport}`,
           count: e.count,
@@ -144,28 +167,13 @@ export class NativeDataPlane implements DataPlane {
     );
   }
 
-  addReservation(r: DataPlaneReservation): void {
-    const key = `${r.proto}/${r.t}`;
-    const old = this.ids.get(key);
-    if (old !== undefined) this.engine.removeFlow(old);
-    const id = this.nextId++;
-    this.ids.set(key, id);
-    this.engine.addReservation({
-      id,
-      proto: r.proto === 6 ? 'tcp' : 'udp',
-      t: r.t,
-      pin: r.pin,
-      ports: r.onlyPort !== undefined ? [r.onlyPort] : undefined,
-      ...directionKeys('gateway', r.keys),
-    });
+  add(r: protocol.Reservation): void {
+    this.engine.addReservation(engineReservation(r));
   }
 
-  remove(proto: number, t: number): void {
-    const key = `${proto}/${t}`;
-    const id = this.ids.get(key);
-    if (id === undefined) return;
-    this.ids.delete(key);
-    this.engine.removeFlow(id);
+  /** The engine forgets flow r.id (nothing happens if it already ended the flow itself). */
+  remove(r: protocol.Reservation): void {
+    this.engine.removeFlow(r.id);
   }
 
   onEvent(cb: (e: DataPlaneEvent) => void): void {

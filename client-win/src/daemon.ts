@@ -15,7 +15,7 @@ type AgentResult = protocol.AgentResult;
 type AgentEvent = protocol.AgentEvent;
 type ProtoNumber = protocol.ProtoNumber;
 
-const PROTO: Record<'tcp' | 'udp', ProtoNumber> = { tcp: 6, udp: 17 };
+const { protoName } = protocol;
 /** A held flow waits at most this long for a reservation before it is failed. */
 const HOLD_LIMIT_MS = 5000;
 /** A refusal is remembered this long (the gateway is asked again after it). */
@@ -252,7 +252,7 @@ export class AgentDaemon {
         break;
       }
       case 'bound': {
-        const f = [...this.flows.values()].find((x) => x.t === e.t && PROTO[x.key.proto] === e.proto);
+        const f = [...this.flows.values()].find((x) => x.t === e.t && x.key.proto === e.proto);
         if (f) f.bound = `${e.ghr}:${e.m}`;
         this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
         break;
@@ -260,7 +260,7 @@ export class AgentDaemon {
       case 'ftp-alias': {
         // The FTP server announced a data port on the control flow ctrlT: a connection to
         // VIN:aliasPort will use the port the gateway reserved for it.
-        const ctrl = [...this.flows.values()].find((x) => x.t === e.ctrlT && x.key.proto === 'tcp');
+        const ctrl = [...this.flows.values()].find((x) => x.t === e.ctrlT && x.key.proto === 6);
         if (!ctrl) break;
         this.aliases.set(`${ctrl.key.dst}:${e.aliasPort}`, { group: s.group, name: ctrl.name, port: e.port });
         this.log.debug('FTP data port reserved', { in: ctrl.name, d: e.aliasPort, t: e.port.t });
@@ -285,15 +285,14 @@ export class AgentDaemon {
   private onGatewayError(s: Session, reason: string, text: string): void {
     const m = /^flow (6|17)\/(\d+) refused(?:: (.*))?$/s.exec(text);
     const why = m?.[3] ?? text.replace(/^reservations refused: /, '');
-    const f =
-      m && [...this.flows.values()].find((x) => x.t === Number(m[2]) && PROTO[x.key.proto] === Number(m[1]));
+    const f = m && [...this.flows.values()].find((x) => x.t === Number(m[2]) && x.key.proto === Number(m[1]));
     const name = f?.name ?? 'internal hosts';
     const words = refusalWords(this.creds.user, name, reason, why);
     if (reason === 'directory-unavailable' || ACCOUNT_REASONS.has(reason)) s.lastError = words;
     if (f) {
       this.flows.delete(f.id);
       this.deps.dataPlane.removeFlow(f.id);
-      this.refused.set(`${f.name}/${PROTO[f.key.proto]}`, {
+      this.refused.set(`${f.name}/${f.key.proto}`, {
         until: this.now() + REFUSAL_MEMORY_MS,
         reason,
         words,
@@ -313,7 +312,7 @@ export class AgentDaemon {
       this.deps.dataPlane.removeFlow(f.id);
       this.log.info('flow ended', {
         in: f.name,
-        proto: f.key.proto,
+        proto: protoName(f.key.proto),
         d: f.key.dport,
         state: 'session-down',
         reason,
@@ -344,8 +343,13 @@ export class AgentDaemon {
         if (!f) break;
         this.flows.delete(e.id);
         const s = this.sessions.get(f.group);
-        if (s) this.apply(s, s.control.release(PROTO[f.key.proto], f.t, this.now()));
-        this.log.info('flow ended', { in: f.name, proto: f.key.proto, d: f.key.dport, state: e.state });
+        if (s) this.apply(s, s.control.release(f.key.proto, f.t, this.now()));
+        this.log.info('flow ended', {
+          in: f.name,
+          proto: protoName(f.key.proto),
+          d: f.key.dport,
+          state: e.state,
+        });
         break;
       }
       case 'verify-failed':
@@ -393,18 +397,18 @@ export class AgentDaemon {
       this.deps.dataPlane.failHeld(key);
       return;
     }
-    const refused = this.refused.get(`${entry.name}/${PROTO[key.proto]}`);
+    const refused = this.refused.get(`${entry.name}/${key.proto}`);
     if (refused && refused.until > this.now()) {
       // Refused a moment ago: answer the application at once instead of asking again.
       this.deps.dataPlane.failHeld(key);
       this.log.warn(refused.words, { in: entry.name, d: key.dport, reason: refused.reason });
       return;
     }
-    if (key.proto === 'tcp' && this.startAlias(key)) return;
+    if (key.proto === 6 && this.startAlias(key)) return;
     if (!this.tryStart(key, entry.name)) {
       this.waiting.push({ key, name: entry.name, since: this.now() });
       const s = this.groupFor(entry.name);
-      if (s) this.apply(s, s.control.reserve(entry.name, PROTO[key.proto], this.now()));
+      if (s) this.apply(s, s.control.reserve(entry.name, key.proto, this.now()));
     }
   }
 
@@ -412,7 +416,7 @@ export class AgentDaemon {
   private tryStart(key: FiveTuple, name: string): boolean {
     const s = this.groupFor(name);
     if (!s?.up) return false;
-    const r = s.control.takePort(name, PROTO[key.proto], this.now());
+    const r = s.control.takePort(name, key.proto, this.now());
     this.apply(s, { send: r.send, events: r.events });
     if (!r.port) return false;
     this.install(key, name, s.group, r.port);
@@ -432,7 +436,14 @@ export class AgentDaemon {
       keys: port.keys,
     });
     this.flows.set(id, { id, name, group, key, t: port.t, started: this.now() });
-    this.log.info('flow started', { in: name, group, proto: key.proto, d: key.dport, t: port.t, ...extra });
+    this.log.info('flow started', {
+      in: name,
+      group,
+      proto: protoName(key.proto),
+      d: key.dport,
+      t: port.t,
+      ...extra,
+    });
   }
 
   /** A connection to a port an FTP passive reply announced: take the port reserved for it. */
@@ -454,7 +465,7 @@ export class AgentDaemon {
 
   private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): string {
     const words = refusalWords(this.creds.user, name, reason, text);
-    const fail = this.waiting.filter((w) => w.name === name && PROTO[w.key.proto] === proto);
+    const fail = this.waiting.filter((w) => w.name === name && w.key.proto === proto);
     this.waiting = this.waiting.filter((w) => !fail.includes(w));
     this.refused.set(`${name}/${proto}`, { until: this.now() + REFUSAL_MEMORY_MS, reason, words });
     for (const w of fail) {
@@ -497,7 +508,7 @@ export class AgentDaemon {
         const c = this.deps.dataPlane.flowCounters(f.id);
         return {
           in: f.name,
-          proto: f.key.proto,
+          proto: protoName(f.key.proto),
           vin: `${f.key.dst}:${f.key.dport}`,
           state: c?.state ?? 'gone',
           bytesOut: c?.bytesOut ?? 0,

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { Writable } from 'node:stream';
 import { createLogger, protocol } from '@gsra/common';
-import { AgentDaemon } from '../src/agent.ts';
+import { AgentDaemon } from '../src/daemon.ts';
 import { checkAgentConfig } from '../src/config.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, VatEntry } from '../src/data-plane.ts';
 import { ALICE_SECRET, FakeDirectory, GK1 } from '../../common/test/protocol/harness.ts';
@@ -142,7 +142,7 @@ async function setup(t: Test, opts: { maxAgeHours?: number; fetchedAt?: number }
   await until('the session', () => agent.status().groups[0]!.session === 'up');
   const vin = agent.vins.assign(IN1, 60, Date.now()).vin;
   const syn = (sport: number): FiveTuple => ({
-    proto: 'tcp',
+    proto: 6,
     src: '192.168.1.10',
     sport,
     dst: vin,
@@ -155,7 +155,7 @@ t.test('a held first packet leaves on a reserved port once the reservation arriv
   const { gw, dp, syn } = await setup(t);
   dp.emit({ kind: 'held', ...syn(50000) });
   await until('the VAT entry', () => dp.added.length === 1);
-  t.match(dp.added[0], { proto: 'tcp', s: 50000, d: 80, ggr: '127.0.0.1' });
+  t.match(dp.added[0], { proto: 6, s: 50000, d: 80, ggr: '127.0.0.1' });
   t.ok(dp.added[0]!.t >= 40000 && dp.added[0]!.t < 41000, `t=${dp.added[0]!.t} is from the gateway's pool`);
   t.equal(gw.sessionsUp, 1);
   t.same(dp.failed, [], 'nothing failed');

@@ -4,6 +4,7 @@
 // nothing meant for translation leaves untranslated. The engine side is data-plane-engine.ts,
 // shared with the Windows twin (data-plane-windows.ts).
 import { agentRules, installRules, removeRules, type Rule } from '@gsra/native';
+import type { AgentConfig } from './config.ts';
 import { EngineDataPlane } from './data-plane-engine.ts';
 
 export interface LinuxDataPlaneOptions {
@@ -46,4 +47,14 @@ export class LinuxDataPlane extends EngineDataPlane {
     removeRules(this.rules, { netns: this.o.netns });
     this.engine.stop();
   }
+}
+
+/** The agent's data plane on Linux, configured from the agent's config. */
+export function createDataPlane(c: AgentConfig): LinuxDataPlane {
+  return new LinuxDataPlane({
+    vinRange: c.vinRange,
+    ggr: c.gateway.address,
+    ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
+    queues: c.engine.queues,
+  });
 }

@@ -1,0 +1,107 @@
+// The agent's pools of pre-reserved ports (docs/protocol.md §9): per (IN, proto), the ports the
+// gateway reserved ahead of time so that a new flow takes one with zero round trips. Also which
+// pools have a RESERVE in flight, and which pools the agent wants refilled once a session is up.
+
+import type { ProtoNumber } from './constants.ts';
+import type { FlowKeys } from './crypto.ts';
+
+/** A port the gateway reserved for this agent, as the agent holds it until a flow takes it. */
+export interface PooledPort {
+  inName: string;
+  proto: ProtoNumber;
+  t: number;
+  serial: number;
+  keys: FlowKeys;
+  expiresAt: number;
+}
+
+/** A port is handed to a flow only if it stays valid at least this long (a retransmission cycle). */
+const MARGIN_MS = 4000;
+
+const poolKey = (inName: string, proto: ProtoNumber) => `${inName}/${proto}`;
+
+export class PortPools {
+  private readonly pools = new Map<string, PooledPort[]>();
+  /** Pools with a RESERVE in flight. */
+  private readonly reserving = new Set<string>();
+  /** Pools to fill once the session is up (asked for before it was, or held by a lost session). */
+  private readonly wanted = new Map<string, { inName: string; proto: ProtoNumber }>();
+
+  size(inName: string, proto: ProtoNumber, now?: number): number {
+    if (now !== undefined) this.expire(inName, proto, now);
+    return this.pools.get(poolKey(inName, proto))?.length ?? 0;
+  }
+  private expire(inName: string, proto: ProtoNumber, now: number): void {
+    const key = poolKey(inName, proto);
+    const pool = this.pools.get(key);
+    if (pool)
+      this.pools.set(
+        key,
+        pool.filter((p) => p.expiresAt - MARGIN_MS > now),
+      );
+  }
+
+  /** Takes the oldest valid port of the pool, or null. */
+  take(inName: string, proto: ProtoNumber, now: number): PooledPort | null {
+    this.expire(inName, proto, now);
+    return this.pools.get(poolKey(inName, proto))?.shift() ?? null;
+  }
+  add(ports: PooledPort[]): void {
+    for (const p of ports) {
+      const key = poolKey(p.inName, p.proto);
+      this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
+    }
+  }
+  /** Forgets port (proto, t) wherever it is pooled (released by the agent). */
+  drop(proto: ProtoNumber, t: number): void {
+    for (const [k, pool] of this.pools)
+      this.pools.set(
+        k,
+        pool.filter((p) => !(p.proto === proto && p.t === t)),
+      );
+  }
+  /** The gateway refused the session's ports on its own (a directory change): none is usable. */
+  clear(): void {
+    this.pools.clear();
+  }
+  /** KEEPALIVE_ACK: the gateway renewed every reservation of the session. */
+  renew(expiresAt: number): void {
+    for (const pool of this.pools.values()) for (const p of pool) p.expiresAt = expiresAt;
+  }
+
+  isReserving(inName: string, proto: ProtoNumber): boolean {
+    return this.reserving.has(poolKey(inName, proto));
+  }
+  setReserving(inName: string, proto: ProtoNumber, on: boolean): void {
+    if (on) this.reserving.add(poolKey(inName, proto));
+    else this.reserving.delete(poolKey(inName, proto));
+  }
+
+  want(inName: string, proto: ProtoNumber): void {
+    this.wanted.set(poolKey(inName, proto), { inName, proto });
+  }
+  /** The pools wanted, forgotten as they are returned (the caller asks for them now). */
+  takeWanted(): Array<{ inName: string; proto: ProtoNumber }> {
+    const w = [...this.wanted.values()];
+    this.wanted.clear();
+    return w;
+  }
+
+  /**
+   * The session ended: every pool is gone. The ones that existed (or were being filled) are
+   * remembered as wanted, so the next session refills them right away - unless `forget` (logout).
+   */
+  reset(forget: boolean): void {
+    if (forget) this.wanted.clear();
+    else {
+      for (const key of this.pools.keys()) this.wantKey(key);
+      for (const key of this.reserving) this.wantKey(key);
+    }
+    this.pools.clear();
+    this.reserving.clear();
+  }
+  private wantKey(key: string): void {
+    const i = key.lastIndexOf('/');
+    this.want(key.slice(0, i), Number(key.slice(i + 1)) as ProtoNumber);
+  }
+}

@@ -1,0 +1,144 @@
+// The session channel: how both sides send and accept the messages of an established session
+// (docs/protocol.md §4.1, §10). Sending: the next sequence number, the sender's timestamp, the
+// MAC under the sender's direction key, and - for requests - retransmission until answered.
+// Receiving: the MAC under the peer's key, the ±60 s timestamp window, the 64-wide replay window,
+// and (the gateway) the cache of answers that repairs a lost answer without doing anything twice.
+// The agent and the gateway each hold one SessionChannel per session; what they do with a
+// message is theirs (agent-control.ts, gateway-session.ts).
+
+import { REPLAY_WINDOW, TIME_WINDOW_MS } from './constants.ts';
+import { encode } from './codec.ts';
+import { constantTimeEqual, sealMessage, verifyMessage } from './crypto.ts';
+import type { SessionMessage } from './messages.ts';
+import { Retransmitter, type Pending } from './retransmit.ts';
+
+/** Omit that distributes over a union (keeps the discriminant of each member). */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A session message as its sender writes it: the channel fills in the header and the MAC. */
+export type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
+
+/** Sliding replay window over 64-bit sequence numbers (RFC 4303 §3.4.3 style). */
+export class ReplayWindow {
+  private highest = 0n;
+  private bitmap = 0n; // bit i set = (highest - i) seen
+  constructor(private readonly size: number = REPLAY_WINDOW) {}
+
+  /** Would `seq` be accepted? (does not record it) */
+  check(seq: bigint): boolean {
+    if (seq === 0n) return false;
+    if (seq > this.highest) return true;
+    const diff = this.highest - seq;
+    if (diff >= BigInt(this.size)) return false;
+    return (this.bitmap & (1n << diff)) === 0n;
+  }
+
+  /** Records `seq` as seen. Call only after the message is authenticated and check() was true. */
+  accept(seq: bigint): void {
+    if (seq > this.highest) {
+      const shift = seq - this.highest;
+      this.bitmap =
+        shift >= BigInt(this.size) ? 1n : ((this.bitmap << shift) | 1n) & ((1n << BigInt(this.size)) - 1n);
+      this.highest = seq;
+    } else {
+      this.bitmap |= 1n << (this.highest - seq);
+    }
+  }
+
+  get highestSeen(): bigint {
+    return this.highest;
+  }
+}
+
+/** What admit() decided about an authentic message. */
+export type Admission = 'new' | 'stale-timestamp' | 'duplicate';
+
+/**
+ * One session's control channel as one side sees it. `P` is what the side remembers about each
+ * request it sent and retransmits (the gateway: the message type; the agent: what it asked for).
+ */
+export class SessionChannel<P> {
+  private seq = 0n;
+  private readonly window = new ReplayWindow();
+  private readonly answers = new Map<bigint, Buffer>();
+  /** Requests sent and not answered yet, by their seq. */
+  readonly pending = new Retransmitter<bigint, P>();
+
+  constructor(
+    readonly id: Buffer,
+    private readonly keys: { send: Buffer; receive: Buffer },
+    private readonly answerCacheSize = 0,
+  ) {}
+
+  /** This session's id in logs and maps. */
+  get idHex(): string {
+    return this.id.toString('hex');
+  }
+  /** The highest sequence number accepted from the peer. */
+  get highestSeen(): bigint {
+    return this.window.highestSeen;
+  }
+
+  /** Encodes and MACs the next message of this side, stamped `timestamp`. */
+  seal(body: Body, timestamp: number): Buffer {
+    this.seq++;
+    const m = { ...body, sessionId: this.id, seq: this.seq, timestamp } as SessionMessage;
+    return sealMessage(encode(m), this.keys.send);
+  }
+
+  /** seal(), and keep the datagram for retransmission until the answer to it is settled. */
+  request(body: Body, timestamp: number, info: P, now: number): Buffer {
+    const data = this.seal(body, timestamp);
+    this.pending.add(this.seq, data, info, now);
+    return data;
+  }
+
+  /** The request that message `ack` answers, no longer pending; undefined if none is. */
+  settle(ack: bigint): Pending<P> | undefined {
+    return ack === 0n ? undefined : this.pending.take(ack);
+  }
+
+  /** Is this datagram of our session (by id) MACed with the peer's key? */
+  belongs(sessionId: Buffer): boolean {
+    return constantTimeEqual(sessionId, this.id);
+  }
+  authentic(data: Buffer): boolean {
+    return verifyMessage(data, this.keys.receive);
+  }
+
+  /**
+   * Admits an authentic message: its timestamp must be within 60 s of `clock` (this side's idea of
+   * the sender's clock) and its seq new to the replay window, which then records it.
+   */
+  admit(m: SessionMessage, clock: number): Admission {
+    if (Math.abs(m.timestamp - clock) > TIME_WINDOW_MS) return 'stale-timestamp';
+    if (!this.window.check(m.seq)) return 'duplicate';
+    this.window.accept(m.seq);
+    return 'new';
+  }
+  /** Records the seq of a message accepted outside admit() (AUTH_OK, checked by the handshake). */
+  markSeen(seq: bigint): void {
+    this.window.accept(seq);
+  }
+
+  /** Remembers the answer to request `seq` (the last answerCacheSize answers are kept). */
+  answer(seq: bigint, data: Buffer): Buffer {
+    this.answers.set(seq, data);
+    if (this.answers.size > this.answerCacheSize) this.answers.delete(this.answers.keys().next().value!);
+    return data;
+  }
+  /** The answer already sent to request `seq`, if still cached (a duplicate gets it again). */
+  answered(seq: bigint): Buffer | undefined {
+    return this.answers.get(seq);
+  }
+
+  /** Due retransmissions and timed-out requests (see Retransmitter). */
+  poll(now: number) {
+    return this.pending.poll(now);
+  }
+  nextDeadline(): number | null {
+    return this.pending.nextDeadline();
+  }
+  close(): void {
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,125 @@
+// The gateway's reservations, in one table keyed by (proto, t). A row is created when the gateway
+// reserves port t for a session (RESERVE, FTP_ALIAS) and holds everything about that port: whose
+// it is, its flow keys, the internal host it leads to, its one lifetime, and its binding and
+// mapping once the flow's first packet arrived. It is removed when it is released, expires, is
+// refused on a directory change, or its session ends; nothing else on the gateway keeps a copy:
+// the daemon, the FTP ALG and the data plane read the row (the data plane gets the row itself,
+// and knows it by `id`), and the port pool only hands out and takes back numbers.
+
+import type { ProtoNumber } from './constants.ts';
+import type { FlowKeys } from './crypto.ts';
+import type { Endpoint } from './gateway-types.ts';
+
+export interface Reservation {
+  /** Unique for the gateway's run: how the data plane knows this row (the engine's flow id). */
+  readonly id: number;
+  readonly proto: ProtoNumber;
+  /** The reserved port on GGR. */
+  readonly t: number;
+  /** Per-session flow-key serial (docs/protocol.md §7). */
+  readonly serial: number;
+  readonly keys: FlowKeys;
+  /** The owning session, and who that is (every log line and audit record names them). */
+  readonly sessionId: string;
+  readonly user: string;
+  readonly userDn: string;
+  readonly group: string;
+  /** The IN the port leads to, and its address on the LAN (PIN), from the directory. */
+  readonly inName: string;
+  readonly pin: string;
+  /**
+   * The agent's VIN for inName as sent in RESERVE (an FTP data reservation inherits its control
+   * reservation's); the FTP ALG writes it into PASV replies. Absent when the agent sent 0.0.0.0.
+   */
+  readonly vin?: string;
+  /** For an FTP data reservation: the IN's data port announced by PASV/EPSV (the only d allowed). */
+  readonly aliasPort?: number;
+  /** The agent's control address when the port was reserved. */
+  readonly en: Endpoint;
+  /** The one lifetime: when the gateway ends this row unless KEEPALIVE renews it (ms). */
+  expiresAt: number;
+  /** GHR:m, once the flow's first packet (or an explicit BIND) showed it. */
+  binding?: { ghr: string; m: number };
+  /** The IN's service port d, once the translation is installed. */
+  mapping?: { d: number };
+}
+
+/** What the caller says about a new row; the table gives it its id and lifetime. */
+export type NewReservation = Omit<Reservation, 'id' | 'expiresAt'>;
+
+const key = (proto: number, t: number) => `${proto}/${t}`;
+
+export class ReservationTable {
+  private readonly rows = new Map<string, Reservation>();
+  /** The same rows by session (an index of this table, for KEEPALIVE and the end of a session). */
+  private readonly bySession = new Map<string, Set<Reservation>>();
+  private nextId = 1;
+
+  constructor(
+    /** Lifetime of a row with no mapping yet, and of a mapped one (renewed by KEEPALIVE). */
+    private readonly lifetimeMs: { unused: number; mapped: number },
+  ) {}
+
+  get size(): number {
+    return this.rows.size;
+  }
+  get(proto: ProtoNumber, t: number): Reservation | undefined {
+    return this.rows.get(key(proto, t));
+  }
+  has(proto: ProtoNumber, t: number): boolean {
+    return this.rows.has(key(proto, t));
+  }
+  values(): IterableIterator<Reservation> {
+    return this.rows.values();
+  }
+  ofSession(sessionId: string): Reservation[] {
+    return [...(this.bySession.get(sessionId) ?? [])];
+  }
+  countOf(sessionId: string): number {
+    return this.bySession.get(sessionId)?.size ?? 0;
+  }
+
+  /** Adds a row for a port no row holds; it lives the unused lifetime from `now`. */
+  add(r: NewReservation, now: number): Reservation {
+    if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
+    const row: Reservation = { ...r, id: this.nextId++, expiresAt: now + this.lifetimeMs.unused };
+    this.rows.set(key(r.proto, r.t), row);
+    let set = this.bySession.get(r.sessionId);
+    if (!set) this.bySession.set(r.sessionId, (set = new Set()));
+    set.add(row);
+    return row;
+  }
+
+  /** The flow's first packet arrived (or MAP): binding and/or mapping, and the mapped lifetime. */
+  map(r: Reservation, d: number, now: number, binding?: { ghr: string; m: number }): void {
+    if (binding) r.binding = binding;
+    r.mapping = { d };
+    r.expiresAt = now + this.lifetimeMs.mapped;
+  }
+
+  /** KEEPALIVE: every row of the session lives its lifetime again from `now`. */
+  renew(sessionId: string, now: number): void {
+    for (const r of this.bySession.get(sessionId) ?? [])
+      r.expiresAt = now + (r.mapping ? this.lifetimeMs.mapped : this.lifetimeMs.unused);
+  }
+
+  delete(r: Reservation): boolean {
+    if (this.rows.get(key(r.proto, r.t)) !== r) return false;
+    this.rows.delete(key(r.proto, r.t));
+    const set = this.bySession.get(r.sessionId);
+    set?.delete(r);
+    if (set?.size === 0) this.bySession.delete(r.sessionId);
+    return true;
+  }
+
+  /** Rows whose lifetime is over at `now`. */
+  due(now: number): Reservation[] {
+    return [...this.rows.values()].filter((r) => now >= r.expiresAt);
+  }
+  /** When the next row's lifetime ends, or null. */
+  nextExpiry(): number | null {
+    let d: number | null = null;
+    for (const r of this.rows.values()) if (d === null || r.expiresAt < d) d = r.expiresAt;
+    return d;
+  }
+}
