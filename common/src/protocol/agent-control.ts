@@ -16,7 +16,8 @@ import {
   type ReasonName,
 } from './constants.ts';
 import { PortPools, type PooledPort } from './agent-pools.ts';
-import { SessionChannel, type Body } from './channel.ts';
+import type { AgentDest, AgentOptions, AgentResult, AgentState } from './agent-types.ts';
+import { SessionChannel, sessionRef, type Body } from './channel.ts';
 import { decode, encode } from './codec.ts';
 import {
   constantTimeEqual,
@@ -37,59 +38,6 @@ import { ProtocolError } from './errors.ts';
 import { checkIPv4, checkInName, checkName } from './fields.ts';
 import type { Auth, Message, MessageOf, SessionMessage } from './messages.ts';
 import { Retransmitter } from './retransmit.ts';
-
-export interface AgentOptions {
-  user: string;
-  /** The user's secret read from LDAP. */
-  userSecret: Buffer;
-  group: string;
-  /** The group key version to use (normally the newest the agent could read). */
-  groupKey: { version: number; key: Buffer };
-  /** Ports to keep pre-reserved per (IN, proto) (default 4), topped up below `poolLow` (default 2). */
-  poolTarget?: number;
-  poolLow?: number;
-  randomBytes?: (n: number) => Buffer;
-  /**
-   * The VIN (dotted IPv4) the agent hands applications for `inName`, sent in RESERVE so that the
-   * gateway's FTP ALG can write it into PASV replies. Undefined (or no vinOf): 0.0.0.0, none.
-   */
-  vinOf?: (inName: string) => string | undefined;
-}
-
-export type AgentState = 'idle' | 'hello' | 'auth' | 'up' | 'failed';
-
-/** Where a datagram goes: the control socket, or the flow's own socket PEN:s → GGR:t (BIND probe). */
-export type AgentDest = { via: 'control' } | { via: 'flow'; proto: ProtoNumber; s: number; t: number };
-export interface AgentOutgoing {
-  dest: AgentDest;
-  data: Buffer;
-}
-
-export type AgentEvent =
-  | { kind: 'session-up'; sessionId: string; sessionLifetime: number; keepaliveInterval: number }
-  | { kind: 'session-down'; reason: ReasonName | 'timeout' | 'logout' }
-  | { kind: 'refused'; step: 'auth'; reason: ReasonName; text: string; authenticated: boolean }
-  | { kind: 'reserved'; inName: string; proto: ProtoNumber; ports: PooledPort[] }
-  | {
-      kind: 'reserve-failed';
-      inName: string;
-      proto: ProtoNumber;
-      reason: ReasonName | 'timeout';
-      text: string;
-    }
-  | { kind: 'bound'; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
-  | { kind: 'mapped'; proto: ProtoNumber; t: number; d: number; lifetime: number }
-  | { kind: 'request-failed'; type: string; reason: ReasonName | 'timeout'; text: string }
-  | { kind: 'ftp-alias'; ctrlT: number; aliasPort: number; port: PooledPort }
-  | { kind: 'released'; proto: ProtoNumber; t: number }
-  /** An ERROR that answers no request (bad-mac, stale-timestamp, a flow refused at binding, ...). */
-  | { kind: 'gateway-error'; reason: ReasonName; text: string }
-  | { kind: 'dropped'; reason: string; detail?: string };
-
-export interface AgentResult {
-  send: AgentOutgoing[];
-  events: AgentEvent[];
-}
 
 /** What the agent remembers about a request it sent (and retransmits until answered). */
 interface RequestInfo {
@@ -420,8 +368,7 @@ export class AgentControl {
     out: AgentResult,
   ): void {
     if (msg.reason === 'unknown-session' && this.channel && this.st === 'up') {
-      const ref = Buffer.concat([this.channel.id, Buffer.alloc(NONCE_LEN - this.channel.id.length)]);
-      if (!constantTimeEqual(ref, msg.ref))
+      if (!constantTimeEqual(sessionRef(this.channel.id), msg.ref))
         return void out.events.push({ kind: 'dropped', reason: 'unexpected-error' });
       // the gateway lost our session (restart): log in again
       this.resetSession();

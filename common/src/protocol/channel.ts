@@ -6,7 +6,7 @@
 // The agent and the gateway each hold one SessionChannel per session; what they do with a
 // message is theirs (agent-control.ts, gateway-session.ts).
 
-import { REPLAY_WINDOW, TIME_WINDOW_MS } from './constants.ts';
+import { NONCE_LEN, REPLAY_WINDOW, TIME_WINDOW_MS } from './constants.ts';
 import { encode } from './codec.ts';
 import { constantTimeEqual, sealMessage, verifyMessage } from './crypto.ts';
 import type { SessionMessage } from './messages.ts';
@@ -16,6 +16,10 @@ import { Retransmitter, type Pending } from './retransmit.ts';
 export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A session message as its sender writes it: the channel fills in the header and the MAC. */
 export type Body = DistributiveOmit<SessionMessage, 'sessionId' | 'seq' | 'timestamp' | 'mac'>;
+
+/** The ref of an unknown-session HANDSHAKE_ERROR: the session id, then zeros (§5). */
+export const sessionRef = (sessionId: Buffer): Buffer =>
+  Buffer.concat([sessionId, Buffer.alloc(NONCE_LEN - sessionId.length)]);
 
 /** Sliding replay window over 64-bit sequence numbers (RFC 4303 §3.4.3 style). */
 export class ReplayWindow {

@@ -13,44 +13,67 @@ import { ProtocolError } from './errors.ts';
 import { Reader, Writer, bad, bytes, type FieldKind } from './fields.ts';
 import { MESSAGES, SESSION_HEADER, messageTypeName, type Message } from './messages.ts';
 
-type Fields = Record<string, FieldKind<unknown>>;
 type Values = Record<string, unknown>;
+type Field = readonly [name: string, kind: FieldKind<unknown>];
 
-function checkFields(fields: Fields, m: Values): void {
-  for (const [name, kind] of Object.entries(fields)) kind.check(name, m[name]);
+/** A message's layout as the codec runs it: the table's entry with its fields in order. */
+interface Plan {
+  code: number;
+  session: boolean;
+  paddedTo: number | undefined;
+  body: readonly Field[];
+  check: ((m: Values) => void) | undefined;
+}
+const HEADER: readonly Field[] = Object.entries(SESSION_HEADER);
+const MAC = bytes(MAC_LEN);
+const PLANS = new Map<string, Plan>(
+  Object.entries(MESSAGES).map(([name, l]) => [
+    name,
+    {
+      code: l.code,
+      session: l.session,
+      paddedTo: l.paddedTo,
+      body: Object.entries(l.fields),
+      check: (l as { check?: (m: Values) => void }).check,
+    },
+  ]),
+);
+
+function planOf(type: unknown): Plan {
+  return PLANS.get(type as string) ?? bad(`unknown message type ${String(type)}`);
 }
 
-function validate(m: Message): void {
-  const layout = MESSAGES[m.type] ?? bad(`unknown message type ${String((m as Values).type)}`);
-  const values = m as unknown as Values;
-  if (layout.session) {
-    checkFields(SESSION_HEADER, values);
-    if (values.mac !== undefined) bytes(MAC_LEN).check('mac', values.mac);
+function validate(plan: Plan, m: Values): void {
+  if (plan.session) {
+    for (const [name, kind] of HEADER) kind.check(name, m[name]);
+    if (m.mac !== undefined) MAC.check('mac', m.mac);
   }
-  checkFields(layout.fields, values);
-  (layout as { check?: (m: Values) => void }).check?.(values);
+  for (const [name, kind] of plan.body) kind.check(name, m[name]);
+  plan.check?.(m);
 }
-
-function writeFields(w: Writer, fields: Fields, m: Values): void {
-  for (const [name, kind] of Object.entries(fields)) kind.write(w, m[name]);
+function writeFields(w: Writer, fields: readonly Field[], m: Values): void {
+  for (const [name, kind] of fields) kind.write(w, m[name]);
 }
-function readFields(r: Reader, fields: Fields, into: Values): void {
-  for (const [name, kind] of Object.entries(fields)) into[name] = kind.read(r, name);
+function readFields(r: Reader, fields: readonly Field[], into: Values): void {
+  for (const [name, kind] of fields) into[name] = kind.read(r, name);
 }
 
 /** Encodes a message. Session messages get `mac` (or 16 zero bytes, to be filled by sealing). */
 export function encode(m: Message): Buffer {
-  validate(m);
-  const layout = MESSAGES[m.type];
   const values = m as unknown as Values;
+  const plan = planOf(values.type);
+  validate(plan, values);
   const w = new Writer();
   w.u16(MAGIC);
   w.u8(PROTOCOL_VERSION);
-  w.u8(layout.code);
-  if (layout.session) writeFields(w, SESSION_HEADER, values);
-  writeFields(w, layout.fields, values);
-  if (layout.paddedTo !== undefined) w.bytes(Buffer.alloc(layout.paddedTo - w.done().length));
-  if (layout.session) w.bytes((values.mac as Buffer | undefined) ?? Buffer.alloc(MAC_LEN));
+  w.u8(plan.code);
+  if (plan.session) writeFields(w, HEADER, values);
+  writeFields(w, plan.body, values);
+  if (plan.paddedTo !== undefined) w.zeros(plan.paddedTo - w.length);
+  if (plan.session) {
+    if (values.mac !== undefined) w.bytes(values.mac as Buffer);
+    else w.zeros(MAC_LEN);
+  }
   const out = w.done();
   if (out.length > MAX_DATAGRAM) throw new ProtocolError('too-long', `message of ${out.length} bytes`);
   return out;
@@ -72,30 +95,29 @@ export function decode(buf: Buffer): Message {
     throw new ProtocolError('unsupported-version', `version ${version}`, version);
   const name = messageTypeName(type);
   if (name === undefined) throw new ProtocolError('unknown-type', `type 0x${type.toString(16)}`);
-  const layout = MESSAGES[name];
+  const plan = planOf(name);
   const m: Values = { type: name };
   const r = new Reader(buf.subarray(PREFIX_LEN));
-  if (layout.paddedTo !== undefined) {
-    if (buf.length !== layout.paddedTo)
+  if (plan.paddedTo !== undefined) {
+    if (buf.length !== plan.paddedTo)
       throw new ProtocolError(
-        buf.length < layout.paddedTo ? 'too-short' : 'trailing-bytes',
-        `${name} must be ${layout.paddedTo} bytes`,
+        buf.length < plan.paddedTo ? 'too-short' : 'trailing-bytes',
+        `${name} must be ${plan.paddedTo} bytes`,
       );
-    readFields(r, layout.fields, m);
+    readFields(r, plan.body, m);
     if (r.bytes(r.remaining, 'padding').some((b) => b !== 0))
       throw new ProtocolError('bad-padding', `${name} padding is not zero`);
-  } else if (layout.session) {
-    readFields(r, SESSION_HEADER, m);
+  } else if (plan.session) {
+    readFields(r, HEADER, m);
     if (r.remaining < MAC_LEN) throw new ProtocolError('too-short', 'datagram ends before the MAC');
     const body = new Reader(r.bytes(r.remaining - MAC_LEN, 'body'));
-    readFields(body, layout.fields, m);
+    readFields(body, plan.body, m);
     body.end();
     m.mac = r.bytes(MAC_LEN, 'mac');
   } else {
-    readFields(r, layout.fields, m);
+    readFields(r, plan.body, m);
   }
   r.end();
-  const msg = m as unknown as Message;
-  validate(msg);
-  return msg;
+  validate(plan, m);
+  return m as unknown as Message;
 }

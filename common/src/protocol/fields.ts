@@ -113,29 +113,42 @@ const isInt = (v: unknown, min: number, max: number): v is number =>
 // Writer / Reader
 
 export class Writer {
-  private parts: Buffer[] = [];
-  private put(n: number, f: (b: Buffer) => void): void {
-    const b = Buffer.alloc(n);
-    f(b);
-    this.parts.push(b);
+  private buf = Buffer.allocUnsafe(256);
+  private off = 0;
+  private room(n: number): number {
+    if (this.off + n > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+      this.buf.copy(bigger, 0, 0, this.off);
+      this.buf = bigger;
+    }
+    const at = this.off;
+    this.off += n;
+    return at;
   }
   u8(v: number) {
-    this.put(1, (b) => b.writeUInt8(v));
+    this.buf.writeUInt8(v, this.room(1));
   }
   u16(v: number) {
-    this.put(2, (b) => b.writeUInt16BE(v));
+    this.buf.writeUInt16BE(v, this.room(2));
   }
   u32(v: number) {
-    this.put(4, (b) => b.writeUInt32BE(v));
+    this.buf.writeUInt32BE(v, this.room(4));
   }
   u64(v: bigint) {
-    this.put(8, (b) => b.writeBigUInt64BE(v));
+    this.buf.writeBigUInt64BE(v, this.room(8));
   }
   bytes(b: Buffer) {
-    this.parts.push(Buffer.from(b));
+    b.copy(this.buf, this.room(b.length));
   }
+  zeros(n: number) {
+    this.buf.fill(0, this.room(n), this.off);
+  }
+  get length(): number {
+    return this.off;
+  }
+  /** The bytes written, in a buffer of their own. */
   done(): Buffer {
-    return Buffer.concat(this.parts);
+    return Buffer.from(this.buf.subarray(0, this.off));
   }
 }
 

@@ -2,7 +2,7 @@
 // state, then AUTH checked in the order of §6.2 and, if everything holds, a new session and its
 // AUTH_OK. Also the pre-session refusal HANDSHAKE_ERROR, used by the other phases too.
 
-import { COOKIE_EPOCH_MS, MAC_LEN, NONCE_LEN, TIME_WINDOW_MS, type ReasonName } from './constants.ts';
+import { COOKIE_EPOCH_MS, MAC_LEN, TIME_WINDOW_MS, type ReasonName } from './constants.ts';
 import { encode } from './codec.ts';
 import {
   constantTimeEqual,
@@ -234,7 +234,3 @@ export class Handshake {
     return d;
   }
 }
-
-/** The ref of a HANDSHAKE_ERROR about a session id: the id, then zeros (§5). */
-export const sessionRef = (sessionId: Buffer): Buffer =>
-  Buffer.concat([sessionId, Buffer.alloc(NONCE_LEN - sessionId.length)]);

@@ -6,10 +6,10 @@
 
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { MAX_TEXT_LEN, type ReasonName } from './constants.ts';
-import { SessionChannel, type Body } from './channel.ts';
+import { SessionChannel, sessionRef, type Body } from './channel.ts';
 import { deriveControlKeys } from './crypto.ts';
 import type { Directory } from './gateway-directory.ts';
-import { handshakeError, sessionRef } from './gateway-handshake.ts';
+import { handshakeError } from './gateway-handshake.ts';
 import type { Reservations } from './gateway-reservations.ts';
 import { endpointString, type Endpoint, type GatewayConfig, type GatewayResult } from './gateway-types.ts';
 import type { SessionMessage } from './messages.ts';

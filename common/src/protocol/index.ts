@@ -13,4 +13,5 @@ export * from './reservation-table.ts';
 export * from './gateway-types.ts';
 export { GatewayControl } from './gateway-control.ts';
 export * from './agent-pools.ts';
+export * from './agent-types.ts';
 export * from './agent-control.ts';

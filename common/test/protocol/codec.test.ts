@@ -1,5 +1,4 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import {
   decode,
   encode,
@@ -12,6 +11,7 @@ import {
   type ProtocolErrorCode,
 } from '../../src/protocol/index.ts';
 import { samples } from './samples.ts';
+import { fuzzRandom } from '../fuzz-random.ts';
 
 type T = Pick<typeof t, 'fail' | 'ok' | 'equal'>;
 function rejects(t: T, buf: Buffer, code: ProtocolErrorCode, what: string) {
@@ -84,13 +84,19 @@ t.test('trailing bytes are rejected for every type', async (t) => {
   rejects(t, Buffer.concat([cookie, Buffer.from([1])]), 'trailing-bytes', 'COOKIE + 1 byte');
 });
 
-t.test('header problems', async (t) => {
-  const hello = encode(samples[0]!);
-  const x = Buffer.from(hello);
-  x[0] = 0x48;
-  rejects(t, x, 'bad-magic', 'magic');
-  const v = Buffer.from(hello);
-  v[2] = 2;
+const hello = encode(samples[0]!);
+const withByte = (buf: Buffer, at: number, v: number) => {
+  const x = Buffer.from(buf);
+  x[at] = v;
+  return x;
+};
+
+t.test('a datagram without the GS magic is rejected (bad-magic)', async (t) => {
+  rejects(t, withByte(hello, 0, 0x48), 'bad-magic', 'magic');
+});
+
+t.test('another version is rejected; the error and peekPrefix carry the version', async (t) => {
+  const v = withByte(hello, 2, 2);
   rejects(t, v, 'unsupported-version', 'version 2');
   try {
     decode(v);
@@ -98,15 +104,19 @@ t.test('header problems', async (t) => {
     t.equal((e as ProtocolError).version, 2, 'error carries the received version');
   }
   t.same(peekPrefix(v), { version: 2, type: 1 });
-  for (const ty of [0x00, 0x06, 0x0f, 0x1a, 0x20, 0x7e, 0x80, 0xff]) {
-    const u = Buffer.from(hello);
-    u[3] = ty;
-    rejects(t, u, 'unknown-type', `type 0x${ty.toString(16)}`);
-  }
+});
+
+t.test('type codes not in the message table are rejected (unknown-type)', async (t) => {
+  for (const ty of [0x00, 0x06, 0x0f, 0x1a, 0x20, 0x7e, 0x80, 0xff])
+    rejects(t, withByte(hello, 3, ty), 'unknown-type', `type 0x${ty.toString(16)}`);
+});
+
+t.test('a datagram over 1200 bytes is rejected (too-long)', async (t) => {
   rejects(t, Buffer.alloc(MAX_DATAGRAM + 1), 'too-long', 'oversized');
-  const p = Buffer.from(hello);
-  p[100] = 1;
-  rejects(t, p, 'bad-padding', 'HELLO padding');
+});
+
+t.test('HELLO is exactly 128 bytes with zero padding', async (t) => {
+  rejects(t, withByte(hello, 100, 1), 'bad-padding', 'HELLO padding');
   rejects(t, Buffer.concat([hello, Buffer.alloc(1)]), 'trailing-bytes', 'HELLO too long');
   rejects(t, hello.subarray(0, 127), 'too-short', 'HELLO too short');
 });
@@ -118,9 +128,25 @@ function patched(m: Message, offset: number, bytes: number[]): Buffer {
   return buf;
 }
 const S = 4 + 36 - 4; // body offset of session messages = 36
+const sample = <K extends Message['type']>(
+  type: K,
+  pred: (m: Extract<Message, { type: K }>) => boolean = () => true,
+) =>
+  samples.find(
+    (m): m is Extract<Message, { type: K }> => m.type === type && pred(m as Extract<Message, { type: K }>),
+  )!;
 
-t.test('field values out of range are rejected', async (t) => {
-  const reserve = samples.find((m) => m.type === 'RESERVE')!;
+t.test('session header: seq 0 and a timestamp beyond 2^53 are rejected', async (t) => {
+  const seq0 = encode(sample('RESERVE'));
+  seq0.fill(0, 12, 20);
+  rejects(t, seq0, 'bad-value', 'seq 0');
+  const ts = encode(sample('RESERVE'));
+  ts.fill(0xff, 28, 36);
+  rejects(t, ts, 'bad-value', 'timestamp beyond 2^53');
+});
+
+t.test('RESERVE: proto, count and IN name out of range are rejected', async (t) => {
+  const reserve = sample('RESERVE');
   rejects(t, patched(reserve, S, [7]), 'bad-value', 'RESERVE proto 7');
   rejects(t, patched(reserve, S + 1, [0]), 'bad-value', 'RESERVE count 0');
   rejects(t, patched(reserve, S + 1, [17]), 'bad-value', 'RESERVE count 17');
@@ -128,45 +154,47 @@ t.test('field values out of range are rejected', async (t) => {
   rejects(t, patched(reserve, S + 7, [0x41]), 'bad-string', 'RESERVE upper-case IN name');
   rejects(t, patched(reserve, S + 7, [0x2e]), 'bad-string', 'RESERVE IN name starting with a dot');
   rejects(t, patched(reserve, S + 6, [200]), 'too-short', 'RESERVE IN name length beyond the datagram');
-  const seq0 = encode(reserve);
-  seq0.fill(0, 12, 20);
-  rejects(t, seq0, 'bad-value', 'seq 0');
-  const ts = encode(reserve);
-  ts.fill(0xff, 28, 36);
-  rejects(t, ts, 'bad-value', 'timestamp beyond 2^53');
+});
 
-  const reserved = samples.find((m) => m.type === 'RESERVED')!;
-  const rb = encode(reserved);
+t.test('RESERVED: a duplicate, zero or missing port, or a wrong port count is rejected', async (t) => {
+  const reserved = sample('RESERVED');
+  t.equal(decode(encode(reserved)).type, 'RESERVED', 'the unpatched sample is valid');
   const nOff = S + 1 + 4 + 4 + 1 + 'intra1.corp.example'.length;
   rejects(t, patched(reserved, nOff + 3, [0x9c, 0x41]), 'bad-value', 'RESERVED duplicate port');
   rejects(t, patched(reserved, nOff + 1, [0, 0]), 'bad-value', 'RESERVED port 0');
   rejects(t, patched(reserved, nOff, [0]), 'trailing-bytes', 'RESERVED zero ports (then trailing)');
   rejects(t, patched(reserved, nOff, [17]), 'too-short', 'RESERVED 17 ports announced');
-  t.ok(rb.length > 0);
+});
 
-  const bound = samples.find((m) => m.type === 'BOUND')!;
-  rejects(t, patched(bound, S + 3, [5]), 'bad-value', 'BOUND address family 5');
-  rejects(t, patched(bound, S + 1, [0, 0]), 'bad-value', 'BOUND t = 0');
+t.test('BOUND and MAP: an unknown address family, t = 0 or d = 0 is rejected', async (t) => {
+  rejects(t, patched(sample('BOUND'), S + 3, [5]), 'bad-value', 'BOUND address family 5');
+  rejects(t, patched(sample('BOUND'), S + 1, [0, 0]), 'bad-value', 'BOUND t = 0');
+  rejects(t, patched(sample('MAP'), S + 3, [0, 0]), 'bad-value', 'MAP d = 0');
+});
 
-  const mapReq = samples.find((m) => m.type === 'MAP')!;
-  rejects(t, patched(mapReq, S + 3, [0, 0]), 'bad-value', 'MAP d = 0');
-
-  const rel = samples.find((m) => m.type === 'RELEASE' && m.scope === 0)!;
+t.test('RELEASE: scope 2, or a session release naming a port, is rejected', async (t) => {
+  const rel = sample('RELEASE', (m) => m.scope === 0);
   rejects(t, patched(rel, S, [2]), 'bad-value', 'RELEASE scope 2');
   rejects(t, patched(rel, S, [1]), 'bad-value', 'RELEASE session with proto/t set');
+});
 
-  const err = samples.find((m) => m.type === 'ERROR')!;
+t.test('ERROR: an unknown reason code or a bad text is rejected', async (t) => {
+  const err = sample('ERROR');
   rejects(t, patched(err, S, [0x30, 0x39]), 'bad-value', 'ERROR unknown reason code');
   rejects(t, patched(err, S + 3, [0xff]), 'bad-string', 'ERROR text invalid UTF-8');
   rejects(t, patched(err, S + 3, [0x07]), 'bad-string', 'ERROR text control char');
+});
 
-  const auth = samples.find((m) => m.type === 'AUTH')!;
+t.test('AUTH: an empty user, a control character or invalid UTF-8 in it is rejected', async (t) => {
+  const auth = sample('AUTH');
   const userOff = 4 + 16 + 4 + 16 + 8 + 32 + 4;
   rejects(t, patched(auth, userOff, [0]), 'bad-string', 'AUTH empty user');
   rejects(t, patched(auth, userOff + 1, [0x0a]), 'bad-string', 'AUTH user with newline');
   rejects(t, patched(auth, userOff + 1, [0xc3]), 'bad-string', 'AUTH user invalid UTF-8');
+});
 
-  const he = samples.find((m) => m.type === 'HANDSHAKE_ERROR' && m.authKind === 0)!;
+t.test('HANDSHAKE_ERROR: authKind 2, or a tag on an unauthenticated refusal, is rejected', async (t) => {
+  const he = sample('HANDSHAKE_ERROR', (m) => m.authKind === 0);
   const heb = encode(he);
   rejects(t, patched(he, heb.length - 17, [2]), 'bad-value', 'HANDSHAKE_ERROR authKind 2');
   rejects(
@@ -175,9 +203,10 @@ t.test('field values out of range are rejected', async (t) => {
     'bad-value',
     'HANDSHAKE_ERROR unauthenticated with non-zero tag',
   );
+});
 
-  const ftp = samples.find((m) => m.type === 'FTP_ALIAS')!;
-  rejects(t, patched(ftp, S + 2, [0, 0]), 'bad-value', 'FTP_ALIAS aliasPort 0');
+t.test('FTP_ALIAS: aliasPort 0 is rejected', async (t) => {
+  rejects(t, patched(sample('FTP_ALIAS'), S + 2, [0, 0]), 'bad-value', 'FTP_ALIAS aliasPort 0');
 });
 
 t.test('RESERVE carries the VIN as 4 bytes (u32, network order) between count and inName', async (t) => {
@@ -275,17 +304,18 @@ t.test('encode refuses malformed structures with ProtocolError', async (t) => {
 });
 
 t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolError', async (t) => {
-  const seeds = samples.map((m) => encode(m));
+  const rnd = fuzzRandom(t, 'codec fuzz');
+  const valid = samples.map((m) => encode(m));
   let accepted = 0;
   const counts: Record<string, number> = {};
   const N = 120_000;
   for (let i = 0; i < N; i++) {
     let buf: Buffer;
     const mode = i % 4;
-    const seed = seeds[i % seeds.length]!;
+    const base = valid[i % valid.length]!;
     if (mode === 0) {
       // random bytes behind a valid prefix
-      buf = randomBytes(Math.floor(Math.random() * 200));
+      buf = rnd.bytes(rnd.int(200));
       if (buf.length >= 4) {
         buf.writeUInt16BE(0x4753, 0);
         buf[2] = 1;
@@ -293,19 +323,17 @@ t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolEr
       }
     } else if (mode === 1) {
       // flip 1-4 random bytes of a valid message
-      buf = Buffer.from(seed);
-      for (let k = 0; k < 1 + (i % 4); k++)
-        buf[Math.floor(Math.random() * buf.length)] = Math.floor(Math.random() * 256);
+      buf = Buffer.from(base);
+      for (let k = 0; k < 1 + (i % 4); k++) buf[rnd.int(buf.length)] = rnd.int(256);
       buf[0] = 0x47;
       buf[1] = 0x53;
       buf[2] = 1;
     } else if (mode === 2) {
       // truncate or extend
-      const cut = Math.floor(Math.random() * (seed.length + 8));
-      buf =
-        cut <= seed.length ? seed.subarray(0, cut) : Buffer.concat([seed, randomBytes(cut - seed.length)]);
+      const cut = rnd.int(base.length + 8);
+      buf = cut <= base.length ? base.subarray(0, cut) : Buffer.concat([base, rnd.bytes(cut - base.length)]);
     } else {
-      buf = randomBytes(Math.floor(Math.random() * 1300));
+      buf = rnd.bytes(rnd.int(1300));
     }
     try {
       const m = decode(buf);

@@ -51,13 +51,22 @@ function refusedWith(t: Tap, opts: Parameters<typeof setup>[0], reason: string, 
   t.same(gw.stats().sessions, 0, `${reason}: no session`);
 }
 
-t.test('refusals carry a reason the agent can show', async (t) => {
-  refusedWith(t, { secret: Buffer.alloc(32, 0x99) }, 'bad-proof', false);
-  refusedWith(t, { user: 'mallory' }, 'unknown-user', false);
-  refusedWith(t, { user: 'bob', secret: BOB_SECRET, group: 'sales' }, 'not-in-group', true);
-  refusedWith(t, { gk: { version: 1, key: GK2 } }, 'bad-proof', true);
-  refusedWith(t, { gk: { version: 7, key: GK1 } }, 'unknown-key-version', true);
-});
+const refusals: Array<[string, Parameters<typeof setup>[0], string, boolean]> = [
+  ['a wrong user secret', { secret: Buffer.alloc(32, 0x99) }, 'bad-proof', false],
+  ['an unknown user', { user: 'mallory' }, 'unknown-user', false],
+  ['a group the user is not in', { user: 'bob', secret: BOB_SECRET, group: 'sales' }, 'not-in-group', true],
+  ['a wrong group key', { gk: { version: 1, key: GK2 } }, 'bad-proof', true],
+  [
+    'a group key version newer than the gateway knows',
+    { gk: { version: 7, key: GK1 } },
+    'unknown-key-version',
+    true,
+  ],
+];
+for (const [what, opts, reason, authenticated] of refusals)
+  t.test(`${what} is refused with ${reason}, a reason the agent can show`, async (t) => {
+    refusedWith(t, opts, reason, authenticated);
+  });
 
 t.test('a user in no GSRA group is refused revoked-user (authenticated refusal)', async (t) => {
   const { dir, agent, wire } = setup();
@@ -70,31 +79,39 @@ t.test('a user in no GSRA group is refused revoked-user (authenticated refusal)'
   );
 });
 
-t.test('group key rotation: previous version accepted until notAfter, then stale-key-version', async (t) => {
-  const mk = () => {
-    const s = setup({ gk: { version: 1, key: GK1 } });
-    s.dir.users.get('alice')!.groups = [
-      {
-        name: 'sales',
-        keys: [
-          { version: 2, key: GK2 },
-          { version: 1, key: GK1, notAfter: T0 + 3600_000 },
-        ],
-      },
-    ];
-    return s;
-  };
-  const a = mk();
+/** alice in sales with GK version 2 current and version 1 valid until T0 + 1 h. */
+function rotating(gk = { version: 1, key: GK1 }) {
+  const s = setup({ gk });
+  s.dir.users.get('alice')!.groups = [
+    {
+      name: 'sales',
+      keys: [
+        { version: 2, key: GK2 },
+        { version: 1, key: GK1, notAfter: T0 + 3600_000 },
+      ],
+    },
+  ];
+  return s;
+}
+
+t.test('key rotation: the previous group key version is accepted until its notAfter', async (t) => {
+  const a = rotating();
   login(a.wire, T0 + 1000);
   t.equal(a.agent.state, 'up', 'old version inside the grace period');
-  const b = mk();
+});
+
+t.test('key rotation: after notAfter the previous version is refused (stale-key-version)', async (t) => {
+  const b = rotating();
   login(b.wire, T0 + 3600_001);
   t.equal(b.agent.state, 'failed');
   t.match(
     b.wire.agentEvents.find((e) => e.kind === 'refused'),
     { reason: 'stale-key-version' },
   );
-  const c = mk();
+});
+
+t.test('key rotation: a retired version is refused (stale-key-version)', async (t) => {
+  const c = rotating();
   c.dir.users.get('alice')!.groups[0]!.keys = [{ version: 2, key: GK2 }];
   login(c.wire, T0);
   t.match(
@@ -102,12 +119,17 @@ t.test('group key rotation: previous version accepted until notAfter, then stale
     { reason: 'stale-key-version' },
     'retired version',
   );
-  // new key works
-  const d = setup({ gk: { version: 2, key: GK2 } });
-  d.dir.users.get('alice')!.groups = mk().dir.users.get('alice')!.groups;
+});
+
+t.test('key rotation: the new version is accepted', async (t) => {
+  const d = rotating({ version: 2, key: GK2 });
   login(d.wire, T0);
   t.equal(d.agent.state, 'up', 'new version accepted');
-  // a session on the old version stops getting new reservations after notAfter
+});
+
+t.test('key rotation: a session on the old version gets no new reservation after notAfter', async (t) => {
+  const a = rotating();
+  login(a.wire, T0 + 1000);
   a.wire.run(a.agent.reserve('intra1.corp.example', 6, T0 + 3600_002), T0 + 3600_002);
   t.match(
     a.wire.agentEvents.find((e) => e.kind === 'session-down'),
@@ -153,7 +175,12 @@ t.test('duplicate AUTH gets the cached AUTH_OK; never a second session', async (
   const r = gw.handleDatagram(auth, wire.from, T0 + 500);
   t.ok(r.send[0]!.data.equals(authOk), 'same AUTH_OK bytes');
   t.equal(gw.stats().sessions, 1);
-  // after the cookie's life, the same AUTH is refused (cookie-expired) without state
+});
+
+t.test('after its cookie expired, the same AUTH is refused (cookie-expired) without state', async (t) => {
+  const { gw, wire } = setup();
+  login(wire);
+  const auth = wire.toGateway.find((d) => d[3] === 0x03)!;
   gw.poll(T0 + 200_000);
   const r2 = gw.handleDatagram(auth, wire.from, T0 + 200_000);
   t.match(decode(r2.send[0]!.data), { reason: 'cookie-expired' });
@@ -239,7 +266,7 @@ t.test('ephemeral gateway keys are dropped after two epochs (forward secrecy)', 
   t.equal(gw.stats().ephemeralKeys, 0);
 });
 
-t.test('deriveFlowKeys is deterministic, equal on both sides, distinct per t/serial/direction', async (t) => {
+t.test('deriveFlowKeys is deterministic and distinct per proto/t/serial/direction', async (t) => {
   const ss = Buffer.alloc(32, 3);
   const a = deriveFlowKeys(ss, 6, 40000, 0);
   const b = deriveFlowKeys(ss, 6, 40000, 0);
@@ -253,7 +280,9 @@ t.test('deriveFlowKeys is deterministic, equal on both sides, distinct per t/ser
   t.notSame(a.enToGw.encKey, deriveFlowKeys(ss, 6, 40001, 0).enToGw.encKey);
   // known-answer vector (also in docs/protocol.md) so a second implementation can check itself
   t.equal(Buffer.concat([a.enToGw.encKey, a.enToGw.macKey, a.enToGw.ivSalt]).toString('hex'), KAT_FLOW);
+});
 
+t.test('the keys of a reserved port are equal on the agent and the gateway', async (t) => {
   const { gw, agent, wire } = setup();
   login(wire);
   wire.run(agent.reserve('intra1.corp.example', 6, T0), T0);
@@ -291,15 +320,21 @@ t.test('sessions per user are limited (rate-limited, authenticated refusal)', as
   );
 });
 
-t.test('the agent ignores an unauthenticated refusal that must be authenticated', async (t) => {
+/** An agent waiting for the answer to its AUTH (the AUTH is captured, not delivered). */
+function waitingForAuth() {
   const { agent, wire } = setup();
   wire.lose = (dir, data) => dir === 'up' && data[3] === 0x03;
   login(wire);
   const auth = decode(wire.toGateway.find((d) => d[3] === 0x03)!);
   if (auth.type !== 'AUTH') throw new Error('no AUTH');
+  return { agent, enNonce: auth.enNonce };
+}
+
+t.test('the agent ignores an unauthenticated refusal that must be authenticated', async (t) => {
+  const { agent, enNonce } = waitingForAuth();
   const forged = encode({
     type: 'HANDSHAKE_ERROR',
-    ref: auth.enNonce,
+    ref: enNonce,
     reason: 'not-in-group',
     text: 'forged',
     authKind: 0,
@@ -307,15 +342,25 @@ t.test('the agent ignores an unauthenticated refusal that must be authenticated'
   });
   const r = agent.handleDatagram(forged, T0);
   t.match(r.events, [{ kind: 'dropped', reason: 'unauthenticated-refusal' }]);
+  t.equal(agent.state, 'auth', 'still waiting for the real answer');
+});
+
+t.test('the agent ignores a refusal whose tag does not verify', async (t) => {
+  const { agent, enNonce } = waitingForAuth();
   const forged2 = encode({
     type: 'HANDSHAKE_ERROR',
-    ref: auth.enNonce,
+    ref: enNonce,
     reason: 'not-in-group',
     text: 'x',
     authKind: 1,
     tag: Buffer.alloc(16, 1),
   });
   t.match(agent.handleDatagram(forged2, T0).events, [{ kind: 'dropped', reason: 'bad-refusal-tag' }]);
+  t.equal(agent.state, 'auth', 'still waiting for the real answer');
+});
+
+t.test('the agent ignores a refusal that does not echo its nonce', async (t) => {
+  const { agent } = waitingForAuth();
   const wrongRef = encode({
     type: 'HANDSHAKE_ERROR',
     ref: Buffer.alloc(16, 3),
