@@ -69,6 +69,18 @@ export class AgentDriver {
     });
   }
 
+  /** Resolve once n events (already seen or future) match pred; reject after ms. */
+  async waitForCount(pred: (e: AgentEvent) => boolean, n: number, ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.events.filter(pred).length < n) {
+      if (Date.now() > end)
+        throw new Error(
+          `fewer than ${n} matching agent events within ${ms} ms; saw ${this.events.filter(pred).length}`,
+        );
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Send raw bytes to the gateway from this agent's socket. */
   sendRaw(b: Buffer): void {
     this.sock.send(b, this.gw.port, this.gw.addr);
