@@ -17,7 +17,7 @@ import { isSessionMessage } from './messages.ts';
 import { ProtocolError } from './errors.ts';
 import { Directory } from './gateway-directory.ts';
 import { Handshake, handshakeError } from './gateway-handshake.ts';
-import { Reservations } from './gateway-reservations.ts';
+import { ReservationPhase } from './gateway-reservations.ts';
 import { Sessions, type GatewaySession } from './gateway-session.ts';
 import {
   emptyResult,
@@ -38,7 +38,7 @@ export class GatewayControl {
   private readonly directory: Directory;
   private readonly handshake: Handshake;
   private readonly sessions: Sessions;
-  private readonly ports: Reservations;
+  private readonly reservationPhase: ReservationPhase;
 
   constructor(opts: GatewayOptions) {
     const rnd = opts.randomBytes ?? nodeRandomBytes;
@@ -60,8 +60,8 @@ export class GatewayControl {
       mapped: cfg.mappingLifetimeSec * 1000,
     });
     const byId = new Map<string, GatewaySession>();
-    this.ports = new Reservations(this.reservations, this.directory, byId, cfg);
-    this.sessions = new Sessions(byId, this.ports, this.directory, cfg, rnd);
+    this.reservationPhase = new ReservationPhase(this.reservations, this.directory, byId, cfg);
+    this.sessions = new Sessions(byId, this.reservationPhase, this.directory, cfg, rnd);
     this.handshake = new Handshake(
       opts.cookieSecret ?? rnd(32),
       this.directory,
@@ -135,12 +135,12 @@ export class GatewayControl {
     b: { proto: ProtoNumber; t: number; ghr: string; m: number; d: number },
     now: number,
   ): GatewayResult {
-    return this.directory.flush(this.ports.inband(b, now));
+    return this.directory.flush(this.reservationPhase.inband(b, now));
   }
 
-  /** The FTP ALG saw a PASV/EPSV reply on control connection ctrlT (see Reservations.ftpAlias). */
+  /** The FTP ALG saw a PASV/EPSV reply on control connection ctrlT (see ReservationPhase.ftpAlias). */
   ftpAlias(a: { ctrlT: number; aliasPort: number }, now: number): GatewayResult & { record?: Reservation } {
-    return this.directory.flush(this.ports.ftpAlias(a, now));
+    return this.directory.flush(this.reservationPhase.ftpAlias(a, now));
   }
 
   /**
@@ -149,7 +149,7 @@ export class GatewayControl {
    * event naming the reason. Sessions stay up; their next requests are decided anew.
    */
   recheckAll(now: number, keep?: (r: Reservation, reason: ReasonName) => boolean): GatewayResult {
-    return this.directory.flush(this.ports.recheckAll(now, keep));
+    return this.directory.flush(this.reservationPhase.recheckAll(now, keep));
   }
 
   /** Runs retransmissions and expiries due at `now`. Call at nextDeadline() (or periodically). */
@@ -157,7 +157,7 @@ export class GatewayControl {
     const out = emptyResult();
     this.handshake.poll(now);
     this.sessions.expire(now, out);
-    this.ports.expire(now, out);
+    this.reservationPhase.expire(now, out);
     this.sessions.retransmit(now, out);
     return this.directory.flush(out);
   }

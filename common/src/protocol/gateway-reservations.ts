@@ -16,7 +16,7 @@ import type { Reservation, ReservationTable } from './reservation-table.ts';
 type Grant = { ports: number[]; pin: string } | { reason: ReasonName; text: string };
 const no = (reason: ReasonName, text = `refused: ${reason}`): Grant => ({ reason, text });
 
-export class Reservations {
+export class ReservationPhase {
   constructor(
     readonly table: ReservationTable,
     private readonly directory: Directory,
@@ -37,12 +37,11 @@ export class Reservations {
    */
   private take(
     s: GatewaySession,
-    inName: string,
-    proto: ProtoNumber,
-    count: number,
+    want: { inName: string; proto: ProtoNumber; count: number },
     now: number,
     out: GatewayResult,
   ): Grant {
+    const { inName, proto, count } = want;
     const verdict = this.directory.decide(s, inName, now);
     if (!verdict.allow) return no(verdict.reason, verdict.text);
     if (this.table.countOf(s.idHex) + count > this.cfg.maxReservationsPerSession) return no('rate-limited');
@@ -85,7 +84,7 @@ export class Reservations {
 
   /** RESERVE: k ports for an IN, each a row with its own serial and keys; answers RESERVED or ERROR. */
   reserve(s: GatewaySession, m: MessageOf<'RESERVE'>, now: number, out: GatewayResult): Body {
-    const grant = this.take(s, m.inName, m.proto, m.count, now, out);
+    const grant = this.take(s, m, now, out);
     out.events.push(
       this.directory.decisionEvent(s, 'reserve', m.inName, 'reason' in grant ? grant.reason : 'ok'),
     );
@@ -231,7 +230,7 @@ export class Reservations {
     const ctrl = this.table.get(6, a.ctrlT);
     const s = ctrl && this.sessions.get(ctrl.sessionId);
     if (!ctrl || !s) return out;
-    const grant = this.take(s, ctrl.inName, 6, 1, now, out);
+    const grant = this.take(s, { inName: ctrl.inName, proto: 6, count: 1 }, now, out);
     out.events.push(
       this.directory.decisionEvent(s, 'ftp-alias', ctrl.inName, 'reason' in grant ? grant.reason : 'ok'),
     );

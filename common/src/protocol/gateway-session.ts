@@ -1,7 +1,7 @@
 // The gateway's sessions (docs/protocol.md §4.1, §10, §11): each established by an AUTH, each with
 // its session channel. A session message is accepted through the channel (MAC, timestamp, replay
 // window; a duplicate is answered from the cache, never executed twice), then handled here:
-// KEEPALIVE, RELEASE, ACK, ERROR; RESERVE, BIND and MAP go to the reservations (gateway-
+// KEEPALIVE, RELEASE, ACK, ERROR; RESERVE, BIND and MAP go to the reservation phase (gateway-
 // reservations.ts), which own every reserved port.
 
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
@@ -10,7 +10,7 @@ import { SessionChannel, sessionRef, type Body } from './channel.ts';
 import { deriveControlKeys } from './crypto.ts';
 import type { Directory } from './gateway-directory.ts';
 import { handshakeError } from './gateway-handshake.ts';
-import type { Reservations } from './gateway-reservations.ts';
+import type { ReservationPhase } from './gateway-reservations.ts';
 import { endpointString, type Endpoint, type GatewayConfig, type GatewayResult } from './gateway-types.ts';
 import type { SessionMessage } from './messages.ts';
 
@@ -59,7 +59,7 @@ export function sendReliably(s: GatewaySession, body: Body, now: number, out: Ga
 export class Sessions {
   constructor(
     readonly byId: Map<string, GatewaySession>,
-    private readonly reservations: Reservations,
+    private readonly phase: ReservationPhase,
     private readonly directory: Directory,
     private readonly cfg: GatewayConfig,
     private readonly rnd: (n: number) => Buffer = nodeRandomBytes,
@@ -194,7 +194,7 @@ export class Sessions {
     localPort: number,
     out: GatewayResult,
   ): Body | undefined {
-    const r = this.reservations;
+    const r = this.phase;
     switch (msg.type) {
       case 'RESERVE':
         return r.reserve(s, msg, now, out);
@@ -235,7 +235,7 @@ export class Sessions {
   }
 
   end(s: GatewaySession, reason: 'released' | 'expired' | 'idle', out: GatewayResult): void {
-    this.reservations.endAll(s, reason === 'released' ? 'released' : 'expired', out);
+    this.phase.endAll(s, reason === 'released' ? 'released' : 'expired', out);
     s.channel.close();
     this.byId.delete(s.idHex);
     out.events.push({ kind: 'session-down', sessionId: s.idHex, user: s.user, reason });
