@@ -2,7 +2,7 @@
 // its session channel. A session message is accepted through the channel (MAC, timestamp, replay
 // window; a duplicate is answered from the cache, never executed twice), then handled here:
 // KEEPALIVE, RELEASE, ACK, ERROR; RESERVE, BIND and MAP go to the reservation phase (gateway-
-// reservations.ts), which own every reserved port.
+// reservations.ts), which works on the reservation table.
 
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { MAX_TEXT_LEN, type ReasonName } from './constants.ts';

@@ -1,13 +1,6 @@
 import t, { type Test } from 'tap';
-import {
-  AgentControl,
-  decode,
-  deriveFlowKeys,
-  encode,
-  GatewayControl,
-  type Message,
-} from '../../src/protocol/index.ts';
-import { ALICE_SECRET, BOB_SECRET, GK1, GK2, T0, Wire, login, setup } from './harness.ts';
+import { decode, deriveFlowKeys, encode, GatewayControl, type Message } from '../../src/protocol/index.ts';
+import { aliceAgent, BOB_SECRET, GK1, GK2, T0, Wire, login, setup } from './harness.ts';
 
 type Tap = Test;
 
@@ -303,12 +296,7 @@ t.test('sessions per user are limited (rate-limited, authenticated refusal)', as
   const states: string[] = [];
   let last: Wire | undefined;
   for (let i = 0; i < 3; i++) {
-    const agent = new AgentControl({
-      user: 'alice',
-      userSecret: ALICE_SECRET,
-      group: 'sales',
-      groupKey: { version: 1, key: GK1 },
-    });
+    const agent = aliceAgent();
     last = new Wire(agent, gw, { addr: '203.0.113.2', port: 61000 + i });
     login(last);
     states.push(agent.state);

@@ -135,6 +135,15 @@ export class Wire {
   }
 }
 
+/** alice's agent (sales, GK version 1), for a test that brings its own gateway. */
+export const aliceAgent = () =>
+  new AgentControl({
+    user: 'alice',
+    userSecret: ALICE_SECRET,
+    group: 'sales',
+    groupKey: { version: 1, key: GK1 },
+  });
+
 export function setup(
   opts: {
     user?: string;

@@ -3,8 +3,7 @@
 // directory that misbehaves. Every reserved port lives in the gateway's reservation table.
 import t from 'tap';
 import { decode, GatewayControl, type AgentEvent } from '../../src/protocol/index.ts';
-import { ALICE_SECRET, GK1, T0, login, setup, Wire } from './harness.ts';
-import { AgentControl } from '../../src/protocol/index.ts';
+import { aliceAgent, T0, login, setup, Wire } from './harness.ts';
 
 const IN1 = 'intra1.corp.example';
 const IN2 = 'intra2.corp.example';
@@ -24,12 +23,7 @@ function pooled() {
 }
 /** A second agent for alice on a gateway with its own options. */
 function aliceOn(gw: GatewayControl): Wire {
-  const agent = new AgentControl({
-    user: 'alice',
-    userSecret: ALICE_SECRET,
-    group: 'sales',
-    groupKey: { version: 1, key: GK1 },
-  });
+  const agent = aliceAgent();
   const w = new Wire(agent, gw);
   login(w);
   return w;

@@ -3,7 +3,6 @@
 // re-maps the control flow, and input that is garbage or misdirected.
 import t from 'tap';
 import {
-  AgentControl,
   decode,
   encode,
   GatewayControl,
@@ -12,7 +11,7 @@ import {
   type SessionMessage,
 } from '../../src/protocol/index.ts';
 import { fuzzRandom } from '../fuzz-random.ts';
-import { ALICE_SECRET, GK1, T0, login, setup, Wire } from './harness.ts';
+import { aliceAgent, T0, login, setup, Wire } from './harness.ts';
 
 const IN1 = 'intra1.corp.example';
 
@@ -201,12 +200,7 @@ t.test('keepalive timeout ends the session on the agent', async (t) => {
 function byDeadlines(until: number) {
   const { dir } = setup();
   const gw = new GatewayControl({ policy: dir, sessionLifetimeSec: 600, sessionIdleSec: 100_000 });
-  const agent = new AgentControl({
-    user: 'alice',
-    userSecret: ALICE_SECRET,
-    group: 'sales',
-    groupKey: { version: 1, key: GK1 },
-  });
+  const agent = aliceAgent();
   const w = new Wire(agent, gw);
   const before = gw.nextDeadline();
   login(w);
@@ -363,16 +357,7 @@ t.test('a throwing lookupUser becomes an internal refusal at login, never a cras
   dir.lookupUser = () => {
     throw new Error('ldap down');
   };
-  const s2 = new Wire(
-    new AgentControl({
-      user: 'alice',
-      userSecret: ALICE_SECRET,
-      group: 'sales',
-      groupKey: { version: 1, key: GK1 },
-    }),
-    gw,
-    { addr: '203.0.113.3', port: 1 },
-  );
+  const s2 = new Wire(aliceAgent(), gw, { addr: '203.0.113.3', port: 1 });
   login(s2);
   t.match(
     s2.agentEvents.find((e) => e.kind === 'refused'),
