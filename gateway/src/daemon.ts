@@ -268,8 +268,12 @@ export class GatewayDaemon {
   }
 
   private onDataPlane(e: DataPlaneEvent): void {
-    // an expiry of a reservation that ended before (the engine's event crossed its removal)
-    if (e.kind === 'flow-expired' && this.control.reservations.get(e.proto, e.t)?.id !== e.id) return;
+    // An event about a reservation that has ended (the engine's event crossed its removal), or
+    // that a newer reservation of the same port replaced, is not about today's row: ignore it.
+    if (e.kind !== 'verify-failed') {
+      const row = this.control.reservations.get(e.proto, e.t);
+      if (e.kind === 'flow-expired' ? row?.id !== e.id : row !== undefined && row.id !== e.id) return;
+    }
     this.metrics.engine.inc({ kind: e.kind });
     const now = this.now();
     switch (e.kind) {

@@ -12,6 +12,7 @@ import { createLogger, protocol } from '@gsra/common';
 import { startSlapd } from '../../ldap/src/fixture/index.ts';
 import { checkGatewayConfig } from '../src/config.ts';
 import { GatewayDaemon } from '../src/daemon.ts';
+import type { AlgHandler, DataPlane, DataPlaneEvent } from '../src/data-plane.ts';
 import { main } from '../src/cli.ts';
 import { run } from '../../test/lab/exec.ts';
 import { AgentDriver } from './agent-driver.ts';
@@ -26,8 +27,33 @@ const tmp = mkdtempSync(join(tmpdir(), 'gsra-gw-'));
 writeFileSync(join(tmp, 'ldap-password'), dir.gatewayPassword + '\n', { mode: 0o600 });
 const { alice, bob } = dir.users;
 
+/** Records what the daemon hands the packet path; the test plays the engine's events. */
+class RecordingDataPlane implements DataPlane {
+  added: protocol.Reservation[] = [];
+  removed: protocol.Reservation[] = [];
+  private cb: (e: DataPlaneEvent) => void = () => {};
+  start(): void {}
+  add(r: protocol.Reservation): void {
+    this.added.push(r);
+  }
+  remove(r: protocol.Reservation): void {
+    this.removed.push(r);
+  }
+  onEvent(cb: (e: DataPlaneEvent) => void): void {
+    this.cb = cb;
+  }
+  emit(e: DataPlaneEvent): void {
+    this.cb(e);
+  }
+  setAlg(_alg: AlgHandler): void {}
+  stats(): Record<string, number> {
+    return {};
+  }
+  async close(): Promise<void> {}
+}
+
 /** A gateway of its own for one test, with its log lines; stopped when the test ends. */
-async function gateway(t: Test) {
+async function gateway(t: Test, dataPlane?: DataPlane) {
   const base = 20000 + Math.floor(Math.random() * 20000);
   const config = checkGatewayConfig({
     publicAddress: '127.0.0.1',
@@ -52,6 +78,7 @@ async function gateway(t: Test) {
   });
   const gw = new GatewayDaemon(config, {
     logger: createLogger('gateway', { stream: logStream, level: 'debug' }),
+    dataPlane,
   });
   await gw.start();
   t.teardown(() => gw.stop());
@@ -302,6 +329,60 @@ t.test('with the directory down, a reload fails loudly and the last snapshot kee
       .some((l) => l.message === 'reload failed: directory unavailable' && l.level === 'error'),
   );
   t.same(gw.health(), [], 'a fresh snapshot is still usable (it goes stale after 5 refresh intervals)');
+});
+
+/** alice with 4 TCP ports for intra1, on a gateway whose data plane records what it gets. */
+async function withDataPlane(t: Test) {
+  const dp = new RecordingDataPlane();
+  const g = await gateway(t, dp);
+  const a = await g.aliceUp();
+  a.apply(a.agent.reserve(IN1, 6, Date.now()));
+  await a.waitFor((e) => e.kind === 'reserved');
+  return { ...g, dp, a };
+}
+
+t.test('the data plane receives each reservation row itself, with the PIN from the directory', async (t) => {
+  const { gw, dp } = await withDataPlane(t);
+  t.equal(dp.added.length, 4);
+  for (const r of dp.added) {
+    t.equal(r, gw.control.reservations.get(r.proto, r.t), `row ${r.t}: the table's own row, not a copy`);
+    t.match(r, { proto: 6, user: 'alice', inName: IN1, pin: '10.0.0.11' });
+  }
+});
+
+t.test('a released reservation is taken back from the data plane', async (t) => {
+  const { dp, a } = await withDataPlane(t);
+  const r = dp.added[0]!;
+  a.apply(a.agent.release(6, r.t, Date.now()));
+  await a.waitFor((e) => e.kind === 'released');
+  t.same(dp.removed, [r]);
+});
+
+t.test('the engine binding a row in-band: the row is mapped and the agent gets BOUND', async (t) => {
+  const { dp, a } = await withDataPlane(t);
+  const r = dp.added[0]!;
+  dp.emit({ kind: 'bound', id: r.id, proto: 6, t: r.t, ghr: '127.0.0.1', m: 33333, d: 80 });
+  t.match(await a.waitFor((e) => e.kind === 'bound'), { t: r.t, m: 33333, d: 80 });
+  t.match(r, { binding: { ghr: '127.0.0.1', m: 33333 }, mapping: { d: 80 } });
+});
+
+t.test('an engine event about a reservation that has ended is not taken for today’s row', async (t) => {
+  const { gw, dp, lines } = await withDataPlane(t);
+  const r = dp.added[0]!;
+  dp.emit({ kind: 'bound', id: r.id + 1000, proto: 6, t: r.t, ghr: '127.0.0.1', m: 1, d: 80 });
+  t.equal(r.binding, undefined, 'a stale id binds nothing');
+  const from = lines.length;
+  dp.emit({ kind: 'flow-expired', id: r.id + 1000, proto: 6, t: r.t, reason: 'closing' });
+  dp.emit({ kind: 'flow-expired', id: r.id, proto: 6, t: r.t, reason: 'closing' });
+  t.same(
+    lines
+      .slice(from)
+      .filter((l) => l.message === 'flow expired')
+      .map((l) => l.t),
+    [r.t],
+    'only the expiry of the current row is logged',
+  );
+  t.equal(gw.control.reservations.get(6, r.t), r);
 });
 
 t.test('gsra-gateway check-config reports problems as path: expected X, got Y', async (t) => {
