@@ -5,6 +5,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ADDR } from '../lab/lab.ts';
+import { waitFor } from '../lab/exec.ts';
 import { makeRandomFile, sha256File, startCapture, startUdpEcho, udpProbe } from '../lab/services.ts';
 import { startGsraLab, IN1, IN2 } from './gsra-lab.ts';
 import {
@@ -16,6 +17,19 @@ import {
   needlesOf,
   tcpHeaderLength,
 } from './wire.ts';
+
+/** Whether a line matching pred reaches a daemon's log file within ms (log lines come through a pipe). */
+async function logShows(
+  g: { logLines(file: string): Record<string, unknown>[] },
+  file: string,
+  pred: (l: Record<string, unknown>) => boolean,
+  ms = 3000,
+): Promise<boolean> {
+  return waitFor('a log line', () => g.logLines(file).some(pred), ms).then(
+    () => true,
+    () => false,
+  );
+}
 
 for (const nat of ['preserving', 'symmetric'] as const) {
   t.test(`GSRA session behind a ${nat} home NAT`, async (t) => {
@@ -66,9 +80,10 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         t.not(r.code, 0);
         t.ok(ms < 1000, `refused after ${ms} ms`);
         t.match(r.stderr, /Couldn't connect|Connection refused/);
-        const lines = g.logLines(alice.logFile);
         t.ok(
-          lines.some(
+          await logShows(
+            g,
+            alice.logFile,
             (l) =>
               l.message === 'alice is not in a group that may reach intra2.corp.example' &&
               l.reason === 'not-in-group',
@@ -76,15 +91,15 @@ for (const nat of ['preserving', 'symmetric'] as const) {
           'the agent logs why',
         );
         t.ok(
-          g
-            .logLines(g.gatewayLog)
-            .some(
-              (l) =>
-                l.message === 'access refused' &&
-                l.user === 'alice' &&
-                l.in === IN2 &&
-                l.reason === 'not-in-group',
-            ),
+          await logShows(
+            g,
+            g.gatewayLog,
+            (l) =>
+              l.message === 'access refused' &&
+              l.user === 'alice' &&
+              l.in === IN2 &&
+              l.reason === 'not-in-group',
+          ),
           'the gateway logs the decision with user, group, IN and reason',
         );
       },
@@ -184,13 +199,15 @@ for (const nat of ['preserving', 'symmetric'] as const) {
           `the reply names the VIN ${vin}, not the server’s private address`,
         );
         t.ok(
-          g
-            .logLines(g.gatewayLog)
-            .some((l) => l.step === 'ftp-alias' && l.user === 'alice' && l.decision === 'allow'),
+          await logShows(
+            g,
+            g.gatewayLog,
+            (l) => l.step === 'ftp-alias' && l.user === 'alice' && l.decision === 'allow',
+          ),
           'the gateway reserved the data port (decision logged)',
         );
         t.ok(
-          g.logLines(alice.logFile).some((l) => l.message === 'flow started' && l.ftp === 'data'),
+          await logShows(g, alice.logFile, (l) => l.message === 'flow started' && l.ftp === 'data'),
           'the agent used the reserved port for the data connection',
         );
       },
