@@ -170,7 +170,12 @@ async function status(config: Pick<AgentConfig, 'ops'>, json: boolean, io: CliIo
   const lines = [
     `user:   ${s.user}`,
     `login:  ${s.login.expired ?? `valid until ${s.login.expiresAt}`}`,
-    `groups: ${s.groups.map((g) => `${g.name} (session ${g.session}${g.error ? `: ${g.error}` : ''})`).join(', ')}`,
+    `groups: ${s.groups
+      .map(
+        (g) =>
+          `${g.name} (session ${g.session}${g.error ? `: ${g.error}` : ''}${g.nextLogin ? `; next login ${g.nextLogin}` : ''})`,
+      )
+      .join(', ')}`,
     'VINs:',
     ...s.vins.map((v) => `  ${v.vin.padEnd(16)} ${v.name}`),
     'flows:',

@@ -28,8 +28,9 @@ interface Session {
   control: protocol.AgentControl;
   sock: Socket;
   timer?: NodeJS.Timeout;
-  /** The pending re-login after a lost or refused session (at most one). */
+  /** The pending re-login after a lost or refused session (at most one), and when it fires. */
   retry?: NodeJS.Timeout;
+  retryAt?: number;
   up: boolean;
   retryMs: number;
   lastError?: string;
@@ -63,7 +64,8 @@ export interface AgentStatus {
   user: string;
   /** When the stored login stops being usable (ISO time), and why it already has, if it has. */
   login: { expiresAt: string; expired: string | null };
-  groups: { name: string; session: 'up' | 'down'; error: string | null }[];
+  /** nextLogin: when the agent will try to log in again (ISO time), null when it will not. */
+  groups: { name: string; session: 'up' | 'down'; error: string | null; nextLogin: string | null }[];
   vins: { name: string; vin: string }[];
   flows: {
     in: string;
@@ -153,6 +155,7 @@ export class AgentDaemon {
         for (const s of this.sessions.values()) {
           if (s.retry) clearTimeout(s.retry);
           s.retry = undefined;
+          s.retryAt = undefined;
           this.apply(s, s.control.logout(this.now()));
           s.up = false;
           s.lastError = why;
@@ -232,8 +235,10 @@ export class AgentDaemon {
         if (e.kind === 'session-down' && reason === 'unknown-session') break;
         // Survive an unreachable or restarted gateway: log in again with backoff, one timer at a time.
         if (s.retry) clearTimeout(s.retry);
+        s.retryAt = this.now() + s.retryMs;
         s.retry = setTimeout(() => {
           s.retry = undefined;
+          s.retryAt = undefined;
           this.apply(s, s.control.login(this.now()));
         }, s.retryMs);
         s.retry.unref();
@@ -502,6 +507,7 @@ export class AgentDaemon {
         name: s.group,
         session: s.up ? 'up' : 'down',
         error: s.lastError ?? null,
+        nextLogin: s.retryAt === undefined ? null : new Date(s.retryAt).toISOString(),
       })),
       vins: this.vins.entries().map((e) => ({ name: e.name, vin: e.vin })),
       flows: [...this.flows.values()].map((f) => {
