@@ -1,5 +1,6 @@
-// Generated from native/src (engine/stats.rs, engine/events.rs, engine/flow.rs) by the Rust test
-// napi::typescript::generated_names_are_current; do not edit. To regenerate, in native/:
+// Generated from native/src (engine/stats.rs, engine/drops.rs, engine/events.rs, engine/flow.rs) by
+// the Rust test napi::typescript::generated_names_are_current; do not edit. To regenerate, in
+// native/:
 //   GSRA_WRITE_GENERATED=1 cargo test --release --lib typescript
 
 /** The engine's counters, as `stats()` reports them. */
@@ -33,6 +34,36 @@ export const ENGINE_COUNTERS = [
 ] as const;
 export type EngineCounter = (typeof ENGINE_COUNTERS)[number];
 
+/** Why the engine refuses a packet (`stats().drops`, a `drop` verdict's `reason`). */
+export const DROP_REASONS = [
+  'malformed',
+  'fragment',
+  'no-flow',
+  'wrong-source',
+  'port-denied',
+  'port-mismatch',
+  'no-mac',
+  'bad-mac',
+  'replay',
+  'syn-replay',
+  'new-connection',
+  'closed',
+  'old-data',
+  'binding-full',
+  'no-room',
+  'crypto',
+  'key-exhausted',
+  'icmp-invalid',
+  'icmp-mtu-floor',
+  'held-overflow',
+  'held-expired',
+  'held-failed',
+  'punt-expired',
+  'punt-refused',
+  'panic',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
 /** Every event `type` the engine emits. */
 export const ENGINE_EVENT_TYPES = [
   'held',
@@ -45,5 +76,5 @@ export const ENGINE_EVENT_TYPES = [
 export type EngineEventType = (typeof ENGINE_EVENT_TYPES)[number];
 
 /** The states of a flow (`flowStats().state`, `expired` events). */
-export const FLOW_STATES = ['reserved', 'handshake', 'established', 'closing', 'udp'] as const;
+export const FLOW_STATES = ['reserved', 'handshake', 'established', 'closing', 'closed', 'udp'] as const;
 export type FlowState = (typeof FLOW_STATES)[number];

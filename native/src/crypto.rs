@@ -2,8 +2,10 @@
 //! (crypto/openssl_linux.rs), CNG (bcrypt.dll) on Windows (crypto/cng_windows.rs). Nothing here
 //! implements AES or SHA-256 itself; this file is the portable front both share.
 //!
-//! `AesCtr` encrypts/decrypts in place with IV = salt(8) || be64(position / 16), skipping
-//! position % 16 bytes of the first block. `Hmac` is HMAC-SHA256 with the key set once.
+//! `AesCtr` encrypts/decrypts in place: `apply_siv` with the counter block T(12) || be32(block)
+//! (the secure mode, docs/pccom.md §3); `apply` with salt(8) || be64(position / 16), skipping
+//! position % 16 bytes of the first block (the compat mode). `Hmac` is HMAC-SHA256 with the key
+//! set once.
 
 /// Constant-time comparison.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -33,8 +35,28 @@ mod cng_windows;
 #[cfg(windows)]
 pub use cng_windows::{AesCtr, Hmac};
 
+/// Length of the synthetic IV T (the truncated MAC).
+pub const SIV_LEN: usize = 12;
+
+/// The first counter block of a payload protected under the synthetic IV `t`: T || be32(0). The
+/// block counter runs in the low 32 bits and never carries into T (a payload is far below 2^36
+/// bytes).
+pub fn siv_block(t: &[u8; SIV_LEN]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..SIV_LEN].copy_from_slice(t);
+    iv
+}
+
 impl AesCtr {
-    /// XORs `data` with the keystream starting at byte `position`.
+    /// XORs `data` with the keystream of the synthetic IV `t` (counter blocks T || be32(i)).
+    pub fn apply_siv(&mut self, t: &[u8; SIV_LEN], data: &mut [u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        self.apply_iv(&siv_block(t), 0, data)
+    }
+
+    /// Compat mode: XORs `data` with the keystream starting at byte `position`.
     pub fn apply(&mut self, position: u64, data: &mut [u8]) -> bool {
         if data.is_empty() {
             return true;

@@ -5,7 +5,7 @@
 //! backend (the N-API instance) owns the host too, and hands the backend to the calls that must
 //! carry out verdicts decided later (`deliver`). So no reference cycle ties the two.
 
-use crate::engine::{Engine, Handle, Hook, OutItem, Step, Verdict};
+use crate::engine::{Engine, Handle, Hook, OutItem, Reason, Step, Verdict};
 use crate::lock::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -52,7 +52,7 @@ impl Host {
 
     /// One packet a backend took: table work under the engine lock, crypto under the flow's
     /// lock only, so threads working on different flows run their AES and HMAC in parallel. A
-    /// panic is caught and the packet dropped (`Drop("panic")`; count it in `end_batch`).
+    /// panic is caught and the packet dropped (`Drop(Reason::Panic)`; count it in `end_batch`).
     pub fn process_queued(&self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Verdict {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let step = lock(&self.eng).classify(pkt, hook, handle, now);
@@ -64,7 +64,7 @@ impl Host {
                 }
             }
         }))
-        .unwrap_or(Verdict::Drop("panic"))
+        .unwrap_or(Verdict::Drop(Reason::Panic))
     }
 
     /// After a backend's batch: counts its panics, runs expiry over up to `budget` flows and takes
@@ -72,6 +72,9 @@ impl Host {
     pub fn end_batch(&self, now: u64, panics: u64, budget: usize) -> Pending {
         let mut e = lock(&self.eng);
         e.stats.panics += panics;
+        for _ in 0..panics {
+            e.stats.count_drop(Reason::Panic);
+        }
         e.sweep(now, budget);
         Pending { items: std::mem::take(&mut e.outbox), have_events: !e.events.is_empty() }
     }

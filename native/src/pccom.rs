@@ -1,26 +1,39 @@
-//! The PCCOM data-plane construction (see docs/pccom.md for the normative description).
+//! The PCCOM data-plane construction, wire format 2 (see docs/pccom.md for the normative
+//! description).
 //!
-//! TCP: payload AES-128-CTR at the byte's 64-bit extended sequence position; HMAC-SHA256-96
-//! carried in an RFC 6994 experimental option (kind 253, ExID 0x4753).
-//! UDP: payload AES-128-CTR at position counter << 16; 20-byte trailer d(2) || ctr(6) || mac(12).
+//! Secure mode, both protocols: deterministic authenticated encryption with a synthetic IV (SIV,
+//! RFC 5297 style). T = HMAC-SHA256(macKey, M)[..12], where M covers the header fields, the
+//! connection (TCP: both ISNs) or the datagram counter (UDP), and the PLAINTEXT; the payload is
+//! then AES-128-CTR encrypted with the counter blocks T || be32(i). T is the MAC on the wire, so the
+//! overhead stays 16 bytes (TCP option) or 20 (UDP trailer). The receiver decrypts with the T it
+//! received, recomputes T over the plaintext and compares in constant time before anything is
+//! delivered. Nobody but the encryptor chooses a keystream, and one keystream never covers two
+//! different plaintexts (they would need the same T).
+//! TCP: the MAC sits in an RFC 6994 experimental option (kind 253, ExID 0x4753).
+//! UDP: 20-byte trailer d(2) || ctr(6) || T(12).
 //! Compat: the paper's 16-bit keyed checksum, no option, no trailer (weak, explicit per flow).
 
-use crate::crypto::{ct_eq, AesCtr, Hmac};
+use crate::crypto::{ct_eq, AesCtr, Hmac, SIV_LEN};
 use crate::pkt::*;
 
 pub const OPT_KIND: u8 = 253;
 pub const EXID: [u8; 2] = [0x47, 0x53];
-pub const MAC_LEN: usize = 12;
+pub const MAC_LEN: usize = SIV_LEN;
 /// Option on every TCP segment except the initial SYN.
 pub const TCP_OPT_LEN: usize = 16;
 /// Option on the initial SYN (SYN without ACK): also carries version, flags and port d.
 pub const TCP_SYN_OPT_LEN: usize = 20;
-pub const OPT_VERSION: u8 = 1;
+/// Wire format 2: the synthetic-IV construction.
+pub const OPT_VERSION: u8 = 2;
 pub const UDP_TRAILER_LEN: usize = 20;
-pub const DOMAIN_TCP: u8 = 0x01;
-pub const DOMAIN_UDP: u8 = 0x02;
+/// Domain bytes of the MAC input: TCP and UDP of wire format 2, and the compat checksum.
+pub const DOMAIN_TCP: u8 = 0x11;
+pub const DOMAIN_UDP: u8 = 0x12;
 pub const DOMAIN_COMPAT: u8 = 0x03;
 pub const UDP_CTR_MAX: u64 = (1u64 << 48) - 1;
+/// Packets one direction of a flow protects under one key, at most: with 96-bit synthetic IVs the
+/// chance that two of them collide stays below 2^-25 (birthday bound q^2 / 2^97, docs/pccom.md §3).
+pub const PACKET_LIMIT: u64 = 1u64 << 36;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PErr {
@@ -83,7 +96,8 @@ impl Dir {
     pub fn new(k: &DirKeys) -> Result<Dir, &'static str> {
         Ok(Dir { aes: AesCtr::new(&k.enc, &k.salt)?, mac: Hmac::new(&k.mac)?, mac_key: k.mac })
     }
-    fn tag(&mut self, parts: &[&[u8]]) -> Result<[u8; 32], ()> {
+    /// The synthetic IV: HMAC-SHA256(macKey, parts...)[..12].
+    fn siv(&mut self, parts: &[&[u8]]) -> Result<[u8; MAC_LEN], ()> {
         if !self.mac.begin() {
             return Err(());
         }
@@ -93,11 +107,12 @@ impl Dir {
             }
         }
         let mut out = [0u8; 32];
-        if self.mac.finish(&mut out) {
-            Ok(out)
-        } else {
-            Err(())
+        if !self.mac.finish(&mut out) {
+            return Err(());
         }
+        let mut t = [0u8; MAC_LEN];
+        t.copy_from_slice(&out[..MAC_LEN]);
+        Ok(t)
     }
 }
 
@@ -184,10 +199,20 @@ impl Replay {
     }
 }
 
+/// Where a TCP segment sits, as the MAC covers it: the 64-bit extended sequence and
+/// acknowledgment numbers (§4.3; `ext_ack` 0 when ACK is clear) and the ISNs of the sender's and
+/// the receiver's streams (the receiver's is 0 on an initial SYN, and until it is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpPos {
+    pub ext_seq: u64,
+    pub ext_ack: u64,
+    pub isn_sender: u32,
+    pub isn_receiver: u32,
+}
+
 /// Result of a successful TCP verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpOk {
-    pub ext_seq: u64,
     /// The original destination port, present on the initial SYN only.
     pub d: Option<u16>,
 }
@@ -273,23 +298,31 @@ fn eol_position(o: &[u8]) -> Option<usize> {
     None
 }
 
-/// The MAC input's fixed header for TCP: domain || ext_seq || ext_ack || flags || window ||
-/// urgent || be16(len(other options)).
-fn tcp_mac_head(ext_seq: u64, ext_ack: u64, flags: u8, window: u16, urg: u16, optlen: usize) -> [u8; 24] {
-    let mut h = [0u8; 24];
+/// Length of the MAC input's fixed part for TCP.
+pub const TCP_MAC_HEAD_LEN: usize = 33;
+
+/// The MAC input's fixed part for TCP: domain || be32(ISN sender) || be32(ISN receiver) ||
+/// be64(ext_seq) || be64(ext_ack) || reserved+AE bits (TCP byte 12 & 0x0f) || flags (byte 13) ||
+/// window || urgent || be16(len(other options)).
+fn tcp_mac_head(pos: &TcpPos, b12: u8, flags: u8, window: u16, urg: u16, optlen: usize) -> [u8; TCP_MAC_HEAD_LEN] {
+    let mut h = [0u8; TCP_MAC_HEAD_LEN];
     h[0] = DOMAIN_TCP;
-    h[1..9].copy_from_slice(&ext_seq.to_be_bytes());
-    h[9..17].copy_from_slice(&ext_ack.to_be_bytes());
-    h[17] = flags;
-    h[18..20].copy_from_slice(&window.to_be_bytes());
-    h[20..22].copy_from_slice(&urg.to_be_bytes());
-    h[22..24].copy_from_slice(&(optlen as u16).to_be_bytes());
+    h[1..5].copy_from_slice(&pos.isn_sender.to_be_bytes());
+    h[5..9].copy_from_slice(&pos.isn_receiver.to_be_bytes());
+    h[9..17].copy_from_slice(&pos.ext_seq.to_be_bytes());
+    h[17..25].copy_from_slice(&pos.ext_ack.to_be_bytes());
+    h[25] = b12 & 0x0f;
+    h[26] = flags;
+    h[27..29].copy_from_slice(&window.to_be_bytes());
+    h[29..31].copy_from_slice(&urg.to_be_bytes());
+    h[31..33].copy_from_slice(&(optlen as u16).to_be_bytes());
     h
 }
 
-/// Data position of the first payload byte (a SYN occupies one sequence number).
+/// Compat mode: the keystream position of the first payload byte (a SYN occupies one sequence
+/// number).
 #[inline]
-fn data_pos(ext_seq: u64, flags: u8) -> u64 {
+pub fn data_pos(ext_seq: u64, flags: u8) -> u64 {
     if flags & TCP_SYN != 0 {
         ext_seq.wrapping_add(1)
     } else {
@@ -297,10 +330,11 @@ fn data_pos(ext_seq: u64, flags: u8) -> u64 {
     }
 }
 
-/// Protects an outgoing TCP segment in place: encrypts the payload, clamps MSS on SYNs, appends
-/// the MAC option. `d` is put in the option of an initial SYN. The caller rewrites addresses
-/// and writes checksums afterwards. Updates `txseq`.
-pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, txseq: &mut SeqTrack, rxseq: &SeqTrack, d: u16) -> Result<(), PErr> {
+/// Protects an outgoing TCP segment in place: clamps MSS on SYNs, appends the option, computes the
+/// synthetic IV T over the header fields, `pos` and the plaintext, encrypts the payload under T
+/// and writes T as the MAC. `d` is put in the option of an initial SYN. The caller rewrites
+/// addresses and writes checksums afterwards, and records `pos` in its sequence trackers.
+pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &TcpPos, d: u16) -> Result<(), PErr> {
     let off = tcp.off;
     let flags = tcp.flags;
     let initial_syn = flags & TCP_SYN != 0 && flags & TCP_ACK == 0;
@@ -316,8 +350,6 @@ pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, txseq: &
     if new_total > 65535 {
         return Err(PErr::NoRoom);
     }
-    let ext_seq = txseq.extend(tcp.seq);
-    let ext_ack = if flags & TCP_ACK != 0 { rxseq.extend(tcp.ack) } else { 0 };
     // Move the payload and write the option area.
     buf.truncate(ip.total);
     if off + new_hlen >= tcp.payload {
@@ -340,15 +372,14 @@ pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, txseq: &
     }
     buf[off + 12] = ((new_hlen / 4) as u8) << 4 | (buf[off + 12] & 0x0f);
     put16(buf, 2, new_total as u16);
-    // Encrypt, then MAC.
+    // T over the plaintext, then encrypt under T.
     let p0 = off + new_hlen;
-    if !tx.aes.apply(data_pos(ext_seq, flags), &mut buf[p0..new_total]) {
+    let head = tcp_mac_head(pos, buf[off + 12], flags, be16(buf, off + 14), be16(buf, off + 18), n);
+    let t = tx.siv(&[&head, &buf[off + 20..off + 20 + n], &buf[o..o + olen - MAC_LEN], &buf[p0..new_total]]).map_err(|_| PErr::Crypto)?;
+    if !tx.aes.apply_siv(&t, &mut buf[p0..new_total]) {
         return Err(PErr::Crypto);
     }
-    let head = tcp_mac_head(ext_seq, ext_ack, flags, be16(buf, off + 14), be16(buf, off + 18), n);
-    let t = tx.tag(&[&head, &buf[off + 20..off + 20 + n], &buf[o..o + olen - MAC_LEN], &buf[p0..new_total]]).map_err(|_| PErr::Crypto)?;
-    buf[o + olen - MAC_LEN..o + olen].copy_from_slice(&t[..MAC_LEN]);
-    txseq.update(ext_seq);
+    buf[o + olen - MAC_LEN..o + olen].copy_from_slice(&t);
     Ok(())
 }
 
@@ -378,9 +409,11 @@ fn find_option(area: &[u8], flags: u8) -> Result<(usize, usize, Option<u16>), VE
     found.ok_or(VErr::NoMac)
 }
 
-/// Verifies an incoming TCP segment; on success decrypts it in place and removes the option.
-/// Does not update `rxseq` (the caller does, with the returned ext_seq, after its own checks).
-pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, rxseq: &SeqTrack, txseq: &SeqTrack) -> Result<TcpOk, VErr> {
+/// Verifies an incoming TCP segment: decrypts the payload under the T it carries, recomputes T
+/// over the header fields, `pos` and the plaintext, and compares in constant time. On success the
+/// payload is plaintext and the option is removed; on failure the packet must be dropped (its
+/// payload is garbage). The caller records `pos` after its own checks.
+pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, pos: &TcpPos) -> Result<TcpOk, VErr> {
     let off = tcp.off;
     let flags = tcp.flags;
     let area_len = tcp.hlen - 20;
@@ -393,16 +426,16 @@ pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, rxseq: &S
         other[..oi].copy_from_slice(&area[..oi]);
         other[oi..n].copy_from_slice(&area[oi + olen..]);
     }
-    let ext_seq = rxseq.extend(tcp.seq);
-    let ext_ack = if flags & TCP_ACK != 0 { txseq.extend(tcp.ack) } else { 0 };
-    let head = tcp_mac_head(ext_seq, ext_ack, flags, be16(buf, off + 14), be16(buf, off + 18), n);
     let o = off + 20 + oi;
-    let t = rx.tag(&[&head, &other[..n], &buf[o..o + olen - MAC_LEN], &buf[tcp.payload..tcp.end]]).map_err(|_| VErr::Crypto)?;
-    if !ct_eq(&t[..MAC_LEN], &buf[o + olen - MAC_LEN..o + olen]) {
-        return Err(VErr::BadMac);
-    }
-    if !rx.aes.apply(data_pos(ext_seq, flags), &mut buf[tcp.payload..tcp.end]) {
+    let mut t = [0u8; MAC_LEN];
+    t.copy_from_slice(&buf[o + olen - MAC_LEN..o + olen]);
+    if !rx.aes.apply_siv(&t, &mut buf[tcp.payload..tcp.end]) {
         return Err(VErr::Crypto);
+    }
+    let head = tcp_mac_head(pos, buf[off + 12], flags, be16(buf, off + 14), be16(buf, off + 18), n);
+    let want = rx.siv(&[&head, &other[..n], &buf[o..o + olen - MAC_LEN], &buf[tcp.payload..tcp.end]]).map_err(|_| VErr::Crypto)?;
+    if !ct_eq(&want, &t) {
+        return Err(VErr::BadMac);
     }
     // Remove the option.
     let new_hlen = tcp.hlen - olen;
@@ -412,13 +445,13 @@ pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, rxseq: &S
     buf.truncate(new_total);
     buf[off + 12] = ((new_hlen / 4) as u8) << 4 | (buf[off + 12] & 0x0f);
     put16(buf, 2, new_total as u16);
-    Ok(TcpOk { ext_seq, d })
+    Ok(TcpOk { d })
 }
 
-/// Protects an outgoing UDP datagram: encrypts the payload at position ctr << 16 and appends
-/// the trailer d(2) || ctr(6) || mac(12).
+/// Protects an outgoing UDP datagram: T = HMAC(macKey, 0x12 || d || ctr48 || plaintext)[..12],
+/// the payload encrypted under T, and the trailer d(2) || ctr(6) || T(12) appended.
 pub fn udp_protect(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, tx: &mut Dir, ctr: u64, d: u16) -> Result<(), PErr> {
-    if ctr == 0 || ctr > UDP_CTR_MAX {
+    if ctr == 0 || ctr > UDP_CTR_MAX || ctr > PACKET_LIMIT {
         return Err(PErr::CounterExhausted);
     }
     let new_total = udp.end + UDP_TRAILER_LEN;
@@ -426,22 +459,23 @@ pub fn udp_protect(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, tx: &mut Dir, ctr: u64
         return Err(PErr::NoRoom);
     }
     buf.truncate(ip.total);
-    if !tx.aes.apply(ctr << 16, &mut buf[udp.payload..udp.end]) {
-        return Err(PErr::Crypto);
-    }
     buf.resize(new_total, 0);
     let tr = udp.end;
     put16(buf, tr, d);
     buf[tr + 2..tr + 8].copy_from_slice(&ctr.to_be_bytes()[2..]);
-    let t = tx.tag(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..udp.end]]).map_err(|_| PErr::Crypto)?;
-    buf[tr + 8..tr + 20].copy_from_slice(&t[..MAC_LEN]);
+    let t = tx.siv(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..udp.end]]).map_err(|_| PErr::Crypto)?;
+    if !tx.aes.apply_siv(&t, &mut buf[udp.payload..udp.end]) {
+        return Err(PErr::Crypto);
+    }
+    buf[tr + 8..tr + 20].copy_from_slice(&t);
     put16(buf, udp.off + 4, (new_total - udp.off) as u16);
     put16(buf, 2, new_total as u16);
     Ok(())
 }
 
-/// Verifies an incoming UDP datagram against `replay`, decrypts it and strips the trailer.
-/// Returns (d, ctr). Updates the replay window on success.
+/// Verifies an incoming UDP datagram against `replay` (before any crypto), decrypts it under its
+/// T, recomputes T over the plaintext, and strips the trailer. Returns (d, ctr). Updates the replay
+/// window on success only.
 pub fn udp_verify(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, rx: &mut Dir, replay: &mut Replay) -> Result<(u16, u64), VErr> {
     if udp.end - udp.payload < UDP_TRAILER_LEN {
         return Err(VErr::NoMac);
@@ -454,14 +488,16 @@ pub fn udp_verify(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, rx: &mut Dir, replay: &
     if !replay.check(ctr) {
         return Err(VErr::Replay);
     }
-    let t = rx.tag(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..tr]]).map_err(|_| VErr::Crypto)?;
-    if !ct_eq(&t[..MAC_LEN], &buf[tr + 8..tr + 20]) {
+    let mut t = [0u8; MAC_LEN];
+    t.copy_from_slice(&buf[tr + 8..tr + 20]);
+    if !rx.aes.apply_siv(&t, &mut buf[udp.payload..tr]) {
+        return Err(VErr::Crypto);
+    }
+    let want = rx.siv(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..tr]]).map_err(|_| VErr::Crypto)?;
+    if !ct_eq(&want, &t) {
         return Err(VErr::BadMac);
     }
     replay.update(ctr);
-    if !rx.aes.apply(ctr << 16, &mut buf[udp.payload..tr]) {
-        return Err(VErr::Crypto);
-    }
     buf.truncate(tr);
     let _ = ip;
     put16(buf, udp.off + 4, (tr - udp.off) as u16);

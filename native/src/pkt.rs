@@ -10,6 +10,7 @@ pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
 pub const TCP_PSH: u8 = 0x08;
 pub const TCP_ACK: u8 = 0x10;
+pub const TCP_URG: u8 = 0x20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {
@@ -260,6 +261,8 @@ pub struct IcmpErr {
     pub inner_ip: Ip,
     pub inner_sport: u16,
     pub inner_dport: u16,
+    /// The quoted TCP sequence number (for UDP: the length and checksum words).
+    pub inner_seq: u32,
 }
 
 pub fn is_icmp_error(t: u8) -> bool {
@@ -293,6 +296,7 @@ pub fn parse_icmp_error(b: &[u8], ip: &Ip) -> Result<Option<IcmpErr>, Malformed>
         inner_ip,
         inner_sport: be16(q, inner_ip.ihl),
         inner_dport: be16(q, inner_ip.ihl + 2),
+        inner_seq: be32(q, inner_ip.ihl + 4),
     }))
 }
 

@@ -23,7 +23,7 @@ fn packets_to_a_vin_without_a_flow_are_held_and_reported_once() {
 fn packets_outside_the_vin_range_are_dropped_never_passed_untranslated() {
     let mut a = agent();
     let mut other = build::tcp(PEN, S, 0x0808_0808, 443, 1, 0, TCP_SYN, &[], b"");
-    assert_eq!(a.process(&mut other, Hook::Out, Handle::Memory, 1), Verdict::Drop("no-flow"));
+    assert_eq!(a.process(&mut other, Hook::Out, Handle::Memory, 1), Verdict::Drop(Reason::NoFlow));
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn beyond_the_per_flow_bound_packets_are_dropped() {
     let mut a = three_held_datagrams();
     for i in 3..5 {
         let mut p = build::udp(PEN, S, VIN, 53, &[i]);
-        assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop("held-overflow"));
+        assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop(Reason::HeldOverflow));
     }
 }
 

@@ -1,5 +1,7 @@
 //! ICMP errors that quote a translated packet are translated in all four directions (and a
-//! "fragmentation needed" MTU shrinks by PCCOM's overhead); other ICMP passes unchanged.
+//! "fragmentation needed" MTU shrinks by PCCOM's overhead) once they validate (docs/pccom.md
+//! §8.1): TCP by the quoted sequence number, UDP by kind and sender; MTUs below the floor never.
+//! Other ICMP passes unchanged.
 
 mod common;
 use common::*;
@@ -88,4 +90,89 @@ fn echo_passes_unchanged_and_is_not_counted_as_translated() {
     assert_eq!(echo, before);
     assert_eq!(pr.a.stats.icmp_translated, 0);
     assert_eq!(pr.a.stats.accepted_plain, 1);
+}
+
+const ISN_EN: u32 = 5000;
+const ISN_IN: u32 = 9000;
+
+/// A TCP pair after the handshake, with 1000 bytes from IN in flight to EN (not acknowledged)
+/// and 500 bytes from EN delivered to IN (not acknowledged).
+fn tcp_pair_in_flight() -> Pair {
+    let mut pr = Pair::tcp();
+    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN, 0, TCP_SYN, &[], b""));
+    pr.down(build::tcp(PIN, D, PGR, T, ISN_IN, ISN_EN + 1, TCP_SYN | TCP_ACK, &[], b""));
+    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN + 1, ISN_IN + 1, TCP_ACK, &[], &[1u8; 500]));
+    pr.down(build::tcp(PIN, D, PGR, T, ISN_IN + 1, ISN_EN + 1, TCP_ACK, &[], &[2u8; 1000]));
+    pr
+}
+
+/// "Host unreachable" from a router on the internet about the download segment at `seq`.
+fn unreachable_about_download(seq: u32) -> Vec<u8> {
+    icmp_error(0xc000_0201, GGR, 1, [0; 4], &build::tcp(GGR, T, GHR, M, seq, ISN_EN + 1, TCP_ACK, &[], b""))
+}
+
+#[test]
+fn a_tcp_error_quoting_a_sequence_number_in_the_send_window_is_translated() {
+    let mut pr = tcp_pair_in_flight();
+    let mut icmp = unreachable_about_download(ISN_IN + 1 + 400);
+    assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Accept);
+    assert_eq!(parse_ip(&icmp, false).unwrap().dst, PIN);
+}
+
+#[test]
+fn a_tcp_error_quoting_a_sequence_number_outside_the_send_window_is_dropped() {
+    let mut pr = tcp_pair_in_flight();
+    for seq in [ISN_IN + 1 + 2000, ISN_IN.wrapping_sub(70_000), 0x1234_5678] {
+        let mut icmp = unreachable_about_download(seq);
+        assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid), "seq {}", seq);
+    }
+    assert_eq!(pr.g.stats.drops.get(Reason::IcmpInvalid), 3);
+    assert_eq!(pr.g.stats.icmp_translated, 0);
+}
+
+#[test]
+fn data_the_peer_acknowledged_is_outside_the_window_for_icmp() {
+    let mut pr = tcp_pair_in_flight();
+    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN + 501, ISN_IN + 1001, TCP_ACK, &[], b""));
+    let mut icmp = unreachable_about_download(ISN_IN + 1 + 400);
+    assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid));
+}
+
+#[test]
+fn a_lan_side_tcp_error_is_validated_against_the_stream_delivered_to_in() {
+    let mut pr = tcp_pair_in_flight();
+    let quoting = |seq: u32| icmp_error(0x0a00_00fe, PGR, 4, [0, 0, 0x05, 0x00], &build::tcp(PGR, T, PIN, D, seq, ISN_IN + 1, TCP_ACK, &[], b""));
+    let mut ok = quoting(ISN_EN + 1 + 100);
+    assert_eq!(pr.g.process(&mut ok, Hook::Out, Handle::Memory, 3), Verdict::Accept);
+    let mut bad = quoting(ISN_EN + 1 + 9000);
+    assert_eq!(pr.g.process(&mut bad, Hook::Out, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid));
+}
+
+#[test]
+fn fragmentation_needed_below_the_floor_is_never_taken() {
+    let mut pr = tcp_pair_in_flight();
+    for mtu in [560u16, 1279, 0] {
+        let m = mtu.to_be_bytes();
+        let mut icmp = icmp_error(0xc000_0201, GGR, 4, [0, 0, m[0], m[1]], &build::tcp(GGR, T, GHR, M, ISN_IN + 1, ISN_EN + 1, TCP_ACK, &[], b""));
+        assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::IcmpMtuFloor), "mtu {}", mtu);
+    }
+    let mut at_floor = icmp_error(0xc000_0201, GGR, 4, [0, 0, 0x05, 0x00], &build::tcp(GGR, T, GHR, M, ISN_IN + 1, ISN_EN + 1, TCP_ACK, &[], b""));
+    assert_eq!(pr.g.process(&mut at_floor, Hook::In, Handle::Memory, 3), Verdict::Accept);
+    assert_eq!(be16(&at_floor, 26), 1280 - 16);
+}
+
+#[test]
+fn udp_errors_from_the_internet_other_than_fragmentation_needed_are_dropped() {
+    let mut pr = bound_udp_pair();
+    let mut icmp = icmp_error(0xc000_0201, GGR, 3, [0; 4], &build::udp(GGR, T, GHR, M, b"pong"));
+    assert_eq!(pr.g.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid));
+    let mut icmp = icmp_error(GGR, PEN, 3, [0; 4], &build::udp(PEN, S, GGR, T, b"ping"));
+    assert_eq!(pr.a.process(&mut icmp, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid));
+}
+
+#[test]
+fn a_udp_error_from_another_lan_host_than_pin_is_dropped() {
+    let mut pr = bound_udp_pair();
+    let mut icmp = icmp_error(PIN + 1, PGR, 3, [0; 4], &build::udp(PGR, T, PIN, D, b"ping"));
+    assert_eq!(pr.g.process(&mut icmp, Hook::Out, Handle::Memory, 3), Verdict::Drop(Reason::IcmpInvalid));
 }

@@ -5,29 +5,36 @@ mod common;
 use common::*;
 
 /// Golden packets: fixed keys and inputs, exact protected bytes. A second implementation that
-/// follows docs/pccom.md must produce the same bytes (these vectors are quoted there, §10).
-const GOLDEN_SYN: &str = "450000401234400040062ad0c0a8010acb0071019c404e210102030400000000b002faf0885b0000020405a4fd144753010000504c6596748c7a2c4961239640";
-const GOLDEN_DATA: &str = "450000431234400040062acdc0a8010acb0071019c404e21010203050a0b0c0d9018faf0950c0000fd10475357ad327e75850ecf2236769e71a3111f6198bfae0bbc42";
-const GOLDEN_UDP: &str = "4500003b1234400040112acac0a8010acb0071019c404e210027fce161aac8353b65a536ae6ba600500000000000016106c974e8a43adf688d08de";
+/// follows docs/pccom.md must produce the same bytes: these vectors are quoted there (§10), and
+/// tests/golden.py, written from the document alone (Python's hmac and the openssl command line),
+/// recomputes them (native/test/golden.test.ts compares the three).
+const GOLDEN_SYN: &str = "450000401234400040062ad0c0a8010acb0071019c404e210102030400000000b002faf004e70000020405a4fd144753020000503726b0f9eeaa1fded660486c";
+const GOLDEN_DATA: &str = "450000431234400040062acdc0a8010acb0071019c404e21010203050a0b0c0d9018faf0d9c80000fd104753ef84d98949b57844444107eaa84e88227adacde8a6f55d";
+const GOLDEN_UDP: &str = "4500003b1234400040112acac0a8010acb0071019c404e210027c115bdbeb41a704909b6e954c80050000000000001fd5d932ffa5a047987bb2e4b";
+const ISN_EN: u32 = 0x0102_0304;
+const ISN_IN: u32 = 0x0a0b_0c0c;
 
 fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
-/// The golden packets as the agent protects them: (SYN, data, UDP datagram).
+/// The golden packets as the agent protects them: (SYN, data after IN's SYN-ACK, UDP datagram).
 fn golden() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut a = agent();
-    a.add_flow(&agent_spec(PROTO_TCP), 1).unwrap();
-    let mut syn = build::tcp(PEN, S, VIN, D, 0x0102_0304, 0, TCP_SYN, &[2, 4, 0x05, 0xb4], b"");
-    assert_eq!(a.process(&mut syn, Hook::Out, Handle::Memory, 1), Verdict::Accept);
-    let mut data = build::tcp(PEN, S, VIN, D, 0x0102_0305, 0x0a0b_0c0d, TCP_ACK | TCP_PSH, &[], b"hello, gsra");
-    assert_eq!(a.process(&mut data, Hook::Out, Handle::Memory, 1), Verdict::Accept);
+    let mut pr = Pair::tcp();
+    let mut syn = build::tcp(PEN, S, VIN, D, ISN_EN, 0, TCP_SYN, &[2, 4, 0x05, 0xb4], b"");
+    assert_eq!(pr.a.process(&mut syn, Hook::Out, Handle::Memory, 1), Verdict::Accept);
+    let mut wire = syn.clone();
+    nat(&mut wire, true);
+    assert_eq!(pr.g.process(&mut wire, Hook::In, Handle::Memory, 1), Verdict::Accept);
+    pr.down(build::tcp(PIN, D, PGR, T, ISN_IN, ISN_EN + 1, TCP_SYN | TCP_ACK, &[], b""));
+    let mut data = build::tcp(PEN, S, VIN, D, ISN_EN + 1, ISN_IN + 1, TCP_ACK | TCP_PSH, &[], b"hello, gsra");
+    assert_eq!(pr.a.process(&mut data, Hook::Out, Handle::Memory, 1), Verdict::Accept);
     let mut u = agent();
     u.add_flow(&agent_spec(PROTO_UDP), 1).unwrap();
     let mut dg = build::udp(PEN, S, VIN, D, b"udp payload");
     assert_eq!(u.process(&mut dg, Hook::Out, Handle::Memory, 1), Verdict::Accept);
     if std::env::var("GSRA_PRINT_GOLDEN").is_ok() {
-        println!("syn  {}\ndata {}\nudp  {}", hex(&syn), hex(&data), hex(&dg));
+        println!("syn {}\ndata {}\nudp {}", hex(&syn), hex(&data), hex(&dg));
     }
     (syn, data, dg)
 }
@@ -41,40 +48,46 @@ fn golden_packets_have_the_documented_bytes() {
 }
 
 #[test]
-fn golden_tcp_ciphertext_and_mac_follow_the_documented_layout() {
+fn golden_tcp_mac_is_the_synthetic_iv_over_the_plaintext() {
     let (_, data, _) = golden();
     let k = keys(1);
     let ct = &data[40 + 16..];
+    let t: [u8; 12] = data[40 + 4..40 + 16].try_into().unwrap();
+    // Decrypt under the counter blocks T || be32(i).
     let mut pt = ct.to_vec();
-    let pos: u64 = 0x0102_0305;
-    let mut iv = [0u8; 16];
-    iv[..8].copy_from_slice(&k.salt);
-    iv[8..].copy_from_slice(&(pos / 16).to_be_bytes());
     let mut aes = gsra_native::crypto::AesCtr::new(&k.enc, &[0; 8]).unwrap();
-    assert!(aes.apply_iv(&iv, (pos % 16) as usize, &mut pt));
+    assert!(aes.apply_iv(&gsra_native::crypto::siv_block(&t), 0, &mut pt));
     assert_eq!(pt, b"hello, gsra".to_vec());
-    let mut mi = vec![0x01u8];
-    mi.extend_from_slice(&0x0102_0305u64.to_be_bytes());
-    mi.extend_from_slice(&0x0a0b_0c0du64.to_be_bytes());
-    mi.push(TCP_ACK | TCP_PSH);
-    mi.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]); // window, urgent, len(other options) = 0
+    // T = HMAC(0x11 || ISN_EN || ISN_IN || ext_seq || ext_ack || 0 || flags || window || urgent ||
+    // len(other options) = 0 || option head || plaintext).
+    let mut mi = vec![0x11u8];
+    mi.extend_from_slice(&ISN_EN.to_be_bytes());
+    mi.extend_from_slice(&ISN_IN.to_be_bytes());
+    mi.extend_from_slice(&(ISN_EN as u64 + 1).to_be_bytes());
+    mi.extend_from_slice(&(ISN_IN as u64 + 1).to_be_bytes());
+    mi.extend_from_slice(&[0, TCP_ACK | TCP_PSH, 0xfa, 0xf0, 0, 0, 0, 0]);
     mi.extend_from_slice(&[0xfd, 0x10, 0x47, 0x53]);
-    mi.extend_from_slice(ct);
+    mi.extend_from_slice(&pt);
     let tag = gsra_native::crypto::hmac_sha256(&k.mac, &[&mi]).unwrap();
-    assert_eq!(&data[40 + 4..40 + 16], &tag[..12]);
+    assert_eq!(&t[..], &tag[..12]);
 }
 
 #[test]
-fn golden_udp_mac_follows_the_documented_layout() {
+fn golden_udp_mac_is_the_synthetic_iv_over_the_plaintext() {
     let (_, _, dg) = golden();
     let k = keys(1);
-    // UDP: MAC = HMAC(0x02 || d || ctr48 || ciphertext)
+    // UDP: T = HMAC(0x12 || d || ctr48 || plaintext)
     let l = dg.len();
-    let mut mi = vec![0x02u8];
+    let t: [u8; 12] = dg[l - 12..].try_into().unwrap();
+    let mut pt = dg[28..l - 20].to_vec();
+    let mut aes = gsra_native::crypto::AesCtr::new(&k.enc, &[0; 8]).unwrap();
+    assert!(aes.apply_iv(&gsra_native::crypto::siv_block(&t), 0, &mut pt));
+    assert_eq!(pt, b"udp payload".to_vec());
+    let mut mi = vec![0x12u8];
     mi.extend_from_slice(&dg[l - 20..l - 12]);
-    mi.extend_from_slice(&dg[28..l - 20]);
+    mi.extend_from_slice(&pt);
     let tag = gsra_native::crypto::hmac_sha256(&k.mac, &[&mi]).unwrap();
-    assert_eq!(&dg[l - 12..], &tag[..12]);
+    assert_eq!(&t[..], &tag[..12]);
 }
 
 /// A bound, established pair and one protected segment with options and payload, after the home
@@ -93,14 +106,15 @@ fn tamper_target() -> (Pair, Vec<u8>) {
 fn a_change_to_any_covered_field_fails_verification() {
     let (mut pr, wire) = tamper_target();
     let ihl = 20;
-    // seq, ack, flags, window, urgent, an option byte, payload, MAC
-    let spots = [ihl + 4, ihl + 8, ihl + 13, ihl + 14, ihl + 18, ihl + 26, wire.len() - 1, wire.len() - 6];
-    for &i in spots.iter() {
+    // seq, ack, the AE bit and a reserved bit of byte 12, flags, window, urgent, an option byte,
+    // payload, MAC
+    let spots = [(ihl + 4, 1), (ihl + 8, 1), (ihl + 12, 0x01), (ihl + 12, 0x02), (ihl + 13, 1), (ihl + 14, 1), (ihl + 18, 1), (ihl + 26, 1), (wire.len() - 1, 1), (wire.len() - 6, 1)];
+    for &(i, bit) in spots.iter() {
         let mut q = wire.clone();
-        q[i] ^= 0x01;
+        q[i] ^= bit;
         fix_l4_checksum(&mut q, 20, wire.len(), PROTO_TCP);
         let before = pr.g.stats.verify_failed;
-        assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"), "byte {}", i);
+        assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::BadMac), "byte {}", i);
         assert_eq!(pr.g.stats.verify_failed, before + 1);
     }
     // The MAC option's last byte
@@ -108,14 +122,14 @@ fn a_change_to_any_covered_field_fails_verification() {
     let l = q.len();
     q[l - 5 - 1] ^= 0x80;
     fix_l4_checksum(&mut q, 20, l, PROTO_TCP);
-    assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"));
+    assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::BadMac));
 }
 
 #[test]
 fn a_segment_without_the_option_fails_verification() {
     let (mut pr, _) = tamper_target();
     let mut plain = build::tcp(GHR, M, GGR, T, 5001, 9001, TCP_ACK, &[], b"hello");
-    assert_eq!(pr.g.process(&mut plain, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"));
+    assert_eq!(pr.g.process(&mut plain, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::NoMac));
 }
 
 #[test]
@@ -125,7 +139,7 @@ fn verification_failures_are_counted_per_flow_and_reported_once_a_second() {
         let mut q = wire.clone();
         q[wire.len() - 1 - i] ^= 0x01;
         fix_l4_checksum(&mut q, 20, wire.len(), PROTO_TCP);
-        assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"));
+        assert_eq!(pr.g.process(&mut q, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::BadMac));
     }
     // The untampered one still passes; events are rate-limited (one per second per flow).
     let mut ok = wire.clone();
@@ -133,6 +147,24 @@ fn verification_failures_are_counted_per_flow_and_reported_once_a_second() {
     let vf: Vec<_> = pr.g.events.iter().filter(|e| matches!(e, Event::VerifyFailed { .. })).collect();
     assert_eq!(vf.len(), 1);
     assert_eq!(pr.g.flow(7).unwrap().c.verify_failed, 10);
+}
+
+#[test]
+fn failures_still_pending_after_a_second_are_reported_without_a_later_failure() {
+    let (mut pr, wire) = tamper_target();
+    for i in 0..10 {
+        let mut q = wire.clone();
+        q[wire.len() - 1 - i] ^= 0x01;
+        fix_l4_checksum(&mut q, 20, wire.len(), PROTO_TCP);
+        pr.g.process(&mut q, Hook::In, Handle::Memory, 3);
+    }
+    pr.g.events.clear();
+    pr.g.sweep(500, 64);
+    assert!(pr.g.events.is_empty(), "not before a second");
+    pr.g.sweep(1003, 64);
+    let counts: Vec<u64> = pr.g.events.iter().filter_map(|e| if let Event::VerifyFailed { count, reason, .. } = e { assert_eq!(*reason, "bad-mac"); Some(*count) } else { None }).collect();
+    assert_eq!(counts, vec![9], "the trailing burst is reported: 1 at once, 9 by the sweep");
+    assert_eq!(pr.g.stats.drops.get(Reason::BadMac), 10);
 }
 
 const WRAP_ISN: u32 = 0xffff_fc00; // 1024 bytes before the wrap
@@ -166,17 +198,21 @@ fn a_retransmission_has_identical_wire_bytes() {
 }
 
 #[test]
-fn a_resegmented_retransmission_gives_the_same_ciphertext() {
+fn a_resegmented_retransmission_is_delivered_intact_under_fresh_keystreams() {
     let (mut pr, data) = wrap_pair();
     let seq0 = WRAP_ISN.wrapping_add(1);
     let (w_whole, _) = pr.up(segment(seq0, &data[..1400]));
     let (w1, i1) = pr.up(segment(seq0, &data[..600]));
     let (w2, i2) = pr.up(segment(seq0.wrapping_add(600), &data[600..1400]));
-    let mut ct = payload_of(&w1);
-    ct.extend(payload_of(&w2));
-    assert_eq!(ct, payload_of(&w_whole));
     assert_eq!(payload_of(&i1), data[..600].to_vec());
     assert_eq!(payload_of(&i2), data[600..1400].to_vec());
+    // Other segments, other synthetic IVs: the same bytes at the same positions are encrypted
+    // under unrelated keystreams, so the two ciphertexts' XOR is not the plaintexts' XOR (zero).
+    let whole = payload_of(&w_whole);
+    let mut ct = payload_of(&w1);
+    ct.extend(payload_of(&w2));
+    let same = ct.iter().zip(whole.iter()).filter(|(a, b)| a == b).count();
+    assert!(same < 40, "{} of 1400 ciphertext bytes coincide", same);
 }
 
 #[test]
@@ -190,22 +226,32 @@ fn after_the_wrap_positions_continue_at_2_to_the_32() {
     let (_, i3) = pr.up(segment(seq_after, &data[1400..3000]));
     assert_eq!(payload_of(&i3), data[1400..3000].to_vec());
     assert_eq!(pr.a.flow(1).map(|f| f.state), Some(FlowState::Established));
-    // A late retransmission from before the wrap still uses the old SNE and still verifies.
-    let (w_late, i_late) = pr.up(segment(seq0.wrapping_add(100), &data[100..200]));
-    assert_eq!(payload_of(&w_late), payload_of(&w_whole)[100..200].to_vec());
-    assert_eq!(payload_of(&i_late), data[100..200].to_vec());
+    // A late retransmission from before the wrap still uses the old SNE: it is byte for byte the
+    // segment sent before the wrap, and it still verifies.
+    let (w_late, i_late) = pr.up(segment(seq0, &data[..1400]));
+    assert_eq!(w_late, w_whole);
+    assert_eq!(payload_of(&i_late), data[..1400].to_vec());
 }
 
 #[test]
 fn no_keystream_is_reused_across_the_wrap() {
-    // Same plaintext at position x before the wrap and at 2^32 + x after it.
-    let x = WRAP_ISN.wrapping_add(1).wrapping_add(1400);
-    let mut k = gsra_native::pccom::Dir::new(&keys(1)).unwrap();
-    let mut a = vec![0u8; 64];
-    let mut b = vec![0u8; 64];
-    assert!(k.aes.apply(x as u64, &mut a));
-    assert!(k.aes.apply((1u64 << 32) + x as u64, &mut b));
-    assert_ne!(a, b);
+    // The same segment (same 32-bit numbers, same bytes) at position x and at 2^32 + x: the MAC
+    // input holds the 64-bit position, so the synthetic IV and the keystream differ.
+    use gsra_native::pccom::{tcp_protect, Dir, TcpPos};
+    let x: u32 = 1000;
+    let protect = |ext_seq: u64| {
+        let mut p = build::tcp(PEN, S, GGR, T, x, 7, TCP_ACK, &[], &[0u8; 64]);
+        let ip = parse_ip(&p, false).unwrap();
+        let tcp = parse_tcp(&p, &ip).unwrap();
+        let mut dir = Dir::new(&keys(1)).unwrap();
+        let pos = TcpPos { ext_seq, ext_ack: 7, isn_sender: 1, isn_receiver: 2 };
+        tcp_protect(&mut p, &ip, &tcp, &mut dir, &pos, D).unwrap();
+        p
+    };
+    let (a, b) = (protect(x as u64), protect((1u64 << 32) + x as u64));
+    assert_eq!(a.len(), b.len());
+    let l = a.len();
+    assert_ne!(a[l - 64..], b[l - 64..]);
 }
 
 #[test]
@@ -230,7 +276,7 @@ fn a_replayed_datagram_is_dropped_and_counted() {
     let mut pr = Pair::udp();
     let (wire, _) = pr.up(build::udp(PEN, S, VIN, D, b"\x12\x34 query"));
     let mut again = wire.clone();
-    assert_eq!(pr.g.process(&mut again, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"));
+    assert_eq!(pr.g.process(&mut again, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::Replay));
     assert_eq!(pr.g.stats.replay, 1);
 }
 
@@ -259,6 +305,6 @@ fn datagrams_out_of_order_within_the_window_are_accepted_once() {
         let mut p = w[i].clone();
         assert_eq!(pr.g.process(&mut p, Hook::In, Handle::Memory, 3), Verdict::Accept);
         let mut p = w[i].clone();
-        assert_eq!(pr.g.process(&mut p, Hook::In, Handle::Memory, 3), Verdict::Drop("verify-failed"));
+        assert_eq!(pr.g.process(&mut p, Hook::In, Handle::Memory, 3), Verdict::Drop(Reason::Replay));
     }
 }

@@ -40,9 +40,12 @@ fn a_syn_leaves_en_for_ggr_t_and_reaches_in_from_pgr_t_with_the_mss_clamped() {
 }
 
 #[test]
-fn the_first_syn_that_verifies_binds_the_reservation() {
+fn the_binding_commits_on_the_first_verified_segment_after_the_syn() {
     let mut pr = Pair::tcp();
     pr.up(syn());
+    assert!(pr.g.events.is_empty(), "a SYN alone (perhaps a replay) commits nothing: {:?}", pr.g.events);
+    pr.down(syn_ack());
+    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN + 1, ISN_IN + 1, TCP_ACK, &[], b""));
     let ev = pr.g.events.drain(..).collect::<Vec<_>>();
     assert!(matches!(ev.as_slice(), [Event::Bound { id: 7, t: T, ghr: GHR, m: M, pin: PIN, d: D, .. }]), "{:?}", ev);
 }
@@ -88,7 +91,7 @@ fn bare_ack_fin_and_rst_carry_and_verify_the_mac_and_close_the_flow() {
         assert_eq!(wire.len(), 20 + 20 + 16);
     }
     let fs = pr.g.flow(7).unwrap();
-    assert_eq!(fs.state, FlowState::Closing);
+    assert_eq!(fs.state, FlowState::Closed, "the RST closed it");
     assert!(fs.c.pkts_in >= 5 && fs.c.pkts_out >= 2);
 }
 
@@ -148,7 +151,7 @@ fn compat_mode_detects_a_changed_payload() {
     nat(&mut bad, true);
     let l = bad.len();
     bad[l - 1] ^= 1;
-    assert_eq!(g.process(&mut bad, Hook::In, Handle::Memory, 1), Verdict::Drop("verify-failed"));
+    assert_eq!(g.process(&mut bad, Hook::In, Handle::Memory, 1), Verdict::Drop(Reason::BadMac));
 }
 
 #[test]
@@ -157,7 +160,7 @@ fn fragments_are_dropped_and_counted() {
     let mut p = build::udp(PEN, S, VIN, D, b"frag");
     p[6] = 0x20; // MF
     fix_ip_checksum(&mut p, 20);
-    assert_eq!(pr.a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop("fragment"));
+    assert_eq!(pr.a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop(Reason::Fragment));
     assert_eq!(pr.a.stats.fragments, 1);
 }
 
@@ -165,6 +168,6 @@ fn fragments_are_dropped_and_counted() {
 fn malformed_packets_are_dropped_and_counted() {
     let mut pr = Pair::udp();
     let mut p = vec![0x45, 0, 0];
-    assert_eq!(pr.a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop("malformed"));
+    assert_eq!(pr.a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Drop(Reason::Malformed));
     assert_eq!(pr.a.stats.malformed, 1);
 }

@@ -9,7 +9,7 @@
 //! packet because a payload verdict makes the skb CHECKSUM_NONE.
 
 use super::{Backend, BackendConfig};
-use crate::engine::{Handle, Hook, Verdict};
+use crate::engine::{Handle, Hook, Reason, Verdict};
 use crate::host::{now_ms, Host, PacketSink};
 use crate::lock::lock;
 use std::os::raw::{c_int, c_uint, c_void};
@@ -417,7 +417,7 @@ fn queue_thread(host: Arc<Host>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: Hook
                             p.clear();
                             p.extend_from_slice(payload);
                             let v = host.process_queued(p, hook, Handle::Queued { queue, id }, now);
-                            if v == Verdict::Drop("panic") {
+                            if v == Verdict::Drop(Reason::Panic) {
                                 panics += 1;
                             }
                             match v {

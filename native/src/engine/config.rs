@@ -52,7 +52,13 @@ pub struct Config {
     pub max_held_per_flow: usize,
     pub max_held_total: usize,
     pub max_events: usize,
+    /// ICMP "fragmentation needed" below this MTU is never taken (docs/pccom.md §8.1).
+    pub pmtu_floor: u16,
 }
+
+/// The default floor for path MTUs learnt from ICMP: IPv6's minimum link MTU (RFC 8200 §5), which
+/// no path of today's internet is below.
+pub const PMTU_FLOOR: u16 = 1280;
 
 impl Config {
     pub fn new(role: Role) -> Config {
@@ -68,6 +74,7 @@ impl Config {
             max_held_per_flow: 16,
             max_held_total: 1024,
             max_events: 65536,
+            pmtu_floor: PMTU_FLOOR,
         }
     }
 

@@ -1,10 +1,12 @@
-//! Expiry: flows time out by state (TCP handshake, established, closing; UDP idle; unbound
-//! reservation); held and punted packets after `heldMs`. Incremental: each call looks at a
+//! Expiry: flows time out by state (TCP handshake, established, closing and closed; UDP idle;
+//! unbound reservation); held and punted packets after `heldMs`. The same pass reports
+//! verification failures still pending after their one-second rate limit (flow.rs), so a trailing
+//! burst is reported too. Incremental: each call looks at a
 //! bounded number of flow slots, so it never stalls the data path. Backends call it after every
 //! batch and when idle.
 
 use super::flow::FlowState;
-use super::{Engine, Event, Hook, OutItem};
+use super::{Engine, Event, Hook, OutItem, Reason};
 use crate::lock::lock;
 
 #[derive(Default)]
@@ -24,17 +26,21 @@ impl Engine {
         let to = self.cfg.timeouts.clone();
         let n = self.table.slot_count();
         let mut expired: Vec<(u32, u8, u16, &'static str)> = Vec::new();
+        let mut reports = Vec::new();
         for _ in 0..std::cmp::min(budget, n) {
             if self.sweep.pos >= n {
                 self.sweep.pos = 0;
             }
             if let Some(fr) = self.table.slot(self.sweep.pos) {
-                let f = lock(fr);
+                let mut f = lock(fr);
+                if let Some(r) = f.verify_report_due(now) {
+                    reports.push((f.proto, r));
+                }
                 let limit = match f.state {
                     FlowState::Reserved => to.reservation,
                     FlowState::Handshake => to.tcp_handshake,
                     FlowState::Established => to.tcp_established,
-                    FlowState::Closing => to.tcp_closing,
+                    FlowState::Closing | FlowState::Closed => to.tcp_closing,
                     FlowState::Udp => to.udp_idle,
                 };
                 if now.saturating_sub(f.last) >= limit {
@@ -42,6 +48,9 @@ impl Engine {
                 }
             }
             self.sweep.pos += 1;
+        }
+        for (proto, r) in reports {
+            self.event(Event::VerifyFailed { id: Some(r.id), proto, src: r.src, sport: r.sport, dport: r.dport, reason: r.reason, count: r.count });
         }
         for (id, proto, t, state) in expired {
             self.remove_flow(id);
@@ -54,6 +63,9 @@ impl Engine {
             for (k, pkts) in self.held.take_expired(now, to.held) {
                 let count = pkts.len() as u32;
                 self.stats.held_expired += pkts.len() as u64;
+                for _ in 0..pkts.len() {
+                    self.stats.count_drop(Reason::HeldExpired);
+                }
                 for (_, h) in pkts {
                     self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: None, injected: false });
                 }
@@ -61,6 +73,9 @@ impl Engine {
             }
             let drops = self.punts.take_expired(now, to.held);
             self.stats.punt_expired += drops.len() as u64;
+            for _ in 0..drops.len() {
+                self.stats.count_drop(Reason::PuntExpired);
+            }
             self.outbox.extend(drops);
         }
     }

@@ -1,11 +1,12 @@
 //! One flow: its addresses (what the agent or the gateway knows about it), its PIT (the keys and
-//! crypto state of both directions), its TCP state and its counters. A flow is shared between the
+//! crypto state of both directions), its TCP connection (conn.rs) and its counters. A flow is shared between the
 //! table (under the engine lock) and the crypto phase (under its own lock): see `FlowRef`.
 
+use super::conn::Conn;
 use super::table::FlowSpec;
 use super::Role;
 use crate::pccom::{Dir, Replay, SeqTrack};
-use crate::pkt::{PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::pkt::PROTO_UDP;
 use crate::seqadj::SeqAdj;
 use std::sync::{Arc, Mutex};
 
@@ -18,12 +19,14 @@ pub enum FlowState {
     Handshake,
     Established,
     Closing,
+    /// TCP: both FINs acknowledged, or a RST: nothing from the internet passes any more.
+    Closed,
     Udp,
 }
 
 impl FlowState {
     /// Every state as TypeScript names it.
-    pub const NAMES: &'static [&'static str] = &["reserved", "handshake", "established", "closing", "udp"];
+    pub const NAMES: &'static [&'static str] = &["reserved", "handshake", "established", "closing", "closed", "udp"];
 
     pub fn as_str(&self) -> &'static str {
         Self::NAMES[*self as usize]
@@ -45,9 +48,6 @@ pub struct AgentEnd {
     pub s: u16,
     pub vin: u32,
     pub ggr: u32,
-    /// The ISN of the connection this TCP flow protects: a new connection on the same 5-tuple
-    /// must not reuse the flow's keys and positions.
-    pub isn_out: Option<u32>,
 }
 
 /// Where the home router maps EN's PEN:s, as the gateway saw it on the binding packet.
@@ -57,14 +57,22 @@ pub struct Binding {
     pub m: u16,
 }
 
+/// How many sources may send a verified initial SYN for one reservation before it binds.
+pub const MAX_CANDIDATES: usize = 4;
+
 /// The gateway's side of a translation-table entry: `{GHR:m <-> GGR:t} <=> {PGR:t <-> PIN:d}`.
 pub struct GatewayEnd {
     pub pin: u32,
     /// Allowed service ports d (empty = any).
     pub ports: Vec<u16>,
-    /// None until the first packet to GGR:t verifies (the reservation binds in-band).
+    /// The home router's mapping, once committed: UDP on the first verified datagram; TCP on the
+    /// first verified segment newer than the SYN (only the real EN can make one). None before.
     pub bound: Option<Binding>,
-    /// A TCP flow bound to one of `Config::alg_ports` (decided once, at binding): its segments go
+    /// TCP, until the binding commits: the sources whose initial SYN verified (a replayed SYN
+    /// verifies too, so each is only a candidate). IN's answers go to every candidate.
+    pub candidates: [Binding; MAX_CANDIDATES],
+    pub n_candidates: usize,
+    /// A TCP flow whose d is one of `Config::alg_ports` (decided once, when d is learned): its segments go
     /// through the ALG in both directions.
     pub alg: bool,
     /// Length changes the ALG made to the IN -> EN stream.
@@ -81,7 +89,7 @@ pub struct Flow {
     pub id: u32,
     pub proto: u8,
     pub compat: bool,
-    /// IN's service port (the gateway learns it at binding).
+    /// IN's service port (the gateway learns it from the first packet that verifies).
     pub d: u16,
     /// The port the gateway reserved.
     pub t: u16,
@@ -94,22 +102,56 @@ pub struct Flow {
     pub udp_ctr: u64,
     pub replay: Replay,
     pub state: FlowState,
-    syn_out: bool,
-    syn_in: bool,
+    /// TCP: the one connection this flow carries.
+    pub conn: Conn,
     pub last: u64,
     pub c: FlowCounters,
-    vfail_pending: u64,
-    vfail_last: u64,
+    vfail: VerifyFailures,
+}
+
+/// Verification failures not yet reported (events are rate-limited to one per flow per second;
+/// the sweep reports what is still pending after a second, so a trailing burst is never lost).
+#[derive(Debug, Default, Clone, Copy)]
+struct VerifyFailures {
+    pending: u64,
+    last_event: u64,
+    /// The latest failure: reason, source and ports.
+    reason: &'static str,
+    src: u32,
+    sport: u16,
+    dport: u16,
+}
+
+/// A verify-failed event that is due: flow id, reason, source, ports and the failures it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub id: u32,
+    pub reason: &'static str,
+    pub src: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub count: u64,
 }
 
 impl Flow {
     pub fn new(spec: &FlowSpec, role: Role, now: u64) -> Result<Flow, String> {
         let (end, state) = match role {
             Role::Agent => (
-                End::Agent(AgentEnd { pen: spec.pen, s: spec.s, vin: spec.vin, ggr: spec.ggr, isn_out: None }),
+                End::Agent(AgentEnd { pen: spec.pen, s: spec.s, vin: spec.vin, ggr: spec.ggr }),
                 if spec.proto == PROTO_UDP { FlowState::Udp } else { FlowState::Handshake },
             ),
-            Role::Gateway => (End::Gateway(GatewayEnd { pin: spec.pin, ports: spec.ports.clone(), bound: None, alg: false, out_adj: SeqAdj::default() }), FlowState::Reserved),
+            Role::Gateway => (
+                End::Gateway(GatewayEnd {
+                    pin: spec.pin,
+                    ports: spec.ports.clone(),
+                    bound: None,
+                    candidates: [Binding::default(); MAX_CANDIDATES],
+                    n_candidates: 0,
+                    alg: false,
+                    out_adj: SeqAdj::default(),
+                }),
+                FlowState::Reserved,
+            ),
         };
         Ok(Flow {
             id: spec.id,
@@ -125,12 +167,10 @@ impl Flow {
             udp_ctr: 0,
             replay: Replay::default(),
             state,
-            syn_out: false,
-            syn_in: false,
+            conn: Conn::default(),
             last: now,
             c: FlowCounters::default(),
-            vfail_pending: 0,
-            vfail_last: 0,
+            vfail: VerifyFailures::default(),
         })
     }
 
@@ -162,37 +202,47 @@ impl Flow {
         }
     }
 
-    /// The TCP state machine, fed with the flags of each segment the flow protected (`outbound`)
-    /// or verified.
-    pub fn track_tcp(&mut self, flags: u8, outbound: bool) {
-        if flags & TCP_SYN != 0 {
-            if outbound {
-                self.syn_out = true;
-            } else {
-                self.syn_in = true;
-            }
-            if self.state == FlowState::Reserved || self.state == FlowState::Closing {
-                self.state = FlowState::Handshake;
-            }
-        }
-        if flags & (TCP_FIN | TCP_RST) != 0 {
-            self.state = FlowState::Closing;
-        } else if self.state == FlowState::Handshake && self.syn_out && self.syn_in && flags & TCP_SYN == 0 && flags & TCP_ACK != 0 {
-            self.state = FlowState::Established;
-        }
+    /// Counts a packet that failed verification; returns the event that is due, if one is (rate
+    /// limit: one per flow per second).
+    pub fn count_verify_failure(&mut self, reason: &'static str, src: u32, sport: u16, dport: u16, now: u64) -> Option<VerifyReport> {
+        self.c.verify_failed += 1;
+        let v = &mut self.vfail;
+        v.pending += 1;
+        v.reason = reason;
+        v.src = src;
+        v.sport = sport;
+        v.dport = dport;
+        self.verify_report_due(now)
     }
 
-    /// Counts a packet that failed verification; returns (flow id, failures since the last
-    /// event) when an event is due (rate limit: one per flow per second).
-    pub fn count_verify_failure(&mut self, now: u64) -> Option<(u32, u64)> {
-        self.c.verify_failed += 1;
-        self.vfail_pending += 1;
-        if self.vfail_last == 0 || now.saturating_sub(self.vfail_last) >= 1000 {
-            let n = self.vfail_pending;
-            self.vfail_pending = 0;
-            self.vfail_last = now.max(1);
-            return Some((self.id, n));
+    /// The pending failures as an event, if a second passed since the last one (the sweep calls
+    /// this, so failures are reported even when no later failure comes).
+    pub fn verify_report_due(&mut self, now: u64) -> Option<VerifyReport> {
+        let v = &mut self.vfail;
+        if v.pending == 0 || (v.last_event != 0 && now.saturating_sub(v.last_event) < 1000) {
+            return None;
         }
-        None
+        let r = VerifyReport { id: self.id, reason: v.reason, src: v.src, sport: v.sport, dport: v.dport, count: v.pending };
+        v.pending = 0;
+        v.last_event = now.max(1);
+        Some(r)
+    }
+
+    /// Gateway, before the binding commits: is `b` one of the candidates?
+    pub fn is_candidate(&self, b: Binding) -> bool {
+        self.gateway().map_or(false, |g| g.candidates[..g.n_candidates].contains(&b))
+    }
+
+    /// Where packets toward EN go: the committed binding, or (gateway, TCP, before it commits)
+    /// every candidate. None: nowhere yet.
+    pub fn destinations(&self) -> Option<(Binding, &[Binding])> {
+        match &self.end {
+            End::Agent(_) => None,
+            End::Gateway(g) => match g.bound {
+                Some(b) => Some((b, &[])),
+                None if g.n_candidates > 0 => Some((g.candidates[0], &g.candidates[1..g.n_candidates])),
+                None => None,
+            },
+        }
     }
 }

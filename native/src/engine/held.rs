@@ -4,7 +4,7 @@
 //! after `heldMs` (expiry.rs). Bounded per 5-tuple and in total.
 
 use super::synth::{synth_icmp_unreach, synth_rst};
-use super::{Engine, Event, Handle, Hook, Key5, OutItem, Verdict};
+use super::{Engine, Event, Handle, Hook, Key5, OutItem, Reason, Verdict};
 use crate::pkt::{Ip, PROTO_TCP};
 use std::collections::{HashMap, VecDeque};
 
@@ -55,14 +55,14 @@ impl Engine {
     pub(super) fn hold(&mut self, key: Key5, pkt: &mut Vec<u8>, ip: &Ip, handle: Handle, now: u64) -> Verdict {
         if self.held.total >= self.cfg.max_held_total {
             self.stats.held_overflow += 1;
-            return Verdict::Drop("held-overflow");
+            return Verdict::Drop(Reason::HeldOverflow);
         }
         let max = self.cfg.max_held_per_flow;
         let is_new = !self.held.queues.contains_key(&key);
         let q = self.held.queues.entry(key).or_insert_with(|| Queue { pkts: VecDeque::new(), since: now });
         if q.pkts.len() >= max {
             self.stats.held_overflow += 1;
-            return Verdict::Drop("held-overflow");
+            return Verdict::Drop(Reason::HeldOverflow);
         }
         pkt.truncate(ip.total);
         q.pkts.push_back((pkt.clone(), handle));
@@ -85,6 +85,7 @@ impl Engine {
         let mut answered = false;
         for (p, h) in pkts {
             self.stats.held_failed += 1;
+            self.stats.count_drop(Reason::HeldFailed);
             self.outbox.push(OutItem { handle: h, hook: Hook::Out, bytes: None, injected: false });
             if answered || mode == FailMode::Silent {
                 continue;

@@ -9,7 +9,8 @@
 //! - `unprotect.rs`: a packet from the internet (hook `in`) is looked up, verified, decrypted and
 //!   rewritten for the protected side; a gateway reservation binds here.
 //!
-//! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `held.rs` (packets
+//! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
+//! connection a flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
 //! waiting for a negotiation), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
 //! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `events.rs` and `stats.rs`
 //! (what TypeScript hears), `synth.rs` (the RST / ICMP the engine answers with), `config.rs`.
@@ -19,6 +20,8 @@
 //! working on different flows encrypt in parallel.
 
 mod config;
+mod conn;
+mod drops;
 mod events;
 mod expiry;
 mod flow;
@@ -32,8 +35,10 @@ mod table;
 mod unprotect;
 
 pub use config::{Config, PuntRule, Role, Timeouts};
+pub use conn::Conn;
+pub use drops::{Drops, Reason};
 pub use events::Event;
-pub use flow::{Binding, FlowCounters, FlowState};
+pub use flow::{Binding, FlowCounters, FlowState, MAX_CANDIDATES};
 pub use held::FailMode;
 pub use punt::ALG_MAX_GROWTH;
 pub use stats::Stats;
@@ -42,7 +47,7 @@ pub use table::{FlowInfo, FlowSpec};
 
 use crate::lock::lock;
 use crate::pkt::*;
-use flow::FlowRef;
+use flow::{FlowRef, VerifyReport};
 
 /// Where a packet was taken: `Out` = from the local side (applications on EN, the LAN at the
 /// gateway) toward the internet; `In` = from the internet.
@@ -74,7 +79,7 @@ pub enum Handle {
 pub enum Verdict {
     /// Pass the (possibly rewritten) packet.
     Accept,
-    Drop(&'static str),
+    Drop(Reason),
     Held,
     Punted(u64),
 }
@@ -98,16 +103,22 @@ pub enum Step {
     Crypto(CryptoJob),
 }
 
+/// Extra destinations for a packet toward EN: a gateway reservation whose binding has not
+/// committed sends IN's answers to every candidate (flow.rs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Copies {
+    pub to: [Binding; MAX_CANDIDATES - 1],
+    pub n: usize,
+}
+
 /// What the crypto phase reports back to `Engine::finish`.
 pub enum Outcome {
-    /// `alg`: the flow id of a gateway ALG flow (its inbound packets go to the ALG).
-    Accepted { bound: Option<Event>, alg: Option<u32> },
-    Malformed,
-    NoRoom,
-    CryptoError,
-    PortDenied,
-    /// `emit` = (flow id, failures since the last event) when an event is due (1/s per flow).
-    VerifyFailed { reason: &'static str, emit: Option<(u32, u64)>, sport: u16, dport: u16 },
+    /// `alg`: the flow id of a gateway ALG flow (its inbound packets go to the ALG). `learned`: the
+    /// service port d a gateway flow just learned (from its first verified packet). `bare`: only
+    /// the segment's bare header passed (Reason::OldData is counted).
+    Accepted { bound: Option<Event>, alg: Option<u32>, learned: Option<u16>, copies: Copies, bare: bool },
+    /// `report`: a verify-failed event that is due for the flow (1/s per flow).
+    Refused { reason: Reason, report: Option<VerifyReport> },
 }
 
 /// The crypto half of a packet: runs with only the flow's lock held.
@@ -178,8 +189,8 @@ impl Engine {
     pub fn classify(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
         self.stats.packets += 1;
         let s = self.classify_inner(pkt, hook, handle, now);
-        if let Step::Done(Verdict::Drop(_)) = s {
-            self.stats.dropped += 1;
+        if let Step::Done(Verdict::Drop(r)) = s {
+            self.stats.count_drop(r);
         }
         s
     }
@@ -187,11 +198,11 @@ impl Engine {
     fn classify_inner(&mut self, pkt: &mut Vec<u8>, hook: Hook, handle: Handle, now: u64) -> Step {
         let ip = match parse_ip(pkt, false) {
             Ok(ip) => ip,
-            Err(_) => return self.malformed("malformed"),
+            Err(_) => return self.malformed(),
         };
         if is_fragment(pkt) {
             self.stats.fragments += 1;
-            return Step::Done(Verdict::Drop("fragment"));
+            return Step::Done(Verdict::Drop(Reason::Fragment));
         }
         // Bytes after the IP total length (link padding) are not part of the packet.
         pkt.truncate(ip.total);
@@ -203,11 +214,11 @@ impl Engine {
             PROTO_TCP => parse_tcp(pkt, &ip).map(|t| (t.sport, t.dport)),
             PROTO_UDP => parse_udp(pkt, &ip).map(|u| (u.sport, u.dport)),
             PROTO_ICMP => return Step::Done(self.icmp(pkt, &ip, hook)),
-            _ => return self.malformed("protocol"),
+            _ => return self.malformed(),
         };
         let (sport, dport) = match ports {
             Ok(p) => p,
-            Err(_) => return self.malformed("malformed"),
+            Err(_) => return self.malformed(),
         };
         match hook {
             Hook::Out => self.classify_protect(pkt, &ip, sport, dport, handle, now),
@@ -215,14 +226,14 @@ impl Engine {
         }
     }
 
-    fn malformed(&mut self, reason: &'static str) -> Step {
+    fn malformed(&mut self) -> Step {
         self.stats.malformed += 1;
-        Step::Done(Verdict::Drop(reason))
+        Step::Done(Verdict::Drop(Reason::Malformed))
     }
 
     fn no_flow(&mut self) -> Step {
         self.stats.no_flow += 1;
-        Step::Done(Verdict::Drop("no-flow"))
+        Step::Done(Verdict::Drop(Reason::NoFlow))
     }
 
     fn job(&self, flow: FlowRef, ip: &Ip, protect: bool, handle: Handle, now: u64) -> CryptoJob {
@@ -233,20 +244,34 @@ impl Engine {
     /// is the packet as the job left it (an ALG flow's inbound packet is punted from here).
     pub fn finish(&mut self, job: &CryptoJob, o: Outcome, pkt: &[u8]) -> Verdict {
         let v = match o {
-            Outcome::Accepted { bound, alg } => {
+            Outcome::Accepted { bound, alg, learned, copies, bare } => {
                 if job.protect {
                     self.stats.translated_out += 1;
                 } else {
                     self.stats.translated_in += 1;
                 }
-                if let Some(e) = bound {
-                    if let Event::Bound { d, .. } = &e {
-                        if job.ip.proto == PROTO_TCP && self.cfg.alg_ports.contains(d) {
-                            punt::mark_alg(&job.flow);
-                        }
+                if bare {
+                    self.stats.drops.add(Reason::OldData, 1);
+                }
+                if let Some(d) = learned {
+                    // Whether the flow goes through the ALG is decided once, with d.
+                    if job.ip.proto == PROTO_TCP && self.cfg.alg_ports.contains(&d) {
+                        punt::mark_alg(&job.flow);
                     }
+                }
+                if let Some(e) = bound {
                     self.stats.bound += 1;
                     self.event(e);
+                }
+                for b in &copies.to[..copies.n] {
+                    // Before a binding commits, IN's answer goes to every candidate: the same
+                    // protected bytes, another destination (addresses and ports are not in the MAC).
+                    let mut c = pkt.to_vec();
+                    if let Ok(ip) = parse_ip(&c, false) {
+                        let (src, sport) = (ip.src, be16(&c, ip.ihl));
+                        rewrite(&mut c, ip.ihl, ip.proto, src, sport, b.ghr, b.m);
+                        self.outbox.push(OutItem { handle: Handle::Memory, hook: Hook::Out, bytes: Some(c), injected: true });
+                    }
                 }
                 match alg {
                     // EN -> IN on an ALG flow: verified and translated, now to the ALG.
@@ -254,38 +279,31 @@ impl Engine {
                     _ => Verdict::Accept,
                 }
             }
-            Outcome::Malformed => {
-                self.stats.malformed += 1;
-                Verdict::Drop("malformed")
-            }
-            Outcome::NoRoom => {
-                self.stats.no_room += 1;
-                Verdict::Drop("no-room")
-            }
-            Outcome::CryptoError => {
-                self.stats.crypto_errors += 1;
-                Verdict::Drop("crypto")
-            }
-            Outcome::PortDenied => {
-                self.stats.port_denied += 1;
-                Verdict::Drop("port-denied")
-            }
-            Outcome::VerifyFailed { reason, emit, sport, dport } => {
-                self.stats.verify_failed += 1;
-                if reason == "replay" {
-                    self.stats.replay += 1;
+            Outcome::Refused { reason, report } => {
+                match reason {
+                    Reason::Malformed => self.stats.malformed += 1,
+                    Reason::NoRoom => self.stats.no_room += 1,
+                    Reason::Crypto | Reason::KeyExhausted => self.stats.crypto_errors += 1,
+                    Reason::PortDenied => self.stats.port_denied += 1,
+                    Reason::BadMac | Reason::NoMac | Reason::PortMismatch => self.stats.verify_failed += 1,
+                    Reason::Replay => {
+                        self.stats.verify_failed += 1;
+                        self.stats.replay += 1;
+                    }
+                    Reason::WrongSource => {
+                        self.stats.verify_failed += 1;
+                        self.stats.wrong_source += 1;
+                    }
+                    _ => {}
                 }
-                if reason == "wrong-source" {
-                    self.stats.wrong_source += 1;
+                if let Some(r) = report {
+                    self.event(Event::VerifyFailed { id: Some(r.id), proto: job.ip.proto, src: r.src, sport: r.sport, dport: r.dport, reason: r.reason, count: r.count });
                 }
-                if let Some((id, count)) = emit {
-                    self.event(Event::VerifyFailed { id: Some(id), proto: job.ip.proto, src: job.ip.src, sport, dport, reason, count });
-                }
-                Verdict::Drop("verify-failed")
+                Verdict::Drop(reason)
             }
         };
-        if let Verdict::Drop(_) = v {
-            self.stats.dropped += 1;
+        if let Verdict::Drop(r) = v {
+            self.stats.count_drop(r);
         }
         v
     }

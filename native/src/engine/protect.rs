@@ -5,15 +5,19 @@
 //!   encrypted, the MAC added, and the packet leaves as `PEN:s -> GGR:t`.
 //! - Gateway: IN answers `PIN:d -> PGR:t`. The reservation of t is found and must be bound to
 //!   exactly that PIN:d (an ALG flow's segment goes to TypeScript first, see punt.rs); the
-//!   payload is encrypted, the MAC added, and the packet leaves as `GGR:t -> GHR:m`.
+//!   payload is encrypted, the MAC added, and the packet leaves as `GGR:t -> GHR:m` (before the
+//!   binding commits: to every candidate, see unprotect.rs).
+//! - TCP (conn.rs): a segment the remote end already acknowledged leaves as its bare header, so
+//!   no old position is ever encrypted again and the remote still answers it with an ACK.
 //!
 //! `classify_protect` runs under the engine lock; `protect` is the crypto phase, under the flow's
 //! lock only.
 
+use super::conn::{make_bare, Pass, Seg};
 use super::flow::{End, Flow};
-use super::{Engine, Event, Handle, Hook, Outcome, Role, Step, Verdict};
+use super::{Copies, Engine, Event, Handle, Hook, Outcome, Reason, Role, Step, Verdict};
 use crate::lock::lock;
-use crate::pccom::{self, PErr};
+use crate::pccom::{self, PErr, TcpPos, PACKET_LIMIT};
 use crate::pkt::*;
 
 impl Engine {
@@ -32,7 +36,7 @@ impl Engine {
             None if self.cfg.in_vin_net(ip.dst) => return Step::Done(self.hold(key, pkt, ip, handle, now)),
             None => return self.no_flow(),
         };
-        if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&mut lock(&flow), pkt, ip) {
+        if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&lock(&flow), pkt, ip) {
             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
             // goes and the SYN is held for negotiation.
             let (id, t) = {
@@ -58,13 +62,13 @@ impl Engine {
         let (from_pin, alg) = {
             let f = lock(&flow);
             match f.gateway() {
-                Some(g) => (g.bound.is_some() && g.pin == ip.src && f.d == sport, if g.alg { Some(f.id) } else { None }),
+                Some(g) => (f.destinations().is_some() && g.pin == ip.src && f.d == sport, if g.alg { Some(f.id) } else { None }),
                 None => (false, None),
             }
         };
         if !from_pin {
             self.stats.wrong_source += 1;
-            return Step::Done(Verdict::Drop("wrong-source"));
+            return Step::Done(Verdict::Drop(Reason::WrongSource));
         }
         if let Some(fid) = alg {
             // The ALG sees every segment toward EN in order, before protection.
@@ -83,51 +87,48 @@ fn is_initial_syn(pkt: &[u8], ip: &Ip) -> bool {
     }
 }
 
-/// An initial SYN whose ISN differs from the one the flow was opened with: a new connection on
-/// the same 5-tuple. The first SYN seen records the ISN.
-fn new_connection(f: &mut Flow, pkt: &[u8], ip: &Ip) -> bool {
+/// An initial SYN whose ISN differs from the one the flow's connection was opened with: a new
+/// connection on the same 5-tuple (agent).
+fn new_connection(f: &Flow, pkt: &[u8], ip: &Ip) -> bool {
     let seq = be32(pkt, ip.ihl + 4);
-    match &mut f.end {
-        End::Agent(a) => match a.isn_out {
-            None => {
-                a.isn_out = Some(seq);
-                false
-            }
-            Some(isn) => isn != seq,
-        },
-        End::Gateway(_) => false,
-    }
+    matches!(f.end, End::Agent(_)) && f.conn.isn_local.map_or(false, |isn| isn != seq)
 }
 
 /// The crypto phase: encrypt + MAC, then rewrite the addresses for the internet (agent:
 /// `PEN:s -> VIN:d` becomes `PEN:s -> GGR:t`; gateway: `PIN:d -> PGR:t` becomes `GGR:t -> GHR:m`).
 pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u64) -> Outcome {
+    if f.c.pkts_out >= PACKET_LIMIT {
+        return Outcome::Refused { reason: Reason::KeyExhausted, report: None };
+    }
+    let mut copies = Copies::default();
     let to = match &f.end {
         End::Agent(a) => (ip.src, a.s, a.ggr, f.t),
-        End::Gateway(g) => {
-            let b = g.bound.unwrap_or_default();
-            (ggr, f.t, b.ghr, b.m)
-        }
+        End::Gateway(_) => match f.destinations() {
+            Some((b, more)) => {
+                copies.to[..more.len()].copy_from_slice(more);
+                copies.n = more.len();
+                (ggr, f.t, b.ghr, b.m)
+            }
+            None => return Outcome::Refused { reason: Reason::NoFlow, report: None },
+        },
     };
+    let mut bare = false;
     let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
         if let End::Gateway(g) = &f.end {
             g.out_adj.shift_seq(pkt, ip); // after an ALG rewrite changed the stream's length
         }
-        let tcp = match parse_tcp(pkt, ip) {
-            Ok(t) => t,
-            Err(_) => return Outcome::Malformed,
-        };
-        f.track_tcp(tcp.flags, true);
-        if f.compat {
-            compat_tcp(pkt, ip, &tcp, f, to)
-        } else {
-            let rxseq = f.rxseq;
-            pccom::tcp_protect(pkt, ip, &tcp, &mut f.tx, &mut f.txseq, &rxseq, f.d)
+        match protect_tcp(f, pkt, ip, to) {
+            Ok(b) => {
+                bare = b;
+                Ok(())
+            }
+            Err(Ok(reason)) => return Outcome::Refused { reason, report: None },
+            Err(Err(e)) => Err(e),
         }
     } else {
         let udp = match parse_udp(pkt, ip) {
             Ok(u) => u,
-            Err(_) => return Outcome::Malformed,
+            Err(_) => return Outcome::Refused { reason: Reason::Malformed, report: None },
         };
         if f.compat {
             compat_udp(pkt, ip, &udp, f, to)
@@ -138,8 +139,9 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
     };
     match r {
         Ok(()) => {}
-        Err(PErr::NoRoom) => return Outcome::NoRoom,
-        Err(_) => return Outcome::CryptoError,
+        Err(PErr::NoRoom) => return Outcome::Refused { reason: Reason::NoRoom, report: None },
+        Err(PErr::CounterExhausted) => return Outcome::Refused { reason: Reason::KeyExhausted, report: None },
+        Err(PErr::Crypto) => return Outcome::Refused { reason: Reason::Crypto, report: None },
     }
     f.last = now;
     f.c.pkts_out += 1;
@@ -147,16 +149,42 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
     if !f.compat {
         rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
     }
-    Outcome::Accepted { bound: None, alg: None }
+    Outcome::Accepted { bound: None, alg: None, learned: None, copies, bare }
+}
+
+/// TCP: the connection's admission, what of the segment goes (conn.rs), then the PCCOM option.
+/// Ok(true) when only the bare header went; Err(Ok(reason)) refused; Err(Err(e)) failed.
+fn protect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, to: (u32, u16, u32, u16)) -> Result<bool, Result<Reason, PErr>> {
+    let mut tcp = parse_tcp(pkt, ip).map_err(|_| Ok(Reason::Malformed))?;
+    f.conn.admit_out(f.state, tcp.flags, tcp.seq).map_err(Ok)?;
+    let ext_seq = f.txseq.extend(tcp.seq);
+    let ext_ack = if tcp.flags & TCP_ACK != 0 { f.rxseq.extend(tcp.ack) } else { 0 };
+    let mut seg = Seg { flags: tcp.flags, seq: tcp.seq, ext_seq, ext_ack, len: (tcp.end - tcp.payload) as u32 };
+    let mut ip = *ip;
+    let bare = f.conn.pass_out(&seg) == Pass::Bare;
+    if bare {
+        make_bare(pkt, &tcp);
+        ip = parse_ip(pkt, true).map_err(|_| Ok(Reason::Malformed))?;
+        tcp = parse_tcp(pkt, &ip).map_err(|_| Ok(Reason::Malformed))?;
+        seg.flags = tcp.flags;
+        seg.len = 0;
+    }
+    if f.compat {
+        compat_tcp(pkt, &ip, &tcp, f, ext_seq, to).map_err(Err)?;
+    } else {
+        let (isn_sender, isn_receiver) = f.conn.isns_out(tcp.flags, tcp.seq);
+        let pos = TcpPos { ext_seq, ext_ack, isn_sender, isn_receiver };
+        pccom::tcp_protect(pkt, &ip, &tcp, &mut f.tx, &pos, f.d).map_err(Err)?;
+    }
+    f.txseq.update(ext_seq);
+    f.conn.record_out(&mut f.state, &seg);
+    Ok(bare)
 }
 
 // Compat mode: the flow's addresses are rewritten first, then the keyed checksum is computed over
 // the final header (the receiver checks it before rewriting).
-fn compat_tcp(pkt: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, f: &mut Flow, to: (u32, u16, u32, u16)) -> Result<(), PErr> {
-    let ext = f.txseq.extend(tcp.seq);
-    f.txseq.update(ext);
-    let pos = if tcp.flags & TCP_SYN != 0 { ext + 1 } else { ext };
-    compat_seal(pkt, ip, PROTO_TCP, (tcp.payload, tcp.end), pos, f, to)
+fn compat_tcp(pkt: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, f: &mut Flow, ext_seq: u64, to: (u32, u16, u32, u16)) -> Result<(), PErr> {
+    compat_seal(pkt, ip, PROTO_TCP, (tcp.payload, tcp.end), pccom::data_pos(ext_seq, tcp.flags), f, to)
 }
 
 fn compat_udp(pkt: &mut Vec<u8>, ip: &Ip, udp: &Udp, f: &mut Flow, to: (u32, u16, u32, u16)) -> Result<(), PErr> {

@@ -11,7 +11,7 @@
 //! Unanswered punts are dropped after `heldMs` (expiry.rs).
 
 use super::flow::{End, FlowRef};
-use super::{Engine, Event, Handle, Hook, OutItem, Verdict};
+use super::{Engine, Event, Handle, Hook, OutItem, Reason, Verdict};
 use crate::lock::lock;
 use crate::pkt::*;
 use std::collections::HashMap;
@@ -51,8 +51,8 @@ impl Punts {
     }
 }
 
-/// Gateway: the flow just bound to an ALG port; from now on its segments go through the ALG
-/// (decided once: later packets read the flag under the flow lock they hold anyway).
+/// Gateway: the flow just learned that its d is an ALG port; from now on its segments go through
+/// the ALG (decided once: later packets read the flag under the flow lock they hold anyway).
 pub(super) fn mark_alg(flow: &FlowRef) {
     let mut f = lock(flow);
     let compat = f.compat;
@@ -75,7 +75,7 @@ impl Engine {
     pub(super) fn punt(&mut self, pkt: &[u8], hook: Hook, flow: Option<u32>, handle: Handle, now: u64) -> Verdict {
         if self.punts.waiting.len() >= self.cfg.max_held_total {
             self.stats.held_overflow += 1;
-            return Verdict::Drop("punt-overflow");
+            return Verdict::Drop(Reason::HeldOverflow);
         }
         let id = self.punts.next;
         self.punts.next += 1;
@@ -99,6 +99,7 @@ impl Engine {
         // An ALG punt whose flow ended meanwhile goes nowhere, whatever the verdict.
         let flow = p.flow.and_then(|fid| self.table.by_id(fid).cloned());
         let r = if !accept || (p.flow.is_some() && flow.is_none()) {
+            self.stats.count_drop(if accept { Reason::NoFlow } else { Reason::PuntRefused });
             Ok(None)
         } else {
             match (flow, hook) {
@@ -109,6 +110,7 @@ impl Engine {
         let bytes = match r {
             Ok(b) => b,
             Err(e) => {
+                self.stats.count_drop(Reason::PuntRefused);
                 self.outbox.push(OutItem { handle, hook, bytes: None, injected: false });
                 return Err(e);
             }

@@ -1,12 +1,18 @@
 //! The engine's counters. Each is declared once, here, with the name TypeScript sees:
 //! `Stats::for_each` feeds the N-API `stats()` object and `native/lib/names.generated.ts` is
-//! rendered from `Stats::NAMES` (a Rust test fails when it is stale).
+//! rendered from `Stats::NAMES` (a Rust test fails when it is stale). Besides them, `drops` counts
+//! refused packets by reason (drops.rs), reported as `stats().drops`.
+
+use super::drops::{Drops, Reason};
 
 macro_rules! counters {
     ($( $(#[$doc:meta])* $field:ident = $name:literal, )*) => {
         #[derive(Debug, Default, Clone)]
         pub struct Stats {
             $( $(#[$doc])* pub $field: u64, )*
+            /// Refused packets by reason (`dropped` is their total, without `old-data`, whose
+            /// packets pass as bare headers).
+            pub drops: Drops,
         }
 
         impl Stats {
@@ -51,4 +57,12 @@ counters! {
     events_dropped = "eventsDropped",
     /// Panics caught while processing a packet (the packet is dropped).
     panics = "panics",
+}
+
+impl Stats {
+    /// Counts a dropped packet under its reason.
+    pub fn count_drop(&mut self, r: Reason) {
+        self.dropped += 1;
+        self.drops.add(r, 1);
+    }
 }

@@ -1,19 +1,25 @@
 //! Unprotect: a packet arrives from the internet (hook `in`).
 //!
 //! - Agent: the gateway's answer `GGR:t -> PEN:s` (after the home router). The VAT entry is found
-//!   by that 5-tuple; the MAC is verified, the payload decrypted, and the application receives
+//!   by that 5-tuple; the payload is decrypted and its MAC verified, and the application receives
 //!   `VIN:d -> PEN:s`.
-//! - Gateway: EN's packet `GHR:m -> GGR:t`. The reservation of t is found; the MAC is verified,
-//!   the payload decrypted, and IN receives `PGR:t -> PIN:d`. The first packet that verifies binds
-//!   the reservation to GHR:m and d (event `bound`); after that only GHR:m may use it. An ALG
-//!   flow's packet then goes to TypeScript (see punt.rs).
+//! - Gateway: EN's packet `GHR:m -> GGR:t`. The reservation of t is found; the payload is
+//!   decrypted and its MAC verified, and IN receives `PGR:t -> PIN:d`. A reservation binds to
+//!   GHR:m only from packets that verify, and commits only on one a replay cannot be (UDP: the
+//!   first datagram, whose counter the replay window then refuses to anyone else; TCP: the first
+//!   segment newer than the SYN, while every source whose SYN verified is a candidate that hears
+//!   IN's answers) — event `bound`; after that only GHR:m may use it. An ALG flow's packet then
+//!   goes to TypeScript (see punt.rs).
+//! - TCP replay rules (conn.rs): a SYN for an established connection, anything after it closed,
+//!   and the payload of segments IN or the application already acknowledged never pass.
 //!
 //! `classify_unprotect` runs under the engine lock; `unprotect` is the crypto phase, under the
 //! flow's lock only. Nothing that fails verification is passed: it is dropped and counted.
 
-use super::flow::{Binding, End, Flow, FlowState};
-use super::{Engine, Event, Handle, Outcome, Role, Step};
-use crate::pccom::{self, VErr};
+use super::conn::{make_bare, Pass, Seg};
+use super::flow::{Binding, End, Flow, FlowState, MAX_CANDIDATES};
+use super::{Copies, Engine, Event, Handle, Outcome, Reason, Role, Step};
+use crate::pccom::{self, TcpPos, VErr};
 use crate::pkt::*;
 
 impl Engine {
@@ -32,66 +38,57 @@ impl Engine {
     }
 }
 
+fn reason_of(e: VErr) -> Reason {
+    match e {
+        VErr::NoMac => Reason::NoMac,
+        VErr::BadMac => Reason::BadMac,
+        VErr::Replay => Reason::Replay,
+        VErr::Malformed => Reason::Malformed,
+        VErr::Crypto => Reason::Crypto,
+    }
+}
+
 /// The crypto phase: verify + decrypt + strip, then rewrite for the protected side (agent:
 /// `GGR:t -> PEN:s` becomes `VIN:d -> PEN:s`; gateway: `GHR:m -> GGR:t` becomes `PGR:t -> PIN:d`).
 /// Binds a gateway reservation.
 pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now: u64) -> Outcome {
     let (sport, dport) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
+    let src = Binding { ghr: ip.src, m: sport };
     if let Some(b) = f.binding() {
-        if ip.src != b.ghr || sport != b.m {
-            return verify_failed(f, "wrong-source", sport, dport, now);
+        if src != b {
+            return refused(f, Reason::WrongSource, ip, sport, dport, now);
         }
     }
-    let bound = f.is_bound();
-    let mut learned_d: Option<u16> = None;
-    let r: Result<(), VErr> = if ip.proto == PROTO_TCP {
-        match parse_tcp(pkt, ip) {
-            Err(_) => Err(VErr::Malformed),
-            // A reservation binds only on an initial SYN.
-            Ok(tcp) if !bound && (tcp.flags & TCP_SYN == 0 || tcp.flags & TCP_ACK != 0) => Err(VErr::NoMac),
-            Ok(tcp) if f.compat => compat_tcp(pkt, ip, &tcp, f),
-            Ok(tcp) => {
-                let (rxseq, txseq) = (f.rxseq, f.txseq);
-                pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &rxseq, &txseq).map(|ok| {
-                    f.rxseq.update(ok.ext_seq);
-                    learned_d = ok.d;
-                    f.track_tcp(tcp.flags, false);
-                })
-            }
-        }
-    } else {
-        match parse_udp(pkt, ip) {
-            Err(_) => Err(VErr::Malformed),
-            Ok(udp) if f.compat => compat_udp(pkt, ip, &udp, f),
-            Ok(udp) => pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay).map(|(d, _)| {
-                learned_d = Some(d);
-                if f.state == FlowState::Reserved {
-                    f.state = FlowState::Udp;
-                }
-            }),
-        }
+    let r = if ip.proto == PROTO_TCP { unprotect_tcp(f, pkt, ip, src) } else { unprotect_udp(f, pkt, ip) };
+    let v = match r {
+        Ok(v) => v,
+        Err(Reason::PortDenied) => return Outcome::Refused { reason: Reason::PortDenied, report: None },
+        Err(reason) => return refused(f, reason, ip, sport, dport, now),
     };
-    if let Err(e) = r {
-        return verify_failed(f, e.as_str(), sport, dport, now);
+    if let Some(d) = v.d {
+        f.d = d;
     }
     let mut bound_event = None;
     let to = match &mut f.end {
         End::Agent(a) => (a.vin, f.d, ip.dst, dport),
-        End::Gateway(g) => match g.bound {
-            None => {
-                // The binding packet: EN's mapping as the home router made it, and d.
-                let d = learned_d.unwrap_or(f.d);
-                if d == 0 || (!g.ports.is_empty() && !g.ports.contains(&d)) {
-                    return Outcome::PortDenied;
+        End::Gateway(g) => {
+            if g.bound.is_none() {
+                if v.initial_syn {
+                    // A verified initial SYN: its source is a candidate (a replay verifies too).
+                    if !g.candidates[..g.n_candidates].contains(&src) && g.n_candidates < MAX_CANDIDATES {
+                        g.candidates[g.n_candidates] = src;
+                        g.n_candidates += 1;
+                    }
+                } else {
+                    // UDP's first datagram, or TCP's first segment newer than the SYN (only EN can
+                    // make one): EN's mapping as the home router made it.
+                    g.bound = Some(src);
+                    g.n_candidates = 0;
+                    bound_event = Some(Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d });
                 }
-                g.bound = Some(Binding { ghr: ip.src, m: sport });
-                f.d = d;
-                bound_event = Some(Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d });
-                (pgr, f.t, g.pin, d)
             }
-            Some(_) if learned_d.map_or(false, |d| d != f.d) => return verify_failed(f, "port-mismatch", sport, dport, now),
-            Some(_) => (pgr, f.t, g.pin, f.d),
-        },
+            (pgr, f.t, g.pin, f.d)
+        }
     };
     f.last = now;
     f.c.pkts_in += 1;
@@ -109,22 +106,120 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
         }
     }
     rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
-    Outcome::Accepted { bound: bound_event, alg }
+    Outcome::Accepted { bound: bound_event, alg, learned: v.d, copies: Copies::default(), bare: v.bare }
 }
 
-fn verify_failed(f: &mut Flow, reason: &'static str, sport: u16, dport: u16, now: u64) -> Outcome {
-    let emit = f.count_verify_failure(now);
-    Outcome::VerifyFailed { reason, emit, sport, dport }
+/// What a verified packet brought.
+struct Verified {
+    /// The service port its option or trailer names, when it is the flow's first (to be set).
+    d: Option<u16>,
+    /// TCP: only the bare header passed (conn.rs).
+    bare: bool,
+    /// TCP: an initial SYN (at an uncommitted reservation its source becomes a candidate; any
+    /// other verified segment commits the binding).
+    initial_syn: bool,
+}
+
+/// A verified packet's d against the flow: the first one names it (and must be an allowed port);
+/// later ones must name the same. Returns the d to set, if it is the first.
+fn check_d(f: &Flow, d: Option<u16>) -> Result<Option<u16>, Reason> {
+    let (d, g) = match (d, f.gateway()) {
+        (Some(d), Some(g)) => (d, g),
+        _ => return Ok(None),
+    };
+    if f.d == 0 {
+        if d == 0 || (!g.ports.is_empty() && !g.ports.contains(&d)) {
+            return Err(Reason::PortDenied);
+        }
+        return Ok(Some(d));
+    }
+    if d != f.d {
+        return Err(Reason::PortMismatch);
+    }
+    Ok(None)
+}
+
+/// TCP: the connection's admission rules, the binding's candidates, verification, and what of the
+/// segment passes.
+fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding) -> Result<Verified, Reason> {
+    let tcp = parse_tcp(pkt, ip).map_err(|_| Reason::Malformed)?;
+    let initial_syn = tcp.flags & TCP_SYN != 0 && tcp.flags & TCP_ACK == 0;
+    if let Some(g) = f.gateway() {
+        if g.bound.is_none() {
+            // Before the binding commits, only a SYN may come from a new source (and only while
+            // there is room for one more candidate).
+            if !f.is_candidate(src) {
+                if !initial_syn {
+                    return Err(Reason::WrongSource);
+                }
+                if g.n_candidates >= MAX_CANDIDATES {
+                    return Err(Reason::BindingFull);
+                }
+            }
+        }
+    }
+    let closed = f.state == FlowState::Closed;
+    if !(closed && tcp.flags & (TCP_FIN | TCP_SYN) == TCP_FIN) {
+        f.conn.admit_in(f.state, tcp.flags, tcp.seq)?;
+    }
+    let ext_seq = f.rxseq.extend(tcp.seq);
+    let ext_ack = if tcp.flags & TCP_ACK != 0 { f.txseq.extend(tcp.ack) } else { 0 };
+    let (isn_sender, isn_receiver) = f.conn.isns_in(tcp.flags, tcp.seq);
+    let pos = TcpPos { ext_seq, ext_ack, isn_sender, isn_receiver };
+    let len = (tcp.end - tcp.payload) as u32;
+    let d = if f.compat {
+        compat_tcp(pkt, ip, &tcp, f, ext_seq).map_err(reason_of)?;
+        None
+    } else {
+        pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &pos).map_err(reason_of)?.d
+    };
+    let d = check_d(f, d)?;
+    let mut seg = Seg { flags: tcp.flags, seq: tcp.seq, ext_seq, ext_ack, len };
+    let pass = f.conn.pass_in(&seg);
+    if closed && pass != Pass::Bare {
+        // After the close only a retransmitted FIN the local end already acknowledged comes
+        // through, bare (its TIME_WAIT answers it with the last ACK again).
+        return Err(Reason::Closed);
+    }
+    f.rxseq.update(ext_seq);
+    let bare = pass == Pass::Bare;
+    if bare {
+        let nip = parse_ip(pkt, true).map_err(|_| Reason::Malformed)?;
+        let ntcp = parse_tcp(pkt, &nip).map_err(|_| Reason::Malformed)?;
+        make_bare(pkt, &ntcp);
+        seg.flags &= !(TCP_SYN | TCP_FIN | TCP_PSH | TCP_URG);
+        seg.len = 0;
+    }
+    f.conn.record_in(&mut f.state, &seg);
+    Ok(Verified { d, bare, initial_syn })
+}
+
+fn unprotect_udp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip) -> Result<Verified, Reason> {
+    let udp = parse_udp(pkt, ip).map_err(|_| Reason::Malformed)?;
+    let d = if f.compat {
+        compat_udp(pkt, ip, &udp, f).map_err(reason_of)?;
+        None
+    } else {
+        Some(pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay).map_err(reason_of)?.0)
+    };
+    let d = check_d(f, d)?;
+    if f.state == FlowState::Reserved {
+        f.state = FlowState::Udp;
+    }
+    Ok(Verified { d, bare: false, initial_syn: false })
+}
+
+/// A refusal counted on the flow and reported (rate-limited) as a `verify-failed` event.
+fn refused(f: &mut Flow, reason: Reason, ip: &Ip, sport: u16, dport: u16, now: u64) -> Outcome {
+    let report = f.count_verify_failure(reason.as_str(), ip.src, sport, dport, now);
+    Outcome::Refused { reason, report }
 }
 
 // Compat mode: the keyed checksum is checked over the header as it arrived, then the payload is
 // decrypted. It has no option to carry d: a reservation names exactly one port, which is d.
-fn compat_tcp(pkt: &mut [u8], ip: &Ip, tcp: &Tcp, f: &mut Flow) -> Result<(), VErr> {
+fn compat_tcp(pkt: &mut [u8], ip: &Ip, tcp: &Tcp, f: &mut Flow, ext_seq: u64) -> Result<(), VErr> {
     pccom::compat_check(pkt, ip, PROTO_TCP, tcp.payload, &f.rx)?;
-    let ext = f.rxseq.extend(tcp.seq);
-    f.rxseq.update(ext);
-    let pos = if tcp.flags & TCP_SYN != 0 { ext + 1 } else { ext };
-    if !pccom::compat_crypt(&mut f.rx, PROTO_TCP, pos, &mut pkt[tcp.payload..tcp.end]) {
+    if !pccom::compat_crypt(&mut f.rx, PROTO_TCP, pccom::data_pos(ext_seq, tcp.flags), &mut pkt[tcp.payload..tcp.end]) {
         return Err(VErr::Crypto);
     }
     if tcp.flags & TCP_SYN != 0 && tcp.flags & TCP_ACK == 0 {
@@ -139,9 +234,6 @@ fn compat_udp(pkt: &mut [u8], ip: &Ip, udp: &Udp, f: &mut Flow) -> Result<(), VE
         return Err(VErr::Crypto);
     }
     learn_compat_d(f);
-    if f.state == FlowState::Reserved {
-        f.state = FlowState::Udp;
-    }
     Ok(())
 }
 

@@ -63,6 +63,12 @@ pub fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
     if let Some(v) = opt(js, o, "maxHeldTotal", |v| js.get_uint(v, "maxHeldTotal", 1e6))? {
         cfg.max_held_total = v as usize;
     }
+    if let Some(v) = opt(js, o, "pmtuFloor", |v| js.get_uint(v, "pmtuFloor", 65535.0))? {
+        if v < 576 {
+            return Err(JsErr::Error("pmtuFloor must be at least 576".into()));
+        }
+        cfg.pmtu_floor = v as u16;
+    }
     if let Some(rules) = opt(js, o, "punt", |v| js.get_array(v, "options.punt"))? {
         for r in rules {
             let r = js.get_obj(r, "punt rule")?;
@@ -150,7 +156,7 @@ pub fn process(js: &Js, a: &[Value]) -> R<Value> {
         }
         Verdict::Drop(r) => {
             js.set(o, "verdict", js.string("drop"));
-            js.set(o, "reason", js.string(r));
+            js.set(o, "reason", js.string(r.as_str()));
         }
         Verdict::Held => js.set(o, "verdict", js.string("held")),
         Verdict::Punted(id) => {
@@ -251,6 +257,9 @@ pub fn stats(js: &Js, a: &[Value]) -> R<Value> {
     {
         let e = lock(&inst.host.eng);
         e.stats.for_each(|k, v| js.set(o, k, js.num(v as f64)));
+        let d = js.object();
+        e.stats.drops.for_each(|k, v| js.set(d, k, js.num(v as f64)));
+        js.set(o, "drops", d);
         js.set(o, "flows", js.num(e.flow_count() as f64));
         js.set(o, "heldNow", js.num(e.held_count() as f64));
     }

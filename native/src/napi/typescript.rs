@@ -1,9 +1,10 @@
 //! Renders `native/lib/names.generated.ts` from the names declared once in Rust — the counters
-//! (engine/stats.rs), the event types (engine/events.rs) and the flow states (engine/flow.rs) —
+//! (engine/stats.rs), the drop reasons (engine/drops.rs), the event types (engine/events.rs) and
+//! the flow states (engine/flow.rs) —
 //! and fails when the checked-in file differs. `GSRA_WRITE_GENERATED=1 cargo test --release
 //! --lib typescript` (in native/) rewrites it.
 
-use crate::engine::{Event, FlowState, Stats};
+use crate::engine::{Event, FlowState, Reason, Stats};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lib/names.generated.ts");
 /// Prettier's print width for this repository (.prettierrc).
@@ -24,11 +25,13 @@ fn const_list(doc: &str, name: &str, type_name: &str, items: &[&str]) -> String 
 
 fn render() -> String {
     [
-        "// Generated from native/src (engine/stats.rs, engine/events.rs, engine/flow.rs) by the Rust test\n\
-         // napi::typescript::generated_names_are_current; do not edit. To regenerate, in native/:\n\
+        "// Generated from native/src (engine/stats.rs, engine/drops.rs, engine/events.rs, engine/flow.rs) by\n\
+         // the Rust test napi::typescript::generated_names_are_current; do not edit. To regenerate, in\n\
+         // native/:\n\
          //   GSRA_WRITE_GENERATED=1 cargo test --release --lib typescript\n"
             .to_string(),
         const_list("The engine's counters, as `stats()` reports them.", "ENGINE_COUNTERS", "EngineCounter", Stats::NAMES),
+        const_list("Why the engine refuses a packet (`stats().drops`, a `drop` verdict's `reason`).", "DROP_REASONS", "DropReason", Reason::NAMES),
         const_list("Every event `type` the engine emits.", "ENGINE_EVENT_TYPES", "EngineEventType", Event::TYPES),
         const_list("The states of a flow (`flowStats().state`, `expired` events).", "FLOW_STATES", "FlowState", FlowState::NAMES),
     ]
@@ -47,7 +50,7 @@ fn generated_names_are_current() {
 
 #[test]
 fn every_counter_event_and_state_is_named_once() {
-    for names in [Stats::NAMES, Event::TYPES, FlowState::NAMES] {
+    for names in [Stats::NAMES, Reason::NAMES, Event::TYPES, FlowState::NAMES] {
         let mut sorted = names.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
