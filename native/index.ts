@@ -5,12 +5,14 @@
 //   lib/types.ts    the API's types
 //   lib/rules.ts    iptables rules for the NFQUEUE backend
 //   lib/windows.ts  the Windows agent's WinDivert handles and DPAPI
+//   lib/drops.ts    refused packets for operators: Prometheus counters and summary log lines
 //   lib/binding.ts  loading the addon
 //   lib/names.generated.ts  counter, event-type and flow-state names (rendered from native/src)
 export * from './lib/types.ts';
 export * from './lib/names.generated.ts';
 export {
   Engine,
+  COMPAT_WARNING,
   benchLoop,
   directionKeys,
   PROCESS_DROP,
@@ -20,3 +22,4 @@ export {
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
 export { agentRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
 export * from './lib/windows.ts';
+export { DropSummary, syncCounter, type DropCounts, type DropLine } from './lib/drops.ts';

@@ -5,9 +5,11 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { protocol, rewriteARecords, DnsError, type Logger } from '@gsra/common';
+import { DropSummary } from '@gsra/native';
 import type { AgentConfig } from './config.ts';
 import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
+import { AgentMetrics } from './metrics.ts';
 import { VinTable } from './vin.ts';
 import { ACCOUNT_REASONS, loginRefusalWords, refusalWords } from './words.ts';
 
@@ -96,6 +98,9 @@ export class AgentDaemon {
   /** Recent refusals by `${IN}/${proto}`: new connections fail at once for a few seconds. */
   private refused = new Map<string, { until: number; reason: string; words: string }>();
   private ops: Server | undefined;
+  /** /metrics, and every refused packet in a summary line at most every 5 s (native/lib/drops.ts). */
+  private metrics: AgentMetrics | undefined;
+  private drops: DropSummary | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Set once the stored login is too old: sessions end and are not opened again. */
@@ -123,11 +128,30 @@ export class AgentDaemon {
     this.armExpiry();
     for (const g of this.creds.groups) await this.openSession(g.name);
     this.deps.dataPlane.start();
+    const dp = this.deps.dataPlane;
+    this.metrics = new AgentMetrics({
+      drops: () => dp.drops?.(),
+      engine: () => dp.stats(),
+      sessions: () => [...this.sessions.values()].filter((s) => s.up).length,
+      flows: () => this.flows.size,
+    });
+    this.drops = new DropSummary(
+      () => dp.drops?.(),
+      (l) =>
+        this.log.warn('packets dropped', {
+          dropped: l.dropped,
+          total: l.total,
+          periodSec: l.periodMs / 1000,
+        }),
+      5000,
+    );
+    this.drops.start();
     this.ops = createServer((req, res) => {
       if (req.url === '/status') {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify(this.status(), null, 2) + '\n');
-      } else res.writeHead(404).end();
+      } else if (req.url === '/metrics' && this.metrics) void this.metrics.serve(res);
+      else res.writeHead(404).end();
     });
     await new Promise<void>((r) => this.ops!.listen(this.config.ops.port, this.config.ops.listen, () => r()));
     const a = this.ops.address();
@@ -539,6 +563,7 @@ export class AgentDaemon {
     }
     for (const w of this.waiting) this.deps.dataPlane.failHeld(w.key);
     await new Promise<void>((r) => (this.ops ? this.ops.close(() => r()) : r()));
+    this.drops?.stop();
     await this.deps.dataPlane.close();
     this.log.info('agent stopped');
   }

@@ -99,4 +99,8 @@ export abstract class EngineDataPlane implements AgentDataPlane {
     for (const [k, v] of Object.entries(this.engine.stats())) if (typeof v === 'number') out[k] = v;
     return out;
   }
+
+  drops(): Record<string, number> {
+    return this.engine.stats().drops;
+  }
 }

@@ -53,6 +53,8 @@ export interface AgentDataPlane {
   flowCounters(id: number): FlowCounters | null;
   onEvent(cb: (e: AgentDataPlaneEvent) => void): void;
   stats(): Record<string, number>;
+  /** Packets the engine refused, by reason (docs/pccom.md; native DROP_REASONS). */
+  drops?(): Record<string, number>;
   close(): Promise<void>;
 }
 

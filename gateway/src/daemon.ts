@@ -5,6 +5,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { protocol, type Logger } from '@gsra/common';
 import { DirectoryClient } from '@gsra/ldap';
+import { DropSummary } from '@gsra/native';
 import type { GatewayConfig } from './config.ts';
 import type { DataPlane, DataPlaneEvent } from './data-plane.ts';
 import { DnsResponder } from './dns-responder.ts';
@@ -45,6 +46,8 @@ export class GatewayDaemon {
   private startedAt = 0;
   private readonly ftp: FtpAlg;
   private directory: DirectoryClient;
+  /** Every refused packet ends up in a summary line, at most one per 5 s (native/lib/drops.ts). */
+  private readonly drops: DropSummary | undefined;
   opsAddress: { address: string; port: number } | undefined;
   controlPort = 0;
 
@@ -90,6 +93,20 @@ export class GatewayDaemon {
       sessionIdleSec: config.control.sessionIdleSec,
     });
     deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
+    const dp = deps.dataPlane;
+    if (dp?.drops) {
+      this.metrics.dropSource = () => dp.drops!();
+      this.drops = new DropSummary(
+        () => dp.drops!(),
+        (l) =>
+          this.log.warn('packets dropped', {
+            dropped: l.dropped,
+            total: l.total,
+            periodSec: l.periodMs / 1000,
+          }),
+        5000,
+      );
+    }
     this.ftp = new FtpAlg({
       flow: (t) => this.control.reservations.get(6, t),
       alias: (ctrlT, aliasPort) => {
@@ -132,6 +149,7 @@ export class GatewayDaemon {
     // range, and the queue rules would take its replies: every first user look-up would hang
     // until the LDAP timeout. Until the policy is loaded nothing is reserved: closed.
     this.deps.dataPlane?.start();
+    this.drops?.start();
     try {
       await this.policy.refresh();
     } catch (e) {
@@ -367,6 +385,7 @@ export class GatewayDaemon {
     this.sock = undefined;
     this.dns?.close();
     await this.ops?.close();
+    this.drops?.stop();
     await this.deps.dataPlane?.close();
     await this.directory.close();
     this.log.info('gateway stopped');

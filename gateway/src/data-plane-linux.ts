@@ -25,7 +25,8 @@ export interface LinuxDataPlaneOptions {
   queues: [number, number];
   /** Run the rules inside this network namespace (the lab); default: the current one. */
   netns?: string;
-  interfaces: string[];
+  /** [internet interface, LAN interface]: the queue rules take each side's packets only from its own interface. */
+  interfaces: [string, string];
   /** Service ports whose TCP connections go through the ALG (FTP control: [21]). */
   algPorts?: number[];
 }
@@ -72,6 +73,8 @@ export class LinuxDataPlane implements DataPlane {
       ports: `${o.ports.first}:${o.ports.last}`,
       inQueue: o.queues[0],
       outQueue: o.queues[1],
+      wan: o.interfaces[0],
+      lan: o.interfaces[1],
     });
     this.engine.onEvents((evs) => {
       for (const e of evs) {
@@ -141,11 +144,13 @@ export class LinuxDataPlane implements DataPlane {
   /** Start the queues, then open the door: sysctls and iptables rules (stale copies removed first). */
   start(): void {
     for (const i of this.o.interfaces) {
-      // Translated packets carry the gateway's own address as source (PGR or GGR): allow routing them.
+      // Translated packets carry the gateway's own address as source (PGR or GGR): allow routing
+      // them. Loose reverse-path filtering: strict would refuse exactly those; the queue rules
+      // filter what arrives strictly, before translation (native/lib/rules.ts).
       this.sysctl(`net.ipv4.conf.${i}.accept_local=1`);
-      this.sysctl(`net.ipv4.conf.${i}.rp_filter=0`);
+      this.sysctl(`net.ipv4.conf.${i}.rp_filter=2`);
     }
-    this.sysctl('net.ipv4.conf.all.rp_filter=0');
+    this.sysctl('net.ipv4.conf.all.rp_filter=2');
     // The reserved range belongs to flows: the kernel must never pick a local ephemeral port from
     // it (the gateway's own LDAP connection would otherwise collide with the queue rules).
     this.sysctl(`net.ipv4.ip_local_reserved_ports=${this.o.ports.first}-${this.o.ports.last}`);
@@ -185,6 +190,10 @@ export class LinuxDataPlane implements DataPlane {
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(s)) if (typeof v === 'number') out[k] = v;
     return out;
+  }
+
+  drops(): Record<string, number> {
+    return this.engine.stats().drops;
   }
 
   async close(): Promise<void> {

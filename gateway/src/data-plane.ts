@@ -37,6 +37,8 @@ export interface DataPlane {
   /** The ALG for flows to the ALG ports (FTP control); without one their segments pass unchanged. */
   setAlg(alg: AlgHandler): void;
   stats(): Record<string, number>;
+  /** Packets the engine refused, by reason (docs/pccom.md; native DROP_REASONS). */
+  drops?(): Record<string, number>;
   /** Stop the engine and remove every kernel rule it installed. */
   close(): Promise<void>;
 }

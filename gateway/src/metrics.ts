@@ -1,4 +1,5 @@
 // What the gateway counts, in Prometheus form (prom-client). One registry per daemon instance.
+import { syncCounter } from '@gsra/native';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class GatewayMetrics {
@@ -36,9 +37,12 @@ export class GatewayMetrics {
     help: 'Bound flows in the engine',
     registers: [this.registry],
   });
+  /** The engine's refused packets by reason; the daemon sets it when it has a data plane. */
+  dropSource: () => Record<string, number> | undefined = () => undefined;
+  readonly droppedPackets: Counter<'reason'>;
   readonly engine = new Counter({
     name: 'gsra_gateway_engine_events_total',
-    help: 'Events the packet engine reported, by kind',
+    help: 'Events the packet engine reported (not packets: verify-failed events are rate-limited), by kind',
     labelNames: ['kind'],
     registers: [this.registry],
   });
@@ -61,6 +65,16 @@ export class GatewayMetrics {
   });
 
   constructor() {
+    const source = () => this.dropSource();
+    this.droppedPackets = new Counter({
+      name: 'gsra_gateway_dropped_packets_total',
+      help: 'Packets the packet engine refused, by reason (old-data: payloads of already acknowledged segments)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        syncCounter(this, source());
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'gsra_gateway_' });
   }
 }

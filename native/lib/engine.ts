@@ -17,6 +17,10 @@ import type {
 } from './types.ts';
 import type { WinDivertOptions } from './windows.ts';
 
+/** What the compat mode lacks, in the words of the warning it logs (docs/pccom.md §7). */
+export const COMPAT_WARNING =
+  "GSRA compat mode (the paper's 16-bit keyed checksum): forgeable after about 65 000 tries, no header integrity, no replay protection for UDP, one keystream for every UDP datagram";
+
 export const PROCESS_DROP = -1;
 export const PROCESS_HELD = -2;
 export const PROCESS_PUNTED = -3;
@@ -36,12 +40,17 @@ export class Engine {
   /** Agent: adds a VAT entry; packets held for its 5-tuple are released translated. */
   addFlow(flow: AgentFlow): void {
     if (this.role !== 'agent') throw new Error('addFlow is for the agent; the gateway uses addReservation');
+    if (flow.compat) warnCompat();
     this.#n.addFlow(this.#h, flow);
   }
 
-  /** Gateway: reserves port t; the first packet to GGR:t that verifies binds GHR:m and d ('bound' event). */
+  /**
+   * Gateway: reserves port t for one flow. It binds GHR:m and d from packets that verify ('bound'
+   * event: UDP at the first datagram, TCP at the first segment newer than the SYN).
+   */
   addReservation(r: Reservation): void {
     if (this.role !== 'gateway') throw new Error('addReservation is for the gateway; the agent uses addFlow');
+    if (r.compat) warnCompat();
     this.#n.addFlow(this.#h, r);
   }
 
@@ -145,4 +154,9 @@ export function directionKeys(
   keys: { enToGw: DirectionKeys; gwToEn: DirectionKeys },
 ): { tx: DirectionKeys; rx: DirectionKeys } {
   return role === 'agent' ? { tx: keys.enToGw, rx: keys.gwToEn } : { tx: keys.gwToEn, rx: keys.enToGw };
+}
+
+/** Every flow added in compat mode is logged: a process warning (code GSRA_COMPAT_MODE, on stderr by default). */
+function warnCompat(): void {
+  process.emitWarning(COMPAT_WARNING, { code: 'GSRA_COMPAT_MODE' });
 }

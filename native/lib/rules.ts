@@ -52,9 +52,16 @@ export function agentRules(o: {
 }
 
 /**
- * Gateway rules (raw PREROUTING): to GGR's port range (and ICMP to GGR) from the internet ->
- * inQueue; from the LAN to PGR's port range (and ICMP to PGR) -> outQueue. Translated packets are routed
- * with a local source address, so the interfaces need net.ipv4.conf.<if>.accept_local=1.
+ * Gateway rules (raw PREROUTING). First, strict reverse-path filtering on both interfaces
+ * (xt_rpfilter): a packet whose source address the routing table would not answer through the
+ * interface it arrived on is dropped — a LAN address from the internet, an internet address from
+ * the LAN, one of the gateway's own addresses from anywhere. Then: to GGR's port range (and ICMP
+ * to GGR) arriving on the internet interface `wan` -> inQueue; to PGR's port range (and ICMP to
+ * PGR) arriving on the LAN interface `lan` -> outQueue. A translated packet is not filtered again
+ * (a queue verdict resumes after the raw table), which is why the kernel's own `rp_filter` must
+ * stay loose: strict, it would refuse the translated packets, whose source is the gateway's
+ * address of the other side (docs/gateway.md). Translated packets are routed with a local source
+ * address, so the interfaces need net.ipv4.conf.<if>.accept_local=1.
  */
 export function gatewayRules(o: {
   ggr: string;
@@ -62,34 +69,36 @@ export function gatewayRules(o: {
   ports: string;
   inQueue: number;
   outQueue: number;
+  /** The internet interface (GGR's side). */
+  wan: string;
+  /** The LAN interface (PGR's side). */
+  lan: string;
   name?: string;
 }): Rule[] {
   const c = tag(o.name ?? 'gateway');
   const q = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
-  return [
-    {
+  const r: Rule[] = [o.wan, o.lan].map((i) => ({
+    table: 'raw',
+    chain: 'PREROUTING',
+    args: ['-i', i, '-m', 'rpfilter', '--invert', ...c, '-j', 'DROP'],
+  }));
+  for (const s of [
+    { dst: o.ggr, iface: o.wan, queue: o.inQueue },
+    { dst: o.pgr, iface: o.lan, queue: o.outQueue },
+  ]) {
+    for (const p of ['tcp', 'udp'])
+      r.push({
+        table: 'raw',
+        chain: 'PREROUTING',
+        args: ['-i', s.iface, '-d', s.dst, '-p', p, '--dport', o.ports, ...c, ...q(s.queue)],
+      });
+    r.push({
       table: 'raw',
       chain: 'PREROUTING',
-      args: ['-d', o.ggr, '-p', 'tcp', '--dport', o.ports, ...c, ...q(o.inQueue)],
-    },
-    {
-      table: 'raw',
-      chain: 'PREROUTING',
-      args: ['-d', o.ggr, '-p', 'udp', '--dport', o.ports, ...c, ...q(o.inQueue)],
-    },
-    {
-      table: 'raw',
-      chain: 'PREROUTING',
-      args: ['-d', o.pgr, '-p', 'tcp', '--dport', o.ports, ...c, ...q(o.outQueue)],
-    },
-    {
-      table: 'raw',
-      chain: 'PREROUTING',
-      args: ['-d', o.pgr, '-p', 'udp', '--dport', o.ports, ...c, ...q(o.outQueue)],
-    },
-    { table: 'raw', chain: 'PREROUTING', args: ['-d', o.ggr, '-p', 'icmp', ...c, ...q(o.inQueue)] },
-    { table: 'raw', chain: 'PREROUTING', args: ['-d', o.pgr, '-p', 'icmp', ...c, ...q(o.outQueue)] },
-  ];
+      args: ['-i', s.iface, '-d', s.dst, '-p', 'icmp', ...c, ...q(s.queue)],
+    });
+  }
+  return r;
 }
 
 function iptables(netns: string | undefined, args: string[]): void {

@@ -1,6 +1,7 @@
-// The types of the engine's TypeScript API (native/lib/engine.ts). Counter, event-type and
-// flow-state names come from names.generated.ts, which is rendered from the Rust declarations.
-import type { EngineCounter, EngineEventType, FlowState } from './names.generated.ts';
+// The types of the engine's TypeScript API (native/lib/engine.ts). Counter, drop-reason,
+// event-type and flow-state names come from names.generated.ts, which is rendered from the Rust
+// declarations.
+import type { DropReason, EngineCounter, EngineEventType, FlowState } from './names.generated.ts';
 
 export type Proto = 'tcp' | 'udp';
 /** 'out' = taken on the local side (applications on EN; the LAN at the gateway), 'in' = from the internet. */
@@ -12,7 +13,10 @@ export interface DirectionKeys {
   encKey: Uint8Array;
   /** HMAC-SHA256 key, 32 bytes. */
   macKey: Uint8Array;
-  /** The first 8 bytes of every AES-CTR counter block. */
+  /**
+   * 8 bytes: the first half of the compat mode's AES-CTR counter blocks. The secure mode does not
+   * use it (its counter blocks are the synthetic IV T || be32(i), docs/pccom.md §3).
+   */
   ivSalt: Uint8Array;
 }
 
@@ -46,6 +50,8 @@ interface CommonOptions {
   algPorts?: number[];
   maxHeldPerFlow?: number;
   maxHeldTotal?: number;
+  /** ICMP "fragmentation needed" below this MTU is never taken (default 1280, at least 576; docs/pccom.md §8.1). */
+  pmtuFloor?: number;
 }
 export interface AgentOptions extends CommonOptions {
   role: 'agent';
@@ -77,7 +83,11 @@ export interface AgentFlow {
   compat?: boolean;
 }
 
-/** Gateway reservation of port t; binds in-band on the first packet that verifies. tx = GW->EN, rx = EN->GW. */
+/**
+ * Gateway reservation of port t, for one flow (TCP: one connection). Binds in-band from packets that
+ * verify: UDP on the first datagram, TCP on the first segment newer than the SYN (docs/pccom.md §6).
+ * tx = GW->EN, rx = EN->GW.
+ */
 export interface Reservation {
   id: number;
   proto: Proto | 6 | 17;
@@ -96,7 +106,7 @@ export interface ProcessResult {
   /** The packet to pass on (verdict 'accept'). */
   packet?: Buffer;
   /** Why it was dropped (verdict 'drop'). */
-  reason?: string;
+  reason?: DropReason;
   /** The punt id (verdict 'punted'), for verdict(). */
   puntId?: number;
 }
@@ -121,8 +131,11 @@ export type EngineEvent =
       src: string;
       sport: number;
       dport: number;
-      reason: string;
-      /** Failures since the last event for this flow (events are rate-limited to 1/s per flow). */
+      reason: DropReason;
+      /**
+       * Failures since the last event for this flow (events are rate-limited to 1/s per flow; what
+       * is still pending after a second is reported by the engine's sweep).
+       */
       count: number;
     }
   /** `flow`: the flow id of an ALG punt (gateway, algPorts); null for a punt rule's packet. */
@@ -144,8 +157,13 @@ export interface FlowStats {
   m?: number;
 }
 
-/** `stats()`: the engine's counters (names generated from the Rust declarations), its table sizes and the backend's counters. */
+/**
+ * `stats()`: the engine's counters (names generated from the Rust declarations), refused packets
+ * by reason, its table sizes and the backend's counters.
+ */
 export interface EngineStats extends Record<EngineCounter, number> {
+  /** Packets refused, by reason (`old-data`: payloads removed, the bare header passed). */
+  drops: Record<DropReason, number>;
   flows: number;
   heldNow: number;
   backend: { name: string; [counter: string]: number | string } | null;

@@ -9,6 +9,7 @@ import {
   gatewayRules,
   PROCESS_DROP,
   PROCESS_HELD,
+  DROP_REASONS,
   ENGINE_COUNTERS,
   ENGINE_EVENT_TYPES,
   type EngineEvent,
@@ -89,12 +90,19 @@ t.test('addFlow releases the held SYN translated for GGR:t, 20 bytes longer', as
   t.ok(checksumsOk(wire));
 });
 
-t.test('the gateway binds in-band and passes the SYN to PIN:d from PGR:t', async (t) => {
+t.test('the gateway passes the SYN to PIN:d from PGR:t and reports nothing yet', async (t) => {
   const { gw, wire } = heldThenReleased();
   const r = gw.process(toGw(wire), 'in');
   t.equal(r.verdict, 'accept');
   t.same(addrs(r.packet!), { src: PGR, sport: T, dst: PIN, dport: D });
   t.ok(checksumsOk(r.packet!));
+  t.same(gw.pollEvents(), [], 'a SYN (perhaps replayed) only makes its source a candidate');
+});
+
+t.test('the gateway binds in-band on the first verified segment newer than the SYN', async (t) => {
+  const { gw, data } = established();
+  gw.pollEvents();
+  t.equal(gw.process(data, 'in').verdict, 'accept');
   t.same(gw.pollEvents(), [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
 });
 
@@ -120,10 +128,11 @@ t.test('a tampered packet is dropped, counted and reported', async (t) => {
   gw.pollEvents();
   const bad = Buffer.from(data);
   bad[bad.length - 1]! ^= 1;
-  t.same(gw.process(bad, 'in'), { verdict: 'drop', reason: 'verify-failed' });
+  t.same(gw.process(bad, 'in'), { verdict: 'drop', reason: 'bad-mac' });
   const vf = gw.pollEvents().filter((e) => e.type === 'verify-failed');
   t.equal(vf.length, 1);
   t.equal(gw.stats().verifyFailed, 1);
+  t.equal(gw.stats().drops['bad-mac'], 1);
   t.equal(gw.flowStats(7)!.verifyFailed, 1);
 });
 
@@ -455,19 +464,62 @@ t.test('rule helpers never use --queue-bypass', async (t) => {
       inQueue: 1,
       dnsQueue: 2,
     }),
-    ...gatewayRules({ ggr: GGR, pgr: PGR, ports: '20000:29999', inQueue: 0, outQueue: 1 }),
+    ...gatewayRules({
+      ggr: GGR,
+      pgr: PGR,
+      ports: '20000:29999',
+      inQueue: 0,
+      outQueue: 1,
+      wan: 'wan0',
+      lan: 'lan0',
+    }),
   ];
-  t.ok(rules.length >= 9);
-  for (const r of rules) {
-    t.notOk(r.args.includes('--queue-bypass'));
-    t.ok(r.args.includes('NFQUEUE'));
-  }
+  const queued = rules.filter((r) => r.args.includes('NFQUEUE'));
+  t.ok(queued.length >= 9);
+  for (const r of queued) t.notOk(r.args.includes('--queue-bypass'));
 });
+
+t.test(
+  'gateway rules take each side only from its own interface, after strict reverse-path filtering',
+  async (t) => {
+    const rules = gatewayRules({
+      ggr: GGR,
+      pgr: PGR,
+      ports: '20000:29999',
+      inQueue: 0,
+      outQueue: 1,
+      wan: 'wan0',
+      lan: 'lan0',
+    });
+    const iface = (r: { args: string[] }) => r.args[r.args.indexOf('-i') + 1];
+    t.same(
+      rules.slice(0, 2).map((r) => [iface(r), r.args.includes('rpfilter'), r.args.at(-1)]),
+      [
+        ['wan0', true, 'DROP'],
+        ['lan0', true, 'DROP'],
+      ],
+      'first: drop what the routing table would not answer through the interface it came in on',
+    );
+    const queued = rules.filter((r) => r.args.includes('NFQUEUE'));
+    t.equal(queued.length, 6);
+    for (const r of queued) {
+      const toGgr = r.args.includes(GGR);
+      t.equal(iface(r), toGgr ? 'wan0' : 'lan0', r.args.join(' '));
+      t.equal(r.args.at(-1), toGgr ? '0' : '1');
+    }
+  },
+);
 
 t.test('the addon reports the counters names.generated.ts lists, in order', async (t) => {
   const st = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' }).stats();
-  const counters = Object.keys(st).filter((k) => !['flows', 'heldNow', 'backend'].includes(k));
+  const counters = Object.keys(st).filter((k) => !['drops', 'flows', 'heldNow', 'backend'].includes(k));
   t.same(counters, [...ENGINE_COUNTERS]);
+});
+
+t.test('the addon counts drops under the reasons names.generated.ts lists, in order', async (t) => {
+  const st = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' }).stats();
+  t.same(Object.keys(st.drops), [...DROP_REASONS]);
+  t.ok(Object.values(st.drops).every((v) => v === 0));
 });
 
 t.test('the addon emits the event types names.generated.ts lists', async (t) => {

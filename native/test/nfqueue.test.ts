@@ -23,6 +23,9 @@ const cfg = {
   udpT: 20001,
   tcpT: 20002,
   keySeed: 5,
+  // The gateway's interfaces: toward the agent (its internet side) and toward the server (its LAN).
+  wan: `${id}ga`,
+  lan: `${id}gs`,
 };
 const PEN = '192.168.77.2';
 const VIN = '100.64.0.9';
@@ -212,13 +215,13 @@ t.before(async () => {
   for (const k of [
     'net.ipv4.ip_forward=1',
     'net.ipv4.conf.all.accept_local=1',
-    'net.ipv4.conf.all.rp_filter=0',
+    'net.ipv4.conf.all.rp_filter=2',
   ]) {
     nsx(NS.g, ['sysctl', '-qw', k]);
   }
   for (const dev of [`${id}ga`, `${id}gs`]) {
     nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.accept_local=1`]);
-    nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=0`]);
+    nsx(NS.g, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=2`]);
   }
   // Counting rules at the top of the gateway's raw PREROUTING (no target: they only count).
   const counter = (comment: string, ...match: string[]) =>
