@@ -10,6 +10,11 @@
 //    to it is replaced by `502 GSRA: active FTP (PORT/EPRT) is not available; use passive mode`.
 // Lines split across segments are not reassembled (servers write each reply line at once); such a
 // reply passes unchanged, which costs only the data connection a PASV-trusting client would open.
+// Every decision is made once per position: a line is remembered by the sequence number it starts
+// at, so a retransmission — also one that the sender coalesced or split differently — gets exactly
+// the bytes decided the first time for every line it repeats (PCCOM would encrypt other bytes at
+// the same position under another synthetic IV, safely, but EN's TCP must never see a position
+// change its content; docs/pccom.md §4.5).
 import type { Logger } from '@gsra/common';
 
 /** What the ALG needs from the daemon for the control connection on reserved port `ctrlT`. */
@@ -33,14 +38,14 @@ interface ControlState {
   /** Answers still to replace: the server's replies to commands the ALG turned into NOOP. */
   refusals: number;
   /**
-   * Segments already seen, by direction and sequence number, with what was sent for them: a
-   * retransmission gets exactly the same bytes (and counts nothing twice).
+   * Lines already decided, by direction and the sequence number they start at, with what was sent
+   * for them: a retransmission gets exactly the same bytes (and counts nothing twice).
    */
-  seen: Map<string, Buffer | undefined>;
+  seen: Map<string, string>;
 }
 
-/** Segments remembered per control connection (FTP control traffic is a few lines at a time). */
-const SEEN_MAX = 16;
+/** Lines remembered per control connection (FTP control traffic is a few lines at a time). */
+const SEEN_MAX = 64;
 
 const PASV_ADDR = /(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})/;
 const EPSV_PORT = /\(([\x21-\x7e])\1\1(\d{1,5})\1\)/;
@@ -82,75 +87,78 @@ export class FtpAlg {
     this.controls.delete(ctrlT);
   }
 
-  /** What was decided for this segment before (a retransmission), else decide and remember. */
-  private once(
+  /**
+   * Maps each complete line of a segment starting at `seq` through `decide`, once per position:
+   * a line seen before (a retransmission) gets what was decided for it then. Returns the new
+   * payload if any line changed.
+   */
+  private perLine(
     st: ControlState,
-    key: string,
+    dir: 's' | 'c',
+    seq: number,
     payload: Buffer,
-    decide: () => Buffer | undefined,
+    decide: (line: string) => string,
   ): Buffer | undefined {
-    const k = `${key}/${payload.length}`;
-    if (st.seen.has(k)) return st.seen.get(k);
-    const r = decide();
-    st.seen.set(k, r);
-    if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
-    return r;
+    let at = 0;
+    let changed = false;
+    const out = lines(payload).map((line) => {
+      const pos = (seq + at) >>> 0;
+      at += line.length;
+      if (!line.endsWith('\n')) return line;
+      const k = `${dir}${pos}/${line.length}`;
+      let r = st.seen.get(k);
+      if (r === undefined) {
+        r = decide(line);
+        st.seen.set(k, r);
+        if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
+      }
+      if (r !== line) changed = true;
+      return r;
+    });
+    return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
   }
 
   /** A segment from the FTP server (IN -> EN) starting at `seq`. Returns the payload to send instead, if changed. */
   fromServer(ctrlT: number, seq: number, payload: Buffer): Buffer | undefined {
     if (payload.length === 0) return undefined;
     const st = this.state(ctrlT);
-    return this.once(st, `s${seq}`, payload, () => this.replies(ctrlT, st, payload));
+    return this.perLine(st, 's', seq, payload, (line) => this.reply(ctrlT, st, line));
   }
 
-  private replies(ctrlT: number, st: ControlState, payload: Buffer): Buffer | undefined {
-    let changed = false;
-    const out = lines(payload).map((line) => {
-      if (!line.endsWith('\n')) return line;
-      const eol = line.endsWith('\r\n') ? '\r\n' : '\n';
-      if (st.refusals > 0 && /^\d{3} /.test(line)) {
-        st.refusals--;
-        changed = true;
-        return ACTIVE_MODE_REFUSAL + eol;
-      }
-      if (line.startsWith('227 ')) {
-        const r = this.pasv(ctrlT, st, line);
-        if (r !== line) changed = true;
-        return r;
-      }
-      if (line.startsWith('229 ')) {
-        const m = EPSV_PORT.exec(line);
-        const port = m ? Number(m[2]) : 0;
-        if (port >= 1 && port <= 65535) this.reserve(ctrlT, st, port, 'EPSV');
-      }
-      return line;
-    });
-    return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
+  /** One complete reply line: the refusal that replaces an answer to active mode, PASV, EPSV. */
+  private reply(ctrlT: number, st: ControlState, line: string): string {
+    const eol = line.endsWith('\r\n') ? '\r\n' : '\n';
+    if (st.refusals > 0 && /^\d{3} /.test(line)) {
+      st.refusals--;
+      return ACTIVE_MODE_REFUSAL + eol;
+    }
+    if (line.startsWith('227 ')) return this.pasv(ctrlT, st, line);
+    if (line.startsWith('229 ')) {
+      const m = EPSV_PORT.exec(line);
+      const port = m ? Number(m[2]) : 0;
+      if (port >= 1 && port <= 65535) this.reserve(ctrlT, st, port, 'EPSV');
+    }
+    return line;
   }
 
   /** A segment from the FTP client (EN -> IN) starting at `seq`. Returns a same-length payload if changed. */
   fromClient(ctrlT: number, seq: number, payload: Buffer): Buffer | undefined {
     if (payload.length === 0) return undefined;
     const st = this.state(ctrlT);
-    return this.once(st, `c${seq}`, payload, () => this.commands(ctrlT, st, payload));
+    return this.perLine(st, 'c', seq, payload, (line) => this.command(ctrlT, st, line));
   }
 
-  private commands(ctrlT: number, st: ControlState, payload: Buffer): Buffer | undefined {
-    let changed = false;
-    const out = lines(payload).map((line) => {
-      const cmd = line.replace(/\r?\n$/, '');
-      const m = ACTIVE_CMD.exec(cmd);
-      if (!m || !line.endsWith('\n')) return line;
-      st.refusals++;
-      changed = true;
-      this.warn(ctrlT, 'active FTP refused: the client must use passive mode', {
-        command: m[1]!.toUpperCase(),
-        reason: 'active-ftp',
-      });
-      return 'NOOP'.padEnd(cmd.length, ' ') + line.slice(cmd.length);
+  /** One complete command line: active mode becomes a NOOP of the same length. */
+  private command(ctrlT: number, st: ControlState, line: string): string {
+    const cmd = line.replace(/\r?\n$/, '');
+    const m = ACTIVE_CMD.exec(cmd);
+    if (!m) return line;
+    st.refusals++;
+    this.warn(ctrlT, 'active FTP refused: the client must use passive mode', {
+      command: m[1]!.toUpperCase(),
+      reason: 'active-ftp',
     });
-    return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
+    return 'NOOP'.padEnd(cmd.length, ' ') + line.slice(cmd.length);
   }
 
   private pasv(ctrlT: number, st: ControlState, line: string): string {

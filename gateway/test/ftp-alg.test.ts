@@ -110,3 +110,27 @@ t.test(
     t.equal(alg.fromClient(CTRL, 700, b('PASV\r\n')), undefined, 'other commands pass');
   },
 );
+
+t.test('a retransmission coalesced with the next reply keeps the bytes decided for the first', async (t) => {
+  const { alg, aliases } = setup({ vin: '198.19.230.117' });
+  alg.fromClient(CTRL, 500, b('PORT 192,168,1,10,200,1\r\n'));
+  const answer = b('200 PORT command successful.\r\n');
+  const first = alg.fromServer(CTRL, 1000, answer)!;
+  t.equal(first.toString(), ACTIVE_MODE_REFUSAL + '\r\n', 'the answer to PORT is replaced');
+  // The server retransmits its answer together with the next reply, a PASV.
+  const pasv = '227 Entering Passive Mode (10,0,0,11,195,80).\r\n';
+  const coalesced = alg.fromServer(CTRL, 1000, b(answer.toString() + pasv))!;
+  t.equal(
+    coalesced.toString(),
+    ACTIVE_MODE_REFUSAL + '\r\n' + '227 Entering Passive Mode (198,19,230,117,195,80).\r\n',
+    'the repeated line gets the same replacement (no refusal counted twice), the new one is decided',
+  );
+  t.same(aliases, [[CTRL, 195 * 256 + 80]]);
+  const split = alg.fromServer(CTRL, 1000 + answer.length, b(pasv));
+  t.equal(
+    split?.toString(),
+    '227 Entering Passive Mode (198,19,230,117,195,80).\r\n',
+    'and alone, later, the same again',
+  );
+  t.same(aliases, [[CTRL, 195 * 256 + 80]], 'reserved once');
+});

@@ -12,7 +12,11 @@ t.test('gsra_gateway_dropped_packets_total counts packets by reason', async (t) 
   t.match(text, /gsra_gateway_dropped_packets_total\{reason="replay"\} 3\n/);
   drops['bad-mac'] = 10501;
   text = await m.registry.metrics();
-  t.match(text, /gsra_gateway_dropped_packets_total\{reason="bad-mac"\} 10501\n/, 'each scrape reads the engine');
+  t.match(
+    text,
+    /gsra_gateway_dropped_packets_total\{reason="bad-mac"\} 10501\n/,
+    'each scrape reads the engine',
+  );
 });
 
 t.test('without a data plane the family is empty', async (t) => {

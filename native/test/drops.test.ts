@@ -61,7 +61,10 @@ t.test('stop() flushes what is pending', async (t) => {
 t.test('syncCounter sets one series per reason', async (t) => {
   const seen: [string, number][] = [];
   let resets = 0;
-  syncCounter({ reset: () => resets++, inc: (l, v) => seen.push([l.reason, v]) }, { 'bad-mac': 4, replay: 0 });
+  syncCounter(
+    { reset: () => resets++, inc: (l, v) => seen.push([l.reason, v]) },
+    { 'bad-mac': 4, replay: 0 },
+  );
   t.equal(resets, 1);
   t.same(seen, [
     ['bad-mac', 4],
