@@ -210,8 +210,8 @@ function verifyFailureStep(run: Run, gw: Engine, wire: Buffer): void {
   const before = gw.stats().verifyFailed;
   const r = gw.process(bad, 'in');
   run.check(
-    r.verdict === 'drop' && r.reason === 'verify-failed',
-    `tampered packet: expected drop/verify-failed, got ${r.verdict}/${r.reason}`,
+    r.verdict === 'drop' && r.reason === 'bad-mac',
+    `tampered packet: expected drop/bad-mac, got ${r.verdict}/${r.reason}`,
   );
   run.check(gw.stats().verifyFailed === before + 1, 'tampered packet counted');
   run.hash.update(`${r.verdict}:${r.reason}`);

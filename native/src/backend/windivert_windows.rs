@@ -22,7 +22,7 @@ use super::windivert_abi::{self as abi, Address, ADDRESS_LEN, BATCH_MAX, MTU_MAX
 use super::windivert_batch::{Pending, SendBatch};
 use super::windivert_rules::{AgentDivert, HandleSpec, Role};
 use super::Backend;
-use crate::engine::{Handle, Verdict};
+use crate::engine::{Handle, Reason, Verdict};
 use crate::host::{now_ms, Host, PacketSink};
 use crate::lock::lock;
 use std::ffi::CString;
@@ -330,7 +330,7 @@ fn recv_thread(host: Arc<Host>, me: Arc<WinDivert>, q: usize, batch: usize) {
             p.extend_from_slice(&buf[*a..*b]);
             abi::repair_outbound_ip_checksum(p, &addrs[i]);
             let v = host.process_queued(p, hook, Handle::Queued { queue: q as u16, id: ids[i] }, now);
-            if v == Verdict::Drop("panic") {
+            if v == Verdict::Drop(Reason::Panic) {
                 panics += 1;
             }
             verdicts.push(match v {
