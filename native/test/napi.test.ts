@@ -90,20 +90,21 @@ t.test('addFlow releases the held SYN translated for GGR:t, 20 bytes longer', as
   t.ok(checksumsOk(wire));
 });
 
-t.test('the gateway passes the SYN to PIN:d from PGR:t and reports nothing yet', async (t) => {
+t.test('the gateway passes the SYN to PIN:d from PGR:t and reports its source', async (t) => {
   const { gw, wire } = heldThenReleased();
   const r = gw.process(toGw(wire), 'in');
   t.equal(r.verdict, 'accept');
   t.same(addrs(r.packet!), { src: PGR, sport: T, dst: PIN, dport: D });
   t.ok(checksumsOk(r.packet!));
-  t.same(gw.pollEvents(), [], 'a SYN (perhaps replayed) only makes its source a candidate');
+  t.same(gw.pollEvents(), [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
+  t.equal(gw.flowStats(7)!.bound, false, 'a SYN (perhaps a replay) only makes its source a candidate');
 });
 
-t.test('the gateway binds in-band on the first verified segment newer than the SYN', async (t) => {
+t.test('the binding commits on the first verified segment newer than the SYN', async (t) => {
   const { gw, data } = established();
-  gw.pollEvents();
   t.equal(gw.process(data, 'in').verdict, 'accept');
-  t.same(gw.pollEvents(), [{ type: 'bound', id: 7, proto: 'tcp', t: T, ghr: GHR, m: M, pin: PIN, d: D }]);
+  t.equal(gw.flowStats(7)!.bound, true);
+  t.same(gw.flowStats(7)!.ghr, GHR);
 });
 
 t.test('the SYN-ACK goes to GHR:m and reaches the application from VIN:d', async (t) => {

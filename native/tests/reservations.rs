@@ -83,7 +83,9 @@ fn syn_and_replay(pr: &mut Pair) -> Vec<u8> {
 fn a_replayed_syn_from_another_address_is_only_a_candidate_and_hears_the_syn_ack() {
     let mut pr = Pair::tcp();
     syn_and_replay(&mut pr);
-    assert!(pr.g.events.is_empty(), "nothing committed: {:?}", pr.g.events);
+    let ev: Vec<_> = pr.g.events.drain(..).collect();
+    assert!(matches!(ev.as_slice(), [Event::Bound { ghr: GHR, .. }]), "only the first SYN is reported: {:?}", ev);
+    assert_eq!(pr.g.flow(7).unwrap().binding, None, "nothing committed");
     pr.g.outbox.clear();
     let mut sa = build::tcp(PIN, D, PGR, T, 900, 101, TCP_SYN | TCP_ACK, &[], b"");
     assert_eq!(pr.g.process(&mut sa, Hook::Out, Handle::Memory, 1), Verdict::Accept);
@@ -125,7 +127,9 @@ fn a_replayed_ack_from_a_candidate_that_raced_ahead_would_commit_there_and_is_do
     assert_eq!(pr.a.process(&mut ack, Hook::Out, Handle::Memory, 1), Verdict::Accept);
     nat(&mut ack, true);
     let mut raced = from(&ack, ATTACKER);
+    pr.g.events.clear();
     assert_eq!(pr.g.process(&mut raced, Hook::In, Handle::Memory, 1), Verdict::Accept);
+    assert!(matches!(pr.g.events.as_slice(), [Event::Bound { ghr: ATTACKER, .. }]), "reported again where it committed");
     assert_eq!(pr.g.process(&mut ack, Hook::In, Handle::Memory, 1), Verdict::Drop(Reason::WrongSource));
 }
 

@@ -40,14 +40,16 @@ fn a_syn_leaves_en_for_ggr_t_and_reaches_in_from_pgr_t_with_the_mss_clamped() {
 }
 
 #[test]
-fn the_binding_commits_on_the_first_verified_segment_after_the_syn() {
+fn the_first_verified_syn_reports_its_source_and_the_next_segment_commits_it() {
     let mut pr = Pair::tcp();
     pr.up(syn());
-    assert!(pr.g.events.is_empty(), "a SYN alone (perhaps a replay) commits nothing: {:?}", pr.g.events);
-    pr.down(syn_ack());
-    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN + 1, ISN_IN + 1, TCP_ACK, &[], b""));
     let ev = pr.g.events.drain(..).collect::<Vec<_>>();
     assert!(matches!(ev.as_slice(), [Event::Bound { id: 7, t: T, ghr: GHR, m: M, pin: PIN, d: D, .. }]), "{:?}", ev);
+    assert_eq!(pr.g.flow(7).unwrap().binding, None, "a SYN (perhaps a replay) only makes a candidate");
+    pr.down(syn_ack());
+    pr.up(build::tcp(PEN, S, VIN, D, ISN_EN + 1, ISN_IN + 1, TCP_ACK, &[], b""));
+    assert_eq!(pr.g.flow(7).unwrap().binding, Some(Binding { ghr: GHR, m: M }));
+    assert!(pr.g.events.is_empty(), "committed where it was reported: no second event");
 }
 
 #[test]

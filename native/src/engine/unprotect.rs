@@ -73,18 +73,26 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
         End::Agent(a) => (a.vin, f.d, ip.dst, dport),
         End::Gateway(g) => {
             if g.bound.is_none() {
+                let bound = Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d };
                 if v.initial_syn {
-                    // A verified initial SYN: its source is a candidate (a replay verifies too).
+                    // A verified initial SYN: its source is a candidate (a replay verifies too). The
+                    // first one is reported at once, so the control plane decides the flow now.
+                    if g.n_candidates == 0 {
+                        bound_event = Some(bound);
+                    }
                     if !g.candidates[..g.n_candidates].contains(&src) && g.n_candidates < MAX_CANDIDATES {
                         g.candidates[g.n_candidates] = src;
                         g.n_candidates += 1;
                     }
                 } else {
                     // UDP's first datagram, or TCP's first segment newer than the SYN (only EN can
-                    // make one): EN's mapping as the home router made it.
+                    // make one): EN's mapping as the home router made it. Reported again if it is
+                    // not the first candidate reported.
+                    if ip.proto == PROTO_UDP || g.n_candidates == 0 || g.candidates[0] != src {
+                        bound_event = Some(bound);
+                    }
                     g.bound = Some(src);
                     g.n_candidates = 0;
-                    bound_event = Some(Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d });
                 }
             }
             (pgr, f.t, g.pin, f.d)
