@@ -30,10 +30,10 @@ if [ -n "$leftover" ]; then
   sleep 3
   ns_after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
   leftover=$(comm -12 <(echo "$leftover") <(echo "$ns_after") | grep -v '^$' || true)
-  # A lab namespace (gsra<pid>n<k>-<node>) whose creating process still runs belongs to another
-  # run on this machine, not to this suite: only orphans count.
+  # A lab namespace (gsra<pid>n<k>-<node>, or nfqueue.test.ts's nq<pid><role>) whose creating
+  # process still runs belongs to another run on this machine, not to this suite: only orphans count.
   leftover=$(for ns in $leftover; do
-    pid=$(sed -nE 's/^gsra([0-9]+)n[0-9]+-.*/\1/p' <<<"$ns")
+    pid=$(sed -nE -e 's/^gsra([0-9]+)n[0-9]+-.*/\1/p' -e 's/^nq([0-9]+)[a-z]$/\1/p' <<<"$ns")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
     echo "$ns"
   done)
