@@ -3,13 +3,8 @@
 // ("who can reach this host?", "what can this user reach?"). Works on OpenLDAP and AD.
 import { randomBytes } from 'node:crypto';
 import { Attribute, Change } from 'ldapts';
-import {
-  DirectoryClient,
-  escapeDnValue,
-  type GsraGroup,
-  type GsraHost,
-  type DirectoryUser,
-} from './client.ts';
+import { DirectoryClient } from './client.ts';
+import { escapeDnValue, type GsraGroup, type GsraHost, type DirectoryUser } from './entries.ts';
 import { DirectoryError, DirectoryProtocolError, NoSuchGroupError, AlreadyExistsError } from './errors.ts';
 import { ATTR, KEY_BYTES, checkHost, formatHost, parseHost, toGeneralizedTime } from './schema.ts';
 

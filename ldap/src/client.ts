@@ -1,44 +1,39 @@
-// The GSRA directory client, used by the gateway (service account) and the agent (user login).
-// Built on ldapts (see docs/ldap.md for why). Rules it keeps:
+// The GSRA directory client, used by the gateway (service account) and the agent (user login):
+// users, groups, hosts, keys and secrets as GSRA reads them, on OpenLDAP and Active Directory.
+// It runs on an LdapConnection (connection.ts), which keeps these rules:
 //  - TLS always: ldaps:// or StartTLS, the server certificate verified against the configured
 //    CA; there is no switch to turn verification off.
 //  - connect and operation timeouts are always set (ldapts waits forever without them).
 //  - a lost connection is re-established (and re-bound) once, transparently, per operation;
 //    a connection that was silently re-opened without a bind is never used.
 //  - passwords, group keys and user secrets never reach a log line or an error message.
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { Client, type Entry, type SearchOptions } from 'ldapts';
-import { createLogger, type Logger } from '@gsra/common';
+import type { Entry, SearchOptions } from 'ldapts';
 import {
   DirectoryError,
-  DirectoryUnreachableError,
   InvalidCredentialsError,
-  NotBoundError,
   NotInAnyGroupError,
   NoSuchUserError,
   NoUserSecretError,
   DirectoryProtocolError,
-  translateError,
 } from './errors.ts';
 import { ATTR, escapeFilterValue, parseGeneralizedTime, parseHost, type Flavor } from './schema.ts';
-import { ACCOUNT_ATTRS, accountState, type AccountState } from './accounts.ts';
+import { ACCOUNT_ATTRS, accountState } from './accounts.ts';
+import { LdapConnection, type ConnectionOptions } from './connection.ts';
+import {
+  buf,
+  escapeDnValue,
+  str,
+  strs,
+  type DirectoryUser,
+  type GroupKey,
+  type GsraGroup,
+  type GsraHost,
+  type GsraUserEntry,
+} from './entries.ts';
 
 export type { Flavor } from './schema.ts';
 
-export interface DirectoryClientOptions {
-  /** ldaps://host:636 (implicit TLS) or ldap://host:389 with startTls: true. */
-  url: string;
-  /** PEM text of the CA(s) that issued the server certificate. One of caPem / caFile is required. */
-  caPem?: string | string[];
-  /** File holding the CA PEM. */
-  caFile?: string;
-  /** Use StartTLS on an ldap:// URL (required for ldap:// URLs: plain text is refused). */
-  startTls?: boolean;
-  /** TCP + TLS connect timeout (default 5000 ms). */
-  connectTimeoutMs?: number;
-  /** Per-operation timeout (default 10000 ms). */
-  timeoutMs?: number;
+export interface DirectoryClientOptions extends ConnectionOptions {
   /** Search base, e.g. dc=corp,dc=example. */
   baseDn: string;
   /** 'openldap' (default) or 'ad' (Active Directory / Samba AD). */
@@ -52,51 +47,6 @@ export interface DirectoryClientOptions {
   userDnTemplate?: string;
   /** AD: suffix appended to a bare user id to make a userPrincipalName (e.g. corp.example). */
   upnSuffix?: string;
-  /** Paged-search page size (default 200). */
-  pageSize?: number;
-  logger?: Logger;
-}
-
-/** One version of a group key. */
-export interface GroupKey {
-  version: number;
-  key: Buffer;
-  /** Only for the previous key during its grace period: when it stops being valid. */
-  notAfter?: Date;
-}
-
-export interface GsraHost {
-  /** DNS name of the internal host (IN), e.g. intra1.corp.example. */
-  name: string;
-  /** Its address on the office LAN, e.g. 10.0.0.11. */
-  address: string;
-}
-
-export interface GsraGroup {
-  name: string;
-  dn: string;
-  /** Current key first, then the previous one while its grace period lasts. Empty when not readable. */
-  keys: GroupKey[];
-  keyRotatedAt?: Date;
-  hosts: GsraHost[];
-  /** Member user DNs (AD: nested membership resolved, by allGroups()). */
-  members: string[];
-}
-
-export interface DirectoryUser {
-  dn: string;
-  /** uid (OpenLDAP) or sAMAccountName (AD): the directory's own id, the canonical one. */
-  uid?: string;
-  /** userPrincipalName (AD) or mail (OpenLDAP). */
-  upn?: string;
-  displayName?: string;
-}
-
-/** A GSRA user as the gateway loads it at each refresh: identity, secret and account state. */
-export interface GsraUserEntry extends DirectoryUser {
-  /** gsraUserSecret; undefined when none is set (or not readable by the bound account). */
-  secret?: Buffer;
-  state: AccountState;
 }
 
 /** The LDAP_CAP_ACTIVE_DIRECTORY_OID capability every AD (and Samba AD) DC lists in its root DSE. */
@@ -115,220 +65,20 @@ const GROUP_ATTRS = [
 ];
 const BUFFER_ATTRS = [ATTR.key, ATTR.prevKey, ATTR.userSecret];
 
-function values(entry: Entry, attr: string): (string | Buffer)[] {
-  const key = Object.keys(entry).find((k) => k.toLowerCase() === attr.toLowerCase());
-  if (key === undefined) return [];
-  const v = entry[key];
-  if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]) as (string | Buffer)[];
-}
-
-export function strs(entry: Entry, attr: string): string[] {
-  return values(entry, attr).map((v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v));
-}
-
-export function str(entry: Entry, attr: string): string | undefined {
-  return strs(entry, attr)[0];
-}
-
-export function buf(entry: Entry, attr: string): Buffer | undefined {
-  const v = values(entry, attr)[0];
-  if (v === undefined) return undefined;
-  return Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8');
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(onTimeout()), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
-export class DirectoryClient {
-  readonly url: string;
+export class DirectoryClient extends LdapConnection {
   readonly flavor: Flavor;
   readonly baseDn: string;
   readonly groupsDn: string;
-  readonly connectTimeoutMs: number;
-  readonly timeoutMs: number;
-  protected readonly log: Logger;
-  private readonly ca: string[];
-  private readonly startTls: boolean;
-  private readonly host: string;
-  private readonly pageSize: number;
   private readonly userDnTemplate: string;
   private readonly upnSuffix: string | undefined;
-  private ldap: Client | undefined;
-  private creds: { dn: string; password: string; who: string } | undefined;
-  private boundDn: string | undefined;
-  private readonly dead = new WeakSet<Client>();
-  private opening: Promise<Client> | undefined;
 
   constructor(opts: DirectoryClientOptions) {
-    this.url = opts.url.replace(/\/+$/, '');
+    super(opts);
     this.flavor = opts.flavor ?? 'openldap';
     this.baseDn = opts.baseDn;
     this.groupsDn = opts.groupsDn ?? opts.baseDn;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    this.timeoutMs = opts.timeoutMs ?? 10000;
-    this.pageSize = opts.pageSize ?? 200;
     this.userDnTemplate = opts.userDnTemplate ?? 'uid={uid},ou=people,{baseDn}';
     this.upnSuffix = opts.upnSuffix;
-    this.log = opts.logger ?? createLogger('ldap');
-    const m = /^(ldaps?):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/i.exec(this.url);
-    if (!m)
-      throw new DirectoryError(
-        'invalid-argument',
-        `invalid LDAP URL "${opts.url}" (expected ldaps://host[:port] or ldap://host[:port])`,
-      );
-    const scheme = (m[1] as string).toLowerCase();
-    this.host = (m[2] as string).replace(/^\[|\]$/g, '');
-    this.startTls = opts.startTls ?? false;
-    if (scheme === 'ldap' && !this.startTls) {
-      throw new DirectoryError(
-        'invalid-argument',
-        `refusing plain-text LDAP to ${this.url}: use ldaps:// or set startTls (gsra-admin: --starttls)`,
-      );
-    }
-    if (scheme === 'ldaps' && this.startTls) {
-      throw new DirectoryError('invalid-argument', `StartTLS needs an ldap:// URL, got ${this.url}`);
-    }
-    const ca = opts.caPem ?? (opts.caFile ? readCa(opts.caFile) : undefined);
-    if (!ca || (Array.isArray(ca) && ca.length === 0)) {
-      throw new DirectoryError(
-        'invalid-argument',
-        `no CA configured for ${this.url}: give the CA certificate that issued the LDAP server's certificate (caPem or caFile)`,
-      );
-    }
-    this.ca = Array.isArray(ca) ? ca : [ca];
-  }
-
-  /** DN of the account this client is logged in as, if any. */
-  get bindDn(): string | undefined {
-    return this.boundDn;
-  }
-
-  private ctx(what: string, who?: string) {
-    return { url: this.url, what, who, connectTimeoutMs: this.connectTimeoutMs, timeoutMs: this.timeoutMs };
-  }
-
-  private newClient(): Client {
-    const base = { url: this.url, connectTimeout: this.connectTimeoutMs, timeout: this.timeoutMs };
-    // Passing tlsOptions switches ldapts to implicit TLS, so only for ldaps:// (StartTLS gets them later).
-    return this.startTls
-      ? new Client(base)
-      : new Client({ ...base, tlsOptions: { ca: this.ca, host: this.host, minVersion: 'TLSv1.2' } });
-  }
-
-  /** Open a connection (with StartTLS when configured) and bind with the remembered credentials. */
-  private async open(): Promise<Client> {
-    const c = this.newClient();
-    try {
-      if (this.startTls) {
-        await withTimeout(
-          c.startTLS({
-            ca: this.ca,
-            host: this.host,
-            ...(isIP(this.host) ? {} : { servername: this.host }),
-            minVersion: 'TLSv1.2',
-          }),
-          this.connectTimeoutMs + this.timeoutMs,
-          () =>
-            new DirectoryUnreachableError(
-              this.url,
-              `StartTLS timed out after ${this.connectTimeoutMs + this.timeoutMs} ms`,
-            ),
-        );
-      }
-      if (this.startTls) {
-        // ldapts watches only the plain socket for 'close'; after StartTLS that socket is wrapped,
-        // so a server-side close would go unnoticed. Watch the TLS socket ourselves.
-        const s = (c as unknown as { socket?: NodeJS.EventEmitter }).socket;
-        s?.once('close', () => this.dead.add(c));
-      }
-      if (this.creds) await c.bind(this.creds.dn, this.creds.password);
-      return c;
-    } catch (err) {
-      await c.unbind().catch(() => undefined);
-      throw translateError(
-        err,
-        this.ctx(this.creds ? `login of ${this.creds.who}` : 'connect', this.creds?.who),
-      );
-    }
-  }
-
-  private drop(): void {
-    const c = this.ldap;
-    this.ldap = undefined;
-    if (c) void c.unbind().catch(() => undefined);
-  }
-
-  /** The current session, or a new one (one at a time, however many operations wait for it). */
-  private async session(): Promise<{ c: Client; reused: boolean }> {
-    const cur = this.ldap;
-    if (cur && cur.isConnected && !this.dead.has(cur) && (!this.creds || cur.isBound)) {
-      return { c: cur, reused: true };
-    }
-    if (!this.opening) {
-      if (cur) this.log.info('LDAP connection lost; reconnecting', { url: this.url });
-      this.drop();
-      const creds = this.creds;
-      this.opening = this.open()
-        .then((c) => {
-          if (this.creds !== creds) {
-            // Logged out or re-bound meanwhile: this session belongs to nobody.
-            void c.unbind().catch(() => undefined);
-            throw new NotBoundError(this.url);
-          }
-          this.ldap = c;
-          return c;
-        })
-        .finally(() => {
-          this.opening = undefined;
-        });
-    }
-    return { c: await this.opening, reused: false };
-  }
-
-  /** Run an LDAP operation, reconnecting (and re-binding) once if the connection was lost. */
-  protected async op<T>(what: string, fn: (c: Client) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const { c, reused } = await this.session();
-      try {
-        return await fn(c);
-      } catch (err) {
-        const e = translateError(err, this.ctx(what));
-        if (e instanceof DirectoryUnreachableError && this.ldap === c) this.drop();
-        if (e instanceof DirectoryUnreachableError && reused && attempt === 0) {
-          this.log.info('LDAP connection failed during an operation; retrying once on a new connection', {
-            url: this.url,
-            what,
-          });
-          continue;
-        }
-        throw e;
-      }
-    }
-  }
-
-  private async doBind(dn: string, password: string, who: string): Promise<void> {
-    if (!password) {
-      // An empty password is an "unauthenticated bind" that some servers accept as anonymous.
-      throw new InvalidCredentialsError(this.url, who);
-    }
-    this.drop();
-    this.creds = { dn, password, who };
-    this.boundDn = undefined;
-    try {
-      this.ldap = await this.open();
-    } catch (err) {
-      this.creds = undefined;
-      throw err;
-    }
-    this.boundDn = dn;
   }
 
   /**
@@ -387,19 +137,6 @@ export class DirectoryClient {
   async bindService(dn: string, password: string): Promise<void> {
     await this.doBind(dn, password, dn);
     if (this.flavor === 'ad' && !dn.includes('=')) this.boundDn = (await this.findUser(dn)).dn;
-  }
-
-  private requireBound(): void {
-    if (!this.creds) throw new NotBoundError(this.url);
-  }
-
-  protected async searchAll(base: string, opts: SearchOptions, what: string): Promise<Entry[]> {
-    this.requireBound();
-    return this.op(what, async (c) => {
-      const r = await c.search(base, { paged: { pageSize: this.pageSize }, ...opts });
-      // AD returns continuation references (Configuration, DomainDnsZones, ...): ignored.
-      return r.searchEntries;
-    });
   }
 
   private async readUser(dn: string): Promise<DirectoryUser | undefined> {
@@ -672,26 +409,6 @@ export class DirectoryClient {
     if (!s || s.length === 0) throw new NoUserSecretError(this.url, userDn);
     return s;
   }
-
-  /** Close the connection and forget the credentials. */
-  async close(): Promise<void> {
-    const c = this.ldap;
-    this.ldap = undefined;
-    this.creds = undefined;
-    this.boundDn = undefined;
-    if (c) await c.unbind().catch(() => undefined);
-  }
-}
-
-function readCa(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new DirectoryError(
-      'invalid-argument',
-      `cannot read the CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
 }
 
 /** The same error with a hint appended to its message (typed errors keep their class and code). */
@@ -699,12 +416,4 @@ function withHint(err: unknown, hint: string | undefined): unknown {
   if (!hint || !(err instanceof InvalidCredentialsError) || err.reason !== undefined) return err;
   err.message = `${err.message} (${hint})`;
   return err;
-}
-
-/** Escape a value for use inside an RDN (RFC 4514). */
-export function escapeDnValue(v: string): string {
-  return v
-    .replace(/[\\,+"<>;=]/g, (c) => `\\${c}`)
-    .replace(/^[ #]/, (c) => `\\${c}`)
-    .replace(/ $/, '\\ ');
 }
