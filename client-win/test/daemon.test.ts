@@ -8,7 +8,7 @@ import { createLogger, protocol } from '@gsra/common';
 import { AgentDaemon } from '../src/daemon.ts';
 import { checkAgentConfig } from '../src/config.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, VatEntry } from '../src/data-plane.ts';
-import { ALICE_SECRET, FakeDirectory, GK1 } from '../../common/test/protocol/harness.ts';
+import { ALICE_SECRET, FakeDirectory, GK1, RESET_KEY } from '../../common/test/protocol/harness.ts';
 
 const IN1 = 'intra1.corp.example';
 
@@ -37,10 +37,11 @@ class LoopbackGateway {
   get port(): number {
     return this.sock.address().port;
   }
-  /** Forget every session, as a gateway that was killed and started again does. */
+  /** Forget every session, as a gateway that was killed and started again does (its reset key persists). */
   restart(): void {
     this.control = new protocol.GatewayControl({
       policy: this.dir,
+      resetKey: RESET_KEY,
       controlPort: this.sock.address().port,
       keepaliveIntervalSec: 1,
     });

@@ -12,13 +12,15 @@ import {
   MAX_PORTS_PER_RESERVE,
   NONCE_LEN,
   PROOF_LEN,
+  PROTOCOL_VERSION,
   type ProtoNumber,
   type ReasonName,
 } from './constants.ts';
 import { PortPools, type PooledPort } from './agent-pools.ts';
+import { ALWAYS_AUTHENTICATED, POLICY_REFUSALS, SESSION_ENDING } from './agent-reasons.ts';
 import type { AgentDest, AgentOptions, AgentResult, AgentState } from './agent-types.ts';
 import { SessionChannel, sessionRef, type Body } from './channel.ts';
-import { decode, encode } from './codec.ts';
+import { decode, encode, peekPrefix } from './codec.ts';
 import {
   constantTimeEqual,
   deriveControlKeys,
@@ -48,36 +50,6 @@ interface RequestInfo {
   dest: AgentDest;
 }
 
-/** Refusals a gateway only sends after the user proof verified, always with authKind 1. */
-const ALWAYS_AUTHENTICATED: ReadonlySet<ReasonName> = new Set<ReasonName>([
-  'revoked-user',
-  'account-disabled',
-  'not-in-group',
-  'stale-key-version',
-  'unknown-key-version',
-  'rate-limited',
-]);
-/** Refusals of a request that end the session: the I/O layer re-reads LDAP and logs in again. */
-const SESSION_ENDING: ReadonlySet<ReasonName> = new Set<ReasonName>([
-  'revoked-user',
-  'account-disabled',
-  'unknown-user',
-  'stale-key-version',
-  'session-expired',
-]);
-
-/** Decisions of the gateway's policy (a directory change), as opposed to message-level errors. */
-const POLICY_REFUSALS: ReadonlySet<ReasonName> = new Set<ReasonName>([
-  'unknown-user',
-  'revoked-user',
-  'account-disabled',
-  'not-in-group',
-  'stale-key-version',
-  'unknown-in',
-  'policy-denied',
-  'directory-unavailable',
-]);
-
 const result = (): AgentResult => ({ send: [], events: [] });
 const CONTROL: AgentDest = { via: 'control' };
 
@@ -97,6 +69,8 @@ export class AgentControl {
   // session
   private channel: SessionChannel<RequestInfo> | null = null;
   private secret: Buffer | null = null;
+  /** The session's reset token (AUTH_OK): only a refusal carrying it ends the session (§6.6). */
+  private resetToken: Buffer | null = null;
   private keepaliveEveryMs = 25_000;
   private reservationLifetimeMs = 120_000;
   private nextKeepaliveAt = 0;
@@ -160,6 +134,7 @@ export class AgentControl {
     this.channel?.close();
     this.channel = null;
     this.secret = null;
+    this.resetToken = null;
   }
 
   /** Ends the session: RELEASE(session), sent once (best effort), local state dropped. */
@@ -292,6 +267,12 @@ export class AgentControl {
     const out = result();
     let msg: Message;
     try {
+      const { version } = peekPrefix(data);
+      if (version !== PROTOCOL_VERSION) {
+        // e.g. an older gateway's unsupported-version refusal: unauthenticated, so only reported
+        out.events.push({ kind: 'dropped', reason: 'unsupported-version', detail: `version ${version}` });
+        return out;
+      }
       msg = decode(data);
     } catch (e) {
       out.events.push({
@@ -370,7 +351,16 @@ export class AgentControl {
     if (msg.reason === 'unknown-session' && this.channel && this.st === 'up') {
       if (!constantTimeEqual(sessionRef(this.channel.id), msg.ref))
         return void out.events.push({ kind: 'dropped', reason: 'unexpected-error' });
-      // the gateway lost our session (restart): log in again
+      const proven =
+        msg.authKind === 2 && this.resetToken !== null && constantTimeEqual(msg.tag, this.resetToken);
+      if (!proven) {
+        // Anyone who saw our session id can write this. Ask the gateway instead: a KEEPALIVE
+        // now; if the session is really gone, it goes unanswered and the session ends (§6.6).
+        out.events.push({ kind: 'dropped', reason: 'unauthenticated-teardown' });
+        out.send.push(...this.keepalive(now).send);
+        return;
+      }
+      // the gateway proved it lost our session (restart): log in again
       this.resetSession();
       out.events.push({ kind: 'session-down', reason: 'unknown-session' });
       this.sendHello(now, out);
@@ -416,6 +406,7 @@ export class AgentControl {
     this.channel = new SessionChannel(msg.sessionId, { send: keys.enToGw, receive: keys.gwToEn });
     this.channel.markSeen(msg.seq);
     this.secret = this.auth.secret;
+    this.resetToken = Buffer.from(msg.resetToken);
     this.st = 'up';
     this.keepaliveEveryMs = msg.keepaliveInterval * 1000;
     this.reservationLifetimeMs = msg.reservationLifetime * 1000;
@@ -555,7 +546,12 @@ export class AgentControl {
     for (const { item } of rq.expired) {
       const info = item.info;
       if (info.type === 'KEEPALIVE') {
-        // the gateway is unreachable (or lost us): the session is gone
+        // The gateway is unreachable (or lost us): the session is gone. Tell the gateway once,
+        // best effort, so a session it still holds does not linger until its idle timeout.
+        out.send.push({
+          dest: CONTROL,
+          data: this.seal({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
+        });
         this.resetSession();
         this.st = 'idle';
         out.events.push({ kind: 'session-down', reason: 'timeout' });

@@ -1,11 +1,16 @@
-// Constants of the GSRA control protocol, version 1 (docs/protocol.md).
+// Constants of the GSRA control protocol, version 2 (docs/protocol.md).
 
 /** "GS": first two bytes of every control message. */
 export const MAGIC = 0x4753;
 /** The protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Versions this implementation accepts (sent in an unsupported-version error). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_VERSIONS: readonly number[] = [2];
+/**
+ * The version an unsupported-version HANDSHAKE_ERROR is written in: HANDSHAKE_ERROR with
+ * authKind 0 has kept its layout since version 1, so every agent can read the refusal.
+ */
+export const REFUSAL_VERSION = 1;
 /** Default UDP port of the gateway's control channel on GGR. */
 export const DEFAULT_PORT = 4430;
 /** No control datagram may be larger than this. */
@@ -19,6 +24,8 @@ export const X25519_PUB_LEN = 32;
 export const PROOF_LEN = 16;
 export const MAC_LEN = 16;
 export const SESSION_ID_LEN = 8;
+/** A session's stateless reset token (AUTH_OK; proof of an unknown-session refusal). */
+export const RESET_TOKEN_LEN = 16;
 export const PREFIX_LEN = 4;
 
 export const MAX_NAME_LEN = 64; // user id, group name

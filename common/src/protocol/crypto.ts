@@ -12,7 +12,7 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { COOKIE_LEN, Direction, MAC_LEN, PROOF_LEN, X25519_PUB_LEN } from './constants.ts';
+import { COOKIE_LEN, Direction, MAC_LEN, PROOF_LEN, RESET_TOKEN_LEN, X25519_PUB_LEN } from './constants.ts';
 import { ipToBytes } from './fields.ts';
 
 const LABEL = (s: string) => Buffer.from(`gsra/1 ${s}`, 'ascii');
@@ -177,6 +177,16 @@ export function deriveControlKeys(sessionSecret: Buffer): ControlKeys {
 /** Tag of a HANDSHAKE_ERROR with authKind 1: HMAC-SHA256(userSecret, "gsra/1 refuse" ‖ TH ‖ bytes)[0..16]. */
 export function refusalTag(userSecret: Buffer, th: Buffer, bytesBeforeTag: Buffer): Buffer {
   return hmac(userSecret, LABEL('refuse'), th, bytesBeforeTag).subarray(0, MAC_LEN);
+}
+
+/**
+ * A session's stateless reset token (RFC 9000 §10.3 in spirit):
+ * HMAC-SHA256(resetKey, "gsra/1 reset" ‖ sessionId)[0..16]. resetKey is the gateway's own
+ * long-term secret (kept across restarts), so a gateway that lost a session can still prove to
+ * its agent that it does not know it; nobody else can.
+ */
+export function resetToken(resetKey: Buffer, sessionId: Buffer): Buffer {
+  return hmac(resetKey, LABEL('reset'), sessionId).subarray(0, RESET_TOKEN_LEN);
 }
 
 // ---------------------------------------------------------------------------------------------

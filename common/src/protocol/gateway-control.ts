@@ -11,7 +11,13 @@
 // live in one ReservationTable).
 
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
-import { DEFAULT_PORT, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from './constants.ts';
+import {
+  DEFAULT_PORT,
+  NONCE_LEN,
+  PROTOCOL_VERSION,
+  REFUSAL_VERSION,
+  SUPPORTED_VERSIONS,
+} from './constants.ts';
 import { decode, peekPrefix } from './codec.ts';
 import { isSessionMessage } from './messages.ts';
 import { ProtocolError } from './errors.ts';
@@ -61,7 +67,14 @@ export class GatewayControl {
     });
     const byId = new Map<string, GatewaySession>();
     this.reservationPhase = new ReservationPhase(this.reservations, this.directory, byId, cfg);
-    this.sessions = new Sessions(byId, this.reservationPhase, this.directory, cfg, rnd);
+    this.sessions = new Sessions(
+      byId,
+      this.reservationPhase,
+      this.directory,
+      cfg,
+      opts.resetKey ?? rnd(32),
+      rnd,
+    );
     this.handshake = new Handshake(
       opts.cookieSecret ?? rnd(32),
       this.directory,
@@ -71,13 +84,25 @@ export class GatewayControl {
   }
 
   /** Counters of held state (a flood of spoofed HELLO/AUTH must leave all of them at 0). */
-  stats(): { sessions: number; reservations: number; authCache: number; ephemeralKeys: number } {
+  stats(): {
+    sessions: number;
+    reservations: number;
+    authCache: number;
+    ephemeralKeys: number;
+    countedCookies: number;
+  } {
     return {
       sessions: this.sessions.byId.size,
       reservations: this.reservations.size,
       authCache: this.handshake.cached,
       ephemeralKeys: this.handshake.ephemeralKeys,
+      countedCookies: this.handshake.countedCookies,
     };
+  }
+
+  /** Is `addr` the current address of a live session's agent? (its answers are deliverable) */
+  isPeer(addr: string): boolean {
+    return this.sessions.hasPeerAt(addr);
   }
 
   /**
@@ -107,7 +132,8 @@ export class GatewayControl {
         'unsupported-version',
         SUPPORTED_VERSIONS.join(','),
       );
-      if (reply.length <= data.length) out.send.push({ to: from, data: reply });
+      reply[2] = REFUSAL_VERSION; // the layout every version reads (§3)
+      if (reply.length <= data.length) out.send.push({ to: from, data: reply, unproven: true });
       drop('unsupported-version');
       return out;
     }

@@ -21,23 +21,27 @@ import type { Sessions } from './gateway-session.ts';
 import { endpointString, type Endpoint, type GatewayResult } from './gateway-types.ts';
 import type { Auth, HandshakeError, Hello } from './messages.ts';
 
-/** A HANDSHAKE_ERROR; with `auth` its tag is a MAC under the user's secret (authKind 1). */
+/**
+ * A HANDSHAKE_ERROR; with `auth` its tag is a MAC under the user's secret (authKind 1), with
+ * `auth.resetToken` (unknown-session only) the session's reset token (authKind 2).
+ */
 export function handshakeError(
   ref: Buffer,
   reason: ReasonName,
   text: string,
-  auth?: { userSecret: Buffer; th: Buffer },
+  auth?: { userSecret: Buffer; th: Buffer } | { resetToken: Buffer },
 ): Buffer {
+  const reset = auth && 'resetToken' in auth ? auth.resetToken : undefined;
   const m: HandshakeError = {
     type: 'HANDSHAKE_ERROR',
     ref,
     reason,
     text,
-    authKind: auth ? 1 : 0,
-    tag: Buffer.alloc(MAC_LEN),
+    authKind: reset ? 2 : auth ? 1 : 0,
+    tag: reset ? Buffer.from(reset) : Buffer.alloc(MAC_LEN),
   };
   const buf = encode(m);
-  if (auth)
+  if (auth && !reset && 'userSecret' in auth)
     refusalTag(auth.userSecret, auth.th, buf.subarray(0, buf.length - MAC_LEN)).copy(
       buf,
       buf.length - MAC_LEN,
@@ -62,9 +66,21 @@ interface AuthCacheEntry {
 
 const epochOf = (ms: number) => Math.floor(ms / COOKIE_EPOCH_MS);
 
+/**
+ * How many AUTHs one cookie may carry past the cookie check (§6.2 step 3): an agent sends one
+ * (and retransmits it, answered from the cache once it succeeded); a refused one may be
+ * retransmitted a few times. Beyond this, the cookie costs one HMAC and a map look-up, never an
+ * X25519 or a directory question.
+ */
+export const MAX_AUTH_PER_COOKIE = 4;
+/** At most this many cookies are counted at once (oldest forgotten first; the daemon's per-source AUTH limit keeps it far from full). */
+export const MAX_COUNTED_COOKIES = 65_536;
+
 export class Handshake {
   private readonly ephemerals = new Map<number, EphemeralKey>(); // epoch → key (at most 2)
   private readonly authCache = new Map<string, AuthCacheEntry>(); // cookie hex → AUTH_OK
+  /** AUTHs each cookie carried past the cookie check, until the cookie expires. */
+  private readonly cookieUses = new Map<string, { n: number; expiresAt: number }>();
 
   constructor(
     private readonly cookieSecret: Buffer,
@@ -78,6 +94,9 @@ export class Handshake {
   }
   get ephemeralKeys(): number {
     return this.ephemerals.size;
+  }
+  get countedCookies(): number {
+    return this.cookieUses.size;
   }
 
   private ephemeral(epoch: number, create: boolean): EphemeralKey | undefined {
@@ -105,12 +124,15 @@ export class Handshake {
     out.send.push({
       to: from,
       data: encode({ type: 'COOKIE', enNonce: msg.enNonce, cookieTime, cookie, gwPub: eph.publicKey }),
+      unproven: true,
     });
   }
 
   /** AUTH, checked in the order of docs/protocol.md §6.2. */
   auth(msg: Auth, data: Buffer, from: Endpoint, now: number, out: GatewayResult): void {
-    const refuse = this.refusal(msg, from, out);
+    // Until the cookie verifies, the source may be spoofed: the daemon sends these refusals
+    // with the lowest priority (and may shed them).
+    const refuse = this.refusal(msg, from, out, msg.user, true);
     // 1. Stateless cookie: address, port, age, epoch key.
     const epoch = epochOf(msg.cookieTime * 1000);
     const nowEpoch = epochOf(now);
@@ -128,6 +150,8 @@ export class Handshake {
     );
     if (!constantTimeEqual(cookie, msg.cookie))
       return refuse('bad-cookie', 'cookie does not match this address');
+    // The sender received our COOKIE at this address: it is not spoofed.
+    out.events.push({ kind: 'source-proven', addr: from.addr });
     this.proven({ msg, data, from, eph, epoch }, now, out);
   }
 
@@ -144,6 +168,16 @@ export class Handshake {
       if (cached.auth.equals(data)) out.send.push({ to: from, data: cached.response });
       else refuse('replay', 'cookie already used');
       return;
+    }
+    // A cookie carries a few AUTHs at most: no flood of guesses on one cookie.
+    const uses = this.cookieUses.get(cacheKey);
+    if (uses && uses.n >= MAX_AUTH_PER_COOKIE)
+      return refuse('replay', `cookie used ${uses.n} times; send HELLO again`);
+    if (uses) uses.n++;
+    else {
+      if (this.cookieUses.size >= MAX_COUNTED_COOKIES)
+        this.cookieUses.delete(this.cookieUses.keys().next().value!);
+      this.cookieUses.set(cacheKey, { n: 1, expiresAt: (epoch + 2) * COOKIE_EPOCH_MS });
     }
     // 3. Freshness of the agent's own timestamp.
     if (Math.abs(msg.timestamp - now) > TIME_WINDOW_MS)
@@ -204,10 +238,14 @@ export class Handshake {
     });
   }
 
-  /** Refuses the AUTH and reports the decision (about `user`: the id as sent, or the canonical one). */
-  private refusal(msg: Auth, from: Endpoint, out: GatewayResult, user = msg.user) {
+  /**
+   * Refuses the AUTH and reports the decision (about `user`: the id as sent, or the canonical
+   * one); `unproven`: before the cookie verified (the source may be spoofed).
+   */
+  private refusal(msg: Auth, from: Endpoint, out: GatewayResult, user = msg.user, unproven = false) {
     return (reason: ReasonName, text: string, auth?: { userSecret: Buffer; th: Buffer }): void => {
-      out.send.push({ to: from, data: handshakeError(msg.enNonce, reason, text, auth) });
+      const data = handshakeError(msg.enNonce, reason, text, auth);
+      out.send.push(unproven ? { to: from, data, unproven } : { to: from, data });
       out.events.push({
         kind: 'decision',
         step: 'auth',
@@ -224,12 +262,14 @@ export class Handshake {
   /** Forgets cached AUTH_OKs and erases epoch keys whose time is over (forward secrecy). */
   poll(now: number): void {
     for (const [k, e] of this.authCache) if (now >= e.expiresAt) this.authCache.delete(k);
+    for (const [k, e] of this.cookieUses) if (now >= e.expiresAt) this.cookieUses.delete(k);
     for (const e of this.ephemerals.keys()) if (e < epochOf(now) - 1) this.ephemerals.delete(e);
   }
   nextDeadline(): number | null {
     let d: number | null = null;
     const min = (x: number) => (d = d === null || x < d ? x : d);
     for (const e of this.authCache.values()) min(e.expiresAt);
+    // cookieUses end with their epoch like authCache entries: the epoch deadline below covers them
     for (const e of this.ephemerals.keys()) min((e + 2) * COOKIE_EPOCH_MS); // erase old private keys
     return d;
   }

@@ -7,7 +7,7 @@
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { MAX_TEXT_LEN, type ReasonName } from './constants.ts';
 import { SessionChannel, sessionRef, type Body } from './channel.ts';
-import { deriveControlKeys } from './crypto.ts';
+import { deriveControlKeys, resetToken } from './crypto.ts';
 import type { Directory } from './gateway-directory.ts';
 import { handshakeError } from './gateway-handshake.ts';
 import type { ReservationPhase } from './gateway-reservations.ts';
@@ -57,13 +57,27 @@ export function sendReliably(s: GatewaySession, body: Body, now: number, out: Ga
 }
 
 export class Sessions {
+  /** How many live sessions have their agent at each address (their answers are deliverable). */
+  private readonly peerAddrs = new Map<string, number>();
+
   constructor(
     readonly byId: Map<string, GatewaySession>,
     private readonly phase: ReservationPhase,
     private readonly directory: Directory,
     private readonly cfg: GatewayConfig,
+    private readonly resetKey: Buffer,
     private readonly rnd: (n: number) => Buffer = nodeRandomBytes,
   ) {}
+
+  /** Is `addr` the current address of a live session's agent? */
+  hasPeerAt(addr: string): boolean {
+    return this.peerAddrs.has(addr);
+  }
+  private countPeer(addr: string, d: 1 | -1): void {
+    const n = (this.peerAddrs.get(addr) ?? 0) + d;
+    if (n > 0) this.peerAddrs.set(addr, n);
+    else this.peerAddrs.delete(addr);
+  }
 
   countOf(user: string): number {
     let n = 0;
@@ -93,6 +107,7 @@ export class Sessions {
       ),
     };
     this.byId.set(s.idHex, s);
+    this.countPeer(s.peer.addr, 1);
     const response = s.channel.seal(
       {
         type: 'AUTH_OK',
@@ -100,6 +115,7 @@ export class Sessions {
         sessionLifetime: this.cfg.sessionLifetimeSec,
         keepaliveInterval: this.cfg.keepaliveIntervalSec,
         reservationLifetime: this.cfg.reservationLifetimeSec,
+        resetToken: resetToken(this.resetKey, id),
       },
       now,
     );
@@ -142,9 +158,12 @@ export class Sessions {
     const en = endpointString(from);
     const s = this.byId.get(msg.sessionId.toString('hex'));
     if (!s) {
-      // Unauthenticated by necessity; ref = session id so only someone who knows it is told.
-      const reply = handshakeError(sessionRef(msg.sessionId), 'unknown-session', '');
-      if (reply.length <= data.length) out.send.push({ to: from, data: reply });
+      // No session key to MAC it with: the session's reset token, which only the gateway can
+      // compute (and the agent got in AUTH_OK), proves it (§6.6). ref = session id.
+      const reply = handshakeError(sessionRef(msg.sessionId), 'unknown-session', '', {
+        resetToken: resetToken(this.resetKey, msg.sessionId),
+      });
+      if (reply.length <= data.length) out.send.push({ to: from, data: reply, unproven: true });
       out.events.push({ kind: 'dropped', from: en, reason: 'unknown-session' });
       return;
     }
@@ -178,7 +197,9 @@ export class Sessions {
     if (localPort === this.cfg.controlPort && !fromPeer && msg.seq === s.channel.highestSeen) {
       // the home NAT re-mapped the control flow (or EN roamed): follow the newest authenticated source
       out.events.push({ kind: 'peer-moved', sessionId: s.idHex, from: endpointString(s.peer), to: en });
+      this.countPeer(s.peer.addr, -1);
       s.peer = { ...from };
+      this.countPeer(s.peer.addr, 1);
     }
     const answer = this.dispatch(s, msg, from, now, localPort, out);
     if (answer) out.send.push({ to: s.peer, data: s.channel.answer(msg.seq, s.channel.seal(answer, now)) });
@@ -237,7 +258,7 @@ export class Sessions {
   end(s: GatewaySession, reason: 'released' | 'expired' | 'idle', out: GatewayResult): void {
     this.phase.endAll(s, reason === 'released' ? 'released' : 'expired', out);
     s.channel.close();
-    this.byId.delete(s.idHex);
+    if (this.byId.delete(s.idHex)) this.countPeer(s.peer.addr, -1);
     out.events.push({ kind: 'session-down', sessionId: s.idHex, user: s.user, reason });
   }
 

@@ -88,6 +88,13 @@ export interface GatewayOptions {
   policy: GatewayPolicy;
   /** Secret of the stateless cookie (32 random bytes; random per process if omitted). */
   cookieSecret?: Buffer;
+  /**
+   * The gateway's long-term reset key (32 random bytes), from which every session's reset token
+   * is derived (docs/protocol.md §6.6). Keep it across restarts (gsra-gateway stores it in its
+   * state directory): then a restarted gateway can prove to an agent that its session is gone.
+   * Random per process if omitted.
+   */
+  resetKey?: Buffer;
   /** Control port on GGR (BIND probes arrive on any other local port: the reserved port t). */
   controlPort?: number;
   sessionLifetimeSec?: number; // absolute; re-login after (default 8 h)
@@ -101,11 +108,20 @@ export interface GatewayOptions {
   /** Injectable randomness (tests). */
   randomBytes?: (n: number) => Buffer;
 }
-export type GatewayConfig = Required<Omit<GatewayOptions, 'policy' | 'cookieSecret' | 'randomBytes'>>;
+export type GatewayConfig = Required<
+  Omit<GatewayOptions, 'policy' | 'cookieSecret' | 'resetKey' | 'randomBytes'>
+>;
 
 export interface Outgoing {
   to: Endpoint;
   data: Buffer;
+  /**
+   * An answer to an unauthenticated datagram whose source has not shown that it receives what
+   * the gateway sends (COOKIE, a refusal before the cookie check, unknown-session,
+   * unsupported-version): the source may be spoofed, and the answer undeliverable. The daemon
+   * sends these last and sheds them under load; everything else is session traffic.
+   */
+  unproven?: true;
 }
 
 export type GatewayEvent =
@@ -152,6 +168,8 @@ export type GatewayEvent =
     }
   | { kind: 'mapping'; record: Reservation }
   | { kind: 'peer-moved'; sessionId: string; from: string; to: string }
+  /** An AUTH from `addr` carried a valid cookie: that address receives what the gateway sends. */
+  | { kind: 'source-proven'; addr: string }
   | { kind: 'agent-error'; sessionId: string; reason: ReasonName; text: string }
   | { kind: 'undelivered'; sessionId: string; type: string }
   | { kind: 'dropped'; from: string; reason: string; detail?: string }

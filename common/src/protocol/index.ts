@@ -1,4 +1,4 @@
-// GSRA control protocol, version 1: the message table and its codec, the crypto, the session
+// GSRA control protocol, version 2: the message table and its codec, the crypto, the session
 // channel both sides share, and the pure state machines of both sides. Specification:
 // docs/protocol.md (§16 maps it to these files).
 export * from './constants.ts';

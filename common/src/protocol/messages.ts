@@ -9,6 +9,7 @@ import {
   MAC_LEN,
   NONCE_LEN,
   PROOF_LEN,
+  RESET_TOKEN_LEN,
   SESSION_ID_LEN,
   X25519_PUB_LEN,
 } from './constants.ts';
@@ -90,26 +91,37 @@ export const MESSAGES = {
     userProof: bytes(PROOF_LEN),
     groupProof: bytes(PROOF_LEN),
   }),
-  /** Refusal of a handshake (no session exists). authKind 1: tag is a MAC under the user's secret. */
+  /**
+   * Refusal of a handshake (no session exists). authKind 1: tag is a MAC under the user's secret;
+   * authKind 2 (unknown-session only): tag is the session's reset token from its AUTH_OK.
+   */
   HANDSHAKE_ERROR: handshake(
     0x05,
     {
       ref: bytes(NONCE_LEN), // the EN nonce it answers (zeros if unknown)
       reason,
       text,
-      authKind: oneOf([0, 1] as const),
+      authKind: oneOf([0, 1, 2] as const),
       tag: bytes(MAC_LEN), // zeros when authKind = 0
     },
     {
-      check: (m: { authKind: number; tag: Buffer }) => {
+      check: (m: { authKind: number; tag: Buffer; reason: string }) => {
         if (m.authKind === 0 && !m.tag.equals(Buffer.alloc(MAC_LEN)))
           bad('tag must be zero when authKind is 0');
+        if (m.authKind === 2 && m.reason !== 'unknown-session')
+          bad('authKind 2 (reset token) is only for unknown-session');
       },
     },
   ),
   AUTH_OK: session(
     0x04,
-    { sessionLifetime: u32, keepaliveInterval: u16, reservationLifetime: u32 },
+    {
+      sessionLifetime: u32,
+      keepaliveInterval: u16,
+      reservationLifetime: u32,
+      /** The session's stateless reset token: what proves a later unknown-session refusal. */
+      resetToken: bytes(RESET_TOKEN_LEN),
+    },
     {
       check: (m: { sessionLifetime: number; keepaliveInterval: number }) => {
         if (m.sessionLifetime === 0 || m.keepaliveInterval === 0) bad('zero lifetime/interval');

@@ -9,6 +9,7 @@ import {
   MAX_DATAGRAM,
   type Message,
   type ProtocolErrorCode,
+  PROTOCOL_VERSION,
 } from '../../src/protocol/index.ts';
 import { samples } from './samples.ts';
 import { fuzzRandom } from '../fuzz-random.ts';
@@ -96,14 +97,16 @@ t.test('a datagram without the GS magic is rejected (bad-magic)', async (t) => {
 });
 
 t.test('another version is rejected; the error and peekPrefix carry the version', async (t) => {
-  const v = withByte(hello, 2, 2);
-  rejects(t, v, 'unsupported-version', 'version 2');
-  try {
-    decode(v);
-  } catch (e) {
-    t.equal((e as ProtocolError).version, 2, 'error carries the received version');
+  for (const version of [1, 3]) {
+    const v = withByte(hello, 2, version);
+    rejects(t, v, 'unsupported-version', `version ${version}`);
+    try {
+      decode(v);
+    } catch (e) {
+      t.equal((e as ProtocolError).version, version, 'error carries the received version');
+    }
+    t.same(peekPrefix(v), { version, type: 1 });
   }
-  t.same(peekPrefix(v), { version: 2, type: 1 });
 });
 
 t.test('type codes not in the message table are rejected (unknown-type)', async (t) => {
@@ -193,10 +196,20 @@ t.test('AUTH: an empty user, a control character or invalid UTF-8 in it is rejec
   rejects(t, patched(auth, userOff + 1, [0xc3]), 'bad-string', 'AUTH user invalid UTF-8');
 });
 
-t.test('HANDSHAKE_ERROR: authKind 2, or a tag on an unauthenticated refusal, is rejected', async (t) => {
+t.test('HANDSHAKE_ERROR: authKind 3, authKind 2 on a reason other than unknown-session, or a tag on an unauthenticated refusal, is rejected', async (t) => {
   const he = sample('HANDSHAKE_ERROR', (m) => m.authKind === 0);
   const heb = encode(he);
-  rejects(t, patched(he, heb.length - 17, [2]), 'bad-value', 'HANDSHAKE_ERROR authKind 2');
+  rejects(t, patched(he, heb.length - 17, [3]), 'bad-value', 'HANDSHAKE_ERROR authKind 3');
+  rejects(t, patched(he, heb.length - 17, [2]), 'bad-value', 'HANDSHAKE_ERROR authKind 2 (unsupported-version)');
+  const reset = {
+    type: 'HANDSHAKE_ERROR' as const,
+    ref: Buffer.alloc(16, 1),
+    reason: 'unknown-session' as const,
+    text: '',
+    authKind: 2 as const,
+    tag: Buffer.alloc(16, 7),
+  };
+  t.same(decode(encode(reset)), reset, 'authKind 2 with unknown-session carries the reset token');
   rejects(
     t,
     patched(he, heb.length - 1, [1]),
@@ -318,7 +331,7 @@ t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolEr
       buf = rnd.bytes(rnd.int(200));
       if (buf.length >= 4) {
         buf.writeUInt16BE(0x4753, 0);
-        buf[2] = 1;
+        buf[2] = PROTOCOL_VERSION;
         buf[3] = Object.values(MessageType)[i % 17]!;
       }
     } else if (mode === 1) {
@@ -327,7 +340,7 @@ t.test('fuzz: 120k random and mutated inputs never throw anything but ProtocolEr
       for (let k = 0; k < 1 + (i % 4); k++) buf[rnd.int(buf.length)] = rnd.int(256);
       buf[0] = 0x47;
       buf[1] = 0x53;
-      buf[2] = 1;
+      buf[2] = PROTOCOL_VERSION;
     } else if (mode === 2) {
       // truncate or extend
       const cut = rnd.int(base.length + 8);
@@ -376,8 +389,15 @@ t.test('message sizes are those of the table in docs/protocol.md §5', async (t)
     43,
   );
   t.equal(
-    size({ type: 'AUTH_OK', ...h, sessionLifetime: 1, keepaliveInterval: 1, reservationLifetime: 1 }),
-    62,
+    size({
+      type: 'AUTH_OK',
+      ...h,
+      sessionLifetime: 1,
+      keepaliveInterval: 1,
+      reservationLifetime: 1,
+      resetToken: Buffer.alloc(16),
+    }),
+    78,
   );
   t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, vin: '0.0.0.0', inName: 'abc' }), 62);
   t.equal(size({ type: 'RESERVE', ...h, proto: 6, count: 1, vin: '198.19.224.7', inName: 'abc' }), 62);

@@ -20,6 +20,8 @@ export const GK1 = Buffer.alloc(32, 0x11);
 export const GK2 = Buffer.alloc(32, 0x22);
 export const ALICE_SECRET = Buffer.alloc(32, 0xa1);
 export const BOB_SECRET = Buffer.alloc(32, 0xb0);
+/** The gateway's reset key: a gateway "restarted" in a test keeps it, as gsra-gateway does. */
+export const RESET_KEY = Buffer.alloc(32, 0x5e);
 
 /** A directory with alice (sales), bob (dev) and a port pool 40000..40999. */
 export class FakeDirectory implements GatewayPolicy {
@@ -154,7 +156,7 @@ export function setup(
   } = {},
 ) {
   const dir = new FakeDirectory();
-  const gw = new GatewayControl({ policy: dir });
+  const gw = new GatewayControl({ policy: dir, resetKey: RESET_KEY });
   const agent = new AgentControl({
     user: opts.user ?? 'alice',
     userSecret: opts.secret ?? ALICE_SECRET,

@@ -44,6 +44,7 @@ export const samples: Message[] = [
     sessionLifetime: 28800,
     keepaliveInterval: 25,
     reservationLifetime: 120,
+    resetToken: b(16, 0x5e),
   },
   { type: 'RESERVE', ...h, proto: 6, count: 4, vin: '198.19.224.7', inName: 'intra1.corp.example' },
   { type: 'RESERVE', ...h, proto: 17, count: 16, vin: '0.0.0.0', inName: 'a' },

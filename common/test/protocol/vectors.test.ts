@@ -1,6 +1,6 @@
-// Known-answer vectors of docs/protocol.md §11. Every value was computed a second time,
-// independently, with Python (hmac, hashlib, cryptography's X25519) from the formulas in the
-// document, and matched byte for byte.
+// Known-answer vectors of docs/protocol.md §15 (protocol version 2). Every value was computed a
+// second time, independently, with Python (hmac, hashlib, cryptography's X25519 and HKDF) from
+// the formulas in the document — vectors.py beside this file — and matched byte for byte.
 import t from 'tap';
 import {
   deriveControlKeys,
@@ -10,11 +10,14 @@ import {
   ephemeralFromPrivate,
   groupProof,
   makeCookie,
+  resetToken,
   sealMessage,
   transcriptHash,
   userProof,
   x25519,
 } from '../../src/protocol/index.ts';
+import { handshakeError } from '../../src/protocol/gateway-handshake.ts';
+import { sessionRef } from '../../src/protocol/channel.ts';
 
 const hex = (b: Buffer) => b.toString('hex');
 const V = {
@@ -23,16 +26,20 @@ const V = {
   cookie: 'f917cca32230773dfe90c5246712693d',
   dh: '2ed76ab549b1e73c031eb49c9448f0798aea81b698279a0c3dc3e49fbfc4b953',
   authPrefix:
-    '47530103101010101010101010101010101010106ab13b80f917cca32230773dfe90c5246712693d000001a0c4506df4' +
+    '47530203101010101010101010101010101010106ab13b80f917cca32230773dfe90c5246712693d000001a0c4506df4' +
     'ce8d3ad1ccb633ec7b70c17814a5c76ecd029685050d344745ba05870e587d590000000105616c6963650573616c6573',
-  th: '7ee4a8730afbdec36cb85c6991d90b6e772259025dfd1cc7b2c43a0aa73cdf79',
-  userProof: '92b870585a205669fe9def93599c2721',
-  groupProof: '63d0f8f15a95fcf7df02d8648266de5a',
-  sessionSecret: '102ec4ed43b86bb2e4fc2711ecffe30bee705600f137b4a014e33877aca6d106',
+  th: '276b258bf446476c84450c2bf6f7d8870e1009905ec4cf3d0282500ef749972c',
+  userProof: 'd90a936c96e7955e04f9c4316e98967f',
+  groupProof: 'd670ff89ff599fe28463d59c8f9d5646',
+  sessionSecret: '0979daba725cebc5eb20cc29f00e97353a6511eef5f8df5ae662f7b9f2a4b35a',
   ctrlEnToGw: '1e785d8b7b95f9140cfd71e58c82750bd9ac331911fab796820c4c263a53b229',
   ctrlGwToEn: '8e5cbafd8bfea6f7ed589e4d9983be437f89e06c1a4a17258e6a7b855130f0d9',
   keepalive:
-    '47530116010203040506070800000000000000010000000000000000000001a0c4506c007aa5dd90d606dbbcb7f24668f4a12e4b',
+    '47530216010203040506070800000000000000010000000000000000000001a0c4506c0016763b4fefc85a8f01511927dd598823',
+  resetToken: '2b6374603a73882ea7ea26467ea80156',
+  authOk:
+    '47530204010203040506070800000000000000010000000000000000000001a0c4506c00000070800019000000782b6374603a73882ea7ea26467ea801566ce1a8b6313049b7c7d6cad4241f9c94',
+  statelessReset: '4753020501020304050607080000000000000000000800022b6374603a73882ea7ea26467ea80156',
   flowEnToGw:
     '1ec85f97e857dbadc245f0397c6233b7d058bb5a424c0e2dbeabcf2ec4eb5b6018c244b01acfc3a2d319f966346e062b8e1e0f8223edf67c',
   flowGwToEn:
@@ -88,6 +95,29 @@ t.test('control keys, message MAC and flow keys vector (session secret = 32 × 0
     ck.enToGw,
   );
   t.equal(hex(ka), V.keepalive);
+  const sid = Buffer.from('0102030405060708', 'hex');
+  const token = resetToken(Buffer.alloc(32, 0x5e), sid);
+  t.equal(hex(token), V.resetToken, 'reset token (reset key = 32 × 0x5e)');
+  const authOk = sealMessage(
+    encode({
+      type: 'AUTH_OK',
+      sessionId: sid,
+      seq: 1n,
+      ack: 0n,
+      timestamp: 1790000000000,
+      sessionLifetime: 28800,
+      keepaliveInterval: 25,
+      reservationLifetime: 120,
+      resetToken: token,
+    }),
+    ck.gwToEn,
+  );
+  t.equal(hex(authOk), V.authOk, 'AUTH_OK carrying it');
+  t.equal(
+    hex(handshakeError(sessionRef(sid), 'unknown-session', '', { resetToken: token })),
+    V.statelessReset,
+    'the unknown-session refusal proven by it',
+  );
   const f = deriveFlowKeys(ss, 6, 40000, 0);
   t.equal(hex(Buffer.concat([f.enToGw.encKey, f.enToGw.macKey, f.enToGw.ivSalt])), V.flowEnToGw);
   t.equal(hex(Buffer.concat([f.gwToEn.encKey, f.gwToEn.macKey, f.gwToEn.ivSalt])), V.flowGwToEn);
