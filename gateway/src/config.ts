@@ -17,7 +17,13 @@ export interface GatewayConfig {
     mappingLifetimeSec: number;
     /** A session with no authenticated message for this long ends. */
     sessionIdleSec: number;
+    /** HELLOs and AUTHs per second one source address may send (each also a burst of twice that). */
+    perSourceRate: number;
+    /** Answers per second to sources that have not shown they receive them (COOKIEs under a flood). */
+    unprovenRate: number;
   };
+  /** Where the gateway keeps what must survive a restart (its reset key); mode 0700. */
+  stateDir: string;
   ports: {
     /** Range of ports t the gateway reserves on GGR for flows. */
     first: number;
@@ -97,6 +103,8 @@ export const GATEWAY_CONFIG_SCHEMA = {
         keepaliveSec: { type: 'integer', minimum: 1, maximum: 3600, default: 25 },
         mappingLifetimeSec: { type: 'integer', minimum: 2, maximum: 86400, default: 300 },
         sessionIdleSec: { type: 'integer', minimum: 3, maximum: 86400, default: 120 },
+        perSourceRate: { type: 'integer', minimum: 1, maximum: 100000, default: 20 },
+        unprovenRate: { type: 'integer', minimum: 1, maximum: 1000000, default: 200 },
       },
     },
     ports: {
@@ -147,6 +155,7 @@ export const GATEWAY_CONFIG_SCHEMA = {
         ttl: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
       },
     },
+    stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-gateway' },
     ops: schemaParts.ops(9464),
     engine: schemaParts.engine,
     ftp: {

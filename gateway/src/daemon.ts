@@ -1,12 +1,14 @@
 // gsra-gateway: the GSRA router daemon. It serves the control protocol on GGR, decides access from
 // the LDAP group policy, reserves ports, hands reservations (with their flow keys) to the packet
 // engine, and reports every decision as one structured log line.
-import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { protocol, type Logger } from '@gsra/common';
 import { DirectoryClient } from '@gsra/ldap';
 import { DropSummary } from '@gsra/native';
 import type { GatewayConfig } from './config.ts';
+import { ControlAdmission } from './control-admission.ts';
+import { ControlLoad } from './control-load.ts';
+import { ControlSockets } from './control-sockets.ts';
 import type { DataPlane, DataPlaneEvent } from './data-plane.ts';
 import { DnsResponder } from './dns-responder.ts';
 import { FtpAlg } from './ftp-alg.ts';
@@ -14,6 +16,7 @@ import { GatewayMetrics } from './metrics.ts';
 import { OpsServer } from './ops-server.ts';
 import { DirectoryPolicy, type RefreshResult } from './policy.ts';
 import { PortPool } from './ports.ts';
+import { FileSecretStore, loadResetKey, type SecretStore } from './reset-key.ts';
 
 const { GatewayControl, endpointString, protoName } = protocol;
 type Endpoint = protocol.Endpoint;
@@ -29,6 +32,8 @@ export interface GatewayDeps {
   directory?: DirectoryClient;
   /** Address the control and DNS sockets bind to (default: config.publicAddress). */
   bindAddress?: string;
+  /** Where the reset key is kept (default: files in config.stateDir). */
+  secrets?: SecretStore;
   now?: () => number;
 }
 
@@ -39,7 +44,9 @@ export class GatewayDaemon {
   readonly control: protocol.GatewayControl;
   private readonly log: Logger;
   private readonly now: () => number;
-  private sock: Socket | undefined;
+  private sockets: ControlSockets | undefined;
+  readonly admission: ControlAdmission;
+  private readonly load: ControlLoad;
   private dns: DnsResponder | undefined;
   private ops: OpsServer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -84,8 +91,19 @@ export class GatewayDaemon {
       perUser: config.ports.perUser,
       perSource: config.ports.perSource,
     });
+    this.admission = new ControlAdmission(
+      {
+        hello: { rate: config.control.perSourceRate, burst: 2 * config.control.perSourceRate },
+        auth: { rate: config.control.perSourceRate, burst: 2 * config.control.perSourceRate },
+        unproven: { rate: config.control.unprovenRate, burst: 2 * config.control.unprovenRate },
+      },
+      this.now(),
+    );
+    this.load = new ControlLoad(this.log, this.metrics);
     this.control = new GatewayControl({
       policy: this.policyAdapter(),
+      // kept across restarts: a restarted gateway can still prove unknown-session (§6.6)
+      resetKey: loadResetKey(deps.secrets ?? new FileSecretStore(config.stateDir)),
       controlPort: config.control.port,
       reservationLifetimeSec: config.ports.reservationTtlSec,
       keepaliveIntervalSec: config.control.keepaliveSec,
@@ -158,16 +176,8 @@ export class GatewayDaemon {
     }
     this.policy.start((r) => this.onPolicyRefresh(r));
     const bind = this.deps.bindAddress ?? this.config.publicAddress;
-    this.sock = createSocket('udp4');
-    this.sock.on('message', (msg, rinfo) => {
-      this.handle(msg, { addr: rinfo.address, port: rinfo.port });
-    });
-    this.sock.on('error', (e) => this.log.error('control socket error', { reason: e.message }));
-    await new Promise<void>((resolve, reject) => {
-      this.sock!.once('error', reject);
-      this.sock!.bind(this.config.control.port, bind, () => resolve());
-    });
-    this.controlPort = this.sock.address().port;
+    this.sockets = new ControlSockets({ log: this.log, onMessage: (m, from) => this.handle(m, from) });
+    this.controlPort = await this.sockets.bind(this.config.control.port, bind);
     if (this.config.dns.enabled) {
       this.dns = new DnsResponder({
         zone: this.config.dns.zone,
@@ -195,13 +205,28 @@ export class GatewayDaemon {
     });
   }
 
-  /** One control datagram. Every directory question is answered from the policy snapshot: no I/O. */
+  /**
+   * One control datagram. HELLO and AUTH over their source's limit are dropped unanswered; every
+   * directory question is answered from the policy snapshot: no I/O.
+   */
   handle(data: Buffer, from: Endpoint): void {
-    this.apply(this.control.handleDatagram(data, from, this.now()));
+    const now = this.now();
+    if (this.admission.admit(data, from.addr, now) === 'rate-limited') {
+      this.load.count(data[3] === 0x01 ? 'hello-rate-limited' : 'auth-rate-limited', from.addr);
+      return;
+    }
+    this.apply(this.control.handleDatagram(data, from, now));
   }
 
   private apply(r: GatewayResult): void {
-    for (const o of r.send) this.sock?.send(o.data, o.to.port, o.to.addr);
+    const now = this.now();
+    // source-proven first: an AUTH_OK in the same result goes to an address now proven
+    for (const e of r.events) if (e.kind === 'source-proven') this.admission.proven.add(e.addr, now);
+    for (const o of r.send) {
+      const path = this.admission.path(o, now, (a) => this.control.isPeer(a));
+      if (path === 'shed') this.load.count('answer-shed', o.to.addr);
+      else if (!this.sockets?.send(o.data, o.to, path)) this.load.count('answer-congested', o.to.addr);
+    }
     for (const e of r.events) this.onControlEvent(e);
     this.updateGauges();
     this.schedule();
@@ -286,6 +311,14 @@ export class GatewayDaemon {
   }
 
   private onDataPlane(e: DataPlaneEvent): void {
+    if (e.kind === 'event-failed') {
+      this.metrics.engine.inc({ kind: 'event-failed' });
+      this.log.error('an engine event could not be handled (the others of its batch were)', {
+        event: e.event,
+        reason: e.reason,
+      });
+      return;
+    }
     // An event about a reservation that has ended (the engine's event crossed its removal), or
     // that a newer reservation of the same port replaced, is not about today's row: ignore it.
     if (e.kind !== 'verify-failed') {
@@ -340,7 +373,7 @@ export class GatewayDaemon {
   health(): string[] {
     const problems: string[] = [];
     if (!this.policy.usable) problems.push('directory: no usable policy snapshot (refusing every request)');
-    if (!this.sock) problems.push('control socket not listening');
+    if (!this.sockets?.listening) problems.push('control socket not listening');
     return problems;
   }
 
@@ -352,7 +385,7 @@ export class GatewayDaemon {
         ageSec: Number.isFinite(this.policy.age) ? Math.round(this.policy.age / 1000) : null,
         usable: this.policy.usable,
       },
-      control: this.control.stats(),
+      control: { ...this.control.stats(), ...this.admission.stats(), queued: this.sockets?.queued() ?? null },
       ports: { range: `${this.pool.first}-${this.pool.last}`, inUse: this.pool.inUse },
       flows: [...this.control.reservations.values()].map((r) => ({
         user: r.user,
@@ -381,8 +414,9 @@ export class GatewayDaemon {
   async stop(): Promise<void> {
     this.policy.stop();
     if (this.timer) clearTimeout(this.timer);
-    this.sock?.close();
-    this.sock = undefined;
+    this.sockets?.close();
+    this.sockets = undefined;
+    this.load.stop();
     this.dns?.close();
     await this.ops?.close();
     this.drops?.stop();

@@ -51,6 +51,9 @@ export function engineReservation(r: protocol.Reservation): EngineReservation {
   };
 }
 
+/** How much longer the ALG may make a segment toward EN (the engine's ALG_MAX_GROWTH, punt.rs). */
+export const ALG_MAX_GROWTH = 64;
+
 export class LinuxDataPlane implements DataPlane {
   readonly engine: Engine;
   private rules: Rule[];
@@ -77,11 +80,30 @@ export class LinuxDataPlane implements DataPlane {
       lan: o.interfaces[1],
     });
     this.engine.onEvents((evs) => {
+      // Each event on its own: a throw (the ALG, the control logic, an engine verdict) loses that
+      // event only, never the rest of the batch — other users' events among them.
       for (const e of evs) {
-        const out = this.translate(e);
-        if (out) for (const l of this.listeners) l(out);
+        try {
+          const out = this.translate(e);
+          if (out) this.emit(out);
+        } catch (err) {
+          this.failed(e.type, err);
+        }
       }
     });
+  }
+
+  private emit(out: DataPlaneEvent): void {
+    for (const l of this.listeners) l(out);
+  }
+
+  private failed(event: string, err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    try {
+      this.emit({ kind: 'event-failed', event, reason });
+    } catch {
+      // a listener that cannot even be told: nothing more to do
+    }
   }
 
   private translate(e: ReturnType<Engine['pollEvents']>[number]): DataPlaneEvent | undefined {
@@ -130,6 +152,19 @@ export class LinuxDataPlane implements DataPlane {
     }
     if (!next || next.equals(payload)) {
       this.engine.verdict(id, true);
+      return;
+    }
+    const growth = next.length - payload.length;
+    if (hook === 'in' ? growth !== 0 : growth > ALG_MAX_GROWTH) {
+      // The engine would refuse it (and drop the segment, again at every retransmission): the
+      // segment passes unchanged, and the operator hears why.
+      this.engine.verdict(id, true);
+      this.failed(
+        'punt',
+        new Error(
+          `ALG rewrite of flow ${t} changes the payload by ${growth} bytes (limit ${hook === 'in' ? 0 : ALG_MAX_GROWTH}): passed unchanged`,
+        ),
+      );
       return;
     }
     const out = Buffer.concat([packet.subarray(0, hl), next]);

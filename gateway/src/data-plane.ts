@@ -11,7 +11,12 @@ type ProtoNumber = protocol.ProtoNumber;
 export type DataPlaneEvent =
   | { kind: 'bound'; id: number; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
   | { kind: 'flow-expired'; id: number; proto: ProtoNumber; t: number; reason: string }
-  | { kind: 'verify-failed'; proto: ProtoNumber; t: number; from: string; count: number };
+  | { kind: 'verify-failed'; proto: ProtoNumber; t: number; from: string; count: number }
+  /**
+   * Handling one engine event failed (an exception in the ALG, the control logic or the engine's
+   * verdict): that event is lost, logged and counted; the rest of its batch is handled.
+   */
+  | { kind: 'event-failed'; event: string; reason: string };
 
 /**
  * An application-level gateway's view of one TCP segment of a flow to an ALG port (FTP control):

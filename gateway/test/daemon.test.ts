@@ -70,6 +70,7 @@ async function gateway(t: Test, dataPlane?: DataPlane) {
       passwordFile: join(tmp, 'ldap-password'),
     },
     ops: { port: base + 1 },
+    stateDir: join(tmp, `gw-state-${base}`),
   });
   const logStream = new PassThrough();
   const lines: Record<string, unknown>[] = [];

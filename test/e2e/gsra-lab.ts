@@ -236,6 +236,7 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
           refreshSec,
         },
         dns: { enabled: true, zone: ZONE },
+        stateDir: join(lab.dir, 'gateway-state'),
         ...(opts.control ? { control: opts.control } : {}),
         log: { level: 'debug' },
       },

@@ -196,27 +196,35 @@ t.test('AUTH: an empty user, a control character or invalid UTF-8 in it is rejec
   rejects(t, patched(auth, userOff + 1, [0xc3]), 'bad-string', 'AUTH user invalid UTF-8');
 });
 
-t.test('HANDSHAKE_ERROR: authKind 3, authKind 2 on a reason other than unknown-session, or a tag on an unauthenticated refusal, is rejected', async (t) => {
-  const he = sample('HANDSHAKE_ERROR', (m) => m.authKind === 0);
-  const heb = encode(he);
-  rejects(t, patched(he, heb.length - 17, [3]), 'bad-value', 'HANDSHAKE_ERROR authKind 3');
-  rejects(t, patched(he, heb.length - 17, [2]), 'bad-value', 'HANDSHAKE_ERROR authKind 2 (unsupported-version)');
-  const reset = {
-    type: 'HANDSHAKE_ERROR' as const,
-    ref: Buffer.alloc(16, 1),
-    reason: 'unknown-session' as const,
-    text: '',
-    authKind: 2 as const,
-    tag: Buffer.alloc(16, 7),
-  };
-  t.same(decode(encode(reset)), reset, 'authKind 2 with unknown-session carries the reset token');
-  rejects(
-    t,
-    patched(he, heb.length - 1, [1]),
-    'bad-value',
-    'HANDSHAKE_ERROR unauthenticated with non-zero tag',
-  );
-});
+t.test(
+  'HANDSHAKE_ERROR: authKind 3, authKind 2 on a reason other than unknown-session, or a tag on an unauthenticated refusal, is rejected',
+  async (t) => {
+    const he = sample('HANDSHAKE_ERROR', (m) => m.authKind === 0);
+    const heb = encode(he);
+    rejects(t, patched(he, heb.length - 17, [3]), 'bad-value', 'HANDSHAKE_ERROR authKind 3');
+    rejects(
+      t,
+      patched(he, heb.length - 17, [2]),
+      'bad-value',
+      'HANDSHAKE_ERROR authKind 2 (unsupported-version)',
+    );
+    const reset = {
+      type: 'HANDSHAKE_ERROR' as const,
+      ref: Buffer.alloc(16, 1),
+      reason: 'unknown-session' as const,
+      text: '',
+      authKind: 2 as const,
+      tag: Buffer.alloc(16, 7),
+    };
+    t.same(decode(encode(reset)), reset, 'authKind 2 with unknown-session carries the reset token');
+    rejects(
+      t,
+      patched(he, heb.length - 1, [1]),
+      'bad-value',
+      'HANDSHAKE_ERROR unauthenticated with non-zero tag',
+    );
+  },
+);
 
 t.test('FTP_ALIAS: aliasPort 0 is rejected', async (t) => {
   rejects(t, patched(sample('FTP_ALIAS'), S + 2, [0, 0]), 'bad-value', 'FTP_ALIAS aliasPort 0');

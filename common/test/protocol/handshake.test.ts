@@ -254,54 +254,68 @@ t.test('flood of 10k spoofed HELLO and AUTH: no state, nothing reserved, no ampl
   t.ok(bytesOut < bytesIn, `responses (${bytesOut} B) smaller than requests (${bytesIn} B)`);
 });
 
-t.test('unsupported version → unsupported-version error in the layout every version reads, no state', async (t) => {
-  const { gw } = setup();
-  for (const v of [1, 9]) {
-    const hello = encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 1) });
-    hello[2] = v;
-    const r = gw.handleDatagram(hello, { addr: '203.0.113.5', port: 1 }, T0);
-    const reply = r.send[0]!.data;
-    t.equal(reply[2], 1, `answered as version 1 (to a version-${v} HELLO)`);
-    const asCurrent = Buffer.from(reply);
-    asCurrent[2] = PROTOCOL_VERSION;
-    t.match(decode(asCurrent), { type: 'HANDSHAKE_ERROR', reason: 'unsupported-version', text: '2' });
-    t.equal(r.send[0]!.unproven, true, 'an answer to an unproven source');
-  }
-  t.same(gw.stats().sessions, 0);
-});
+t.test(
+  'unsupported version → unsupported-version error in the layout every version reads, no state',
+  async (t) => {
+    const { gw } = setup();
+    for (const v of [1, 9]) {
+      const hello = encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 1) });
+      hello[2] = v;
+      const r = gw.handleDatagram(hello, { addr: '203.0.113.5', port: 1 }, T0);
+      const reply = r.send[0]!.data;
+      t.equal(reply[2], 1, `answered as version 1 (to a version-${v} HELLO)`);
+      const asCurrent = Buffer.from(reply);
+      asCurrent[2] = PROTOCOL_VERSION;
+      t.match(decode(asCurrent), { type: 'HANDSHAKE_ERROR', reason: 'unsupported-version', text: '2' });
+      t.equal(r.send[0]!.unproven, true, 'an answer to an unproven source');
+    }
+    t.same(gw.stats().sessions, 0);
+  },
+);
 
-t.test('one cookie carries at most MAX_AUTH_PER_COOKIE AUTHs past the cookie check; then replay, before any X25519 or directory question', async (t) => {
-  const { gw, dir } = setup();
-  const from = { addr: '198.51.100.20', port: 4000 };
-  const r = gw.handleDatagram(encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 3) }), from, T0);
-  const cookie = decode(r.send[0]!.data);
-  if (cookie.type !== 'COOKIE') throw new Error('no cookie');
-  let lookups = 0;
-  const lookup = dir.lookupUser.bind(dir);
-  dir.lookupUser = (id) => (lookups++, lookup(id));
-  const reasons: string[] = [];
-  for (let i = 0; i < 50; i++) {
-    const auth = encode({
-      type: 'AUTH',
-      enNonce: cookie.enNonce,
-      cookieTime: cookie.cookieTime,
-      cookie: cookie.cookie,
-      timestamp: T0,
-      enPub: Buffer.alloc(32, 9),
-      gkVersion: 1,
-      user: `guess${i}`,
-      group: 'sales',
-      userProof: Buffer.alloc(16, 1),
-      groupProof: Buffer.alloc(16, 2),
-    });
-    const a = gw.handleDatagram(auth, from, T0 + i);
-    const m = decode(a.send[0]!.data);
-    if (m.type === 'HANDSHAKE_ERROR') reasons.push(m.reason);
-  }
-  t.equal(lookups, MAX_AUTH_PER_COOKIE, `the directory snapshot was asked ${MAX_AUTH_PER_COOKIE} times, not 50`);
-  t.same(reasons.slice(MAX_AUTH_PER_COOKIE), Array(50 - MAX_AUTH_PER_COOKIE).fill('replay'), 'the rest: replay');
-  t.equal(gw.stats().countedCookies, 1);
-});
+t.test(
+  'one cookie carries at most MAX_AUTH_PER_COOKIE AUTHs past the cookie check; then replay, before any X25519 or directory question',
+  async (t) => {
+    const { gw, dir } = setup();
+    const from = { addr: '198.51.100.20', port: 4000 };
+    const r = gw.handleDatagram(encode({ type: 'HELLO', enNonce: Buffer.alloc(16, 3) }), from, T0);
+    const cookie = decode(r.send[0]!.data);
+    if (cookie.type !== 'COOKIE') throw new Error('no cookie');
+    let lookups = 0;
+    const lookup = dir.lookupUser.bind(dir);
+    dir.lookupUser = (id) => (lookups++, lookup(id));
+    const reasons: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const auth = encode({
+        type: 'AUTH',
+        enNonce: cookie.enNonce,
+        cookieTime: cookie.cookieTime,
+        cookie: cookie.cookie,
+        timestamp: T0,
+        enPub: Buffer.alloc(32, 9),
+        gkVersion: 1,
+        user: `guess${i}`,
+        group: 'sales',
+        userProof: Buffer.alloc(16, 1),
+        groupProof: Buffer.alloc(16, 2),
+      });
+      const a = gw.handleDatagram(auth, from, T0 + i);
+      const m = decode(a.send[0]!.data);
+      if (m.type === 'HANDSHAKE_ERROR') reasons.push(m.reason);
+    }
+    t.equal(
+      lookups,
+      MAX_AUTH_PER_COOKIE,
+      `the directory snapshot was asked ${MAX_AUTH_PER_COOKIE} times, not 50`,
+    );
+    t.same(
+      reasons.slice(MAX_AUTH_PER_COOKIE),
+      Array(50 - MAX_AUTH_PER_COOKIE).fill('replay'),
+      'the rest: replay',
+    );
+    t.equal(gw.stats().countedCookies, 1);
+  },
+);
 
 t.test('ephemeral gateway keys are dropped after two epochs (forward secrecy)', async (t) => {
   const { gw, wire } = setup();

@@ -250,34 +250,50 @@ t.test('timers: at most two epoch keys, and none survives two epochs (forward se
 // ---------------------------------------------------------------------------------------------
 // A gateway that restarts, a NAT that re-maps
 
-t.test('gateway restart: unknown-session proven by the reset token makes the agent log in again', async (t) => {
-  const { agent, dir, wire } = up();
-  wire.gw = new GatewayControl({ policy: dir, resetKey: RESET_KEY });
-  wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
-  const reset = decode(wire.toAgent.at(-3)!);
-  t.match(reset, { type: 'HANDSHAKE_ERROR', reason: 'unknown-session', authKind: 2 }, 'the reset carries a token');
-  t.ok(wire.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'unknown-session'));
-  t.equal(agent.state, 'up');
-  t.equal(wire.gw.stats().sessions, 1);
-});
+t.test(
+  'gateway restart: unknown-session proven by the reset token makes the agent log in again',
+  async (t) => {
+    const { agent, dir, wire } = up();
+    wire.gw = new GatewayControl({ policy: dir, resetKey: RESET_KEY });
+    wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
+    const reset = decode(wire.toAgent.at(-3)!);
+    t.match(
+      reset,
+      { type: 'HANDSHAKE_ERROR', reason: 'unknown-session', authKind: 2 },
+      'the reset carries a token',
+    );
+    t.ok(wire.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'unknown-session'));
+    t.equal(agent.state, 'up');
+    t.equal(wire.gw.stats().sessions, 1);
+  },
+);
 
-t.test('a restarted gateway without its reset key cannot end the session at once: the agent asks, times out, logs in again', async (t) => {
-  const { agent, dir, wire } = up();
-  wire.gw = new GatewayControl({ policy: dir }); // a fresh, random reset key
-  wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
-  t.ok(
-    wire.agentEvents.some((e) => e.kind === 'dropped' && e.reason === 'unauthenticated-teardown'),
-    'the unproven unknown-session is not believed',
-  );
-  t.notOk(wire.agentEvents.some((e) => e.kind === 'session-down'), 'the session stays until the gateway fails to answer');
-  let now = T0 + 1000;
-  for (let i = 0; i < 20 && !wire.agentEvents.some((e) => e.kind === 'session-down'); i++) {
-    now = agent.nextDeadline()!;
-    wire.run(agent.poll(now), now);
-  }
-  t.ok(wire.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'timeout'), 'then the KEEPALIVE times out');
-  t.ok(now - T0 < 10_000, `within seconds (${now - T0 - 1000} ms)`);
-});
+t.test(
+  'a restarted gateway without its reset key cannot end the session at once: the agent asks, times out, logs in again',
+  async (t) => {
+    const { agent, dir, wire } = up();
+    wire.gw = new GatewayControl({ policy: dir }); // a fresh, random reset key
+    wire.run(agent.keepalive(T0 + 1000), T0 + 1000);
+    t.ok(
+      wire.agentEvents.some((e) => e.kind === 'dropped' && e.reason === 'unauthenticated-teardown'),
+      'the unproven unknown-session is not believed',
+    );
+    t.notOk(
+      wire.agentEvents.some((e) => e.kind === 'session-down'),
+      'the session stays until the gateway fails to answer',
+    );
+    let now = T0 + 1000;
+    for (let i = 0; i < 20 && !wire.agentEvents.some((e) => e.kind === 'session-down'); i++) {
+      now = agent.nextDeadline()!;
+      wire.run(agent.poll(now), now);
+    }
+    t.ok(
+      wire.agentEvents.some((e) => e.kind === 'session-down' && e.reason === 'timeout'),
+      'then the KEEPALIVE times out',
+    );
+    t.ok(now - T0 < 10_000, `within seconds (${now - T0 - 1000} ms)`);
+  },
+);
 
 t.test('after a re-login the agent refills the pools it had', async (t) => {
   const { agent, dir, wire } = up();
@@ -359,41 +375,47 @@ t.test('an agent ignores a forged unknown-session that does not echo its session
   t.match(a.events, [{ kind: 'dropped' }]);
 });
 
-t.test('a forged unknown-session naming the live session (no token, or a wrong one) ends nothing: the agent asks the gateway with a KEEPALIVE', async (t) => {
-  const { agent, gw, wire } = up();
-  const id = Buffer.from(agent.session!, 'hex');
-  const forgeries = [
-    handshakeError(sessionRef(id), 'unknown-session', ''),
-    handshakeError(sessionRef(id), 'unknown-session', '', { resetToken: Buffer.alloc(16, 0x42) }),
-  ];
-  let keepalives = 0;
-  for (let i = 0; i < 50; i++) {
-    const a = agent.handleDatagram(forgeries[i % 2]!, T0 + 10 + i);
-    t.match(a.events, [{ kind: 'dropped', reason: 'unauthenticated-teardown' }]);
-    keepalives += a.send.filter((o) => decode(o.data).type === 'KEEPALIVE').length;
-    if (i === 0) wire.run(a, T0 + 10); // the gateway answers: the probe settles
-  }
-  t.equal(agent.state, 'up', 'still up');
-  t.equal(agent.session, id.toString('hex'), 'the same session');
-  t.equal(keepalives, 2, 'one probe answered, then one in flight: never a KEEPALIVE per forgery');
-  t.equal(gw.stats().sessions, 1, 'no abandoned session piles up at the gateway');
-});
+t.test(
+  'a forged unknown-session naming the live session (no token, or a wrong one) ends nothing: the agent asks the gateway with a KEEPALIVE',
+  async (t) => {
+    const { agent, gw, wire } = up();
+    const id = Buffer.from(agent.session!, 'hex');
+    const forgeries = [
+      handshakeError(sessionRef(id), 'unknown-session', ''),
+      handshakeError(sessionRef(id), 'unknown-session', '', { resetToken: Buffer.alloc(16, 0x42) }),
+    ];
+    let keepalives = 0;
+    for (let i = 0; i < 50; i++) {
+      const a = agent.handleDatagram(forgeries[i % 2]!, T0 + 10 + i);
+      t.match(a.events, [{ kind: 'dropped', reason: 'unauthenticated-teardown' }]);
+      keepalives += a.send.filter((o) => decode(o.data).type === 'KEEPALIVE').length;
+      if (i === 0) wire.run(a, T0 + 10); // the gateway answers: the probe settles
+    }
+    t.equal(agent.state, 'up', 'still up');
+    t.equal(agent.session, id.toString('hex'), 'the same session');
+    t.equal(keepalives, 2, 'one probe answered, then one in flight: never a KEEPALIVE per forgery');
+    t.equal(gw.stats().sessions, 1, 'no abandoned session piles up at the gateway');
+  },
+);
 
-t.test('the reset token is HMAC(resetKey, "gsra/1 reset" ‖ sessionId) and only its gateway knows it', async (t) => {
-  const { agent, gw } = up();
-  const id = Buffer.from(agent.session!, 'hex');
-  const r = gw.handleDatagram(
-    sealMessage(encode(keepaliveOf(Buffer.alloc(8, 9))), Buffer.alloc(32)),
-    { addr: '198.51.100.7', port: 9 },
-    T0,
-  );
-  const m = decode(r.send[0]!.data);
-  t.match(m, { type: 'HANDSHAKE_ERROR', reason: 'unknown-session', authKind: 2 });
-  if (m.type === 'HANDSHAKE_ERROR')
-    t.same(m.tag, resetToken(RESET_KEY, Buffer.alloc(8, 9)), 'the token of the session named');
-  t.notSame(resetToken(RESET_KEY, id), resetToken(Buffer.alloc(32, 1), id), 'another key, another token');
-  t.equal(r.send[0]!.unproven, true, 'sent as an answer to an unproven source');
-});
+t.test(
+  'the reset token is HMAC(resetKey, "gsra/1 reset" ‖ sessionId) and only its gateway knows it',
+  async (t) => {
+    const { agent, gw } = up();
+    const id = Buffer.from(agent.session!, 'hex');
+    const r = gw.handleDatagram(
+      sealMessage(encode(keepaliveOf(Buffer.alloc(8, 9))), Buffer.alloc(32)),
+      { addr: '198.51.100.7', port: 9 },
+      T0,
+    );
+    const m = decode(r.send[0]!.data);
+    t.match(m, { type: 'HANDSHAKE_ERROR', reason: 'unknown-session', authKind: 2 });
+    if (m.type === 'HANDSHAKE_ERROR')
+      t.same(m.tag, resetToken(RESET_KEY, Buffer.alloc(8, 9)), 'the token of the session named');
+    t.notSame(resetToken(RESET_KEY, id), resetToken(Buffer.alloc(32, 1), id), 'another key, another token');
+    t.equal(r.send[0]!.unproven, true, 'sent as an answer to an unproven source');
+  },
+);
 
 t.test('a COOKIE with an invalid gateway key is ignored; HELLO keeps being retransmitted', async (t) => {
   const { agent } = setup();
