@@ -15,6 +15,12 @@ export interface AgentConfig {
   /** DNS zones whose names GSRA maps (e.g. corp.example). Answers for other names pass untouched. */
   zones: string[];
   /**
+   * The resolvers the PC's applications ask. The agent acts only on their answers, to queries
+   * it saw leave. Empty (default): the nameservers of /etc/resolv.conf (Linux); any resolver if
+   * none can be read.
+   */
+  dns: { resolvers: string[] };
+  /**
    * Range the agent takes VINs from. Default 198.19.224.0/20: inside the benchmarking block
    * (RFC 2544), away from 100.64.0.0/10 (Tailscale, Twingate, ZPA) and 198.18.0.0/16 (proxy
    * tools' fake-IP default).
@@ -78,6 +84,12 @@ export const AGENT_CONFIG_SCHEMA = {
       type: 'array',
       minItems: 1,
       items: { type: 'string', pattern: '^[a-zA-Z0-9-]+(\\.[a-zA-Z0-9-]+)*$' },
+    },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { resolvers: { type: 'array', items: ipv4, maxItems: 8, default: [] } },
     },
     vinRange: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d+$', default: '198.19.224.0/20' },
     ldap: {

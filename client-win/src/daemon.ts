@@ -4,14 +4,16 @@
 // first packet to a VIN is held, fails refused flows at once with a reason, and reports status.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
-import { protocol, rewriteARecords, DnsError, type Logger } from '@gsra/common';
+import { protocol, type Logger } from '@gsra/common';
 import { DropSummary } from '@gsra/native';
 import type { AgentConfig } from './config.ts';
 import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
+import { DnsAnswers } from './dns-answers.ts';
+import { DnsGuard } from './dns-guard.ts';
 import { AgentMetrics } from './metrics.ts';
 import { VinTable } from './vin.ts';
-import { ACCOUNT_REASONS, loginRefusalWords, refusalWords } from './words.ts';
+import { ACCOUNT_REASONS, loginRefusalWords, refusalWords, sessionDownWords, versionWords } from './words.ts';
 
 type AgentResult = protocol.AgentResult;
 type AgentEvent = protocol.AgentEvent;
@@ -80,6 +82,12 @@ export interface AgentStatus {
     boundAs: string | null;
   }[];
   engine: Record<string, number>;
+  /** DNS answers dropped, by reason; queries waiting for their answer. */
+  dns: { refused: Record<string, number>; pending: number; vinsEvicted: number };
+  /** Datagrams on the control socket not from the gateway's address and port (dropped). */
+  foreignControl: number;
+  /** Engine events whose handling failed (each logged; the rest of their batch was handled). */
+  eventFailures: number;
 }
 
 export interface AgentDeps {
@@ -108,6 +116,9 @@ export class AgentDaemon {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly zones: string[];
+  private readonly dns: DnsAnswers;
+  private foreignControl = 0;
+  private eventFailures = 0;
   opsPort = 0;
 
   constructor(
@@ -119,6 +130,19 @@ export class AgentDaemon {
     this.now = deps.now ?? Date.now;
     this.vins = new VinTable(config.vinRange);
     this.zones = config.zones.map((z) => z.toLowerCase());
+    this.dns = new DnsAnswers({
+      guard: new DnsGuard({ resolvers: deps.dataPlane.resolvers, zones: this.zones }),
+      ggr: config.gateway.address,
+      zones: this.zones,
+      vins: this.vins,
+      dataPlane: deps.dataPlane,
+      log: this.log,
+      inUse: (vin) => this.vinInUse(vin),
+      mapped: (name) => {
+        const s = this.groupFor(name);
+        if (s) this.apply(s, s.control.reserve(name, 6, this.now()));
+      },
+    });
     deps.dataPlane.onEvent((e) => this.onDataPlane(e));
   }
 
@@ -205,16 +229,25 @@ export class AgentDaemon {
     const sock = createSocket('udp4');
     const s: Session = { group, control, sock, up: false, retryMs: RELOGIN_MIN_MS };
     this.sessions.set(group, s);
-    sock.on('message', (m) => this.apply(s, control.handleDatagram(m, this.now())));
+    const gw = this.config.gateway;
+    sock.on('message', (m, rinfo) => {
+      // Only the gateway speaks on this socket (the kernel filters too: it is connected).
+      if (rinfo.address !== gw.address || rinfo.port !== gw.controlPort) {
+        this.foreignControl++;
+        return;
+      }
+      this.apply(s, control.handleDatagram(m, this.now()));
+    });
     sock.on('error', (e) => this.log.warn('control socket error', { group, reason: e.message }));
     await new Promise<void>((r) => sock.bind(0, () => r()));
+    await new Promise<void>((r) => sock.connect(gw.controlPort, gw.address, () => r()));
     this.apply(s, control.login(this.now()));
   }
 
   private apply(s: Session, r: AgentResult): void {
     for (const o of r.send) {
       if (o.dest.via !== 'control') continue; // explicit BIND probes are not used: binding is in-band
-      s.sock.send(o.data, this.config.gateway.controlPort, this.config.gateway.address);
+      s.sock.send(o.data); // connected to the gateway's control address and port
     }
     for (const e of r.events) this.onControl(s, e);
     if (s.timer) clearTimeout(s.timer);
@@ -246,8 +279,8 @@ export class AgentDaemon {
           s.lastError = loginRefusalWords(this.creds.user, reason, e.text);
           this.log.warn(s.lastError, { group: s.group, reason });
         } else {
-          if (!(s.lastError && ACCOUNT_REASONS.has(String(reason)))) s.lastError = String(reason);
-          this.log.warn('session down', { group: s.group, reason });
+          if (!(s.lastError && ACCOUNT_REASONS.has(String(reason)))) s.lastError = sessionDownWords(reason);
+          this.log.warn('session down', { group: s.group, reason, words: sessionDownWords(reason) });
         }
         // The gateway no longer knows this session's ports: its flows cannot carry another packet.
         // Drop them now, so an application's next packet (a SYN retransmission, a new datagram)
@@ -300,6 +333,18 @@ export class AgentDaemon {
         break;
       case 'request-failed':
         this.log.warn('request failed', { group: s.group, type: e.type, reason: e.reason, text: e.text });
+        break;
+      case 'dropped':
+        if (e.reason === 'unauthenticated-teardown')
+          // someone who saw the session id said the session is gone; the gateway is asked instead
+          this.log.warn('unauthenticated teardown ignored: asking the gateway', {
+            group: s.group,
+            reason: e.reason,
+          });
+        else if (e.reason === 'unsupported-version' && !s.up) {
+          s.lastError = versionWords(e.detail ?? '');
+          this.log.warn(s.lastError, { group: s.group, reason: e.reason });
+        }
         break;
       default:
         break;
@@ -355,14 +400,20 @@ export class AgentDaemon {
     return g && this.sessions.get(g.name);
   }
 
-  private inZone(name: string): boolean {
-    return this.zones.some((z) => name === z || name.endsWith(`.${z}`));
-  }
-
   private onDataPlane(e: AgentDataPlaneEvent): void {
     switch (e.kind) {
+      case 'dns-query':
+        this.dns.query(e.packet, this.now());
+        break;
       case 'dns-answer':
-        this.onDnsAnswer(e.id, e.packet);
+        this.dns.answer(e.id, e.packet, this.now());
+        break;
+      case 'event-failed':
+        this.eventFailures++;
+        this.log.error('an engine event could not be handled (the others of its batch were)', {
+          event: e.event,
+          reason: e.reason,
+        });
         break;
       case 'held':
         this.onHeld(e);
@@ -391,32 +442,12 @@ export class AgentDaemon {
     }
   }
 
-  /** Rewrite GGR to a VIN in answers for names in our zones (same length), and reserve ports for them now. */
-  private onDnsAnswer(id: number, packet: Buffer): void {
-    const out = Buffer.from(packet);
-    const ihl = (out[0]! & 15) * 4;
-    const names: string[] = [];
-    try {
-      const n = rewriteARecords(
-        out.subarray(ihl + 8),
-        (name, addr) => {
-          if (addr !== this.config.gateway.address || !this.inZone(name)) return undefined;
-          names.push(name);
-          return this.vins.assign(name, 60, this.now()).vin;
-        },
-        60,
-      );
-      this.deps.dataPlane.dnsVerdict(id, n > 0 ? out : undefined);
-    } catch (e) {
-      if (!(e instanceof DnsError)) throw e;
-      this.deps.dataPlane.dnsVerdict(id); // not ours to judge: pass it unchanged
-      return;
-    }
-    for (const name of names) {
-      const s = this.groupFor(name);
-      if (s) this.apply(s, s.control.reserve(name, 6, this.now()));
-      this.log.debug('internal name mapped', { in: name, vin: this.vins.byHostName(name)?.vin });
-    }
+  /** Does a live flow, a held connection or an FTP alias use this VIN? (then it is never reclaimed) */
+  private vinInUse(vin: string): boolean {
+    for (const f of this.flows.values()) if (f.key.dst === vin) return true;
+    if (this.waiting.some((w) => w.key.dst === vin)) return true;
+    for (const k of this.aliases.keys()) if (k.startsWith(`${vin}:`)) return true;
+    return false;
   }
 
   private onHeld(key: FiveTuple): void {
@@ -465,6 +496,7 @@ export class AgentDaemon {
       keys: port.keys,
     });
     this.flows.set(id, { id, name, group, key, t: port.t, started: this.now() });
+    this.vins.touch(key.dst);
     this.log.info('flow started', {
       in: name,
       group,
@@ -548,6 +580,9 @@ export class AgentDaemon {
         };
       }),
       engine: this.deps.dataPlane.stats(),
+      dns: this.dns.stats(),
+      foreignControl: this.foreignControl,
+      eventFailures: this.eventFailures,
     };
   }
 

@@ -19,6 +19,7 @@ export function engineFlow(id: number, e: VatEntry): AgentFlow {
 
 export abstract class EngineDataPlane implements AgentDataPlane {
   readonly engine: Engine;
+  abstract readonly resolvers: string[];
   private nextId = 1;
   private listeners: ((e: AgentDataPlaneEvent) => void)[] = [];
 
@@ -26,33 +27,68 @@ export abstract class EngineDataPlane implements AgentDataPlane {
     this.engine = new Engine({
       role: 'agent',
       vinNet: vinRange,
-      punt: [{ hook: 'in', proto: 'udp', sport: 53 }],
+      // DNS answers (to rewrite) and the queries they answer (to check them against); the
+      // platform's rules take only those of the configured zones and resolvers.
+      punt: [
+        { hook: 'in', proto: 'udp', sport: 53 },
+        { hook: 'out', proto: 'udp', dport: 53 },
+      ],
     });
     this.engine.onEvents((evs) => {
+      // Each event on its own: a throw loses that event only, never the rest of the batch.
       for (const e of evs) {
-        let out: AgentDataPlaneEvent | undefined;
-        if (e.type === 'held')
-          out = {
-            kind: 'held',
-            proto: protoNumber(e.proto),
-            src: e.src,
-            sport: e.sport,
-            dst: e.dst,
-            dport: e.dport,
-          };
-        else if (e.type === 'punt') out = { kind: 'dns-answer', id: e.id, packet: e.packet };
-        else if (e.type === 'expired') out = { kind: 'flow-ended', id: e.id, state: e.state };
-        else if (e.type === 'verify-failed')
-          out = {
-            kind: 'verify-failed',
-            id: e.id,
-            from: `${e.src}:${e.sport}`,
-            reason: e.reason,
-            count: e.count,
-          };
-        if (out) for (const l of this.listeners) l(out);
+        try {
+          this.handle(e);
+        } catch (err) {
+          this.failed(e.type, err);
+          // A punted packet whose handling failed would wait for its verdict: a query leaves
+          // (it is only watched), an answer that could not be checked is dropped.
+          if (e.type === 'punt') {
+            try {
+              this.engine.verdict(e.id, e.hook === 'out');
+            } catch {
+              // already decided, or the engine is gone
+            }
+          }
+        }
       }
     });
+  }
+
+  private failed(event: string, err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    try {
+      for (const l of this.listeners) l({ kind: 'event-failed', event, reason });
+    } catch {
+      // a listener that cannot even be told: nothing more to do
+    }
+  }
+
+  private handle(e: ReturnType<Engine['pollEvents']>[number]): void {
+    let out: AgentDataPlaneEvent | undefined;
+    if (e.type === 'held')
+      out = {
+        kind: 'held',
+        proto: protoNumber(e.proto),
+        src: e.src,
+        sport: e.sport,
+        dst: e.dst,
+        dport: e.dport,
+      };
+    else if (e.type === 'punt' && e.hook === 'out') {
+      this.engine.verdict(e.id, true); // only watched: it leaves unchanged, now
+      out = { kind: 'dns-query', packet: e.packet };
+    } else if (e.type === 'punt') out = { kind: 'dns-answer', id: e.id, packet: e.packet };
+    else if (e.type === 'expired') out = { kind: 'flow-ended', id: e.id, state: e.state };
+    else if (e.type === 'verify-failed')
+      out = {
+        kind: 'verify-failed',
+        id: e.id,
+        from: `${e.src}:${e.sport}`,
+        reason: e.reason,
+        count: e.count,
+      };
+    if (out) for (const l of this.listeners) l(out);
   }
 
   abstract start(): void;
@@ -74,6 +110,10 @@ export abstract class EngineDataPlane implements AgentDataPlane {
 
   dnsVerdict(id: number, packet?: Buffer): void {
     this.engine.verdict(id, true, packet);
+  }
+
+  dnsDrop(id: number): void {
+    this.engine.verdict(id, false);
   }
 
   flowCounters(id: number): FlowCounters | null {

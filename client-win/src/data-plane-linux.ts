@@ -1,9 +1,11 @@
-// The agent's data plane on Linux: the native engine behind NFQUEUE (raw table, before
-// conntrack). Outbound packets to the VIN range, inbound packets from the gateway's port range
-// and inbound DNS answers are queued; no rule uses --queue-bypass, so with the engine gone,
-// nothing meant for translation leaves untranslated. The engine side is data-plane-engine.ts,
+// The agent's data plane on Linux: the native engine behind NFQUEUE. Outbound packets to the VIN
+// range, inbound packets from the gateway's port range, ICMP errors about them, and the DNS
+// queries for the agent's zones with their answers are queued (native/lib/rules.ts); nothing
+// else is, so the PC's other DNS and ICMP keep working while the agent is down. No rule on what
+// must be translated uses --queue-bypass: with the engine gone, nothing leaves untranslated. The engine side is data-plane-engine.ts,
 // shared with the Windows twin (data-plane-windows.ts).
 import { agentRules, installRules, removeRules, type Rule } from '@gsra/native';
+import { readFileSync } from 'node:fs';
 import type { AgentConfig } from './config.ts';
 import { EngineDataPlane } from './data-plane-engine.ts';
 
@@ -14,21 +16,25 @@ export interface LinuxDataPlaneOptions {
   ports: string;
   /** [outbound queue, inbound queue]. */
   queues: [number, number];
+  /** The agent's DNS zones and the resolvers the PC asks (empty: any). */
+  dns: { zones: string[]; resolvers: string[] };
   netns?: string;
 }
 
 export class LinuxDataPlane extends EngineDataPlane {
   private rules: Rule[];
+  readonly resolvers: string[];
 
   constructor(private o: LinuxDataPlaneOptions) {
     super(o.vinRange);
+    this.resolvers = o.dns.resolvers;
     this.rules = agentRules({
       vinNet: o.vinRange,
       ggr: o.ggr,
       ports: o.ports,
       outQueue: o.queues[0],
       inQueue: o.queues[1],
-      dnsQueue: o.queues[1],
+      dns: o.dns,
     });
   }
 
@@ -49,6 +55,17 @@ export class LinuxDataPlane extends EngineDataPlane {
   }
 }
 
+/** The IPv4 nameservers of /etc/resolv.conf (what the PC's applications ask). */
+export function systemResolvers(file = '/etc/resolv.conf'): string[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1]!);
+}
+
 /** The agent's data plane on Linux, configured from the agent's config. */
 export function createDataPlane(c: AgentConfig): LinuxDataPlane {
   return new LinuxDataPlane({
@@ -56,5 +73,10 @@ export function createDataPlane(c: AgentConfig): LinuxDataPlane {
     ggr: c.gateway.address,
     ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
     queues: c.engine.queues,
+    dns: { zones: c.zones, resolvers: dnsResolvers(c) },
   });
 }
+
+/** The resolvers whose answers the agent checks: the config's, else the system's (else any). */
+export const dnsResolvers = (c: AgentConfig): string[] =>
+  c.dns.resolvers.length ? c.dns.resolvers : systemResolvers();

@@ -20,8 +20,10 @@ export interface WindowsDataPlaneOptions {
 }
 
 export class WindowsDataPlane extends EngineDataPlane {
+  readonly resolvers: string[];
   constructor(private o: WindowsDataPlaneOptions) {
     super(o.vinRange);
+    this.resolvers = o.resolvers ?? [];
   }
 
   /** Throws a sentence the teleworker can act on when WinDivert cannot be opened. */
@@ -42,5 +44,12 @@ export class WindowsDataPlane extends EngineDataPlane {
 
 /** The agent's data plane on Windows, configured from the agent's config. */
 export function createDataPlane(c: AgentConfig): WindowsDataPlane {
-  return new WindowsDataPlane({ vinRange: c.vinRange, ggr: c.gateway.address, ports: c.gateway.ports });
+  // Resolvers: the config's (Windows has no resolv.conf to read; empty = any, answers are still
+  // checked against the queries the agent saw leave).
+  return new WindowsDataPlane({
+    vinRange: c.vinRange,
+    ggr: c.gateway.address,
+    ports: c.gateway.ports,
+    resolvers: c.dns.resolvers,
+  });
 }

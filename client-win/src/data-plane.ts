@@ -29,8 +29,12 @@ export interface VatEntry {
 export type AgentDataPlaneEvent =
   | ({ kind: 'held' } & FiveTuple)
   | { kind: 'dns-answer'; id: number; packet: Buffer }
+  /** An outbound DNS query for a zone name, leaving (accepted unchanged whatever happens). */
+  | { kind: 'dns-query'; packet: Buffer }
   | { kind: 'flow-ended'; id: number; state: string }
-  | { kind: 'verify-failed'; id: number | null; from: string; reason: string; count: number };
+  | { kind: 'verify-failed'; id: number | null; from: string; reason: string; count: number }
+  /** Handling one engine event failed: that event is lost (logged, counted), the rest of its batch is not. */
+  | { kind: 'event-failed'; event: string; reason: string };
 
 export interface FlowCounters {
   state: string;
@@ -42,6 +46,8 @@ export interface FlowCounters {
 }
 
 export interface AgentDataPlane {
+  /** The resolvers whose answers the agent checks (empty: any); its rules take only theirs. */
+  readonly resolvers: string[];
   start(): void;
   /** Install a VAT entry; packets held for its 5-tuple leave translated. Returns the flow id. */
   addFlow(e: VatEntry): number;
@@ -50,6 +56,8 @@ export interface AgentDataPlane {
   failHeld(key: FiveTuple): void;
   /** Let a DNS answer through, rewritten (same length) or as it was. */
   dnsVerdict(id: number, packet?: Buffer): void;
+  /** Drop a DNS answer (forged, or an answer to no query the agent saw). */
+  dnsDrop(id: number): void;
   flowCounters(id: number): FlowCounters | null;
   onEvent(cb: (e: AgentDataPlaneEvent) => void): void;
   stats(): Record<string, number>;

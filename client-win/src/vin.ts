@@ -1,6 +1,8 @@
 // VINs: the virtual addresses the agent hands to applications, one per internal name. A name
-// keeps its VIN for the life of the agent (and across restarts, through the state file), so a
-// connection opened from a cached DNS answer still reaches the same host.
+// keeps its VIN while anything may still use it (and across restarts, through the state file),
+// so a connection opened from a cached DNS answer still reaches the same host. When the range is
+// full, the least recently used VIN whose DNS answer expired long ago (TTL + grace, so caches
+// that outlive the TTL are not surprised) and that no live flow uses is given to the new name.
 import { createHash } from 'node:crypto';
 
 export interface Cidr {
@@ -36,26 +38,43 @@ export interface VinEntry {
   expires: number;
 }
 
+/** A VIN is never given to another name sooner than this after its DNS answer expired. */
+export const VIN_GRACE_MS = 10 * 60_000;
+
 export class VinTable {
+  /** By name, least recently used first (assign and touch move an entry to the end). */
   private byName = new Map<string, VinEntry>();
   private byVin = new Map<string, VinEntry>();
   readonly range: Cidr;
+  /** Names given the VIN of another (evicted) name so far. */
+  evicted = 0;
+  private readonly max: number;
 
-  constructor(range: string) {
+  constructor(
+    range: string,
+    private readonly opts: { graceMs?: number; max?: number } = {},
+  ) {
     this.range = parseCidr(range);
+    // Usable slots: the range minus its first and last address.
+    this.max = Math.min(opts.max ?? Infinity, this.range.last - this.range.first - 1);
   }
 
-  /** The VIN of `name`, allocating one if needed: a hash of the name picks the slot, probing on collision. */
-  assign(name: string, ttlSec: number, now: number): VinEntry {
+  /**
+   * The VIN of `name`, allocating one if needed: a hash of the name picks the slot, probing on
+   * collision. When the table is full, an old entry no live flow uses (`inUse`) makes room;
+   * if there is none, it throws.
+   */
+  assign(name: string, ttlSec: number, now: number, inUse: (vin: string) => boolean = () => false): VinEntry {
     const key = name.toLowerCase().replace(/\.$/, '');
     const existing = this.byName.get(key);
     if (existing) {
       existing.expires = Math.max(existing.expires, now + ttlSec * 1000);
+      this.byName.delete(key);
+      this.byName.set(key, existing);
       return existing;
     }
-    // Usable slots: the range minus its first and last address.
     const slots = this.range.last - this.range.first - 1;
-    if (this.byName.size >= slots) throw new Error(`VIN range exhausted (${slots} names)`);
+    if (this.byName.size >= this.max) this.evict(now, inUse);
     let slot = createHash('sha256').update(key).digest().readUInt32BE(0) % slots;
     let vin = intToIp(this.range.first + 1 + slot);
     while (this.byVin.has(vin)) {
@@ -66,6 +85,30 @@ export class VinTable {
     this.byName.set(key, e);
     this.byVin.set(vin, e);
     return e;
+  }
+
+  /** Gives back the least recently used VIN that expired long ago and that nothing uses. */
+  private evict(now: number, inUse: (vin: string) => boolean): void {
+    const grace = this.opts.graceMs ?? VIN_GRACE_MS;
+    for (const e of this.byName.values()) {
+      if (e.expires + grace > now) continue;
+      if (inUse(e.vin)) continue;
+      this.byName.delete(e.name);
+      this.byVin.delete(e.vin);
+      this.evicted++;
+      return;
+    }
+    throw new Error(
+      `VIN range exhausted: all ${this.byName.size} VINs are in use or handed out in the last ${Math.round(grace / 60_000)} min`,
+    );
+  }
+
+  /** A flow started on this VIN: it is the most recently used. */
+  touch(vin: string): void {
+    const e = this.byVin.get(vin);
+    if (!e) return;
+    this.byName.delete(e.name);
+    this.byName.set(e.name, e);
   }
 
   byAddress(vin: string): VinEntry | undefined {

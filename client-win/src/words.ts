@@ -36,9 +36,29 @@ export function loginRefusalWords(user: string, reason: string, text: string): s
     case 'account-disabled':
     case 'revoked-user':
       return `login to the gateway refused: ${text || `${user}: ask IT`}`;
+    case 'rate-limited':
+      return `login to the gateway refused: ${text || `too many sessions for ${user}`} (help desk: another PC of ${user} may still be logged in; sessions end after their idle time)`;
+    case 'replay':
+      return "login to the gateway refused: the login attempt was replayed or retried too often (a flood at the gateway, or a copy of this PC's traffic); retrying with a new one";
     case 'bad-proof':
       return `login to the gateway refused: the stored GSRA secret of ${user} is not (or no longer) the one the gateway knows; run gsra-agent login again (if that works and this persists, the gateway has not read the directory since: wait for its next refresh)`;
     default:
       return `login to the gateway refused (${reason}${text ? `: ${text}` : ''})`;
   }
 }
+
+/** The sentence for a session that went down (shown until it is up again). */
+export function sessionDownWords(reason: string): string {
+  switch (reason) {
+    case 'timeout':
+      return "the gateway does not answer: it is unreachable from this PC, or too busy (under a flood it answers its known agents first); retrying by itself (help desk: check this PC reaches the gateway's address and UDP port)";
+    case 'unknown-session':
+      return 'the gateway restarted and proved it no longer knows the session; logging in again';
+    default:
+      return reason;
+  }
+}
+
+/** The sentence for datagrams from the gateway's address that speak another protocol version. */
+export const versionWords = (detail: string): string =>
+  `the gateway speaks another GSRA protocol version (${detail}; this agent speaks 2): update the agent or the gateway`;

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { Writable } from 'node:stream';
-import { createLogger, protocol } from '@gsra/common';
+import { buildQuery, buildResponse, createLogger, parseDns, protocol } from '@gsra/common';
 import { AgentDaemon } from '../src/daemon.ts';
 import { checkAgentConfig } from '../src/config.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, VatEntry } from '../src/data-plane.ts';
@@ -65,6 +65,9 @@ class LoopbackGateway {
 
 /** Records what the daemon asks of the packet path; the test plays the engine's events. */
 class RecordingDataPlane implements AgentDataPlane {
+  readonly resolvers = ['192.0.2.53'];
+  /** DNS verdicts: the punt id, and the packet let through (null: dropped). */
+  dns: Array<{ id: number; packet: Buffer | undefined | null }> = [];
   added: Array<VatEntry & { id: number }> = [];
   removed: number[] = [];
   failed: FiveTuple[] = [];
@@ -82,7 +85,12 @@ class RecordingDataPlane implements AgentDataPlane {
   failHeld(key: FiveTuple): void {
     this.failed.push(key);
   }
-  dnsVerdict(): void {}
+  dnsVerdict(id: number, packet?: Buffer): void {
+    this.dns.push({ id, packet });
+  }
+  dnsDrop(id: number): void {
+    this.dns.push({ id, packet: null });
+  }
   flowCounters() {
     return null;
   }
@@ -302,5 +310,91 @@ t.test(
     dp.emit({ kind: 'held', ...syn(50020) }); // the application retransmits
     await until('the retransmission failed', () => dp.failed.length === 1);
     t.match(agent.status().groups[0]!.error, /the account is locked \(password policy\); ask IT/);
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// DNS: only answers to queries the agent saw leave
+
+/** An IPv4/UDP packet around a DNS message (checksums are not the daemon's business). */
+function udpPacket(src: string, sport: number, dst: string, dport: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(28);
+  h[0] = 0x45;
+  h.writeUInt16BE(28 + payload.length, 2);
+  h[8] = 64;
+  h[9] = 17;
+  Buffer.from(src.split('.').map(Number)).copy(h, 12);
+  Buffer.from(dst.split('.').map(Number)).copy(h, 16);
+  h.writeUInt16BE(sport, 20);
+  h.writeUInt16BE(dport, 22);
+  h.writeUInt16BE(8 + payload.length, 24);
+  return Buffer.concat([h, payload]);
+}
+
+t.test(
+  'DNS: an answer to a query the agent saw gets a VIN and a RESERVE; forged ones are dropped and cost nothing',
+  async (t) => {
+    const { gw, dp, agent } = await setup(t);
+    const PC = '192.168.1.10';
+    const RESOLVER = dp.resolvers[0]!;
+    const name = 'intra9.corp.example';
+    gw.dir.hosts.set(name, 'sales');
+    const answer = (id: number, q = name, from = RESOLVER, sport = 53, dport = 40123) =>
+      udpPacket(
+        from,
+        sport,
+        PC,
+        dport,
+        buildResponse(parseDns(buildQuery(id, q)), { a: ['127.0.0.1'], ttl: 300 }),
+      );
+    const reserves = () => gw.dir.reserveCalls.filter((r) => r.inName === name).length;
+    dp.emit({ kind: 'dns-query', packet: udpPacket(PC, 40123, RESOLVER, 53, buildQuery(0x4242, name)) });
+    const forged = [
+      answer(0x4243), // another id
+      answer(0x4242, 'intra1.corp.example'), // the right id, another question
+      answer(0x4242, name, '203.0.113.66'), // not the resolver
+      answer(0x4242, name, RESOLVER, 5353), // not from port 53
+      answer(0x4242, name, RESOLVER, 53, 40124), // to another port
+    ];
+    forged.forEach((p, i) => dp.emit({ kind: 'dns-answer', id: 100 + i, packet: p }));
+    t.same(
+      dp.dns.map((v) => [v.id, v.packet]),
+      forged.map((_, i) => [100 + i, null]),
+      'every forged answer dropped',
+    );
+    t.equal(agent.vins.byHostName(name), undefined, 'no VIN handed out');
+    t.same(agent.status().dns.refused, { 'no-such-query': 2, 'question-differs': 1, 'not-a-resolver': 2 });
+    dp.emit({ kind: 'dns-answer', id: 200, packet: answer(0x4242) });
+    const vin = agent.vins.byHostName(name)?.vin;
+    t.ok(vin, `the real answer got a VIN (${vin})`);
+    const real = dp.dns.at(-1)!;
+    t.equal(real.id, 200);
+    t.ok(real.packet?.includes(Buffer.from(vin!.split('.').map(Number))), 'rewritten to the VIN');
+    await until('the RESERVE for the name', () => reserves() === 1);
+    dp.emit({ kind: 'dns-answer', id: 201, packet: answer(0x4242) });
+    t.same(dp.dns.at(-1), { id: 201, packet: null }, 'a second answer to the same query is dropped');
+    t.equal(reserves(), 1, 'one RESERVE in all');
+  },
+);
+
+t.test(
+  'DNS: with the VIN range full of live VINs, an answer for a new name is dropped (never GGR to the application)',
+  async (t) => {
+    const { dp, agent, lines } = await setup(t);
+    const PC = '192.168.1.10';
+    const RESOLVER = dp.resolvers[0]!;
+    // fill the table: every VIN handed out just now (inside its TTL and grace)
+    const slots = agent.vins.range.last - agent.vins.range.first - 1;
+    for (let i = agent.vins.entries().length; i < slots; i++)
+      agent.vins.assign(`n${i}.corp.example`, 60, Date.now());
+    const name = 'late.corp.example';
+    dp.emit({ kind: 'dns-query', packet: udpPacket(PC, 40200, RESOLVER, 53, buildQuery(7, name)) });
+    const reply = buildResponse(parseDns(buildQuery(7, name)), { a: ['127.0.0.1'], ttl: 30 });
+    dp.emit({ kind: 'dns-answer', id: 300, packet: udpPacket(RESOLVER, 53, PC, 40200, reply) });
+    t.same(dp.dns.at(-1), { id: 300, packet: null }, 'dropped');
+    t.ok(
+      lines.some((l) => l.reason === 'vin-exhausted'),
+      'and the log says why',
+    );
   },
 );

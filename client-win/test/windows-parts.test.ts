@@ -28,6 +28,7 @@ t.test('the WinDivert handles mirror the Linux agent rules', async (t) => {
       ['in', 1000, false],
       ['out', 1001, false],
       ['dns', 1002, false],
+      ['dnsq', 1003, false],
     ],
   );
   const linux = agentRules({
@@ -36,7 +37,7 @@ t.test('the WinDivert handles mirror the Linux agent rules', async (t) => {
     ports: '40000:59999',
     outQueue: 0,
     inQueue: 1,
-    dnsQueue: 1,
+    dns: { zones: ['corp.example'], resolvers: [] },
   });
   // Each Linux rule's match has its WinDivert counterpart.
   t.ok(linux.some((r) => r.args.includes('-d') && r.args.includes(o.vinNet)));
@@ -50,12 +51,11 @@ t.test('the WinDivert handles mirror the Linux agent rules', async (t) => {
     /ip\.SrcAddr == 203\.0\.113\.1 and \(\(tcp\.SrcPort >= 40000 and tcp\.SrcPort <= 59999\) or \(udp\.SrcPort >= 40000/,
   );
   t.ok(
-    linux.some(
-      (r) => r.args.join(' ') === '-p icmp -m comment --comment gsra:agent -j NFQUEUE --queue-num 1',
-    ),
+    linux.some((r) => r.args.join(' ').startsWith('-p icmp -m u32 --u32 ') && r.args.includes('1')),
+    'ICMP errors quoting a packet to GGR',
   );
   t.match(h.find((x) => x.role === 'in')!.filter, / or icmp\)$/);
-  t.ok(linux.some((r) => r.args.join(' ').startsWith('-p udp --sport 53')));
+  t.ok(linux.some((r) => r.args.join(' ').startsWith('-p udp --sport 53 -m connmark')));
   t.equal(h.find((x) => x.role === 'dns')!.filter, 'inbound and ip and udp.SrcPort == 53');
   t.throws(() => winDivertFilters({ ...o, ggr: '198.19.224.9' }), /inside the VIN range/);
   t.throws(() => winDivertFilters({ ...o, ports: [5, 1] }), /port range/);

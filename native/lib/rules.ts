@@ -1,5 +1,6 @@
-// iptables rules that send packets to the engine's NFQUEUE queues. Never --queue-bypass: with no
-// engine bound to the queue the kernel drops (fail closed).
+// iptables rules that send packets to the engine's NFQUEUE queues. No --queue-bypass on what must
+// be translated: with no engine bound to the queue the kernel drops it (fail closed). The one
+// exception is the agent's view of outbound DNS queries, which it only records.
 import { execFileSync } from 'node:child_process';
 
 export interface Rule {
@@ -10,9 +11,32 @@ export interface Rule {
 
 const tag = (name: string) => ['-m', 'comment', '--comment', `gsra:${name}`];
 
+/** The conntrack mark bit the agent's DNS rules set on connections that carry a query for one of its zones. */
+export const DNS_CONNMARK = '0x1000000/0x1000000';
+
+/** A DNS name as it appears on the wire, ending with the root label: iptables string match hex. */
+export function dnsWireName(zone: string): string {
+  const labels = zone.toLowerCase().replace(/\.$/, '').split('.');
+  if (labels.some((l) => l.length < 1 || l.length > 63 || !/^[a-z0-9-]+$/.test(l)))
+    throw new Error(`not a DNS zone: ${zone}`);
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return `|${labels.map((l) => `${hex(l.length)}|${l}|`).join('')}00|`;
+}
+
 /**
- * Agent rules (raw table, before conntrack): outbound to the VIN range -> outQueue; inbound
- * from GGR's port range and all ICMP -> inQueue; optionally DNS answers -> dnsQueue (punted).
+ * Agent rules. Only what the agent must see is queued; everything else — DNS for other names,
+ * ICMP that is not about a translated flow — passes the PC untouched, also while the agent is down.
+ * - raw OUTPUT: to the VIN range -> outQueue (never --queue-bypass: with the agent down, VIN
+ *   traffic is dropped, never sent untranslated).
+ * - raw PREROUTING: TCP/UDP from GGR's port range -> inQueue; ICMP errors quoting a packet to
+ *   GGR's port range (u32 match on the quoted header) -> inQueue.
+ * - with `dns`: mangle OUTPUT marks the conntrack entry of a UDP query to a resolver (any when
+ *   `resolvers` is empty) whose question ends in one of `zones` (string match on the wire name,
+ *   case-insensitive, anchored by the root label) and queues such queries to outQueue WITH
+ *   --queue-bypass (the agent records them when it runs; they leave anyway when it does not);
+ *   mangle PREROUTING queues the answers on marked connections to inQueue (no bypass: with the
+ *   agent down, an answer for an internal name is dropped, so no application connects to GGR in
+ *   clear).
  */
 export function agentRules(o: {
   vinNet: string;
@@ -21,11 +45,25 @@ export function agentRules(o: {
   ports: string;
   outQueue: number;
   inQueue: number;
-  dnsQueue?: number;
+  dns?: { zones: string[]; resolvers: string[] };
   name?: string;
 }): Rule[] {
   const c = tag(o.name ?? 'agent');
   const q = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
+  const [lo, hi] = o.ports.split(':');
+  const ggrHex = `0x${o.ggr
+    .split('.')
+    .map((x) => Number(x).toString(16).padStart(2, '0'))
+    .join('')}`;
+  // From the ICMP header (@ skips the outer IP header): type is an error (unreachable, source
+  // quench, redirect, time exceeded, parameter problem); the quoted packet went to GGR (offset
+  // 8 + 16) over TCP or UDP (8 + 9), to a port in GGR's range (@ skips the quoted IP header).
+  const quotesGgr = [
+    '0>>22&0x3C@0>>24=3:5,11:12',
+    `0>>22&0x3C@24=${ggrHex}`,
+    '0>>22&0x3C@16>>16&0xFF=6,17',
+    `0>>22&0x3C@8>>22&0x3C@8&0xFFFF=${lo}:${hi ?? lo}`,
+  ].join(' && ');
   const r: Rule[] = [
     { table: 'raw', chain: 'OUTPUT', args: ['-d', o.vinNet, ...c, ...q(o.outQueue)] },
     {
@@ -38,15 +76,40 @@ export function agentRules(o: {
       chain: 'PREROUTING',
       args: ['-s', o.ggr, '-p', 'udp', '--sport', o.ports, ...c, ...q(o.inQueue)],
     },
-    // ICMP errors from any router may quote a translated packet (PMTUD); others pass unchanged.
-    { table: 'raw', chain: 'PREROUTING', args: ['-p', 'icmp', ...c, ...q(o.inQueue)] },
-  ];
-  if (o.dnsQueue !== undefined) {
-    r.push({
+    {
       table: 'raw',
       chain: 'PREROUTING',
-      args: ['-p', 'udp', '--sport', '53', ...c, ...q(o.dnsQueue)],
-    });
+      args: ['-p', 'icmp', '-m', 'u32', '--u32', quotesGgr, ...c, ...q(o.inQueue)],
+    },
+  ];
+  if (o.dns) {
+    const to = o.dns.resolvers.length ? o.dns.resolvers : [undefined];
+    for (const resolver of to)
+      for (const zone of o.dns.zones)
+        r.push({
+          table: 'mangle',
+          chain: 'OUTPUT',
+          args: [
+            ...(resolver ? ['-d', resolver] : []),
+            ...['-p', 'udp', '--dport', '53', '-m', 'string', '--algo', 'bm', '--icase'],
+            ...['--hex-string', dnsWireName(zone), '--from', '40', '--to', '300'],
+            ...c,
+            ...['-j', 'CONNMARK', '--set-xmark', DNS_CONNMARK],
+          ],
+        });
+    const marked = ['-m', 'connmark', '--mark', DNS_CONNMARK];
+    r.push(
+      {
+        table: 'mangle',
+        chain: 'OUTPUT',
+        args: ['-p', 'udp', '--dport', '53', ...marked, ...c, ...q(o.outQueue), '--queue-bypass'],
+      },
+      {
+        table: 'mangle',
+        chain: 'PREROUTING',
+        args: ['-p', 'udp', '--sport', '53', ...marked, ...c, ...q(o.inQueue)],
+      },
+    );
   }
   return r;
 }

@@ -455,30 +455,45 @@ t.test('garbage packets are dropped and counted, never a crash', async (t) => {
   t.equal(engine.stats().malformed, 6);
 });
 
-t.test('rule helpers never use --queue-bypass', async (t) => {
-  const rules = [
-    ...agentRules({
-      vinNet: '100.64.0.0/16',
-      ggr: GGR,
-      ports: '20000:29999',
-      outQueue: 0,
-      inQueue: 1,
-      dnsQueue: 2,
-    }),
-    ...gatewayRules({
-      ggr: GGR,
-      pgr: PGR,
-      ports: '20000:29999',
-      inQueue: 0,
-      outQueue: 1,
-      wan: 'wan0',
-      lan: 'lan0',
-    }),
-  ];
-  const queued = rules.filter((r) => r.args.includes('NFQUEUE'));
-  t.ok(queued.length >= 9);
-  for (const r of queued) t.notOk(r.args.includes('--queue-bypass'));
-});
+t.test(
+  'rule helpers use --queue-bypass only where the agent merely watches (outbound DNS queries)',
+  async (t) => {
+    const rules = [
+      ...agentRules({
+        vinNet: '100.64.0.0/16',
+        ggr: GGR,
+        ports: '20000:29999',
+        outQueue: 0,
+        inQueue: 1,
+        dns: { zones: ['corp.example'], resolvers: [GGR] },
+      }),
+      ...gatewayRules({
+          ggr: GGR,
+          pgr: PGR,
+          ports: '20000:29999',
+          inQueue: 0,
+          outQueue: 1,
+          wan: 'wan0',
+          lan: 'lan0',
+        }),
+    ];
+    t.ok(rules.length >= 11);
+    const queued = rules.filter((r) => r.args.includes('NFQUEUE'));
+    const bypass = queued.filter((r) => r.args.includes('--queue-bypass'));
+    t.equal(bypass.length, 1, 'one rule');
+    t.same(
+      bypass[0]!.args.slice(0, 4),
+      ['-p', 'udp', '--dport', '53'],
+      'the outbound DNS query of a marked (zone) connection',
+    );
+    t.ok(
+      queued.some(
+        (r) => r.args.includes('--sport') && r.args.includes('53') && !r.args.includes('--queue-bypass'),
+      ),
+      'its answers are queued without bypass: dropped while the agent is down',
+    );
+  },
+);
 
 t.test(
   'gateway rules take each side only from its own interface, after strict reverse-path filtering',

@@ -29,6 +29,23 @@ fn punted(a: &mut Engine) -> u64 {
     punt_id(a.process(&mut p, Hook::In, Handle::Memory, 1))
 }
 
+/// The agent sees the DNS queries that leave (hook out, dport 53), but a query to a VIN is
+/// translated like any packet to a VIN: it never becomes a punt whose accept would let it leave
+/// untranslated.
+#[test]
+fn an_outbound_query_is_punted_unless_it_goes_to_a_vin() {
+    let mut c = agent_config();
+    c.punt.push(PuntRule { hook: Hook::Out, proto: PROTO_UDP, sport: None, dport: Some(53) });
+    let mut a = Engine::new(c);
+    let mut q = build::udp(PEN, 5353, 0x0808_0808, 53, b"dns query");
+    punt_id(a.process(&mut q, Hook::Out, Handle::Memory, 1));
+    let mut v = build::udp(PEN, 5353, VIN, 53, b"dns query");
+    match a.process(&mut v, Hook::Out, Handle::Memory, 1) {
+        Verdict::Held => {}
+        other => panic!("a query to a VIN must be held for translation, got {:?}", other),
+    }
+}
+
 #[test]
 fn a_packet_matching_a_punt_rule_is_punted_with_its_bytes() {
     let mut a = dns_agent();

@@ -5,11 +5,12 @@
 //! |---------|----------------------------------------------------------------------|-----------------------------|
 //! | `out`   | outbound IPv4 to the VIN range                                        | raw OUTPUT -d VIN -> out queue |
 //! | `in`    | inbound TCP/UDP from GGR's reserved port range, and all inbound ICMP | raw PREROUTING -s GGR --sport lo:hi, -p icmp -> in queue |
-//! | `dns`   | inbound UDP from port 53 (optionally only from the given resolvers)  | raw PREROUTING -p udp --sport 53 -> dns queue |
+//! | `dns`   | inbound UDP from port 53 (optionally only from the given resolvers)  | mangle PREROUTING --sport 53, connmark of a zone query -> in queue |
+//! | `dnsq`  | outbound UDP to port 53 (the resolvers), not to the VIN range         | mangle OUTPUT --dport 53, zone query -> out queue, --queue-bypass |
 //! | `guard` | outbound IPv4 to the VIN range, WINDIVERT_FLAG_DROP, lowest priority | (none needed: no --queue-bypass) |
 //!
 //! Priorities (higher sees a packet first; a packet a handle re-injects is seen only by handles
-//! of lower priority, WinDivert 2.2 `windivert_classify`): dns 1002 > out 1001 > in 1000 > guard
+//! of lower priority, WinDivert 2.2 `windivert_classify`): dnsq 1003 > dns 1002 > out 1001 > in 1000 > guard
 //! -1000. So a translated packet never meets its own filter again; a decrypted reply from an
 //! internal DNS server (source VIN:53, re-injected by `in`) is not taken for a DNS answer to
 //! rewrite; and anything the agent's handles let go of unmodified while closing (WinDivert
@@ -25,6 +26,9 @@ pub enum Role {
     Out,
     In,
     Dns,
+    /// Outbound DNS queries: the agent only records them (its engine punts them, the verdict
+    /// accepts them unchanged), so that it acts only on answers to queries it saw leave.
+    DnsQuery,
     Guard,
 }
 
@@ -34,6 +38,7 @@ impl Role {
             Role::Out => "out",
             Role::In => "in",
             Role::Dns => "dns",
+            Role::DnsQuery => "dnsq",
             Role::Guard => "guard",
         }
     }
@@ -50,6 +55,7 @@ pub struct HandleSpec {
     pub hook: Hook,
 }
 
+pub const PRIORITY_DNS_QUERY: i16 = 1003;
 pub const PRIORITY_DNS: i16 = 1002;
 pub const PRIORITY_OUT: i16 = 1001;
 pub const PRIORITY_IN: i16 = 1000;
@@ -111,15 +117,20 @@ impl AgentDivert {
             hi = hi
         );
         let mut dns = "inbound and ip and udp.SrcPort == 53".to_string();
+        let (a, b) = range_of(self.vin_net, self.vin_prefix);
+        let mut dnsq = format!("outbound and ip and udp.DstPort == 53 and (ip.DstAddr < {} or ip.DstAddr > {})", ip_to_string(a), ip_to_string(b));
         if !self.resolvers.is_empty() {
             let any: Vec<String> = self.resolvers.iter().map(|r| format!("ip.SrcAddr == {}", ip_to_string(*r))).collect();
             dns = format!("{} and ({})", dns, any.join(" or "));
+            let to: Vec<String> = self.resolvers.iter().map(|r| format!("ip.DstAddr == {}", ip_to_string(*r))).collect();
+            dnsq = format!("{} and ({})", dnsq, to.join(" or "));
         }
         Ok(vec![
             HandleSpec { role: Role::Guard, filter: vin.clone(), priority: PRIORITY_GUARD, flags: super::windivert_abi::FLAG_DROP, hook: Hook::Out },
             HandleSpec { role: Role::In, filter: inbound, priority: PRIORITY_IN, flags: 0, hook: Hook::In },
             HandleSpec { role: Role::Out, filter: vin, priority: PRIORITY_OUT, flags: 0, hook: Hook::Out },
             HandleSpec { role: Role::Dns, filter: dns, priority: PRIORITY_DNS, flags: 0, hook: Hook::In },
+            HandleSpec { role: Role::DnsQuery, filter: dnsq, priority: PRIORITY_DNS_QUERY, flags: 0, hook: Hook::Out },
         ])
     }
 }
@@ -144,7 +155,9 @@ mod tests {
     #[test]
     fn filters_mirror_the_linux_rules() {
         let h = lab().handles().unwrap();
-        assert_eq!(h.len(), 4);
+        assert_eq!(h.len(), 5);
+        assert_eq!(by(&h, Role::DnsQuery).filter, "outbound and ip and udp.DstPort == 53 and (ip.DstAddr < 198.19.224.0 or ip.DstAddr > 198.19.239.255)");
+        assert_eq!(by(&h, Role::DnsQuery).hook, Hook::Out);
         assert_eq!(by(&h, Role::Out).filter, "outbound and ip and ip.DstAddr >= 198.19.224.0 and ip.DstAddr <= 198.19.239.255");
         assert_eq!(
             by(&h, Role::In).filter,
@@ -161,6 +174,7 @@ mod tests {
         d.resolvers = vec![ip("192.168.1.1"), ip("9.9.9.9")];
         let h = d.handles().unwrap();
         assert_eq!(by(&h, Role::Dns).filter, "inbound and ip and udp.SrcPort == 53 and (ip.SrcAddr == 192.168.1.1 or ip.SrcAddr == 9.9.9.9)");
+        assert!(by(&h, Role::DnsQuery).filter.ends_with(" and (ip.DstAddr == 192.168.1.1 or ip.DstAddr == 9.9.9.9)"));
     }
 
     #[test]
@@ -173,7 +187,7 @@ mod tests {
         }
         let p = |r| by(&h, r).priority;
         // Re-injected packets are seen only by lower priorities: see the module comment.
-        assert!(p(Role::Dns) > p(Role::Out) && p(Role::Out) > p(Role::In) && p(Role::In) > p(Role::Guard));
+        assert!(p(Role::DnsQuery) > p(Role::Dns) && p(Role::Dns) > p(Role::Out) && p(Role::Out) > p(Role::In) && p(Role::In) > p(Role::Guard));
         assert!(PRIORITY_SERVICE_GUARD < PRIORITY_GUARD);
     }
 

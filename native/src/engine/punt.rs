@@ -67,6 +67,11 @@ impl Engine {
         if self.cfg.punt.is_empty() || (ip.proto != PROTO_UDP && ip.proto != PROTO_TCP) || pkt.len() < ip.ihl + 4 || ip.total < ip.ihl + 4 {
             return false;
         }
+        // Agent: a packet to a VIN is always translated, never punted (a DNS query to an internal
+        // resolver reached through GSRA must not leave untranslated after an accept verdict).
+        if hook == Hook::Out && self.cfg.role == super::Role::Agent && self.cfg.in_vin_net(ip.dst) {
+            return false;
+        }
         let (sp, dp) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
         self.cfg.punt.iter().any(|r| r.hook == hook && r.proto == ip.proto && r.sport.map_or(true, |p| p == sp) && r.dport.map_or(true, |p| p == dp))
     }
