@@ -1,6 +1,8 @@
 // The password prompt of `gsra-agent login`: nothing typed is echoed. On a terminal (Linux or a
 // Windows console) stdin goes to raw mode and each key is handled here (Enter ends, Backspace
-// erases, Ctrl-C / Ctrl-D on an empty line cancel); raw mode is restored whatever happens.
+// erases, Ctrl-C / Ctrl-D on an empty line cancel; the escape sequences of arrow, function and
+// editing keys — ESC [ ... final, ESC O x, ESC x — are ignored, also when split across reads, and
+// never become part of the password); raw mode is restored whatever happens.
 // Without a terminal (a pipe, a file, a service) it reads one line. No dependency.
 import type { Readable, Writable } from 'node:stream';
 
@@ -27,6 +29,8 @@ export function readPassword(
   return new Promise<string>((resolve, reject) => {
     let text = '';
     let pending = ''; // non-TTY: bytes of a line not yet complete
+    // raw: inside an escape sequence (after ESC; after ESC [ until its final byte; after ESC O)
+    let esc: 'none' | 'esc' | 'csi' | 'ss3' = 'none';
     const finish = (err: Error | null) => {
       input.off('data', onData);
       input.off('end', onEnd);
@@ -49,7 +53,16 @@ export function readPassword(
         return;
       }
       for (const ch of s) {
+        if (esc !== 'none') {
+          if (esc === 'esc') esc = ch === '[' ? 'csi' : ch === 'O' ? 'ss3' : 'none';
+          else if (esc === 'ss3') esc = 'none';
+          else if (ch >= '@' && ch <= '~') esc = 'none'; // CSI final byte
+          continue;
+        }
         switch (ch) {
+          case '\u001b': // ESC: a key's escape sequence follows
+            esc = 'esc';
+            break;
           case '\r':
           case '\n':
             return finish(null);

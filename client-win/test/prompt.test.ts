@@ -27,6 +27,18 @@ t.test('terminal: raw mode, no echo, Backspace and Ctrl-U edit, raw mode restore
   t.same(io.input.raw, [true, false]);
 });
 
+t.test('terminal: arrow, function and editing keys are ignored, never typed into the password', async (t) => {
+  const io = fakeTty();
+  const p = readPassword('pw: ', io);
+  io.input.write('se\u001b[A'); // up arrow
+  io.input.write('c\u001b[1;5D'); // Ctrl-Left (parameters)
+  io.input.write('r\u001b'); // a sequence split across reads: ESC …
+  io.input.write('[3~e'); // … [3~ (Delete), then a typed e
+  io.input.write('\u001bOPt\u001b[200~!\u001b[201~\r'); // F1 (SS3), bracketed paste of "!"
+  t.equal(await p, 'secret!');
+  t.equal(io.shown(), 'pw: \n');
+});
+
 t.test('terminal: Ctrl-C cancels and restores the terminal', async (t) => {
   const io = fakeTty();
   const p = readPassword('pw: ', io);
