@@ -241,6 +241,7 @@ export class AgentDaemon {
     sock.on('error', (e) => this.log.warn('control socket error', { group, reason: e.message }));
     await new Promise<void>((r) => sock.bind(0, () => r()));
     await new Promise<void>((r) => sock.connect(gw.controlPort, gw.address, () => r()));
+    this.log.info('logging in', { group, gateway: `${gw.address}:${gw.controlPort}` });
     this.apply(s, control.login(this.now()));
   }
 
