@@ -1,7 +1,7 @@
 // What the control-plane attack tests share: the GSRA lab with alice (and optionally bob) logged
 // in, the attacker's tool (tools/control-attack.py, run in the attacker's namespace), a paced
 // download checked by sha256, and the daemons' log lines and memory.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startGsraLab, IN1, type GsraLab } from '../e2e/gsra-lab.ts';
@@ -59,11 +59,24 @@ export function pacedDownload(g: GsraLab, name: string, mib: number, rate: strin
   };
 }
 
+/** The process running the gateway's node: the spawned process or one of its descendants. */
+function gatewayPid(g: GsraLab): number {
+  const todo = [g.gateway.child.pid!];
+  while (todo.length) {
+    const pid = todo.shift()!;
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (/(^|\/)node$/.test(cmd[0]!) && cmd.some((a) => a.endsWith('gsra-gateway.mjs'))) return pid;
+    for (const task of readdirSync(`/proc/${pid}/task`))
+      todo.push(
+        ...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+      );
+  }
+  throw new Error('no gateway process');
+}
+
 /** Resident memory of the gateway process (kB), from /proc. */
 export function gatewayRssKb(g: GsraLab): number {
-  const pid = g.gateway.child.pid!;
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  if (!/^Name:\s+node/m.test(status)) throw new Error(`pid ${pid} is not the gateway's node`);
+  const status = readFileSync(`/proc/${gatewayPid(g)}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]);
 }
 
