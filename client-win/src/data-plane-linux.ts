@@ -57,7 +57,7 @@ export class LinuxDataPlane extends EngineDataPlane {
 
 /** The IPv4 nameservers of /etc/resolv.conf (what the PC's applications ask). */
 export function systemResolvers(file = '/etc/resolv.conf'): string[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {

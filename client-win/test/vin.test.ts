@@ -67,3 +67,31 @@ t.test('config: defaults, and a VIN range overlapping 100.64.0.0/10 is refused',
     /zones: expected at least 1 items/,
   );
 });
+
+t.test(
+  'a full table gives a new name the least recently used VIN that expired long ago and that no flow uses',
+  async (t) => {
+    const T = 1_790_000_000_000;
+    const v = new VinTable('198.19.224.0/29', { graceMs: 1000 }); // 6 usable addresses
+    for (let i = 0; i < 6; i++) v.assign(`n${i}.corp.example`, 60, T + i);
+    const live = v.byHostName('n0.corp.example')!.vin;
+    v.touch(v.byHostName('n1.corp.example')!.vin); // n1 just got a flow: most recently used
+    t.throws(
+      () => v.assign('new.corp.example', 60, T + 10_000),
+      /VIN range exhausted/,
+      'nothing expired yet',
+    );
+    const later = T + 62_000; // every answer expired more than the grace ago
+    const e = v.assign('new.corp.example', 60, later, (vin) => vin === live);
+    t.equal(v.byHostName('n0.corp.example')?.vin, live, 'the VIN a flow uses is kept');
+    t.equal(v.byHostName('n2.corp.example'), undefined, 'the least recently used other one went');
+    t.equal(v.byAddress(e.vin)?.name, 'new.corp.example');
+    t.equal(v.evicted, 1);
+    t.ok(v.byHostName('n1.corp.example'), 'the touched one stays');
+    t.throws(
+      () => v.assign('x.corp.example', 60, later, () => true),
+      /in use or handed out/,
+      'all in use: refused, none reclaimed',
+    );
+  },
+);

@@ -14,6 +14,7 @@ import {
   type Rule,
 } from '@gsra/native';
 import type { AlgHandler, DataPlane, DataPlaneEvent } from './data-plane.ts';
+import { ALG_MAX_GROWTH } from './ftp-alg.ts';
 
 type ProtoNumber = protocol.ProtoNumber;
 
@@ -50,9 +51,6 @@ export function engineReservation(r: protocol.Reservation): EngineReservation {
     ...directionKeys('gateway', r.keys),
   };
 }
-
-/** How much longer the ALG may make a segment toward EN (the engine's ALG_MAX_GROWTH, punt.rs). */
-export const ALG_MAX_GROWTH = 64;
 
 export class LinuxDataPlane implements DataPlane {
   readonly engine: Engine;

@@ -28,6 +28,13 @@ export interface FtpAlgDeps {
 }
 
 export const ACTIVE_MODE_REFUSAL = '502 GSRA: active FTP (PORT/EPRT) is not available; use passive mode.';
+/** The same refusal when the long one would make the segment grow past ALG_MAX_GROWTH. */
+export const SHORT_REFUSAL = '502 Use PASV.';
+/**
+ * How much longer the ALG may make one segment toward EN: the engine's limit (ALG_MAX_GROWTH in
+ * native/src/engine/punt.rs), which refuses — and drops — a longer rewrite.
+ */
+export const ALG_MAX_GROWTH = 64;
 
 /** A retransmitted PASV reply within this long reuses the alias made for it. */
 const ALIAS_REUSE_MS = 10_000;
@@ -98,31 +105,56 @@ export class FtpAlg {
     seq: number,
     payload: Buffer,
     decide: (line: string) => string,
+    fit?: { ctrlT: number; limit: number },
   ): Buffer | undefined {
     let at = 0;
     let changed = false;
+    let growth = 0;
     const out = lines(payload).map((line) => {
       const pos = (seq + at) >>> 0;
       at += line.length;
       if (!line.endsWith('\n')) return line;
-      const k = `${dir}${pos}/${line.length}`;
+      // the line's bytes are part of the key: another line at the same position (of the same
+      // length) is not a retransmission and must not get this one's rewrite (ALG fuzzer)
+      const k = `${dir}${pos}/${line}`;
       let r = st.seen.get(k);
       if (r === undefined) {
         r = decide(line);
         st.seen.set(k, r);
         if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
       }
+      // the whole segment stays within the engine's growth limit (ALG fuzzer)
+      if (fit && growth + r.length - line.length > fit.limit)
+        r = this.shrink(fit.ctrlT, line, r, fit.limit - growth);
+      growth += r.length - line.length;
       if (r !== line) changed = true;
       return r;
     });
     return changed ? Buffer.from(out.join(''), 'latin1') : undefined;
   }
 
+  /** A rewrite of `line` that grows by `room` bytes at most: a shorter refusal, or the line as it was. */
+  private shrink(ctrlT: number, line: string, r: string, room: number): string {
+    const eol = line.endsWith('\r\n') ? '\r\n' : '\n';
+    if (r.startsWith(ACTIVE_MODE_REFUSAL)) {
+      const short = SHORT_REFUSAL + eol;
+      // no room at all: a refusal of the line's own length (a reply line is at least "ddd \n")
+      return short.length - line.length <= room ? short : '502 '.padEnd(line.length - eol.length, ' ') + eol;
+    }
+    this.warn(ctrlT, 'PASV reply not rewritten: the segment would grow past the engine’s limit', {
+      reason: 'alg-growth',
+    });
+    return line;
+  }
+
   /** A segment from the FTP server (IN -> EN) starting at `seq`. Returns the payload to send instead, if changed. */
   fromServer(ctrlT: number, seq: number, payload: Buffer): Buffer | undefined {
     if (payload.length === 0) return undefined;
     const st = this.state(ctrlT);
-    return this.perLine(st, 's', seq, payload, (line) => this.reply(ctrlT, st, line));
+    return this.perLine(st, 's', seq, payload, (line) => this.reply(ctrlT, st, line), {
+      ctrlT,
+      limit: ALG_MAX_GROWTH,
+    });
   }
 
   /** One complete reply line: the refusal that replaces an answer to active mode, PASV, EPSV. */

@@ -322,7 +322,7 @@ t.test('nothing reached the gateway untranslated', async (t) => {
 
 t.test('a DNS answer to a query for the zone is punted to TypeScript and comes back rewritten', async (t) => {
   const d = client(['dns', cfg.ggr, '53', '5']);
-  t.match(d, /\x01A\x04GSRA\x04TEST/, 'the punted answer was replaced by TypeScript (same length)');
+  t.ok(d.includes('\x01A\x04GSRA\x04TEST'), 'the punted answer was replaced by TypeScript (same length)');
 });
 
 t.test('a refused negotiation answers the held SYN with a RST', async (t) => {

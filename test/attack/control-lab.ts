@@ -85,9 +85,11 @@ export const lines = (g: GsraLab, file: string, message: string) =>
   g.logLines(file).filter((l) => l.message === message);
 
 /** The gateway's ops /status, parsed. */
-export async function gatewayStatus(g: GsraLab): Promise<Record<string, any>> {
+export async function gatewayStatus(
+  g: GsraLab,
+): Promise<{ control: { sessions: number; helloSources: number; authSources: number } }> {
   const r = await g.lab.exec('gw', ['curl', '-sf', 'http://127.0.0.1:9464/status']);
-  return JSON.parse(r.stdout) as Record<string, any>;
+  return JSON.parse(r.stdout);
 }
 
 /** alice's session as the gateway logged it: its id and the agent's public control endpoint. */
