@@ -468,14 +468,14 @@ t.test(
         dns: { zones: ['corp.example'], resolvers: [GGR] },
       }),
       ...gatewayRules({
-          ggr: GGR,
-          pgr: PGR,
-          ports: '20000:29999',
-          inQueue: 0,
-          outQueue: 1,
-          wan: 'wan0',
-          lan: 'lan0',
-        }),
+        ggr: GGR,
+        pgr: PGR,
+        ports: '20000:29999',
+        inQueue: 0,
+        outQueue: 1,
+        wan: 'wan0',
+        lan: 'lan0',
+      }),
     ];
     t.ok(rules.length >= 11);
     const queued = rules.filter((r) => r.args.includes('NFQUEUE'));
