@@ -120,9 +120,9 @@ export class FtpAlg {
       let r = st.seen.get(k);
       if (r === undefined) {
         r = decide(line);
-        st.seen.set(k, r);
-        if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
-      }
+        if (st.seen.size >= SEEN_MAX) st.seen.delete(st.seen.keys().next().value as string);
+      } else st.seen.delete(k); // seen again: now the most recent (least recently seen go first)
+      st.seen.set(k, r);
       // the whole segment stays within the engine's growth limit (ALG fuzzer)
       if (fit && growth + r.length - line.length > fit.limit)
         r = this.shrink(fit.ctrlT, line, r, fit.limit - growth);
