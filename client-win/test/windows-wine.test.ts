@@ -37,7 +37,7 @@ t.test(
     t.equal(win.dpapi, 'ok', 'DPAPI round trip');
     t.equal(
       win.windivertFilters,
-      '4 filters compiled by WinDivert.dll',
+      '5 filters compiled by WinDivert.dll',
       "WinDivert's own compiler accepts the filters",
     );
     t.match(

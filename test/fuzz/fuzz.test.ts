@@ -42,7 +42,8 @@ for (const name of Object.keys(TARGETS)) {
     t.comment(
       `${name}: ${res.execs} execs, ${res.corpus} inputs in the corpus, ${res.features} coverage features, ${res.newInputs} new`,
     );
-    t.ok(res.execs > SECONDS * 200, `${res.execs} executions`);
+    // Not a speed check (the machine may be busy): every committed corpus input ran, then mutations.
+    t.ok(res.execs > res.corpus, `${res.execs} executions beyond the ${res.corpus} corpus inputs`);
     t.ok(res.features > 50, 'coverage was measured');
     t.same(res.crashes, [], 'no crash');
   });

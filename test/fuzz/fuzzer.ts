@@ -180,7 +180,13 @@ export class CoverageFuzzer {
     };
     for (const s of start) consider(s, true);
     const end = Date.now() + o.ms;
-    while (Date.now() < end && (o.execs === undefined || res.execs < o.execs) && this.corpus.length) {
+    // At least one batch of mutations, however slow the machine, so every run fuzzes something.
+    let batches = 0;
+    while (
+      (batches++ === 0 || Date.now() < end) &&
+      (o.execs === undefined || res.execs < o.execs) &&
+      this.corpus.length
+    ) {
       for (let i = 0; i < 100; i++) consider(this.mutate(r, this.corpus[r.int(this.corpus.length)]!), false);
     }
     res.corpus = this.corpus.length;
