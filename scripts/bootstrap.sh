@@ -17,6 +17,8 @@ APT_PACKAGES=(
   rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
   # The Windows agent: built on Linux (wixl makes the MSI), checked under wine (docs/windows.md).
   wine64 msitools wixl osslsigncode
+  # The gateway's status page is checked in a headless browser (gateway/test/, test/e2e/ops.test.ts).
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -78,3 +78,7 @@ export type EngineEventType = (typeof ENGINE_EVENT_TYPES)[number];
 /** The states of a flow (`flowStats().state`, `expired` events). */
 export const FLOW_STATES = ['reserved', 'handshake', 'established', 'closing', 'closed', 'udp'] as const;
 export type FlowState = (typeof FLOW_STATES)[number];
+
+/** How a flow's traffic ended (`flowStats().close`, `expired` events). */
+export const FLOW_CLOSES = ['none', 'fin', 'rst', 'verify-failed'] as const;
+export type FlowClose = (typeof FLOW_CLOSES)[number];

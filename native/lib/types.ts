@@ -1,7 +1,7 @@
 // The types of the engine's TypeScript API (native/lib/engine.ts). Counter, drop-reason,
 // event-type and flow-state names come from names.generated.ts, which is rendered from the Rust
 // declarations.
-import type { DropReason, EngineCounter, EngineEventType, FlowState } from './names.generated.ts';
+import type { DropReason, EngineCounter, EngineEventType, FlowClose, FlowState } from './names.generated.ts';
 
 export type Proto = 'tcp' | 'udp';
 /** 'out' = taken on the local side (applications on EN; the LAN at the gateway), 'in' = from the internet. */
@@ -123,7 +123,15 @@ export type EngineEvent =
   | ({ type: 'held' } & FiveTuple)
   | ({ type: 'held-expired'; count: number } & FiveTuple)
   | { type: 'bound'; id: number; proto: Proto; t: number; ghr: string; m: number; pin: string; d: number }
-  | { type: 'expired'; id: number; proto: Proto; t: number; state: FlowState | 'replaced' }
+  /** `close`: how the flow's traffic ended (FIN, RST, verification failures, none); its final counters. */
+  | ({
+      type: 'expired';
+      id: number;
+      proto: Proto;
+      t: number;
+      state: FlowState | 'replaced';
+      close: FlowClose;
+    } & FlowCounters)
   | {
       type: 'verify-failed';
       id: number | null;
@@ -141,18 +149,30 @@ export type EngineEvent =
   /** `flow`: the flow id of an ALG punt (gateway, algPorts); null for a punt rule's packet. */
   | { type: 'punt'; id: number; hook: Hook; flow: number | null; packet: Buffer };
 
-export interface FlowStats {
+/**
+ * A flow's counters. `Out` = protected toward the internet, `In` = verified toward the protected
+ * side; `bytes` = whole packets as they left the engine, `payload` = transport payload bytes
+ * (what the applications sent: no headers, no MAC; none for a segment passed as its bare header).
+ */
+export interface FlowCounters {
+  pktsOut: number;
+  bytesOut: number;
+  payloadOut: number;
+  pktsIn: number;
+  bytesIn: number;
+  payloadIn: number;
+  verifyFailed: number;
+}
+
+export interface FlowStats extends FlowCounters {
   id: number;
   proto: Proto;
   state: FlowState;
   bound: boolean;
   t: number;
   d: number;
-  pktsOut: number;
-  bytesOut: number;
-  pktsIn: number;
-  bytesIn: number;
-  verifyFailed: number;
+  /** How the flow's traffic ended so far (FIN, RST, verification failures of its latest packet, none). */
+  close: FlowClose;
   ghr?: string;
   m?: number;
 }

@@ -14,7 +14,7 @@ import {
   ENGINE_EVENT_TYPES,
   type EngineEvent,
 } from '../index.ts';
-import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH } from '../packets.ts';
+import { tcp, udp, nat, keys, addrs, payload, checksumsOk, SYN, ACK, PSH, FIN } from '../packets.ts';
 
 const PEN = '192.168.1.10';
 const VIN = '100.64.0.5';
@@ -148,6 +148,17 @@ t.test('stats and flowStats report the bound, established flow', async (t) => {
   t.equal(fs.ghr, GHR);
   t.equal(fs.m, M);
   t.equal(gw.flowStats(12345), null);
+});
+
+t.test('flowStats counts the payload apart from whole packets, and names a FIN', async (t) => {
+  const { gw, data, msg } = established();
+  gw.process(data, 'in');
+  const fs = gw.flowStats(7)!;
+  t.equal(fs.payloadIn, msg.length, 'the verified data segment’s payload');
+  t.ok(fs.bytesIn >= fs.payloadIn + 40 * fs.pktsIn, 'whole packets include their headers');
+  t.equal(fs.close, 'none');
+  t.equal(gw.process(tcp(PIN, D, PGR, T, 5001, 1001 + msg.length, ACK | FIN), 'out').verdict, 'accept');
+  t.equal(gw.flowStats(7)!.close, 'fin');
 });
 
 t.test('removeFlow removes a flow once', async (t) => {
@@ -325,7 +336,18 @@ t.test('expiry by timeout reports events', async (t) => {
   await new Promise((r) => setTimeout(r, 40));
   gw.sweep();
   t.equal(gw.stats().flows, 0);
-  t.same(gw.pollEvents(), [{ type: 'expired', id: 3, proto: 'udp', t: 30000, state: 'reserved' }]);
+  const none = {
+    pktsOut: 0,
+    bytesOut: 0,
+    payloadOut: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    payloadIn: 0,
+    verifyFailed: 0,
+  };
+  t.same(gw.pollEvents(), [
+    { type: 'expired', id: 3, proto: 'udp', t: 30000, state: 'reserved', close: 'none', ...none },
+  ]);
 });
 
 t.test('wrong argument types throw TypeError, never crash', async (t) => {

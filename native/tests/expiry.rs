@@ -14,7 +14,7 @@ fn an_unbound_reservation_expires_after_its_timeout() {
     assert_eq!(g.flow_count(), 1);
     g.sweep(60, 100);
     assert_eq!(g.flow_count(), 0);
-    assert!(matches!(g.events[0], Event::Expired { id: 9, proto: PROTO_UDP, t: T, state: "reserved" }));
+    assert!(matches!(g.events[0], Event::Expired { id: 9, proto: PROTO_UDP, t: T, state: "reserved", close: "none", .. }));
 }
 
 /// A pair whose gateway flow bound at t = 2 and is in the TCP handshake (timeout 100 ms).

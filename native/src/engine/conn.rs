@@ -72,6 +72,8 @@ pub struct Conn {
     /// Where each end's FIN sits.
     fin_local: Option<u64>,
     fin_remote: Option<u64>,
+    /// A RST passed (either way): the audit's close reason (flow::Close).
+    rst: bool,
 }
 
 /// The ISNs a segment's MAC covers, (sender's, receiver's): on a SYN the sender's is the
@@ -188,6 +190,7 @@ impl Conn {
     /// Reserved -> Handshake -> Established -> Closing -> Closed, never back.
     fn advance(&mut self, state: &mut FlowState, flags: u8) {
         if flags & TCP_RST != 0 {
+            self.rst = true;
             *state = FlowState::Closed;
             return;
         }
@@ -203,6 +206,14 @@ impl Conn {
         if *state == FlowState::Closing && self.fin_acked() {
             *state = FlowState::Closed;
         }
+    }
+
+    /// Did either end send a FIN / a RST (that passed)?
+    pub fn fin_seen(&self) -> bool {
+        self.fin_local.is_some() || self.fin_remote.is_some()
+    }
+    pub fn rst_seen(&self) -> bool {
+        self.rst
     }
 
     /// Both FINs sent and acknowledged by the other end.

@@ -2,7 +2,7 @@
 //! TypeScript sees; `native/lib/names.generated.ts` is rendered from `Event::TYPES` (a Rust test
 //! fails when it is stale).
 
-use super::{Engine, Hook};
+use super::{Engine, FlowCounters, Hook};
 
 macro_rules! events {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal { $($field:ident : $ty:ty),* $(,)? } )*) => {
@@ -32,8 +32,9 @@ events! {
     HeldExpired = "held-expired" { proto: u8, src: u32, sport: u16, dst: u32, dport: u16, count: u32 }
     /// Gateway: a reservation bound in-band on its first verified packet.
     Bound = "bound" { id: u32, proto: u8, t: u16, ghr: u32, m: u16, pin: u32, d: u16 }
-    /// A flow or reservation timed out (`state` = the state it was in), or was `replaced`.
-    Expired = "expired" { id: u32, proto: u8, t: u16, state: &'static str }
+    /// A flow or reservation timed out (`state` = the state it was in), or was `replaced`;
+    /// `close` = how its traffic ended (flow::Close), `c` = its counters at the end.
+    Expired = "expired" { id: u32, proto: u8, t: u16, state: &'static str, close: &'static str, c: FlowCounters }
     /// MAC, replay or source failures; at most one per flow per second, `count` = failures since the last.
     VerifyFailed = "verify-failed" { id: Option<u32>, proto: u8, src: u32, sport: u16, dport: u16, reason: &'static str, count: u64 }
     /// A packet handed to TypeScript; `flow` = the flow of an ALG punt (gateway), None for a punt rule's.

@@ -25,7 +25,7 @@ impl Engine {
         }
         let to = self.cfg.timeouts.clone();
         let n = self.table.slot_count();
-        let mut expired: Vec<(u32, u8, u16, &'static str)> = Vec::new();
+        let mut expired: Vec<Event> = Vec::new();
         let mut reports = Vec::new();
         for _ in 0..std::cmp::min(budget, n) {
             if self.sweep.pos >= n {
@@ -44,7 +44,7 @@ impl Engine {
                     FlowState::Udp => to.udp_idle,
                 };
                 if now.saturating_sub(f.last) >= limit {
-                    expired.push((f.id, f.proto, f.t, f.state.as_str()));
+                    expired.push(Event::Expired { id: f.id, proto: f.proto, t: f.t, state: f.state.as_str(), close: f.close_signal().as_str(), c: f.c });
                 }
             }
             self.sweep.pos += 1;
@@ -52,10 +52,12 @@ impl Engine {
         for (proto, r) in reports {
             self.event(Event::VerifyFailed { id: Some(r.id), proto, src: r.src, sport: r.sport, dport: r.dport, reason: r.reason, count: r.count });
         }
-        for (id, proto, t, state) in expired {
-            self.remove_flow(id);
+        for e in expired {
+            if let Event::Expired { id, .. } = e {
+                self.remove_flow(id);
+            }
             self.stats.expired += 1;
-            self.event(Event::Expired { id, proto, t, state });
+            self.event(e);
         }
         // Held packets and punts: small, bounded maps; checked at most every 100 ms.
         if now.saturating_sub(self.sweep.last) >= 100 {

@@ -6,7 +6,7 @@ use super::conn::Conn;
 use super::table::FlowSpec;
 use super::Role;
 use crate::pccom::{Dir, Replay, SeqTrack};
-use crate::pkt::PROTO_UDP;
+use crate::pkt::{be16, PROTO_TCP, PROTO_UDP};
 use crate::seqadj::SeqAdj;
 use std::sync::{Arc, Mutex};
 
@@ -33,13 +33,55 @@ impl FlowState {
     }
 }
 
+/// How a flow's traffic ended, as far as the engine saw it (the gateway's audit line reports it):
+/// a TCP FIN or RST (conn.rs records them where the connection's state moves; a RST after a FIN
+/// counts as RST), or the latest packet from the internet failed verification.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    #[default]
+    None,
+    Fin,
+    Rst,
+    VerifyFailed,
+}
+
+impl Close {
+    /// Every value as TypeScript names it.
+    pub const NAMES: &'static [&'static str] = &["none", "fin", "rst", "verify-failed"];
+
+    pub fn as_str(&self) -> &'static str {
+        Self::NAMES[*self as usize]
+    }
+}
+
+/// Whole packets and bytes as they left the engine (`out`: protected toward the internet; `in`:
+/// verified toward the protected side), and the transport payload bytes they carried (what the
+/// applications sent: no headers, no MAC; nothing for a segment that passed as its bare header).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowCounters {
     pub pkts_out: u64,
     pub bytes_out: u64,
+    pub payload_out: u64,
     pub pkts_in: u64,
     pub bytes_in: u64,
+    pub payload_in: u64,
     pub verify_failed: u64,
+}
+
+/// The transport payload length of a plaintext IPv4 TCP or UDP packet, from its header fields
+/// alone (the packet is between verification and the final rewrite; its checksums may be stale).
+pub fn payload_len(pkt: &[u8]) -> u64 {
+    if pkt.len() < 20 {
+        return 0;
+    }
+    let ihl = (pkt[0] & 0x0f) as usize * 4;
+    let total = std::cmp::min(be16(pkt, 2) as usize, pkt.len());
+    let l4 = match pkt[9] {
+        PROTO_TCP if total >= ihl + 13 => (pkt[ihl + 12] >> 4) as usize * 4,
+        PROTO_UDP => 8,
+        _ => return 0,
+    };
+    total.saturating_sub(ihl + l4) as u64
 }
 
 /// The agent's side of a VAT entry: `{PEN:s <-> VIN:d} <=> {PEN:s <-> GGR:t}`.
@@ -106,6 +148,8 @@ pub struct Flow {
     pub conn: Conn,
     pub last: u64,
     pub c: FlowCounters,
+    /// The latest packet from the internet failed verification (cleared by one that verifies).
+    pub last_in_failed: bool,
     vfail: VerifyFailures,
 }
 
@@ -170,6 +214,7 @@ impl Flow {
             conn: Conn::default(),
             last: now,
             c: FlowCounters::default(),
+            last_in_failed: false,
             vfail: VerifyFailures::default(),
         })
     }
@@ -202,10 +247,25 @@ impl Flow {
         }
     }
 
+    /// How the flow's traffic ended so far: RST or FIN if the connection saw one, else
+    /// verification failures if the latest packet from the internet failed, else none.
+    pub fn close_signal(&self) -> Close {
+        if self.conn.rst_seen() {
+            Close::Rst
+        } else if self.conn.fin_seen() {
+            Close::Fin
+        } else if self.last_in_failed {
+            Close::VerifyFailed
+        } else {
+            Close::None
+        }
+    }
+
     /// Counts a packet that failed verification; returns the event that is due, if one is (rate
     /// limit: one per flow per second).
     pub fn count_verify_failure(&mut self, reason: &'static str, src: u32, sport: u16, dport: u16, now: u64) -> Option<VerifyReport> {
         self.c.verify_failed += 1;
+        self.last_in_failed = true;
         let v = &mut self.vfail;
         v.pending += 1;
         v.reason = reason;

@@ -38,7 +38,7 @@ pub use config::{Config, PuntRule, Role, Timeouts};
 pub use conn::Conn;
 pub use drops::{Drops, Reason};
 pub use events::Event;
-pub use flow::{Binding, FlowCounters, FlowState, MAX_CANDIDATES};
+pub use flow::{Binding, Close, FlowCounters, FlowState, MAX_CANDIDATES};
 pub use held::FailMode;
 pub use punt::ALG_MAX_GROWTH;
 pub use stats::Stats;

@@ -14,7 +14,7 @@
 //! lock only.
 
 use super::conn::{make_bare, Pass, Seg};
-use super::flow::{End, Flow};
+use super::flow::{payload_len, End, Flow};
 use super::{Copies, Engine, Event, Handle, Hook, Outcome, Reason, Role, Step, Verdict};
 use crate::lock::lock;
 use crate::pccom::{self, PErr, TcpPos, PACKET_LIMIT};
@@ -39,12 +39,12 @@ impl Engine {
         if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&lock(&flow), pkt, ip) {
             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
             // goes and the SYN is held for negotiation.
-            let (id, t) = {
+            let (id, t, close, c) = {
                 let f = lock(&flow);
-                (f.id, f.t)
+                (f.id, f.t, f.close_signal().as_str(), f.c)
             };
             self.remove_flow(id);
-            self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced" });
+            self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced", close, c });
             return Step::Done(self.hold(key, pkt, ip, handle, now));
         }
         Step::Crypto(self.job(flow, ip, true, handle, now))
@@ -100,6 +100,7 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
     if f.c.pkts_out >= PACKET_LIMIT {
         return Outcome::Refused { reason: Reason::KeyExhausted, report: None };
     }
+    let payload = payload_len(pkt);
     let mut copies = Copies::default();
     let to = match &f.end {
         End::Agent(a) => (ip.src, a.s, a.ggr, f.t),
@@ -146,6 +147,7 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
     f.last = now;
     f.c.pkts_out += 1;
     f.c.bytes_out += pkt.len() as u64;
+    f.c.payload_out += if bare { 0 } else { payload };
     if !f.compat {
         rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
     }

@@ -4,7 +4,7 @@
 //! holds its PIT (see flow.rs). TypeScript adds and removes flows through `Engine::add_flow` and
 //! `Engine::remove_flow`.
 
-use super::flow::{Binding, End, Flow, FlowCounters, FlowRef, FlowState};
+use super::flow::{Binding, Close, End, Flow, FlowCounters, FlowRef, FlowState};
 use super::{Engine, Hook, Key5, OutItem, Verdict};
 use crate::lock::lock;
 use crate::pccom::DirKeys;
@@ -44,6 +44,8 @@ pub struct FlowInfo {
     /// Gateway: where EN's home router maps it, once bound.
     pub binding: Option<Binding>,
     pub c: FlowCounters,
+    /// How its traffic ended so far (FIN, RST, verification failures, none).
+    pub close: Close,
 }
 
 #[derive(Default)]
@@ -196,7 +198,7 @@ impl Engine {
     pub fn flow(&self, id: u32) -> Option<FlowInfo> {
         self.table.by_id(id).map(|fr| {
             let f = lock(fr);
-            FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.c }
+            FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.c, close: f.close_signal() }
         })
     }
 

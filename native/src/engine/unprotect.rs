@@ -17,7 +17,7 @@
 //! flow's lock only. Nothing that fails verification is passed: it is dropped and counted.
 
 use super::conn::{make_bare, Pass, Seg};
-use super::flow::{Binding, End, Flow, FlowState, MAX_CANDIDATES};
+use super::flow::{payload_len, Binding, End, Flow, FlowState, MAX_CANDIDATES};
 use super::{Copies, Engine, Event, Handle, Outcome, Reason, Role, Step};
 use crate::pccom::{self, TcpPos, VErr};
 use crate::pkt::*;
@@ -101,6 +101,8 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
     f.last = now;
     f.c.pkts_in += 1;
     f.c.bytes_in += pkt.len() as u64;
+    f.c.payload_in += payload_len(pkt); // verified and stripped: what IN (or the application) gets
+    f.last_in_failed = false;
     let mut alg = None;
     if let End::Gateway(g) = &f.end {
         if ip.proto == PROTO_TCP && g.out_adj.active {

@@ -2,7 +2,7 @@
 //! type (never crash), value constructors, and the GSRA argument shapes (proto, hook, keys).
 
 use super::ffi::*;
-use crate::engine::Hook;
+use crate::engine::{FlowCounters, Hook};
 use crate::pccom::DirKeys;
 use crate::pkt::{parse_ipv4_str, PROTO_TCP, PROTO_UDP};
 use std::os::raw::{c_char, c_int, c_void};
@@ -223,6 +223,17 @@ pub fn proto_name(p: u8) -> &'static str {
         1 => "icmp",
         _ => "other",
     }
+}
+
+/// A flow's counters as the fields of `o` (`flowStats()`, `expired` events).
+pub fn set_counters(js: &Js, o: Value, c: &FlowCounters) {
+    js.set(o, "pktsOut", js.num(c.pkts_out as f64));
+    js.set(o, "bytesOut", js.num(c.bytes_out as f64));
+    js.set(o, "payloadOut", js.num(c.payload_out as f64));
+    js.set(o, "pktsIn", js.num(c.pkts_in as f64));
+    js.set(o, "bytesIn", js.num(c.bytes_in as f64));
+    js.set(o, "payloadIn", js.num(c.payload_in as f64));
+    js.set(o, "verifyFailed", js.num(c.verify_failed as f64));
 }
 
 pub fn hook_of(js: &Js, v: Value) -> R<Hook> {

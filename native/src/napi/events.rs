@@ -44,11 +44,13 @@ fn events_to_js(js: &Js, evs: &[Event]) -> Value {
                 js.set(o, "pin", js.string(&ip_to_string(*pin)));
                 js.set(o, "d", js.num(*d as f64));
             }
-            Event::Expired { id, proto, t, state } => {
+            Event::Expired { id, proto, t, state, close, c } => {
                 js.set(o, "id", js.num(*id as f64));
                 js.set(o, "proto", js.string(proto_name(*proto)));
                 js.set(o, "t", js.num(*t as f64));
                 js.set(o, "state", js.string(state));
+                js.set(o, "close", js.string(close));
+                set_counters(js, o, c);
             }
             Event::VerifyFailed { id, proto, src, sport, dport, reason, count } => {
                 js.set(o, "id", match id {

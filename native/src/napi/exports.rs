@@ -292,11 +292,8 @@ pub fn flow_stats(js: &Js, a: &[Value]) -> R<Value> {
     js.set(o, "bound", js.boolean(f.bound));
     js.set(o, "t", js.num(f.t as f64));
     js.set(o, "d", js.num(f.d as f64));
-    js.set(o, "pktsOut", js.num(f.c.pkts_out as f64));
-    js.set(o, "bytesOut", js.num(f.c.bytes_out as f64));
-    js.set(o, "pktsIn", js.num(f.c.pkts_in as f64));
-    js.set(o, "bytesIn", js.num(f.c.bytes_in as f64));
-    js.set(o, "verifyFailed", js.num(f.c.verify_failed as f64));
+    js.set(o, "close", js.string(f.close.as_str()));
+    set_counters(js, o, &f.c);
     if let Some(b) = f.binding {
         js.set(o, "ghr", js.string(&ip_to_string(b.ghr)));
         js.set(o, "m", js.num(b.m as f64));

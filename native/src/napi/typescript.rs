@@ -4,7 +4,7 @@
 //! and fails when the checked-in file differs. `GSRA_WRITE_GENERATED=1 cargo test --release
 //! --lib typescript` (in native/) rewrites it.
 
-use crate::engine::{Event, FlowState, Reason, Stats};
+use crate::engine::{Close, Event, FlowState, Reason, Stats};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lib/names.generated.ts");
 /// Prettier's print width for this repository (.prettierrc).
@@ -34,6 +34,7 @@ fn render() -> String {
         const_list("Why the engine refuses a packet (`stats().drops`, a `drop` verdict's `reason`).", "DROP_REASONS", "DropReason", Reason::NAMES),
         const_list("Every event `type` the engine emits.", "ENGINE_EVENT_TYPES", "EngineEventType", Event::TYPES),
         const_list("The states of a flow (`flowStats().state`, `expired` events).", "FLOW_STATES", "FlowState", FlowState::NAMES),
+        const_list("How a flow's traffic ended (`flowStats().close`, `expired` events).", "FLOW_CLOSES", "FlowClose", Close::NAMES),
     ]
     .join("\n")
 }
@@ -50,7 +51,7 @@ fn generated_names_are_current() {
 
 #[test]
 fn every_counter_event_and_state_is_named_once() {
-    for names in [Stats::NAMES, Reason::NAMES, Event::TYPES, FlowState::NAMES] {
+    for names in [Stats::NAMES, Reason::NAMES, Event::TYPES, FlowState::NAMES, Close::NAMES] {
         let mut sorted = names.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
