@@ -9,7 +9,7 @@ import type { Body } from './channel.ts';
 import { deriveFlowKeys } from './crypto.ts';
 import { FAILED, type Directory } from './gateway-directory.ts';
 import { errorBody, sendReliably, sendTo, type GatewaySession } from './gateway-session.ts';
-import type { Endpoint, GatewayConfig, GatewayResult } from './gateway-types.ts';
+import type { Endpoint, GatewayConfig, GatewayResult, ReservationEndCause } from './gateway-types.ts';
 import type { MessageOf } from './messages.ts';
 import type { Reservation, ReservationTable } from './reservation-table.ts';
 
@@ -164,7 +164,7 @@ export class ReservationPhase {
     const verdict = this.directory.decide(s, r.inName, now);
     out.events.push(this.directory.decisionEvent(s, 'map', r.inName, verdict.allow ? 'ok' : verdict.reason));
     if (!verdict.allow) {
-      this.end(r, 'released', out);
+      this.end(r, 'released', 'policy', out);
       sendTo(s, errorBody(0n, verdict.reason, `flow ${b.proto}/${b.t} refused: ${verdict.text}`), now, out);
       return out;
     }
@@ -259,7 +259,7 @@ export class ReservationPhase {
   /** RELEASE of one port (idempotent: a port the session does not hold is acknowledged too). */
   release(s: GatewaySession, proto: ProtoNumber, t: number, out: GatewayResult): void {
     const r = this.own(s, proto, t);
-    if (r) this.end(r, 'released', out);
+    if (r) this.end(r, 'released', 'release', out);
   }
 
   /**
@@ -276,7 +276,7 @@ export class ReservationPhase {
         const v = this.directory.decide(s, r.inName, now);
         if (v.allow || keep?.(r, v.reason)) continue;
         out.events.push(this.directory.decisionEvent(s, 'map', r.inName, v.reason));
-        this.end(r, 'released', out);
+        this.end(r, 'released', 'policy', out);
         if (r.mapping)
           sendTo(s, errorBody(0n, v.reason, `flow ${r.proto}/${r.t} refused: ${v.text}`), now, out);
         else pooled ??= v;
@@ -287,13 +287,18 @@ export class ReservationPhase {
   }
 
   endAll(s: GatewaySession, reason: 'released' | 'expired', out: GatewayResult): void {
-    for (const r of this.table.ofSession(s.idHex)) this.end(r, reason, out);
+    for (const r of this.table.ofSession(s.idHex)) this.end(r, reason, 'session', out);
   }
   /** Ends every row whose lifetime is over. */
   expire(now: number, out: GatewayResult): void {
-    for (const r of this.table.due(now)) this.end(r, 'expired', out);
+    for (const r of this.table.due(now)) this.end(r, 'expired', 'lifetime', out);
   }
-  private end(r: Reservation, reason: 'released' | 'expired', out: GatewayResult): void {
+  private end(
+    r: Reservation,
+    reason: 'released' | 'expired',
+    cause: ReservationEndCause,
+    out: GatewayResult,
+  ): void {
     if (!this.table.delete(r)) return;
     this.directory.releasePorts({ user: r.user, en: r.en, ports: [{ proto: r.proto, t: r.t }] });
     out.events.push({
@@ -302,6 +307,7 @@ export class ReservationPhase {
       proto: r.proto,
       t: r.t,
       reason,
+      cause,
       record: r,
     });
   }

@@ -148,13 +148,17 @@ export type GatewayEvent =
   | { kind: 'session-down'; sessionId: string; user: string; reason: 'released' | 'expired' | 'idle' }
   /** A new row of the reservation table: the daemon hands it to the data plane. */
   | { kind: 'reservation'; record: Reservation }
-  /** A row left the table (its port is already back in the pool). */
+  /**
+   * A row left the table (its port is already back in the pool). `cause`: RELEASE of the port,
+   * its lifetime ran out, its session ended, or the directory now refuses it.
+   */
   | {
       kind: 'reservation-ended';
       sessionId: string;
       proto: ProtoNumber;
       t: number;
       reason: 'released' | 'expired';
+      cause: ReservationEndCause;
       record: Reservation;
     }
   | {
@@ -174,6 +178,9 @@ export type GatewayEvent =
   | { kind: 'undelivered'; sessionId: string; type: string }
   | { kind: 'dropped'; from: string; reason: string; detail?: string }
   | { kind: 'policy-error'; detail: string };
+
+/** Why a row of the reservation table ended (the audit line's close reason starts from it). */
+export type ReservationEndCause = 'release' | 'lifetime' | 'session' | 'policy';
 
 export interface GatewayResult {
   send: Outgoing[];

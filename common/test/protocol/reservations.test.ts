@@ -259,7 +259,7 @@ t.test('directory change between RESERVE and the first packet: flow refused, age
   const r = gw.onInbandBinding({ proto: 6, t: p.t, ghr: '203.0.113.2', m: 1, d: 80 }, T0);
   t.match(r.events, [
     { kind: 'decision', decision: 'deny', reason: 'not-in-group' },
-    { kind: 'reservation-ended' },
+    { kind: 'reservation-ended', cause: 'policy' },
   ]);
   t.equal(gw.reservations.get(6, p.t), undefined);
   wire.fromGateway(r, T0);
@@ -343,6 +343,10 @@ t.test('RELEASE of a port ends its row and gives the port back to the pool', asy
   t.match(ev(wire, 'released')[0], { t: p.t });
   t.equal(gw.reservations.get(6, p.t), undefined);
   t.ok(dir.released.includes(p.t));
+  t.match(
+    wire.gatewayEvents.filter((e) => e.kind === 'reservation-ended'),
+    [{ t: p.t, reason: 'released', cause: 'release' }],
+  );
 });
 
 t.test('RELEASE of a port the session no longer holds is acknowledged too (idempotent)', async (t) => {
@@ -358,6 +362,12 @@ t.test('logout ends the session and every row of it', async (t) => {
   wire.run(agent.logout(T0), T0);
   t.equal(gw.stats().sessions, 0);
   t.equal(gw.stats().reservations, 0);
+  const ended = wire.gatewayEvents.filter((e) => e.kind === 'reservation-ended');
+  t.equal(ended.length, 4);
+  t.ok(
+    ended.every((e) => e.cause === 'session'),
+    'each row ended with its session',
+  );
 });
 
 t.test('unused reservation expires on the gateway without keepalive', async (t) => {
@@ -379,7 +389,9 @@ t.test('a bound row outlives the unused lifetime: it lives the mapped lifetime',
   t.notOk(ended.includes(p.t), 'not the bound one');
   t.ok(gw.reservations.get(6, p.t), 'the bound row is still there');
   t.equal(dir.released.length, 3, 'three ports back in the pool');
-  t.match(gw.poll(T0 + 300_000).events, [{ kind: 'reservation-ended', t: p.t, reason: 'expired' }]);
+  t.match(gw.poll(T0 + 300_000).events, [
+    { kind: 'reservation-ended', t: p.t, reason: 'expired', cause: 'lifetime' },
+  ]);
 });
 
 // ---------------------------------------------------------------------------------------------
