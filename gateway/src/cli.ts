@@ -1,12 +1,14 @@
 // gsra-gateway: run the GSRA router daemon, or ask a running one for its status.
 //   gsra-gateway run --config /etc/gsra/gateway.json
-//   gsra-gateway status [--ops 127.0.0.1:9464] [--json]
+//   gsra-gateway status [--ops 127.0.0.1:9464] [--flows] [--json]
 //   gsra-gateway check-config --config /etc/gsra/gateway.json
 import { parseArgs } from 'node:util';
 import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { loadGatewayConfig } from './config.ts';
 import { GatewayDaemon } from './daemon.ts';
 import type { DataPlane } from './data-plane.ts';
+import type { GatewayStatus } from './status.ts';
+import { flowLines, summaryLines } from './status-text.ts';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -18,7 +20,8 @@ const USAGE = `usage: gsra-gateway <command> [options]
 commands:
   run --config FILE          run the gateway (SIGHUP: re-read LDAP; SIGTERM: stop and remove kernel rules)
   status [--ops HOST:PORT]   show sessions, flows, reservations and counters of a running gateway
-         [--json]            (default ops address 127.0.0.1:9464)
+         [--flows]           (default ops address 127.0.0.1:9464); --flows: each live flow with the
+         [--json]            audit record's fields (bytes and packets each way, start, duration)
   check-config --config FILE validate a config file and print every problem
 
 options:
@@ -39,6 +42,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
         config: { type: 'string', short: 'c' },
         ops: { type: 'string' },
         json: { type: 'boolean' },
+        flows: { type: 'boolean' },
         'no-engine': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -74,7 +78,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
       return run(config, io, values['no-engine'] ? undefined : (dataPlane ?? linuxDataPlane));
     }
     case 'status':
-      return status(values.ops ?? '127.0.0.1:9464', Boolean(values.json), io);
+      return status(values.ops ?? '127.0.0.1:9464', Boolean(values.json), Boolean(values.flows), io);
     default:
       io.stderr(`gsra-gateway: unknown command "${cmd}"\n${USAGE}`);
       return 2;
@@ -115,18 +119,7 @@ async function run(
   return serveUntilSignal(daemon, logger);
 }
 
-interface StatusFlow {
-  user: string;
-  group: string;
-  in: string;
-  proto: string;
-  t: number;
-  en: string;
-  binding: string | null;
-  d: number | null;
-}
-
-async function status(ops: string, json: boolean, io: CliIo): Promise<number> {
+async function status(ops: string, json: boolean, flows: boolean, io: CliIo): Promise<number> {
   let body: string;
   try {
     const res = await fetch(`http://${ops}/status`, { signal: AbortSignal.timeout(3000) });
@@ -135,40 +128,8 @@ async function status(ops: string, json: boolean, io: CliIo): Promise<number> {
     io.stderr(`gsra-gateway status: no gateway answers at ${ops} (${(e as Error).message})\n`);
     return 1;
   }
-  if (json) {
-    io.stdout(body);
-    return 0;
-  }
-  const s = JSON.parse(body) as {
-    uptimeSec: number;
-    policy: { ageSec: number | null; usable: boolean };
-    control: { sessions: number; reservations: number };
-    ports: { range: string; inUse: number };
-    flows: StatusFlow[];
-  };
-  const lines = [
-    `uptime ${s.uptimeSec} s; LDAP policy ${s.policy.usable ? `fresh (${s.policy.ageSec} s old)` : 'UNUSABLE (refusing all requests)'}`,
-    `sessions ${s.control.sessions}; reservations ${s.control.reservations}; ports in use ${s.ports.inUse} of ${s.ports.range}`,
-  ];
-  if (s.flows.length) {
-    lines.push(
-      'USER      GROUP     IN                          PROTO  T      EN                     BOUND TO               D',
-    );
-    for (const f of s.flows) {
-      lines.push(
-        [
-          f.user.padEnd(9),
-          f.group.padEnd(9),
-          f.in.padEnd(27),
-          f.proto.padEnd(6),
-          String(f.t).padEnd(6),
-          f.en.padEnd(22),
-          (f.binding ?? '-').padEnd(22),
-          f.d ?? '-',
-        ].join(' '),
-      );
-    }
-  }
-  io.stdout(lines.join('\n') + '\n');
+  const s = JSON.parse(body) as GatewayStatus;
+  if (json) io.stdout(flows ? JSON.stringify(s.flows, null, 2) + '\n' : body);
+  else io.stdout((flows ? flowLines(s.flows) : summaryLines(s)).join('\n') + '\n');
   return 0;
 }

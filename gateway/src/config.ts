@@ -1,6 +1,7 @@
 // gsra-gateway's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). Defaults are filled in by the loader. See docs/gateway.md.
 import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
+import { SYSLOG_FACILITIES, type SyslogConfig } from './syslog.ts';
 
 export interface GatewayConfig {
   /** GGR: the gateway's public (internet) address; PGR: its LAN address. */
@@ -70,6 +71,12 @@ export interface GatewayConfig {
     /** Local address for /metrics (Prometheus), /healthz and /status. Never a public address. */
     listen: string;
     port: number;
+    /** Serve the read-only status page at / (default true; docs/gateway.md "Status page"). */
+    statusPage: boolean;
+  };
+  /** The per-flow audit (docs/gateway.md "Per-flow audit"): always logged; optionally to syslog too. */
+  audit: {
+    syslog?: SyslogConfig;
   };
   engine: {
     /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
@@ -156,7 +163,28 @@ export const GATEWAY_CONFIG_SCHEMA = {
       },
     },
     stateDir: { type: 'string', minLength: 1, default: '/var/lib/gsra-gateway' },
-    ops: schemaParts.ops(9464),
+    ops: {
+      ...schemaParts.ops(9464),
+      properties: { ...schemaParts.ops(9464).properties, statusPage: { type: 'boolean', default: true } },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        syslog: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['target'],
+          properties: {
+            target: { type: 'string', minLength: 1 },
+            facility: { type: 'string', enum: SYSLOG_FACILITIES, default: 'authpriv' },
+            format: { type: 'string', enum: ['rfc3164', 'rfc5424'], default: 'rfc3164' },
+            tag: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,32}$', default: 'gsra-gateway' },
+          },
+        },
+      },
+    },
     engine: schemaParts.engine,
     ftp: {
       type: 'object',
@@ -169,6 +197,8 @@ export const GATEWAY_CONFIG_SCHEMA = {
     log: schemaParts.log,
   },
 } as const;
+
+const SYSLOG_TARGET = /^(\/\S+|(udp|tcp):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5})$/;
 
 const validator = compileConfig<GatewayConfig>(GATEWAY_CONFIG_SCHEMA);
 
@@ -193,6 +223,12 @@ export function checkGatewayConfig(data: unknown, source = 'config'): GatewayCon
   }
   if (!/^(127\.|::1$)/.test(c.ops.listen) && c.ops.listen !== c.privateAddress) {
     problems.push(`ops.listen: expected a loopback or LAN address, got "${c.ops.listen}"`);
+  }
+  const target = c.audit.syslog?.target;
+  if (target !== undefined && !SYSLOG_TARGET.test(target)) {
+    problems.push(
+      `audit.syslog.target: expected a Unix socket path (/dev/log), udp://host:port or tcp://host:port, got "${target}"`,
+    );
   }
   if (problems.length) {
     throw new ConfigError(source, problems);

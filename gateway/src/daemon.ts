@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { protocol, type Logger } from '@gsra/common';
 import { DirectoryClient } from '@gsra/ldap';
 import { DropSummary } from '@gsra/native';
+import { FlowAudit } from './audit.ts';
 import type { GatewayConfig } from './config.ts';
 import { ControlAdmission } from './control-admission.ts';
 import { ControlLoad } from './control-load.ts';
@@ -17,8 +18,18 @@ import { OpsServer } from './ops-server.ts';
 import { DirectoryPolicy, type RefreshResult } from './policy.ts';
 import { PortPool } from './ports.ts';
 import { FileSecretStore, loadResetKey, type SecretStore } from './reset-key.ts';
+import {
+  RecentRefusals,
+  SessionBook,
+  engineEntry,
+  packetDrops,
+  reservationEntry,
+  type GatewayStatus,
+} from './status.ts';
+import { statusPageFiles } from './status-page.ts';
+import { SyslogSink } from './syslog.ts';
 
-const { GatewayControl, endpointString, protoName } = protocol;
+const { GatewayControl, messageTypeName, peekPrefix, protoName } = protocol;
 type Endpoint = protocol.Endpoint;
 type GatewayEvent = protocol.GatewayEvent;
 type GatewayPolicy = protocol.GatewayPolicy;
@@ -55,6 +66,11 @@ export class GatewayDaemon {
   private directory: DirectoryClient;
   /** Every refused packet ends up in a summary line, at most one per 5 s (native/lib/drops.ts). */
   private readonly drops: DropSummary | undefined;
+  /** One audit record per flow when it ends (audit.ts); to syslog too when configured. */
+  readonly audit: FlowAudit;
+  private syslog: SyslogSink | undefined;
+  private readonly sessionBook = new SessionBook();
+  private readonly refusals = new RecentRefusals();
   opsAddress: { address: string; port: number } | undefined;
   controlPort = 0;
 
@@ -125,6 +141,11 @@ export class GatewayDaemon {
         5000,
       );
     }
+    this.audit = new FlowAudit({
+      logger: this.log,
+      registry: this.metrics.registry,
+      also: (json) => this.syslog?.send(json),
+    });
     this.ftp = new FtpAlg({
       flow: (t) => this.control.reservations.get(6, t),
       alias: (ctrlT, aliasPort) => {
@@ -175,6 +196,7 @@ export class GatewayDaemon {
       this.log.error('directory unavailable at start', { reason: (e as Error).message });
     }
     this.policy.start((r) => this.onPolicyRefresh(r));
+    if (this.config.audit.syslog) this.syslog = new SyslogSink(this.config.audit.syslog, this.log);
     const bind = this.deps.bindAddress ?? this.config.publicAddress;
     this.sockets = new ControlSockets({ log: this.log, onMessage: (m, from) => this.handle(m, from) });
     this.controlPort = await this.sockets.bind(this.config.control.port, bind);
@@ -193,6 +215,7 @@ export class GatewayDaemon {
       registry: this.metrics.registry,
       health: () => this.health(),
       status: () => this.status(),
+      ...(this.config.ops.statusPage ? { page: statusPageFiles() } : {}),
     });
     this.opsAddress = await this.ops.listen(this.config.ops.listen, this.config.ops.port);
     this.schedule();
@@ -215,6 +238,7 @@ export class GatewayDaemon {
       this.load.count(data[3] === 0x01 ? 'hello-rate-limited' : 'auth-rate-limited', from.addr);
       return;
     }
+    this.metrics.controlMessages.inc({ type: controlType(data) });
     this.apply(this.control.handleDatagram(data, from, now));
   }
 
@@ -233,6 +257,8 @@ export class GatewayDaemon {
   }
 
   private onControlEvent(e: GatewayEvent): void {
+    this.sessionBook.onEvent(e, this.now());
+    this.refusals.onEvent(e, this.now());
     switch (e.kind) {
       case 'decision':
         this.metrics.decisions.inc({ decision: e.decision, reason: e.reason });
@@ -263,14 +289,8 @@ export class GatewayDaemon {
         break;
       case 'reservation-ended': {
         const r = e.record;
-        if (r.mapping && e.reason === 'released')
-          this.log.info('flow ended', {
-            user: r.user,
-            group: r.group,
-            in: r.inName,
-            t: e.t,
-            reason: e.reason,
-          });
+        // The audit record takes the engine's counts before the data plane forgets the flow.
+        this.audit.rowEnded(r, this.deps.dataPlane?.flowCounts?.(r.id), e.cause, this.now());
         // The port is already back in the pool: GatewayControl gave it back through releasePorts().
         if (e.proto === 6) this.ftp.end(e.t);
         this.deps.dataPlane?.remove(r);
@@ -286,6 +306,7 @@ export class GatewayDaemon {
         });
         break;
       case 'mapping':
+        this.audit.mapped(e.record, this.now());
         this.log.info('flow mapped', {
           user: e.record.user,
           group: e.record.group,
@@ -339,10 +360,13 @@ export class GatewayDaemon {
           count: e.count,
         });
         break;
-      case 'flow-expired':
+      case 'flow-expired': {
         if (e.proto === 6) this.ftp.end(e.t);
         this.log.info('flow expired', { proto: protoName(e.proto), t: e.t, reason: e.reason });
+        const row = this.control.reservations.get(e.proto, e.t);
+        if (row?.mapping) this.audit.engineEnded(row, e.counts, e.reason, now);
         break;
+      }
     }
   }
 
@@ -377,27 +401,31 @@ export class GatewayDaemon {
     return problems;
   }
 
-  status(): unknown {
+  /** What GET /status answers (status.ts): never a key or a secret. */
+  status(): GatewayStatus {
     this.updateGauges();
+    const now = this.now();
+    const rows = [...this.control.reservations.values()];
+    const problems = this.health();
+    const engine = this.deps.dataPlane?.stats() ?? null;
     return {
-      uptimeSec: Math.round((this.now() - this.startedAt) / 1000),
+      generatedAt: new Date(now).toISOString(),
+      uptimeSec: Math.round((now - this.startedAt) / 1000),
+      node: process.version,
+      health: { ok: problems.length === 0, problems },
       policy: {
         ageSec: Number.isFinite(this.policy.age) ? Math.round(this.policy.age / 1000) : null,
         usable: this.policy.usable,
+        refreshSec: this.config.ldap.refreshSec,
       },
       control: { ...this.control.stats(), ...this.admission.stats(), queued: this.sockets?.queued() ?? null },
       ports: { range: `${this.pool.first}-${this.pool.last}`, inUse: this.pool.inUse },
-      flows: [...this.control.reservations.values()].map((r) => ({
-        user: r.user,
-        group: r.group,
-        in: r.inName,
-        proto: protoName(r.proto),
-        t: r.t,
-        en: endpointString(r.en),
-        binding: r.binding ? `${r.binding.ghr}:${r.binding.m}` : null,
-        d: r.mapping?.d ?? null,
-      })),
-      engine: this.deps.dataPlane?.stats() ?? null,
+      sessions: this.sessionBook.list(rows),
+      flows: this.audit.live(rows, (r) => this.deps.dataPlane?.flowCounts?.(r.id), now),
+      reservations: rows.map((r) => reservationEntry(r, now)),
+      refusals: this.refusals.list(),
+      drops: { packets: packetDrops(engine), control: this.refusals.controlDrops() },
+      engine: engineEntry(engine, 'nfqueue'),
     };
   }
 
@@ -420,8 +448,24 @@ export class GatewayDaemon {
     this.dns?.close();
     await this.ops?.close();
     this.drops?.stop();
+    // Flows still running end with the gateway: each gets its audit record.
+    this.audit.stop(
+      this.control.reservations.values(),
+      (r) => this.deps.dataPlane?.flowCounts?.(r.id),
+      this.now(),
+    );
+    await this.syslog?.close();
     await this.deps.dataPlane?.close();
     await this.directory.close();
     this.log.info('gateway stopped');
+  }
+}
+
+/** A control datagram's message type, for the message counter (a bounded set of labels). */
+function controlType(data: Buffer): string {
+  try {
+    return messageTypeName(peekPrefix(data).type) ?? 'unknown';
+  } catch {
+    return 'not-gsra';
   }
 }

@@ -10,10 +10,11 @@ import {
   gatewayRules,
   installRules,
   removeRules,
+  type FlowCounters,
   type Reservation as EngineReservation,
   type Rule,
 } from '@gsra/native';
-import type { AlgHandler, DataPlane, DataPlaneEvent } from './data-plane.ts';
+import type { AlgHandler, DataPlane, DataPlaneEvent, FlowCounts } from './data-plane.ts';
 import { ALG_MAX_GROWTH } from './ftp-alg.ts';
 
 type ProtoNumber = protocol.ProtoNumber;
@@ -49,6 +50,17 @@ export function engineReservation(r: protocol.Reservation): EngineReservation {
     pin: r.pin,
     ports: r.aliasPort !== undefined ? [r.aliasPort] : undefined,
     ...directionKeys('gateway', r.keys),
+  };
+}
+
+/** The engine's counters in the gateway's directions: the engine's `in` goes to IN, its `out` to EN. */
+export function flowCounts(state: string, c: FlowCounters & { close: FlowCounts['close'] }): FlowCounts {
+  return {
+    state,
+    close: c.close,
+    toIn: { packets: c.pktsIn, bytes: c.bytesIn, payload: c.payloadIn },
+    toEn: { packets: c.pktsOut, bytes: c.bytesOut, payload: c.payloadOut },
+    verifyFailed: c.verifyFailed,
   };
 }
 
@@ -109,7 +121,14 @@ export class LinuxDataPlane implements DataPlane {
       case 'bound':
         return { kind: 'bound', id: e.id, proto: protoNumber(e.proto), t: e.t, ghr: e.ghr, m: e.m, d: e.d };
       case 'expired':
-        return { kind: 'flow-expired', id: e.id, proto: protoNumber(e.proto), t: e.t, reason: e.state };
+        return {
+          kind: 'flow-expired',
+          id: e.id,
+          proto: protoNumber(e.proto),
+          t: e.t,
+          reason: e.state,
+          counts: flowCounts(e.state, e),
+        };
       case 'verify-failed':
         return {
           kind: 'verify-failed',
@@ -218,10 +237,18 @@ export class LinuxDataPlane implements DataPlane {
     this.listeners.push(cb);
   }
 
+  flowCounts(id: number): FlowCounts | undefined {
+    const f = this.engine.flowStats(id);
+    return f ? flowCounts(f.state, f) : undefined;
+  }
+
   stats(): Record<string, number> {
     const s = this.engine.stats();
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(s)) if (typeof v === 'number') out[k] = v;
+    // The NFQUEUE backend's own counters: backendReceived, backendSendErrors, ...
+    for (const [k, v] of Object.entries(s.backend ?? {}))
+      if (typeof v === 'number') out[`backend${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
     return out;
   }
 

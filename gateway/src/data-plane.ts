@@ -8,9 +8,24 @@ import type { protocol } from '@gsra/common';
 
 type ProtoNumber = protocol.ProtoNumber;
 
+/**
+ * What the engine counted of one flow, in the gateway's directions: `toIn` = from EN toward IN
+ * (verified), `toEn` = from IN toward EN (protected). `bytes` = whole packets, `payload` =
+ * transport payload (what the applications sent). `close`: how its traffic ended as far as the
+ * engine saw (a TCP FIN or RST, or its latest packet from the internet failed verification).
+ */
+export interface FlowCounts {
+  state: string;
+  close: 'none' | 'fin' | 'rst' | 'verify-failed';
+  toIn: { packets: number; bytes: number; payload: number };
+  toEn: { packets: number; bytes: number; payload: number };
+  verifyFailed: number;
+}
+
 export type DataPlaneEvent =
   | { kind: 'bound'; id: number; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
-  | { kind: 'flow-expired'; id: number; proto: ProtoNumber; t: number; reason: string }
+  /** The engine ended the flow itself (timeout by state): its final counts come with the event. */
+  | { kind: 'flow-expired'; id: number; proto: ProtoNumber; t: number; reason: string; counts?: FlowCounts }
   | { kind: 'verify-failed'; proto: ProtoNumber; t: number; from: string; count: number }
   /**
    * Handling one engine event failed (an exception in the ALG, the control logic or the engine's
@@ -44,6 +59,8 @@ export interface DataPlane {
   stats(): Record<string, number>;
   /** Packets the engine refused, by reason (docs/pccom.md; native DROP_REASONS). */
   drops?(): Record<string, number>;
+  /** What the engine counted of the flow on row `id` so far; undefined when it holds no such flow. */
+  flowCounts?(id: number): FlowCounts | undefined;
   /** Stop the engine and remove every kernel rule it installed. */
   close(): Promise<void>;
 }

@@ -1,13 +1,17 @@
-// The operator's local HTTP endpoint: /metrics (Prometheus), /healthz (200 or 503 with reasons)
-// and /status (JSON: sessions, flows, reservations, counters). Bound to a local address only.
+// The operator's local HTTP endpoint: /metrics (Prometheus), /healthz (200 or 503 with reasons),
+// /status (JSON: sessions, flows, reservations, counters) and the read-only status page at /
+// (status-page.ts). Bound to a local address only.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { BROWSER_HEADERS, hostAllowed, type StaticFile } from './status-page.ts';
 
 export interface OpsSource {
   registry: Registry;
   /** Problems that make the gateway unhealthy; empty when healthy. */
   health(): string[];
   status(): unknown;
+  /** The status page's files by URL path (none: no page). */
+  page?: Map<string, StaticFile>;
 }
 
 export class OpsServer {
@@ -27,9 +31,15 @@ export class OpsServer {
           const problems = this.src.health();
           res.writeHead(problems.length ? 503 : 200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ ok: problems.length === 0, problems }) + '\n');
+        } else if ((path === '/status' || this.src.page?.has(path)) && !hostAllowed(req.headers.host)) {
+          // Browser-facing answers only to a Host that is an address: no DNS rebinding.
+          res.writeHead(421, { 'content-type': 'text/plain' }).end("use the gateway's address, not a name\n");
         } else if (path === '/status') {
-          res.setHeader('content-type', 'application/json');
+          res.writeHead(200, { ...BROWSER_HEADERS, 'content-type': 'application/json' });
           res.end(JSON.stringify(this.src.status(), null, 2) + '\n');
+        } else if (this.src.page?.has(path)) {
+          const f = this.src.page.get(path)!;
+          res.writeHead(200, { ...BROWSER_HEADERS, 'content-type': f.type }).end(f.body);
         } else {
           res.writeHead(404).end();
         }

@@ -12,7 +12,7 @@ import { createLogger, protocol } from '@gsra/common';
 import { startSlapd } from '../../ldap/src/fixture/index.ts';
 import { checkGatewayConfig } from '../src/config.ts';
 import { GatewayDaemon } from '../src/daemon.ts';
-import type { AlgHandler, DataPlane, DataPlaneEvent } from '../src/data-plane.ts';
+import type { AlgHandler, DataPlane, DataPlaneEvent, FlowCounts } from '../src/data-plane.ts';
 import { main } from '../src/cli.ts';
 import { run } from '../../test/lab/exec.ts';
 import { AgentDriver } from './agent-driver.ts';
@@ -31,6 +31,11 @@ const { alice, bob } = dir.users;
 class RecordingDataPlane implements DataPlane {
   added: protocol.Reservation[] = [];
   removed: protocol.Reservation[] = [];
+  /** What the engine counted per flow id (the test sets it); the daemon reads it before remove(). */
+  counts = new Map<number, FlowCounts>();
+  flowCounts(id: number): FlowCounts | undefined {
+    return this.removed.some((r) => r.id === id) ? undefined : this.counts.get(id);
+  }
   private cb: (e: DataPlaneEvent) => void = () => {};
   start(): void {}
   add(r: protocol.Reservation): void {
@@ -133,9 +138,8 @@ t.test('alice (sales) logs in and reserves ports for intra1: allowed, logged, co
   t.match(line, { user: 'alice', group: 'sales', in: IN1, decision: 'allow', reason: 'ok' });
   t.match(String(line?.en), /^127\.0\.0\.1:\d+$/, 'the EN address and port are on the line');
   t.equal(gw.pool.inUse, ports.length);
-  const st = gw.status() as { flows: { user: string; in: string }[] };
   t.ok(
-    st.flows.some((f) => f.user === 'alice' && f.in === IN1),
+    gw.status().reservations.some((f) => f.user === 'alice' && f.in === IN1),
     'status lists the reservation',
   );
 });
@@ -306,7 +310,7 @@ t.test('a user removed from the group in LDAP gets no new flows after a reload',
   await gw.reload();
   t.equal(gw.pool.countUser('alice'), 0, 'the reload ended every reservation of alice');
   t.notOk(
-    (gw.status() as { flows: { user: string }[] }).flows.some((f) => f.user === 'alice'),
+    gw.status().reservations.some((f) => f.user === 'alice'),
     'status lists none of hers',
   );
   t.ok(
@@ -401,4 +405,125 @@ t.test('gsra-gateway check-config reports problems as path: expected X, got Y', 
   t.equal(code, 1);
   t.match(err, /publicAddress: expected ipv4, got "x"/);
   t.match(err, /ldap: expected a value, got nothing/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The per-flow audit and the operator's view (docs/gateway.md "Per-flow audit", "Status page")
+
+/** Counts as the engine would report them: `toEn` payload bytes to the PC, 20 bytes to IN. */
+const counts = (close: FlowCounts['close'], toEn: number): FlowCounts => ({
+  state: close === 'none' ? 'established' : 'closing',
+  close,
+  toIn: { packets: 3, bytes: 3 * 52 + 20, payload: 20 },
+  toEn: { packets: 2, bytes: 2 * 52 + toEn, payload: toEn },
+  verifyFailed: 0,
+});
+
+/** alice's first row bound in-band from 127.0.0.1:33333 to d = 80, with the engine's counts set. */
+async function withFlow(t: Test, c: FlowCounts) {
+  const g = await withDataPlane(t);
+  const r = g.dp.added[0]!;
+  g.dp.counts.set(r.id, c);
+  g.dp.emit({ kind: 'bound', id: r.id, proto: 6, t: r.t, ghr: '127.0.0.1', m: 33333, d: 80 });
+  await g.a.waitFor((e) => e.kind === 'bound');
+  return { ...g, r };
+}
+
+t.test('a flow released after its FIN gets one audit line: who, where, what moved, why', async (t) => {
+  const { a, r, logged } = await withFlow(t, counts('fin', 5000));
+  a.apply(a.agent.release(6, r.t, Date.now()));
+  const line = await logged((l) => l.message === 'flow ended');
+  t.match(line, {
+    level: 'info',
+    user: 'alice',
+    group: 'sales',
+    in: IN1,
+    pin: '10.0.0.11',
+    d: 80,
+    proto: 'tcp',
+    t: r.t,
+    ghr: '127.0.0.1:33333',
+    en: /^127\.0\.0\.1:\d+$/,
+    packetsToIn: 3,
+    payloadToIn: 20,
+    bytesToIn: 176,
+    packetsToEn: 2,
+    payloadToEn: 5000,
+    bytesToEn: 5104,
+    verifyFailed: 0,
+    reason: 'fin',
+  });
+  t.ok(Date.parse(String(line.start)) <= Date.parse(String(line.end)), 'start, then end (ISO 8601)');
+  t.equal(typeof line.durationMs, 'number');
+});
+
+t.test('a flow the engine timed out is audited from its event, once', async (t) => {
+  const { dp, a, r, lines, logged } = await withFlow(t, counts('none', 1));
+  dp.emit({
+    kind: 'flow-expired',
+    id: r.id,
+    proto: 6,
+    t: r.t,
+    reason: 'established',
+    counts: counts('none', 777),
+  });
+  t.match(await logged((l) => l.message === 'flow ended'), { reason: 'idle', payloadToEn: 777 });
+  a.apply(a.agent.release(6, r.t, Date.now()));
+  await a.waitFor((e) => e.kind === 'released');
+  t.equal(
+    lines.filter((l) => l.message === 'flow ended').length,
+    1,
+    'the row’s own end writes no second line',
+  );
+});
+
+t.test('a flow whose session ends is audited as session-down; unused ports get no line', async (t) => {
+  const { a, lines, logged } = await withFlow(t, counts('none', 10));
+  a.apply(a.agent.logout(Date.now()));
+  t.match(await logged((l) => l.message === 'flow ended'), { reason: 'session-down', payloadToEn: 10 });
+  await logged((l) => l.message === 'session down');
+  t.equal(lines.filter((l) => l.message === 'flow ended').length, 1, 'only the bound row had a flow');
+});
+
+t.test('status: the live flow with its counts, alice’s session, and the latest refusal', async (t) => {
+  const { gw, a, r } = await withFlow(t, counts('none', 4321));
+  a.apply(a.agent.reserve(IN2, 6, Date.now())); // refused: not-in-group
+  await a.waitFor((e) => e.kind === 'reserve-failed');
+  const s = gw.status();
+  t.match(s.flows, [
+    { user: 'alice', in: IN1, t: r.t, ghr: '127.0.0.1:33333', payloadToEn: 4321, state: 'established' },
+  ]);
+  t.match(s.sessions, [{ user: 'alice', group: 'sales', reservations: 4, flows: 1 }]);
+  t.match(s.refusals[0], { step: 'reserve', user: 'alice', in: IN2, reason: 'not-in-group' });
+  t.match(s, { health: { ok: true }, policy: { usable: true }, engine: { running: true } });
+  const json = JSON.stringify(s);
+  t.notMatch(json, /[0-9a-f]{16}/i, 'no key, secret or whole session id (as hex)');
+  t.notOk(json.includes(alice.secret.toString('base64')), 'not alice’s secret');
+  let out = '';
+  const ops = `${gw.opsAddress!.address}:${gw.opsAddress!.port}`;
+  t.equal(
+    await main(['status', '--flows', '--ops', ops], { stdout: (x) => (out += x), stderr: (x) => (out += x) }),
+    0,
+  );
+  t.match(
+    out,
+    new RegExp(
+      `alice\\s+sales\\s+${IN1.replace(/\./g, '\\.')}\\s+10\\.0\\.0\\.11:80\\s+tcp\\s+127\\.0\\.0\\.1:33333\\s+20\\s+4321`,
+    ),
+    out,
+  );
+});
+
+t.test('the ops endpoint serves the status page, and counts control messages by type', async (t) => {
+  const { gw } = await withFlow(t, counts('none', 1));
+  const base = `http://${gw.opsAddress!.address}:${gw.opsAddress!.port}`;
+  const page = await fetch(`${base}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+  t.match(await page.text(), /<script src="status-page\/status\.js"/);
+  t.equal((await fetch(`${base}/status-page/status.js`)).status, 200);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  t.match(metrics, /gsra_gateway_control_messages_total\{type="AUTH"\} 1/);
+  t.match(metrics, /gsra_gateway_control_messages_total\{type="RESERVE"\} 1/);
 });
