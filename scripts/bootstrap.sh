@@ -19,6 +19,8 @@ APT_PACKAGES=(
   wine64 msitools wixl osslsigncode
   # The gateway's status page is checked in a headless browser (gateway/test/, test/e2e/ops.test.ts).
   chromium
+  # A Unix datagram socket bound in the audit-to-syslog test (gateway/test/syslog.test.ts).
+  python3
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

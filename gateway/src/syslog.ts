@@ -3,7 +3,8 @@
 // so one long-running `logger` (util-linux, on every Linux) frames and sends the messages: each
 // line written to its stdin becomes one message, RFC 3164 (what /dev/log readers expect, journald
 // included) or RFC 5424 (remote collectors; TCP with RFC 6587 octet counting). logger connects
-// lazily and reconnects when the syslog daemon restarts. A line never blocks the gateway: beyond
+// lazily and reconnects when the syslog daemon restarts. RFC 3164 on a local socket is the form
+// syslog(3) writes there (no hostname: journald takes the word after the time as the program). A line never blocks the gateway: beyond
 // 1 MiB waiting (the collector is stuck), lines are dropped and counted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -42,17 +43,10 @@ const RESTART_MS = 5000;
 
 /** logger's arguments for a config (exported for the tests). */
 export function loggerArgs(c: SyslogConfig, pid = process.pid): string[] {
-  const args = [
-    '--id=' + pid,
-    '-t',
-    c.tag,
-    '-p',
-    `${c.facility}.info`,
-    `--${c.format}`,
-    '-S',
-    String(MAX_MESSAGE),
-  ];
   const remote = /^(udp|tcp):\/\/(\[[^\]]+\]|[^:/]+):(\d+)$/.exec(c.target);
+  // On a local socket logger's own form is RFC 3164 without the hostname, as syslog(3) writes it.
+  const format = remote || c.format === 'rfc5424' ? [`--${c.format}`] : [];
+  const args = ['--id=' + pid, '-t', c.tag, '-p', `${c.facility}.info`, ...format, '-S', String(MAX_MESSAGE)];
   if (remote) {
     const host = remote[2]!.replace(/^\[|\]$/g, '');
     args.push(remote[1] === 'udp' ? '-d' : '-T', '-n', host, '-P', remote[3]!);
