@@ -69,7 +69,7 @@ t.test('RFC 3164 to a Unix socket, as syslog(3) writes it: <PRI>time tag[pid]: t
   await until('one message', () => rx.got.length === 1);
   // authpriv (10) * 8 + info (6) = 86
   const m = /^<86>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d gsra-gateway\[(\d+)\]: (\{.*\})$/.exec(rx.got[0]!);
-  t.ok(m, rx.got[0]);
+  t.ok(m, String(rx.got[0]));
   t.equal(Number(m?.[1]), process.pid, 'the gateway’s pid');
   t.same(JSON.parse(m?.[2] ?? 'null'), record);
 });
@@ -85,7 +85,7 @@ t.test('RFC 5424 with another facility: version, ISO time, host, app, pid, msgid
   await until('one message', () => rx.got.length === 1);
   // local0 (16) * 8 + info (6) = 134
   const m = /^<134>1 (\S+) \S+ gsra-gateway (\d+) flow (?:-|\[[^\]]*\]) (\{.*\})$/.exec(rx.got[0]!);
-  t.ok(m, rx.got[0]);
+  t.ok(m, String(rx.got[0]));
   t.ok(Number.isFinite(Date.parse(m?.[1] ?? '')), 'an RFC 3339 timestamp');
   t.same(JSON.parse(m?.[3] ?? 'null'), record);
 });
