@@ -48,7 +48,8 @@ export interface EngineEntry {
   /** False when the gateway runs without a packet engine (`--no-engine`). */
   running: boolean;
   backend: string | null;
-  flows: number;
+  /** Entries in the engine's table: reserved ports, bound or not. */
+  entries: number;
   packets: number;
   /** Panics caught while processing a packet, events lost, backend send/receive errors: 0 when healthy. */
   panics: number;
@@ -102,7 +103,7 @@ export function engineEntry(stats: Record<string, number> | null, backend: strin
   return {
     running: stats !== null,
     backend: stats ? backend : null,
-    flows: n('flows'),
+    entries: n('flows'),
     packets: n('packets'),
     panics: n('panics'),
     eventsDropped: n('eventsDropped'),

@@ -147,7 +147,7 @@ function render(s) {
     [
       ['backend', e.backend ?? '–'],
       ['packets', e.packets.toLocaleString()],
-      ['flows', e.flows],
+      ['table entries (ports)', e.entries],
       ['panics caught', e.panics],
       ['events lost', e.eventsDropped],
       ['queue errors', e.backendErrors],

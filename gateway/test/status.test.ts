@@ -95,7 +95,7 @@ t.test('the engine’s state: running or not, and the counters that mean trouble
       { flows: 2, packets: 900, panics: 1, eventsDropped: 0, backendSendErrors: 2, backendRecvErrors: 1 },
       'nfqueue',
     ),
-    { running: true, backend: 'nfqueue', flows: 2, packets: 900, panics: 1, backendErrors: 3 },
+    { running: true, backend: 'nfqueue', entries: 2, packets: 900, panics: 1, backendErrors: 3 },
   );
   t.match(engineEntry(null, 'nfqueue'), { running: false, backend: null, packets: 0 });
 });

@@ -102,6 +102,8 @@ export interface GsraLabOptions {
   directory?: 'openldap' | 'ad';
   /** The gateway's policy refresh interval (default 5 s). */
   refreshSec?: number;
+  /** More gateway config keys (e.g. `audit`), merged over the lab's. */
+  gatewayConfig?: Record<string, unknown>;
 }
 
 /** slapd or Samba AD on the directory host (ADDR.dir, 389/636), its certificate also valid for GGR. */
@@ -239,6 +241,7 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
         stateDir: join(lab.dir, 'gateway-state'),
         ...(opts.control ? { control: opts.control } : {}),
         log: { level: 'debug' },
+        ...opts.gatewayConfig,
       },
       null,
       2,
