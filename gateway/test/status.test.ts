@@ -9,9 +9,9 @@ import { OpsServer } from '../src/ops-server.ts';
 import { RecentRefusals, SessionBook, engineEntry, packetDrops, type GatewayStatus } from '../src/status.ts';
 import { hostAllowed, statusPageFiles } from '../src/status-page.ts';
 import { flowLines, summaryLines } from '../src/status-text.ts';
-import type { LiveFlowRecord } from '../src/audit.ts';
+import { flowRecord, type LiveFlowRecord } from '../src/audit.ts';
+import { T0, counts, row } from './flow-fixture.ts';
 
-const T0 = Date.parse('2026-05-04T09:00:00.000Z');
 const SID = 'a1b2c3d4e5f60718';
 
 const rows = (n: number, mapped: number, sessionId = SID) =>
@@ -116,24 +116,7 @@ t.test('Host names the page answers to: addresses and localhost, never a name', 
 });
 
 const flow: LiveFlowRecord = {
-  user: 'alice',
-  group: 'sales',
-  in: 'intra1.corp.example',
-  pin: '10.0.0.11',
-  d: 80,
-  proto: 'tcp',
-  t: 40123,
-  ghr: '198.51.100.7:61000',
-  en: '198.51.100.7:50123',
-  start: '2026-05-04T09:00:00.000Z',
-  durationMs: 12_400,
-  packetsToIn: 12,
-  bytesToIn: 1500,
-  payloadToIn: 420,
-  packetsToEn: 800,
-  bytesToEn: 1_100_000,
-  payloadToEn: 1_048_806,
-  verifyFailed: 0,
+  ...flowRecord(row(), counts(), T0, T0 + 12_400),
   state: 'established',
   close: 'none',
 };

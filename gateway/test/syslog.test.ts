@@ -1,8 +1,7 @@
 // Audit records to syslog: what a syslog daemon receives on a Unix datagram socket (as /dev/log)
 // or over UDP, framed as RFC 3164 or RFC 5424, one record per message. The receiving socket is
-// bound here: a Unix datagram socket by a few lines of Python (Node cannot bind one), UDP by node.
-import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+// bound here: a Unix datagram socket (unix-dgram.ts), a UDP socket.
+import t, { type Test } from 'tap';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,37 +9,11 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '@gsra/common';
 import { SyslogSink, loggerArgs, type SyslogConfig } from '../src/syslog.ts';
+import { unixDatagramReceiver } from './unix-dgram.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gsra-syslog-'));
 const logger = createLogger('gateway', { stream: new PassThrough() });
 const record = { message: 'flow ended', user: 'alice', in: 'intra1.corp.example', payloadToEn: 1048806 };
-
-/** Binds a Unix datagram socket at `path`; every datagram received, as text. */
-function unixReceiver(path: string) {
-  const got: string[] = [];
-  const py = [
-    'import socket, sys, base64',
-    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-    's.bind(sys.argv[1])',
-    'print("ready", flush=True)',
-    'while True:',
-    '    print(base64.b64encode(s.recv(65536)).decode(), flush=True)',
-  ].join('\n');
-  const p: ChildProcess = spawn('python3', ['-c', py, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let buf = '';
-  let ready!: () => void;
-  const up = new Promise<void>((r) => (ready = r));
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) {
-      if (l === 'ready') ready();
-      else got.push(Buffer.from(l, 'base64').toString());
-    }
-  });
-  return { got, up, stop: () => p.kill() };
-}
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -48,6 +21,17 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A receiving socket named `name`, and a sink sending to it; both go away with the test. */
+async function listening(t: Test, name: string, over: Partial<SyslogConfig> = {}) {
+  const path = join(tmp, name);
+  const rx = unixDatagramReceiver(path);
+  t.teardown(rx.stop);
+  await rx.up;
+  const sink = new SyslogSink(config({ target: path, ...over }), logger);
+  t.teardown(() => sink.close());
+  return { rx, sink };
 }
 
 const config = (over: Partial<SyslogConfig>): SyslogConfig => ({
@@ -59,12 +43,7 @@ const config = (over: Partial<SyslogConfig>): SyslogConfig => ({
 });
 
 t.test('RFC 3164 to a Unix socket, as syslog(3) writes it: <PRI>time tag[pid]: the record', async (t) => {
-  const path = join(tmp, 'log-3164');
-  const rx = unixReceiver(path);
-  t.teardown(rx.stop);
-  await rx.up;
-  const sink = new SyslogSink(config({ target: path }), logger);
-  t.teardown(() => sink.close());
+  const { rx, sink } = await listening(t, 'log-3164');
   sink.send(JSON.stringify(record));
   await until('one message', () => rx.got.length === 1);
   // authpriv (10) * 8 + info (6) = 86
@@ -75,12 +54,7 @@ t.test('RFC 3164 to a Unix socket, as syslog(3) writes it: <PRI>time tag[pid]: t
 });
 
 t.test('RFC 5424 with another facility: version, ISO time, host, app, pid, msgid flow', async (t) => {
-  const path = join(tmp, 'log-5424');
-  const rx = unixReceiver(path);
-  t.teardown(rx.stop);
-  await rx.up;
-  const sink = new SyslogSink(config({ target: path, format: 'rfc5424', facility: 'local0' }), logger);
-  t.teardown(() => sink.close());
+  const { rx, sink } = await listening(t, 'log-5424', { format: 'rfc5424', facility: 'local0' });
   sink.send(JSON.stringify(record));
   await until('one message', () => rx.got.length === 1);
   // local0 (16) * 8 + info (6) = 134
@@ -91,12 +65,7 @@ t.test('RFC 5424 with another facility: version, ISO time, host, app, pid, msgid
 });
 
 t.test('each record is one message, even with a line break inside', async (t) => {
-  const path = join(tmp, 'log-lines');
-  const rx = unixReceiver(path);
-  t.teardown(rx.stop);
-  await rx.up;
-  const sink = new SyslogSink(config({ target: path }), logger);
-  t.teardown(() => sink.close());
+  const { rx, sink } = await listening(t, 'log-lines');
   sink.send('{"a":"one\ntwo"}');
   sink.send('{"b":2}');
   await until('two messages', () => rx.got.length === 2);
@@ -111,7 +80,7 @@ t.test('a syslog socket that appears later (daemon restarted) gets the records f
   t.teardown(() => sink.close());
   sink.send('{"lost":true}'); // nobody listens: dropped by logger, the gateway goes on
   await new Promise((r) => setTimeout(r, 200));
-  const rx = unixReceiver(path);
+  const rx = unixDatagramReceiver(path);
   t.teardown(rx.stop);
   await rx.up;
   // logger connects on the next message it writes

@@ -6,8 +6,7 @@
 //
 // The browser's screenshot of the page is kept in test/artifacts/status-page.png (git-ignored).
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { waitFor } from '../lab/exec.ts';
 import { makeRandomFile, sha256File } from '../lab/services.ts';
 import { startGsraLab, GATEWAY_BIN, IN1, IN2 } from './gsra-lab.ts';
 import { dashboardExpressions, exportedMetrics, metricNames } from '../../gateway/test/dashboard.ts';
+import { unixDatagramReceiver } from '../../gateway/test/unix-dgram.ts';
 
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const OPS = 'http://127.0.0.1:9464';
@@ -22,31 +22,11 @@ const OPS = 'http://127.0.0.1:9464';
 const SIZE = 4 * 1024 * 1024;
 const RATE = '300K';
 
-/** A Unix datagram socket bound by Python (Node cannot), standing for /dev/log; what it received. */
-function syslogSocket(path: string) {
-  const got: string[] = [];
-  const py = [
-    'import socket, sys, base64',
-    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-    's.bind(sys.argv[1])',
-    'while True:',
-    '    print(base64.b64encode(s.recv(65536)).decode(), flush=True)',
-  ].join('\n');
-  const p = spawn('python3', ['-c', py, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let buf = '';
-  p.stdout.on('data', (d: Buffer) => {
-    const lines = (buf + d.toString()).split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) got.push(Buffer.from(l, 'base64').toString());
-  });
-  return { got, stop: () => p.kill() };
-}
-
 // The syslog socket exists before the gateway starts, as /dev/log would.
 const sockDir = mkdtempSync(join(tmpdir(), 'gsra-ops-'));
 const sockPath = join(sockDir, 'syslog.sock');
-const syslog = syslogSocket(sockPath);
-await waitFor('the syslog socket', () => existsSync(sockPath), 5000, 20);
+const syslog = unixDatagramReceiver(sockPath);
+await syslog.up;
 const g = await startGsraLab({
   gatewayConfig: { audit: { syslog: { target: sockPath, facility: 'local3' } } },
 });
