@@ -424,7 +424,7 @@ export class GatewayDaemon {
       flows: this.audit.live(rows, (r) => this.deps.dataPlane?.flowCounts?.(r.id), now),
       reservations: rows.map((r) => reservationEntry(r, now)),
       refusals: this.refusals.list(),
-      drops: { packets: packetDrops(engine), control: this.refusals.controlDrops() },
+      drops: { packets: packetDrops(this.deps.dataPlane?.drops?.()), control: this.refusals.controlDrops() },
       engine: engineEntry(engine, 'nfqueue'),
     };
   }

@@ -75,25 +75,10 @@ export interface GatewayStatus {
   engine: EngineEntry;
 }
 
-/** The engine's counters that count refused packets (named as the engine names them). */
-export const DROP_COUNTERS = [
-  'malformed',
-  'noFlow',
-  'verifyFailed',
-  'replay',
-  'wrongSource',
-  'portDenied',
-  'noRoom',
-  'cryptoErrors',
-  'heldOverflow',
-  'heldExpired',
-  'puntExpired',
-] as const;
-
-/** Refused packets by reason, from the engine's counters (only the reasons that happened). */
-export function packetDrops(stats: Record<string, number> | null): Record<string, number> {
+/** Refused packets by reason (the engine's drop counters, docs/pccom.md §11.1): the reasons that happened. */
+export function packetDrops(drops: Record<string, number> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const k of DROP_COUNTERS) if (stats?.[k]) out[k] = stats[k];
+  for (const [k, v] of Object.entries(drops ?? {})) if (v) out[k] = v;
   return out;
 }
 

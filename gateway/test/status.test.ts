@@ -81,12 +81,9 @@ t.test('refusals: denials only, newest first, at most the bound; control drops b
   t.same(r.controlDrops(), { 'bad-mac': 2, 'not-gsra': 1 });
 });
 
-t.test('refused packets: the engine’s drop counters that are not zero', async (t) => {
-  t.same(packetDrops({ packets: 100, translatedIn: 50, verifyFailed: 3, replay: 0, noFlow: 7 }), {
-    noFlow: 7,
-    verifyFailed: 3,
-  });
-  t.same(packetDrops(null), {});
+t.test('refused packets: the engine’s drop reasons that happened', async (t) => {
+  t.same(packetDrops({ 'bad-mac': 3, replay: 0, 'no-flow': 7 }), { 'bad-mac': 3, 'no-flow': 7 });
+  t.same(packetDrops(undefined), {});
 });
 
 t.test('the engine’s state: running or not, and the counters that mean trouble', async (t) => {
