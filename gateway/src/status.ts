@@ -64,7 +64,17 @@ export interface GatewayStatus {
   node: string;
   health: { ok: boolean; problems: string[] };
   policy: { ageSec: number | null; usable: boolean; refreshSec: number };
-  control: { sessions: number; reservations: number; authCache: number; ephemeralKeys: number };
+  /** The control plane's state sizes, the admission limiter's sources, the sockets' send queues. */
+  control: {
+    sessions: number;
+    reservations: number;
+    authCache: number;
+    ephemeralKeys: number;
+    helloSources: number;
+    authSources: number;
+    proven: number;
+    queued: { priority: number; bulk: number } | null;
+  };
   ports: { range: string; inUse: number };
   sessions: SessionEntry[];
   flows: LiveFlowRecord[];
