@@ -89,6 +89,12 @@ def auth_flood(ggr, port, count, seconds):
                 r = struct.unpack("!H", d[20:22])[0]
                 answers[r] = answers.get(r, 0) + 1
 
+    # The first cookie before the flood starts, so that every paced slot carries an AUTH.
+    deadline = time.time() + 5
+    while cookie is None and time.time() < deadline:
+        s.send(hello())
+        time.sleep(0.05)
+        drain()
     for i in paced(count, seconds):
         if i % 200 == 0:
             s.send(hello())  # a fresh cookie now and then (each carries only a few AUTHs)
