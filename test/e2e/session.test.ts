@@ -301,9 +301,7 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         const gwStatus = async () =>
           JSON.parse((await lab.exec('gw', ['curl', '-sf', 'http://127.0.0.1:9464/status'])).stdout);
         const st = await gwStatus();
-        const udp = st.flows.find(
-          (f: { proto: string; binding: string | null }) => f.proto === 'udp' && f.binding,
-        );
+        const udp = st.flows.find((f: { proto: string; ghr: string | null }) => f.proto === 'udp' && f.ghr);
         t.ok(udp, 'a bound UDP flow to aim at');
         const lan = await startCapture(lab, 'lan', 'br0', [
           'udp',
@@ -319,8 +317,8 @@ for (const nat of ['preserving', 'symmetric'] as const) {
         const seen = await lan.stop();
         t.equal(seen.length, 0, 'nothing reached intra1');
         const after = await gwStatus();
-        const drops = (e: { dropped: number; verifyFailed: number; wrongSource: number }) =>
-          e.dropped + e.verifyFailed + e.wrongSource;
+        const drops = (e: { counters: { dropped: number; verifyFailed: number; wrongSource: number } }) =>
+          e.counters.dropped + e.counters.verifyFailed + e.counters.wrongSource;
         t.ok(
           drops(after.engine) > drops(st.engine),
           `the engine counted the drop (${drops(after.engine) - drops(st.engine)})`,

@@ -231,12 +231,14 @@ export async function startCapture(
     file,
     async stop() {
       // tcpdump stops reading at the signal: whatever is still in the kernel's ring is lost. So
-      // wait until the file has stopped growing (it is written per packet: -U) before stopping.
+      // wait until the file has stopped growing (it is written per packet: -U) before stopping —
+      // for three checks in a row: on a busy machine tcpdump may not run for a whole interval.
       let size = -1;
-      for (let i = 0; i < 40; i++) {
+      let still = 0;
+      for (let i = 0; i < 80 && still < 3; i++) {
         await new Promise((r) => setTimeout(r, 150));
         const now = existsSync(file) ? statSync(file).size : 0;
-        if (now === size) break;
+        still = now === size ? still + 1 : 0;
         size = now;
       }
       await lab.stop(proc);
