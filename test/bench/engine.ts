@@ -4,7 +4,8 @@
 // Peer in the same run: AES-128-GCM seal + open of the same payloads with node:crypto (OpenSSL).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Engine, benchLoop, directionKeys } from '../../native/index.ts';
-import type { BenchCase, Emit } from './run.ts';
+import type { Timing } from './args.ts';
+import { single, type Figure } from './figures.ts';
 
 const PEN = '192.168.1.10';
 const VIN = '100.64.0.5';
@@ -85,8 +86,13 @@ function timeLoop(seconds: number, body: () => void): { n: number; sec: number }
   return { n, sec: Number(now - t0) / 1e9 };
 }
 
-async function run(emit: Emit): Promise<void> {
-  const seconds = Number(process.env.GSRA_BENCH_SECONDS ?? 1.5);
+/** Figures of the engine in memory (case "engine", size = TCP payload bytes). */
+export async function engineFigures(t: Timing, say: (s: string) => void): Promise<Figure[]> {
+  const seconds = t.engineSeconds;
+  const out: Figure[] = [];
+  const emit = (f: { metric: string; payload: number; value: number }) =>
+    out.push(single({ case: 'engine', metric: f.metric, size: f.payload }, f.value, {}, 4));
+  say(`engine: agent out + gateway in per packet, in memory, ${seconds} s per figure`);
   for (const size of [64, 512, 1460]) {
     const { agent, gw } = setup();
     const ring = 1024;
@@ -107,14 +113,13 @@ async function run(emit: Emit): Promise<void> {
     const r = timeLoop(seconds, step);
     if (bad) throw new Error(`engine bench: ${bad} packets were not accepted`);
     const pps = r.n / r.sec;
-    emit({ case: 'engine', metric: 'pps', payload: size, value: Math.round(pps) });
+    emit({ metric: 'pps', payload: size, value: Math.round(pps) });
     emit({
-      case: 'engine',
       metric: 'gbps',
       payload: size,
       value: Number(((pps * ipBytes * 8) / 1e9).toFixed(3)),
     });
-    emit({ case: 'engine', metric: 'ns_per_packet', payload: size, value: Math.round(1e9 / pps) });
+    emit({ metric: 'ns_per_packet', payload: size, value: Math.round(1e9 / pps) });
 
     // The convenience API: process() returns an object and a new Buffer per call.
     const obj = () => {
@@ -124,15 +129,14 @@ async function run(emit: Emit): Promise<void> {
     timeLoop(0.2, obj);
     const ro = timeLoop(seconds, obj);
     if (bad) throw new Error(`engine bench: ${bad} packets were not accepted`);
-    emit({ case: 'engine', metric: 'process_api_pps', payload: size, value: Math.round(ro.n / ro.sec) });
+    emit({ metric: 'process_api_pps', payload: size, value: Math.round(ro.n / ro.sec) });
 
     // The engine alone: the same two halves looped inside Rust (how the NFQUEUE backend drives it).
     benchLoop(size, 0.2);
     const nl = benchLoop(size, seconds);
     const nativePps = nl.packets / nl.seconds;
-    emit({ case: 'engine', metric: 'native_pps', payload: size, value: Math.round(nativePps) });
+    emit({ metric: 'native_pps', payload: size, value: Math.round(nativePps) });
     emit({
-      case: 'engine',
       metric: 'native_gbps',
       payload: size,
       value: Number(((nativePps * ipBytes * 8) / 1e9).toFixed(3)),
@@ -156,19 +160,12 @@ async function run(emit: Emit): Promise<void> {
     timeLoop(0.2, peer);
     const p = timeLoop(seconds, peer);
     const peerPps = p.n / p.sec;
-    emit({ case: 'engine', metric: 'peer_node_aes128gcm_pps', payload: size, value: Math.round(peerPps) });
+    emit({ metric: 'peer_node_aes128gcm_pps', payload: size, value: Math.round(peerPps) });
     emit({
-      case: 'engine',
       metric: 'ratio_vs_peer',
       payload: size,
       value: Number((pps / peerPps).toFixed(3)),
     });
   }
+  return out;
 }
-
-export const engineCase: BenchCase = {
-  name: 'engine',
-  description:
-    'agent out + gateway in per packet (translate, AES-128-CTR, HMAC-SHA256-96 option, verify, decrypt), one core, in memory: pps/gbps through processInto() (one allocation-free N-API call per half), process_api_pps through process(), native_* looped inside the engine; peer: node:crypto AES-128-GCM seal+open of the same payloads (ratio_vs_peer uses pps)',
-  run,
-};

@@ -1,43 +1,138 @@
-// `npm run bench [-- --only <case>[,<case>]]`: runs the registered benchmark cases one after the
-// other; each prints JSON lines {"case":...,"metric":...,"value":...} on stdout. Never asserts
-// on timings: figures are for reading and comparing, not pass/fail.
-import { parseArgs } from 'node:util';
+// `npm run bench [-- --quick] [--only <case|group>[,...]] [--profile] ...` (args.ts has the
+// options): GSRA against every path a user would pick instead, in one run, on one lab.
+// Writes, in bench-results/ (or --out):
+//   latest.jsonl        one JSON object per figure (figures.ts)
+//   latest-summary.txt  the one-screen summary with the same-run ratios (also printed)
+//   latest.svg          the throughput and latency tables as a chart
+//   latest-meta.json    when, where, with what (load, versions, options, step errors)
+//   latest-profile-*.txt (--profile) perf reports of both engines during bulk TCP
+// Never asserts on a timing: figures are for reading and comparing. A step that fails is
+// reported (and the exit code is 1) but does not stop the others. Bounded in time (--max-minutes)
+// and it leaves nothing behind: the lab removes its namespaces and processes on every exit path.
+import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { parseBenchArgs, GROUPS, UsageError, type BenchOptions } from './args.ts';
+import { figureLine, type Figure } from './figures.ts';
+import { measurements } from './plan.ts';
+import { startBenchLab, type BenchLab } from './paths.ts';
+import { compare, type StepError } from './compare.ts';
+import { summary } from './summary.ts';
+import { chartSvg } from './chart.ts';
+import { versions } from './meta.ts';
 
-export type Emit = (line: Record<string, string | number>) => void;
-export interface BenchCase {
-  name: string;
-  description: string;
-  run(emit: Emit): Promise<void>;
+const say = (s: string) => console.error(`bench: ${s}`);
+
+async function main(o: BenchOptions): Promise<number> {
+  mkdirSync(o.outDir, { recursive: true });
+  const out = (f: string) => join(o.outDir, f);
+  writeFileSync(out('latest.jsonl'), '');
+  const figures: Figure[] = [];
+  const errors: StepError[] = [];
+  const emit = (fs: Figure[]) => {
+    for (const f of fs) {
+      const line = figureLine(f);
+      figures.push(f);
+      appendFileSync(out('latest.jsonl'), line + '\n');
+      console.log(line);
+    }
+  };
+  const started = new Date();
+  const meta: Record<string, unknown> = {
+    started: started.toISOString(),
+    quick: o.quick,
+    cases: o.cases,
+    groups: o.groups,
+    timing: o.timing,
+    loadavg_start: loadavg().map((x) => Number(x.toFixed(2))),
+    versions: await versions(),
+  };
+  const labGroups = o.groups.filter((g) => ['tcp', 'udp', 'latency', 'setup', 'concurrent', 'profile'].includes(g));
+  let bl: BenchLab | undefined;
+  try {
+    if (labGroups.length) {
+      const labCases = o.cases.filter((c) => c !== 'gsra-compat');
+      const needGsra = o.groups.some((g) => ['setup', 'concurrent', 'profile'].includes(g));
+      const setUp = needGsra && !labCases.includes('gsra') ? [...labCases, 'gsra' as const] : labCases;
+      bl = await startBenchLab(setUp, say);
+      meta.lab = bl.notes;
+      const ms = measurements(o.groups);
+      if (ms.length) {
+        const r = await compare(bl, o.cases, ms, o.timing, say);
+        emit(r.figures);
+        errors.push(...r.errors);
+      }
+      if (o.groups.includes('setup')) {
+        const { connectionSetup } = await import('./setup.ts');
+        const r = await connectionSetup(bl, o.timing, say);
+        emit(r.figures);
+        errors.push(...r.errors);
+      }
+      if (o.groups.includes('concurrent')) {
+        const { concurrentConnections } = await import('./concurrent.ts');
+        const r = await concurrentConnections(bl, o.cases, o.timing, say);
+        emit(r.figures);
+        errors.push(...r.errors);
+      }
+      if (o.groups.includes('profile')) {
+        const { profileEngines } = await import('./profile.ts');
+        meta.profile = await profileEngines(bl, o.timing, o.outDir, say);
+      }
+      await bl.stop();
+      bl = undefined;
+    }
+    if (o.groups.includes('engine')) {
+      const { engineFigures } = await import('./engine.ts');
+      emit(await engineFigures(o.timing, say));
+    }
+    if (o.groups.includes('gateway')) {
+      const { gatewayCost } = await import('./gateway-cost.ts');
+      const r = await gatewayCost(o.timing, say);
+      emit(r.figures);
+      errors.push(...r.errors);
+    }
+  } catch (e) {
+    errors.push({ step: 'bench', error: (e as Error).stack ?? String(e) });
+    say(`FAILED: ${(e as Error).message}`);
+  } finally {
+    if (bl) await bl.stop().catch(() => {});
+  }
+  meta.finished = new Date().toISOString();
+  meta.minutes = Number(((Date.now() - started.getTime()) / 60_000).toFixed(1));
+  meta.loadavg_end = loadavg().map((x) => Number(x.toFixed(2)));
+  meta.errors = errors;
+  writeFileSync(out('latest-meta.json'), JSON.stringify(meta, null, 2) + '\n');
+  const text = summary(figures, meta);
+  writeFileSync(out('latest-summary.txt'), text);
+  writeFileSync(out('latest.svg'), chartSvg(figures, `GSRA bench ${started.toISOString().slice(0, 16)}Z`));
+  console.error(text);
+  for (const e of errors) say(`error in ${e.step}: ${e.error.split('\n')[0]}`);
+  say(`wrote ${out('latest.jsonl')} (${figures.length} figures), latest-summary.txt, latest.svg, latest-meta.json`);
+  return errors.length ? 1 : 0;
 }
 
-/** Registered cases, loaded lazily so `--only x` does not load the others. */
-const registry: Record<string, () => Promise<BenchCase>> = {
-  engine: async () => (await import('./engine.ts')).engineCase,
-  lab: async () => (await import('./lab.ts')).labCase,
-};
-
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, list: { type: 'boolean' } } });
-  if (values.list) {
-    for (const name of Object.keys(registry)) console.log(name);
-    return 0;
-  }
-  const wanted = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(registry);
-  const unknown = wanted.filter((w) => !(w in registry));
-  if (unknown.length) {
-    console.error(`bench: unknown case(s) ${unknown.join(', ')}; known: ${Object.keys(registry).join(', ')}`);
-    return 2;
-  }
-  const emit: Emit = (line) => console.log(JSON.stringify(line));
-  for (const name of wanted) {
-    const c = await registry[name]!();
-    console.error(`bench: ${c.name}: ${c.description}`);
-    await c.run(emit);
-  }
-  return 0;
+let opts: BenchOptions;
+try {
+  opts = parseBenchArgs(process.argv.slice(2));
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(e instanceof UsageError ? 2 : 1);
 }
-
-main().then(
+if (opts.list) {
+  for (const [g, d] of Object.entries(GROUPS)) console.log(`${g.padEnd(11)} ${d.about}`);
+  process.exit(0);
+}
+if (process.getuid?.() !== 0 && opts.groups.some((g) => g !== 'engine' && g !== 'gateway')) {
+  console.error('bench: the lab needs root (network namespaces, iptables); --only engine,gateway does not');
+  process.exit(2);
+}
+// The time bound: past it, exit (the exit handlers of the lab remove namespaces and processes).
+const watchdog = setTimeout(() => {
+  say(`FAILED: still running after --max-minutes ${opts.maxMinutes}; stopping and cleaning up`);
+  process.exit(1);
+}, opts.maxMinutes * 60_000);
+watchdog.unref();
+main(opts).then(
   (code) => process.exit(code),
   (e: unknown) => {
     console.error(e);
