@@ -22,7 +22,10 @@ export const GROUPS = {
     about: 'gateway cost in memory: logins/s, reservations/s, RSS per users and flows, policy refresh',
   },
   engine: { cases: ['gsra'], about: 'the packet engine alone, in memory, one core (pps per payload size)' },
-  profile: { cases: ['gsra'], about: 'perf record of both engines during bulk TCP (only with --profile or --only)' },
+  profile: {
+    cases: ['gsra'],
+    about: 'perf record of both engines during bulk TCP (only with --profile or --only)',
+  },
 } as const satisfies Record<string, { cases: readonly CaseName[]; about: string }>;
 export type GroupName = keyof typeof GROUPS;
 const DEFAULT_GROUPS = (Object.keys(GROUPS) as GroupName[]).filter((g) => g !== 'profile');
@@ -110,7 +113,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
-  const names = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  const names = (values.only ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = names.filter((n) => !(CASES as readonly string[]).includes(n) && !(n in GROUPS));
   if (unknown.length) throw new UsageError(`unknown case or group: ${unknown.join(', ')}\n${USAGE}`);
   const onlyCases = names.filter((n): n is CaseName => (CASES as readonly string[]).includes(n));
@@ -120,12 +126,15 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   if (values.profile && !groups.includes('profile')) groups.push('profile');
   groups = groups.filter((g) => (GROUPS[g].cases as readonly CaseName[]).some((c) => cases.includes(c)));
   if (!groups.length) {
-    throw new UsageError(`nothing to run: none of the groups ${onlyGroups.join(', ')} measures ${cases.join(', ')}`);
+    throw new UsageError(
+      `nothing to run: none of the groups ${onlyGroups.join(', ')} measures ${cases.join(', ')}`,
+    );
   }
   const timing = { ...(values.quick ? QUICK : FULL) };
   if (values.runs !== undefined) {
     const r = Number(values.runs);
-    if (!Number.isInteger(r) || r < 1 || r > 9) throw new UsageError(`--runs must be 1..9, got ${values.runs}`);
+    if (!Number.isInteger(r) || r < 1 || r > 9)
+      throw new UsageError(`--runs must be 1..9, got ${values.runs}`);
     timing.runs = r;
   }
   let maxMinutes = values.quick ? 10 : 30;

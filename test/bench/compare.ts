@@ -20,7 +20,12 @@ interface Value {
   value: number;
 }
 
-async function measure(bl: BenchLab, pc: PathCase, m: Measurement, t: Timing): Promise<{ values: Value[]; moved: number }> {
+async function measure(
+  bl: BenchLab,
+  pc: PathCase,
+  m: Measurement,
+  t: Timing,
+): Promise<{ values: Value[]; moved: number }> {
   const base = { case: pc.name };
   switch (m.kind) {
     case 'tcp': {
@@ -28,7 +33,8 @@ async function measure(bl: BenchLab, pc: PathCase, m: Measurement, t: Timing): P
       const r = parseTcp(await runIperf(bl.lab, argv, t.tcpSeconds));
       const key = { ...base, dir: m.dir, streams: m.streams };
       const values: Value[] = [{ key: { ...key, metric: 'tcp_gbps' }, value: r.gbps }];
-      if (r.retransmits !== null) values.push({ key: { ...key, metric: 'tcp_retransmits' }, value: r.retransmits });
+      if (r.retransmits !== null)
+        values.push({ key: { ...key, metric: 'tcp_retransmits' }, value: r.retransmits });
       return { values, moved: r.bytes };
     }
     case 'udp': {
@@ -44,12 +50,17 @@ async function measure(bl: BenchLab, pc: PathCase, m: Measurement, t: Timing): P
       };
     }
     case 'ping': {
-      const r = await bl.lab.exec('en1', ['ping', '-n', '-c', String(t.pingCount), '-i', '0.005', '-W', '1', pc.target], {
-        timeoutMs: 30_000,
-        allowFail: true,
-      });
+      const r = await bl.lab.exec(
+        'en1',
+        ['ping', '-n', '-c', String(t.pingCount), '-i', '0.005', '-W', '1', pc.target],
+        {
+          timeoutMs: 30_000,
+          allowFail: true,
+        },
+      );
       const p = parsePing(r.stdout);
-      if (p.received < p.sent * 0.9) throw new Error(`ping to ${pc.target}: ${p.received} of ${p.sent} replies`);
+      if (p.received < p.sent * 0.9)
+        throw new Error(`ping to ${pc.target}: ${p.received} of ${p.sent} replies`);
       return {
         values: [
           { key: { ...base, metric: 'ping_p50_ms' }, value: percentile(p.samples_ms, 50) },
@@ -109,14 +120,18 @@ export async function compare(
         runs.get(k)!.values.push(v.value);
       }
       const head = values[0]!;
-      say(`[${i + 1}/${steps.length} ${Math.round((Date.now() - t0) / 1000)}s] ${name}: ${head.key.metric} ${head.value.toPrecision(3)}`);
+      say(
+        `[${i + 1}/${steps.length} ${Math.round((Date.now() - t0) / 1000)}s] ${name}: ${head.key.metric} ${head.value.toPrecision(3)}`,
+      );
     } catch (e) {
       const error = (e as Error).message;
       errors.push({ step: name, error });
       say(`[${i + 1}/${steps.length}] ${name}: FAILED: ${error}`);
     }
   }
-  const figures: Figure[] = [...runs.values()].map(({ key, values }) => fromRuns(key, values, DIGITS[key.metric] ?? 3));
+  const figures: Figure[] = [...runs.values()].map(({ key, values }) =>
+    fromRuns(key, values, DIGITS[key.metric] ?? 3),
+  );
   // Say what was not measured, and why: every case x measurement the plan left out, and every
   // measurement whose runs all failed.
   for (const c of cases) {

@@ -30,7 +30,12 @@ export async function concurrentConnections(
       try {
         await bl.prepare(c);
         const before = await pc.counter();
-        const r = await probe<ConcurrentResult>(bl.lab, 'en1', ['concurrent', pc.dns, pc.target, ECHO_PORT, t.concurrent], 60_000);
+        const r = await probe<ConcurrentResult>(
+          bl.lab,
+          'en1',
+          ['concurrent', pc.dns, pc.target, ECHO_PORT, t.concurrent],
+          60_000,
+        );
         if (r.ok) checkPath(pc.via, before, await pc.counter(), r.bytes);
         add(c, 'concurrent_total_ms', r.total_ms);
         add(c, 'concurrent_failed', r.error_count);

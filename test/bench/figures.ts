@@ -43,7 +43,17 @@ export interface Figure extends FigureKey {
 }
 
 const KEY_FIELDS = ['dir', 'streams', 'size', 'conn', 'users', 'flows'] as const;
-const ALLOWED = new Set<string>(['case', 'metric', ...KEY_FIELDS, 'value', 'runs', 'min', 'max', 'n', 'skipped']);
+const ALLOWED = new Set<string>([
+  'case',
+  'metric',
+  ...KEY_FIELDS,
+  'value',
+  'runs',
+  'min',
+  'max',
+  'n',
+  'skipped',
+]);
 const METRIC_RE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
 
 /** A figure measured once per run: value = median, with the runs and their range. */

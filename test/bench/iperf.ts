@@ -47,7 +47,11 @@ export function parseTcp(text: string): TcpResult {
     throw new Error('iperf3: no end.sum_received in the TCP result');
   }
   const retr = j.end?.sum_sent?.retransmits;
-  return { gbps: r.bits_per_second / 1e9, bytes: r.bytes, retransmits: typeof retr === 'number' ? retr : null };
+  return {
+    gbps: r.bits_per_second / 1e9,
+    bytes: r.bytes,
+    retransmits: typeof retr === 'number' ? retr : null,
+  };
 }
 
 export function parseUdp(text: string): UdpResult {

@@ -5,7 +5,12 @@ import { run } from '../lab/exec.ts';
 async function firstLine(argv: string[]): Promise<string> {
   try {
     const r = await run(argv, { allowFail: true, timeoutMs: 5000 });
-    return (r.stdout || r.stderr).split('\n').find((l) => l.trim())?.trim() ?? 'unknown';
+    return (
+      (r.stdout || r.stderr)
+        .split('\n')
+        .find((l) => l.trim())
+        ?.trim() ?? 'unknown'
+    );
   } catch {
     return 'not installed';
   }

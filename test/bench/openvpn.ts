@@ -24,7 +24,19 @@ export interface OpenVpn {
 async function makePki(dir: string): Promise<void> {
   const ossl = (args: string[]) => run(['openssl', ...args], { cwd: dir, timeoutMs: 20_000 });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await ossl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=gsra-bench-ca', '-days', '2']);
+  await ossl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-subj',
+    '/CN=gsra-bench-ca',
+    '-days',
+    '2',
+  ]);
   for (const h of ['gw', 'en']) {
     await ossl(['req', ...ec, '-keyout', `${h}.key`, '-out', `${h}.csr`, '-subj', `/CN=gsra-bench-${h}`]);
     await ossl([
@@ -109,7 +121,8 @@ export async function startOpenVpn(lab: Lab, target: string): Promise<OpenVpn> {
   await waitFor(
     `the OpenVPN tunnel to carry a ping from en1 to ${target}`,
     async () =>
-      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code === 0,
+      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code ===
+      0,
     10_000,
     200,
   );
@@ -119,7 +132,8 @@ export async function startOpenVpn(lab: Lab, target: string): Promise<OpenVpn> {
   return {
     cipher,
     counter: async () =>
-      linkBytes((await lab.exec('en1', ['cat', stat('rx_bytes'), stat('tx_bytes')], { timeoutMs: 5000 })).stdout),
+      linkBytes(
+        (await lab.exec('en1', ['cat', stat('rx_bytes'), stat('tx_bytes')], { timeoutMs: 5000 })).stdout,
+      ),
   };
 }
-

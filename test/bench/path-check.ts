@@ -18,7 +18,8 @@ export function iptablesTaggedBytes(listing: string, tag: string): number {
     if (!line.includes(`/* ${tag} */`)) continue;
     const cols = line.trim().split(/\s+/);
     const b = Number(cols[1]);
-    if (!/^\d+$/.test(cols[0] ?? '') || !Number.isFinite(b)) throw new PathError(`unparsable rule line: ${line}`);
+    if (!/^\d+$/.test(cols[0] ?? '') || !Number.isFinite(b))
+      throw new PathError(`unparsable rule line: ${line}`);
     bytes += b;
     found++;
   }
@@ -32,7 +33,8 @@ export function wgTransferBytes(text: string): number {
   if (!lines.length) throw new PathError('wg show transfer: no peer');
   return lines.reduce((n, l) => {
     const [, rx, tx] = l.trim().split(/\s+/);
-    if (!/^\d+$/.test(rx ?? '') || !/^\d+$/.test(tx ?? '')) throw new PathError(`wg show transfer: bad line ${l}`);
+    if (!/^\d+$/.test(rx ?? '') || !/^\d+$/.test(tx ?? ''))
+      throw new PathError(`wg show transfer: bad line ${l}`);
     return n + Number(rx) + Number(tx);
   }, 0);
 }

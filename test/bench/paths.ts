@@ -66,7 +66,10 @@ export async function iptablesCounter(lab: Lab, table: string, chain: string, ta
   return iptablesTaggedBytes(r.stdout, tag);
 }
 
-export async function startBenchLab(wanted: readonly CaseName[], say: (s: string) => void): Promise<BenchLab> {
+export async function startBenchLab(
+  wanted: readonly CaseName[],
+  say: (s: string) => void,
+): Promise<BenchLab> {
   say('starting the lab: directory, gsra-gateway, servers');
   const g = await startGsraLab({ ens: 2 });
   const lab = g.lab;

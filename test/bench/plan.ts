@@ -21,10 +21,12 @@ export interface Step {
 export function measurements(groups: readonly GroupName[]): Measurement[] {
   const out: Measurement[] = [];
   if (groups.includes('tcp')) {
-    for (const streams of [1, 4] as const) for (const dir of ['en-in', 'in-en'] as const) out.push({ kind: 'tcp', dir, streams });
+    for (const streams of [1, 4] as const)
+      for (const dir of ['en-in', 'in-en'] as const) out.push({ kind: 'tcp', dir, streams });
   }
   if (groups.includes('udp')) {
-    for (const size of [64, 1400] as const) for (const dir of ['en-in', 'in-en'] as const) out.push({ kind: 'udp', dir, size });
+    for (const size of [64, 1400] as const)
+      for (const dir of ['en-in', 'in-en'] as const) out.push({ kind: 'udp', dir, size });
   }
   if (groups.includes('latency')) out.push({ kind: 'ping' }, { kind: 'rr' });
   return out;

@@ -4,11 +4,18 @@ import { join } from 'node:path';
 import type { HostName, Lab } from '../lab/lab.ts';
 import { TOOLS } from './paths.ts';
 
-export async function probe<T>(lab: Lab, host: HostName, args: (string | number)[], timeoutMs: number): Promise<T> {
+export async function probe<T>(
+  lab: Lab,
+  host: HostName,
+  args: (string | number)[],
+  timeoutMs: number,
+): Promise<T> {
   const argv = ['node', join(TOOLS, 'probe.mjs'), ...args.map(String)];
   const r = await lab.exec(host, argv, { timeoutMs, allowFail: true });
   if (r.code !== 0) {
-    throw new Error(`probe ${args.join(' ')} on ${host}: ${(r.stderr || r.stdout).trim().slice(0, 400) || `exit ${r.code ?? r.signal}`}`);
+    throw new Error(
+      `probe ${args.join(' ')} on ${host}: ${(r.stderr || r.stdout).trim().slice(0, 400) || `exit ${r.code ?? r.signal}`}`,
+    );
   }
   return JSON.parse(r.stdout) as T;
 }
@@ -22,7 +29,13 @@ export interface DnsResult {
   answers: Record<string, string>;
 }
 export interface ConnectResult {
-  conns: { target: string; addr: string; lookup_ms: number | null; connect_ms: number; first_byte_ms: number }[];
+  conns: {
+    target: string;
+    addr: string;
+    lookup_ms: number | null;
+    connect_ms: number;
+    first_byte_ms: number;
+  }[];
   bytes: number;
 }
 export interface ConcurrentResult {

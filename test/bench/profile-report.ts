@@ -42,17 +42,50 @@ export type Category = (typeof CATEGORIES)[number];
 
 // OpenSSL is matched by symbol, not by library: Node carries its own OpenSSL, and the engine's
 // libcrypto calls resolve to it (perf names the dso `node`).
-const OPENSSL = /^(EVP_|HMAC|ossl_|OPENSSL_|CRYPTO_|evp_|ERR_|OSSL_|EVP|md_|mac_)|_block_data_order|aesni_|gcm_|ghash_/;
+const OPENSSL =
+  /^(EVP_|HMAC|ossl_|OPENSSL_|CRYPTO_|evp_|ERR_|OSSL_|EVP|md_|mac_)|_block_data_order|aesni_|gcm_|ghash_/;
 const RULES: [Category, (dso: string, sym: string) => boolean][] = [
   ['AES (OpenSSL)', (_d, s) => /aes/i.test(s) && !/gsra_native/.test(s)],
   ['HMAC-SHA256 (OpenSSL)', (_d, s) => /sha256|sha2_|hmac/i.test(s) && !/gsra_native/.test(s)],
   ['OpenSSL other (EVP setup, lookups)', (d, s) => /libcrypto|libssl/.test(d) || OPENSSL.test(s)],
-  ['copies (user and kernel)', (_d, s) => /memcpy|memmove|copy_user|copy_to_iter|copy_from_iter|copy_page|skb_copy|__copy|rep_movs|copyout|copyin|_copy_from_user|_copy_to_user/i.test(s)],
+  [
+    'copies (user and kernel)',
+    (_d, s) =>
+      /memcpy|memmove|copy_user|copy_to_iter|copy_from_iter|copy_page|skb_copy|__copy|rep_movs|copyout|copyin|_copy_from_user|_copy_to_user/i.test(
+        s,
+      ),
+  ],
   ['checksums', (_d, s) => /csum|checksum/i.test(s)],
-  ['NFQUEUE/netlink crossing (kernel)', (d, s) => d.includes('kernel') && /nfqnl|nf_queue|nf_reinject|nfnetlink|netlink|nla_|recvmmsg|recvmsg|sendmsg|sock_|skb_|__alloc_skb|kfree_skb|consume_skb|___sys_|__sys_/.test(s)],
-  ['syscall entry/exit', (d, s) => d.includes('kernel') && /entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|syscall_return|exit_to_user|srso|retbleed|__fdget|fput/.test(s)],
-  ['locking and scheduling', (_d, s) => /futex|mutex|spin_lock|spin_unlock|_raw_|rwlock|schedule|__switch_to|finish_task_switch|wake_up|pthread_|lock_sock|release_sock|parking_lot|Mutex|RwLock|tick|hrtimer|irq/.test(s)],
-  ['memory allocation', (_d, s) => /malloc|free|realloc|__rust_alloc|__rust_dealloc|__rdl_|kmem_cache|kmalloc|kfree|page_frag|alloc_pages|slab/.test(s)],
+  [
+    'NFQUEUE/netlink crossing (kernel)',
+    (d, s) =>
+      d.includes('kernel') &&
+      /nfqnl|nf_queue|nf_reinject|nfnetlink|netlink|nla_|recvmmsg|recvmsg|sendmsg|sock_|skb_|__alloc_skb|kfree_skb|consume_skb|___sys_|__sys_/.test(
+        s,
+      ),
+  ],
+  [
+    'syscall entry/exit',
+    (d, s) =>
+      d.includes('kernel') &&
+      /entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|syscall_return|exit_to_user|srso|retbleed|__fdget|fput/.test(
+        s,
+      ),
+  ],
+  [
+    'locking and scheduling',
+    (_d, s) =>
+      /futex|mutex|spin_lock|spin_unlock|_raw_|rwlock|schedule|__switch_to|finish_task_switch|wake_up|pthread_|lock_sock|release_sock|parking_lot|Mutex|RwLock|tick|hrtimer|irq/.test(
+        s,
+      ),
+  ],
+  [
+    'memory allocation',
+    (_d, s) =>
+      /malloc|free|realloc|__rust_alloc|__rust_dealloc|__rdl_|kmem_cache|kmalloc|kfree|page_frag|alloc_pages|slab/.test(
+        s,
+      ),
+  ],
   ['kernel network path (IP, TCP, NAT, veth, bridge)', (d) => d.includes('kernel')],
   ['engine code (Rust)', (d) => /gsra_native/.test(d)],
   ['Node/V8', (d) => /^node$|libnode|v8/.test(d)],
@@ -93,6 +126,9 @@ export function breakdownText(title: string, b: Breakdown): string {
   const out = [`${title}: ${b.total} samples`];
   for (const c of b.byCategory) out.push(`  ${c.pct.toFixed(1).padStart(5)} %  ${c.category}`);
   out.push('  top symbols:');
-  for (const r of b.top) out.push(`  ${r.pct.toFixed(1).padStart(5)} %  ${r.sym.slice(0, 70).padEnd(70)}  ${r.dso}  [${r.category}]`);
+  for (const r of b.top)
+    out.push(
+      `  ${r.pct.toFixed(1).padStart(5)} %  ${r.sym.slice(0, 70).padEnd(70)}  ${r.dso}  [${r.category}]`,
+    );
   return out.join('\n');
 }

@@ -40,7 +40,12 @@ export interface DirProfile {
   agentEngine: Breakdown;
 }
 
-export async function profileEngines(bl: BenchLab, t: Timing, outDir: string, say: (s: string) => void): Promise<DirProfile[]> {
+export async function profileEngines(
+  bl: BenchLab,
+  t: Timing,
+  outDir: string,
+  say: (s: string) => void,
+): Promise<DirProfile[]> {
   const perf = await run(['perf', 'stat', '-e', 'cpu-clock', 'true'], { allowFail: true, timeoutMs: 10_000 });
   if (perf.code !== 0) throw new Error(`perf does not work here: ${perf.stderr.slice(0, 200)}`);
   const gsra = bl.cases.get('gsra')!;
@@ -53,15 +58,37 @@ export async function profileEngines(bl: BenchLab, t: Timing, outDir: string, sa
     const secs = t.profileSeconds;
     const gw = threads(gwPid);
     const ag = threads(agPid);
-    const engineTids = (ts: { tid: number; comm: string }[]) => ts.filter((x) => x.comm.startsWith('gsra-nfq')).map((x) => x.tid);
-    if (!engineTids(gw).length || !engineTids(ag).length) throw new Error('no gsra-nfq threads in the gateway or the agent');
+    const engineTids = (ts: { tid: number; comm: string }[]) =>
+      ts.filter((x) => x.comm.startsWith('gsra-nfq')).map((x) => x.tid);
+    if (!engineTids(gw).length || !engineTids(ag).length)
+      throw new Error('no gsra-nfq threads in the gateway or the agent');
     say(`profile ${dir}: iperf3 through GSRA for ${secs + 2} s, perf record -a for ${secs} s`);
-    const transfer = runIperf(bl.lab, iperfArgv(gsra.target, { dir, seconds: secs + 2, streams: 1 }), secs + 2);
+    const transfer = runIperf(
+      bl.lab,
+      iperfArgv(gsra.target, { dir, seconds: secs + 2, streams: 1 }),
+      secs + 2,
+    );
     await new Promise((r) => setTimeout(r, 1000));
-    const rec = await run(['perf', 'record', '-e', 'cpu-clock', '-F', String(FREQ), '-a', '-o', data, '--', 'sleep', String(secs)], {
-      timeoutMs: (secs + 60) * 1000,
-      allowFail: true,
-    });
+    const rec = await run(
+      [
+        'perf',
+        'record',
+        '-e',
+        'cpu-clock',
+        '-F',
+        String(FREQ),
+        '-a',
+        '-o',
+        data,
+        '--',
+        'sleep',
+        String(secs),
+      ],
+      {
+        timeoutMs: (secs + 60) * 1000,
+        allowFail: true,
+      },
+    );
     const gbps = parseTcp(await transfer).gbps;
     if (rec.code !== 0) throw new Error(`perf record: ${rec.stderr.slice(0, 300)}`);
     // CPU per thread: samples / (FREQ * seconds) = cores.
@@ -76,18 +103,34 @@ export async function profileEngines(bl: BenchLab, t: Timing, outDir: string, sa
       const cols = line.split('\t').map((c) => c.trim());
       const m = /^(\d+):(.*)$/.exec(cols[2] ?? '');
       if (!m) continue;
-      const who = name.get(Number(m[1])) ?? (m[2] === 'iperf3' ? 'iperf3' : m[2]!.startsWith('swapper') ? 'idle' : m[2]!.startsWith('ksoftirqd') ? 'ksoftirqd' : null);
+      const who =
+        name.get(Number(m[1])) ??
+        (m[2] === 'iperf3'
+          ? 'iperf3'
+          : m[2]!.startsWith('swapper')
+            ? 'idle'
+            : m[2]!.startsWith('ksoftirqd')
+              ? 'ksoftirqd'
+              : null);
       if (!who) continue;
       cores[who] = (cores[who] ?? 0) + Number(cols[1]) / (FREQ * secs);
     }
     for (const k of Object.keys(cores)) cores[k] = Number(cores[k]!.toFixed(3));
-    const bd = async (tids: number[]) => breakdown(parsePerfReport(await report(data, ['--sort', 'dso,sym', '--tid', tids.join(',')])));
-    const p: DirProfile = { dir, gbps, seconds: secs, cores, gatewayEngine: await bd(engineTids(gw)), agentEngine: await bd(engineTids(ag)) };
+    const bd = async (tids: number[]) =>
+      breakdown(parsePerfReport(await report(data, ['--sort', 'dso,sym', '--tid', tids.join(',')])));
+    const p: DirProfile = {
+      dir,
+      gbps,
+      seconds: secs,
+      cores,
+      gatewayEngine: await bd(engineTids(gw)),
+      agentEngine: await bd(engineTids(ag)),
+    };
     out.push(p);
     const text = [
       `GSRA profile, ${dir}, one iperf3 TCP stream at ${gbps.toFixed(3)} Gbit/s while profiled, perf record -a -e cpu-clock -F ${FREQ} for ${secs} s`,
       '',
-      'CPU, in cores (out of the machine\'s), by thread:',
+      "CPU, in cores (out of the machine's), by thread:",
       ...Object.entries(cores)
         .sort((a, b) => b[1] - a[1])
         .map(([k, v]) => `  ${v.toFixed(2).padStart(5)}  ${k}`),

@@ -47,7 +47,9 @@ async function main(o: BenchOptions): Promise<number> {
     loadavg_start: loadavg().map((x) => Number(x.toFixed(2))),
     versions: await versions(),
   };
-  const labGroups = o.groups.filter((g) => ['tcp', 'udp', 'latency', 'setup', 'concurrent', 'profile'].includes(g));
+  const labGroups = o.groups.filter((g) =>
+    ['tcp', 'udp', 'latency', 'setup', 'concurrent', 'profile'].includes(g),
+  );
   let bl: BenchLab | undefined;
   try {
     if (labGroups.length) {
@@ -107,7 +109,9 @@ async function main(o: BenchOptions): Promise<number> {
   writeFileSync(out('latest.svg'), chartSvg(figures, `GSRA bench ${started.toISOString().slice(0, 16)}Z`));
   console.error(text);
   for (const e of errors) say(`error in ${e.step}: ${e.error.split('\n')[0]}`);
-  say(`wrote ${out('latest.jsonl')} (${figures.length} figures), latest-summary.txt, latest.svg, latest-meta.json`);
+  say(
+    `wrote ${out('latest.jsonl')} (${figures.length} figures), latest-summary.txt, latest.svg, latest-meta.json`,
+  );
   return errors.length ? 1 : 0;
 }
 

@@ -39,11 +39,15 @@ async function addHosts(bl: BenchLab, names: string[]): Promise<void> {
   // The password goes in a file (-y), so no error message or process list shows it.
   const pwFile = join(bl.lab.dir, 'bench-ldap-root-password');
   writeFileSync(pwFile, d.rootPassword, { mode: 0o600 });
-  await bl.lab.exec('dir', ['ldapmodify', '-H', `ldaps://${ADDR.dir}:636`, '-x', '-D', d.rootDn, '-y', pwFile], {
-    input: ldif,
-    env: { ...process.env, LDAPTLS_CACERT: d.caFile, LDAPTLS_REQCERT: 'demand' },
-    timeoutMs: 20_000,
-  });
+  await bl.lab.exec(
+    'dir',
+    ['ldapmodify', '-H', `ldaps://${ADDR.dir}:636`, '-x', '-D', d.rootDn, '-y', pwFile],
+    {
+      input: ldif,
+      env: { ...process.env, LDAPTLS_CACERT: d.caFile, LDAPTLS_REQCERT: 'demand' },
+      timeoutMs: 20_000,
+    },
+  );
   const pid = bl.g.gateway.child.pid;
   if (pid) process.kill(pid, 'SIGHUP');
   // The gateway answers the last name once its policy has it (it refreshes every 5 s anyway).
@@ -88,31 +92,84 @@ export async function connectionSetup(
 
   await step('gsra first connections', async () => {
     const before = await gsra.counter();
-    const r = await probe<ConnectResult>(bl.lab, 'en1', ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...names], timeout);
+    const r = await probe<ConnectResult>(
+      bl.lab,
+      'en1',
+      ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...names],
+      timeout,
+    );
     checkPath(gsra.via, before, await gsra.counter(), r.bytes);
     const key = { case: 'gsra', conn: 'first' } as const;
-    pcts(key, 'connect_first_byte', r.conns.map((c) => c.first_byte_ms));
-    pcts(key, 'tcp_connect', r.conns.map((c) => c.connect_ms));
-    pcts(key, 'dns', r.conns.map((c) => c.lookup_ms!));
-    say(`setup: gsra first connections: p50 ${percentile(r.conns.map((c) => c.first_byte_ms), 50).toFixed(2)} ms`);
+    pcts(
+      key,
+      'connect_first_byte',
+      r.conns.map((c) => c.first_byte_ms),
+    );
+    pcts(
+      key,
+      'tcp_connect',
+      r.conns.map((c) => c.connect_ms),
+    );
+    pcts(
+      key,
+      'dns',
+      r.conns.map((c) => c.lookup_ms!),
+    );
+    say(
+      `setup: gsra first connections: p50 ${percentile(
+        r.conns.map((c) => c.first_byte_ms),
+        50,
+      ).toFixed(2)} ms`,
+    );
   });
   await step('gsra later connections', async () => {
     const before = await gsra.counter();
-    const r = await probe<ConnectResult>(bl.lab, 'en1', ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...Array<string>(n).fill(IN1)], timeout);
+    const r = await probe<ConnectResult>(
+      bl.lab,
+      'en1',
+      ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...Array<string>(n).fill(IN1)],
+      timeout,
+    );
     checkPath(gsra.via, before, await gsra.counter(), r.bytes);
     const key = { case: 'gsra', conn: 'later' } as const;
-    pcts(key, 'connect_first_byte', r.conns.map((c) => c.first_byte_ms));
-    pcts(key, 'tcp_connect', r.conns.map((c) => c.connect_ms));
-    say(`setup: gsra later connections: p50 ${percentile(r.conns.map((c) => c.first_byte_ms), 50).toFixed(2)} ms`);
+    pcts(
+      key,
+      'connect_first_byte',
+      r.conns.map((c) => c.first_byte_ms),
+    );
+    pcts(
+      key,
+      'tcp_connect',
+      r.conns.map((c) => c.connect_ms),
+    );
+    say(
+      `setup: gsra later connections: p50 ${percentile(
+        r.conns.map((c) => c.first_byte_ms),
+        50,
+      ).toFixed(2)} ms`,
+    );
   });
   if (plain) {
     await step('plain connections', async () => {
       await bl.prepare('plain');
       const before = await plain.counter();
-      const r = await probe<ConnectResult>(bl.lab, 'en1', ['connect', '-', BANNER_PORT, ADDR.gwWan, ...Array<string>(n).fill(ADDR.gwWan)], timeout);
+      const r = await probe<ConnectResult>(
+        bl.lab,
+        'en1',
+        ['connect', '-', BANNER_PORT, ADDR.gwWan, ...Array<string>(n).fill(ADDR.gwWan)],
+        timeout,
+      );
       checkPath(plain.via, before, await plain.counter(), r.bytes);
-      pcts({ case: 'plain' }, 'connect_first_byte', r.conns.map((c) => c.first_byte_ms));
-      pcts({ case: 'plain' }, 'tcp_connect', r.conns.map((c) => c.connect_ms));
+      pcts(
+        { case: 'plain' },
+        'connect_first_byte',
+        r.conns.map((c) => c.first_byte_ms),
+      );
+      pcts(
+        { case: 'plain' },
+        'tcp_connect',
+        r.conns.map((c) => c.connect_ms),
+      );
     });
   }
   await step('name lookups', async () => {

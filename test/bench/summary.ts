@@ -31,13 +31,16 @@ export function comparisonRows(): Row[] {
   const rows: Row[] = [];
   const dirs: Dir[] = ['en-in', 'in-en'];
   for (const streams of [1, 4]) {
-    for (const dir of dirs) rows.push({ label: `TCP Gbit/s ${dir} x${streams}`, key: { metric: 'tcp_gbps', dir, streams } });
+    for (const dir of dirs)
+      rows.push({ label: `TCP Gbit/s ${dir} x${streams}`, key: { metric: 'tcp_gbps', dir, streams } });
   }
   for (const size of [64, 1400]) {
-    for (const dir of dirs) rows.push({ label: `UDP kpps ${dir} ${size}B`, key: { metric: 'udp_pps', dir, size }, scale: 1000 });
+    for (const dir of dirs)
+      rows.push({ label: `UDP kpps ${dir} ${size}B`, key: { metric: 'udp_pps', dir, size }, scale: 1000 });
   }
   for (const size of [64, 1400]) {
-    for (const dir of dirs) rows.push({ label: `UDP loss % ${dir} ${size}B`, key: { metric: 'udp_loss_pct', dir, size } });
+    for (const dir of dirs)
+      rows.push({ label: `UDP loss % ${dir} ${size}B`, key: { metric: 'udp_loss_pct', dir, size } });
   }
   for (const m of ['rr_p50_ms', 'rr_p99_ms', 'ping_p50_ms', 'ping_p99_ms']) {
     const [kind, p] = m.split('_');
@@ -77,7 +80,12 @@ export function comparisonTable(figs: readonly Figure[]): string[] {
     const g = value(figs, 'gsra', row.key);
     const rs = RATIOS.map(({ c }) => ratio(g, value(figs, c, row.key)));
     lines.push(
-      [row.label.padEnd(w), ...vals.map((v) => fmt(v === null ? null : v / s).padStart(9)), ' |', ...rs.map((r) => fmt(r).padStart(11))].join(''),
+      [
+        row.label.padEnd(w),
+        ...vals.map((v) => fmt(v === null ? null : v / s).padStart(9)),
+        ' |',
+        ...rs.map((r) => fmt(r).padStart(11)),
+      ].join(''),
     );
   }
   return lines.length > 1 ? lines : [];
@@ -99,7 +107,9 @@ export function summary(figs: readonly Figure[], meta: Record<string, unknown>):
     '',
     ...comparisonTable(figs),
   ];
-  const skippedCases = [...new Set(figs.filter((f) => f.value === null && f.case === 'gsra-compat').map((f) => f.skipped))];
+  const skippedCases = [
+    ...new Set(figs.filter((f) => f.value === null && f.case === 'gsra-compat').map((f) => f.skipped)),
+  ];
   for (const s of skippedCases) out.push(`gsra-compat: skipped: ${s}`);
   const setup: (string | null)[] = [
     line(figs, 'connect->first byte p50 ms', [

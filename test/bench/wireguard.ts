@@ -74,7 +74,14 @@ export async function startWireguard(lab: Lab, target: string): Promise<Wireguar
     await x(['ip', 'addr', 'add', `${addr}/32`, 'dev', ifname]);
     await x(['ip', 'link', 'set', ifname, 'mtu', String(WG_MTU), 'up']);
   };
-  await up('gw', IFS.gw, kGw, WG_GW, ['listen-port', String(WG_PORT), 'peer', kEn.pub, 'allowed-ips', `${WG_EN}/32`]);
+  await up('gw', IFS.gw, kGw, WG_GW, [
+    'listen-port',
+    String(WG_PORT),
+    'peer',
+    kEn.pub,
+    'allowed-ips',
+    `${WG_EN}/32`,
+  ]);
   await lab.exec('gw', ['ip', 'route', 'add', `${WG_EN}/32`, 'dev', IFS.gw], { timeoutMs: 5000 });
   await up('en1', IFS.en1, kEn, WG_EN, [
     'peer',
@@ -93,13 +100,16 @@ export async function startWireguard(lab: Lab, target: string): Promise<Wireguar
   await waitFor(
     `the WireGuard tunnel to carry a ping from en1 to ${target}`,
     async () =>
-      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code === 0,
+      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code ===
+      0,
     10_000,
     200,
   );
   return {
     mtu,
     counter: async () =>
-      wgTransferBytes((await lab.exec('en1', ['wg', 'show', IFS.en1, 'transfer'], { timeoutMs: 5000 })).stdout),
+      wgTransferBytes(
+        (await lab.exec('en1', ['wg', 'show', IFS.en1, 'transfer'], { timeoutMs: 5000 })).stdout,
+      ),
   };
 }

@@ -60,7 +60,8 @@ export async function setOffloads(lab: Lab, want: Partial<Offloads>): Promise<vo
   );
   for (const s of await readOffloads(lab)) {
     for (const k of Object.keys(want) as (keyof Offloads)[]) {
-      if (s[k] !== want[k]) throw new Error(`${s.node}/${s.dev}: ${k} is ${s[k] ? 'on' : 'off'} after setting it`);
+      if (s[k] !== want[k])
+        throw new Error(`${s.node}/${s.dev}: ${k} is ${s[k] ? 'on' : 'off'} after setting it`);
     }
   }
 }
