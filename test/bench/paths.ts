@@ -54,6 +54,14 @@ export interface BenchLab {
   cases: Map<CaseName, PathCase>;
   /** Puts the links in the state a case needs (offloads off for plain-nooffload, as built otherwise). */
   prepare(c: CaseName): Promise<void>;
+  /**
+   * Stops gsra-agent on en1 and starts it again: a fresh session, so the gateway holds no
+   * reservation of this user. A closed TCP flow keeps its reserved port for the engine's
+   * tcp_closing (120 s) and a session may hold 256 (GatewayControl's maxReservationsPerSession),
+   * so the connection-heavy figures (100 fresh names with 4 pooled ports each, 200 concurrent
+   * connections) each start on a fresh session; see docs/performance.md.
+   */
+  restartAgent(): Promise<void>;
   /** Notes for the run's metadata (MTUs, cipher, offload defaults). */
   notes: Record<string, string | number>;
   stop(): Promise<void>;
@@ -177,6 +185,12 @@ export async function startBenchLab(
         if (wantOff === off) return;
         await setOffloads(lab, wantOff ? { tso: false, gso: false, gro: false } : on);
         off = wantOff;
+      },
+      async restartAgent() {
+        const a = g.agents.en1;
+        if (!a) throw new Error('gsra-agent is not running on en1');
+        await lab.stop(a.proc);
+        await g.startAgent('en1', 'alice');
       },
       stop: () => g.stop(),
     };

@@ -91,38 +91,25 @@ export async function connectionSetup(
   const timeout = 30_000 + n * 2000;
 
   await step('gsra first connections', async () => {
-    const before = await gsra.counter();
-    const r = await probe<ConnectResult>(
-      bl.lab,
-      'en1',
-      ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...names],
-      timeout,
-    );
-    checkPath(gsra.via, before, await gsra.counter(), r.bytes);
+    // Batches of at most 50 fresh names, each on a fresh session: every fresh name reserves a
+    // pool of 4 ports, and a session may hold 256 reservations (see BenchLab.restartAgent).
+    const conns: ConnectResult['conns'] = [];
+    for (let i = 0; i < names.length; i += 50) {
+      await bl.restartAgent();
+      const batch = names.slice(i, i + 50);
+      const before = await gsra.counter();
+      const r = await probe<ConnectResult>(bl.lab, 'en1', ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...batch], timeout);
+      checkPath(gsra.via, before, await gsra.counter(), r.bytes);
+      conns.push(...r.conns);
+    }
     const key = { case: 'gsra', conn: 'first' } as const;
-    pcts(
-      key,
-      'connect_first_byte',
-      r.conns.map((c) => c.first_byte_ms),
-    );
-    pcts(
-      key,
-      'tcp_connect',
-      r.conns.map((c) => c.connect_ms),
-    );
-    pcts(
-      key,
-      'dns',
-      r.conns.map((c) => c.lookup_ms!),
-    );
-    say(
-      `setup: gsra first connections: p50 ${percentile(
-        r.conns.map((c) => c.first_byte_ms),
-        50,
-      ).toFixed(2)} ms`,
-    );
+    pcts(key, 'connect_first_byte', conns.map((c) => c.first_byte_ms));
+    pcts(key, 'tcp_connect', conns.map((c) => c.connect_ms));
+    pcts(key, 'dns', conns.map((c) => c.lookup_ms!));
+    say(`setup: gsra first connections: p50 ${percentile(conns.map((c) => c.first_byte_ms), 50).toFixed(2)} ms`);
   });
   await step('gsra later connections', async () => {
+    await bl.restartAgent();
     const before = await gsra.counter();
     const r = await probe<ConnectResult>(
       bl.lab,

@@ -133,6 +133,8 @@ export function summary(figs: readonly Figure[], meta: Record<string, unknown>):
       ['gsra', { case: 'gsra', metric: 'concurrent_total_ms' }],
       ['plain', { case: 'plain', metric: 'concurrent_total_ms' }],
       ['gsra failed', { case: 'gsra', metric: 'concurrent_failed' }],
+      ['gsra failed at once again', { case: 'gsra', metric: 'concurrent_repeat_failed' }],
+      ['plain failed at once again', { case: 'plain', metric: 'concurrent_repeat_failed' }],
     ]),
     line(figs, 'gateway', [
       ['logins/s', { case: 'gateway', metric: 'logins_per_s' }],
