@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# 1. Debian packages the tests and the lab need.
+# 1. Debian packages the tests, the lab and the benchmark need (the bench's peers: wireguard-go,
+# OpenVPN; linux-perf for `npm run bench -- --profile`).
 APT_PACKAGES=(
   iproute2 iptables tcpdump ethtool procps psmisc iputils-ping netcat-openbsd
   slapd ldap-utils openssl
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools
   vsftpd openssh-server openssh-client sshpass iperf3 curl lftp dnsutils
-  wireguard-go wireguard-tools
+  wireguard-go wireguard-tools openvpn linux-perf
   libssl-dev pkg-config
   rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64
   # The Windows agent: built on Linux (wixl makes the MSI), checked under wine (docs/windows.md).

@@ -4,6 +4,7 @@
 // Peer in the same run: AES-128-GCM seal + open of the same payloads with node:crypto (OpenSSL).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Engine, benchLoop, directionKeys } from '../../native/index.ts';
+import { tcpPacket, SYN, PSH_ACK } from './packets.ts';
 import type { Timing } from './args.ts';
 import { single, type Figure } from './figures.ts';
 
@@ -16,36 +17,9 @@ const S = 40000;
 const D = 80;
 const T = 20001;
 
-function sum(b: Buffer, start: number, end: number, init = 0): number {
-  let s = init;
-  for (let i = start; i + 1 < end; i += 2) s += b.readUInt16BE(i);
-  if ((end - start) % 2) s += b[end - 1]! << 8;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return s;
-}
-
-function tcpPacket(seq: number, ack: number, flags: number, payload: Buffer): Buffer {
-  const p = Buffer.alloc(40 + payload.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[6] = 0x40;
-  p[8] = 64;
-  p[9] = 6;
-  Buffer.from([192, 168, 1, 10]).copy(p, 12);
-  Buffer.from([100, 64, 0, 5]).copy(p, 16);
-  p.writeUInt16BE(~sum(p, 0, 20) & 0xffff, 10);
-  p.writeUInt16BE(S, 20);
-  p.writeUInt16BE(D, 22);
-  p.writeUInt32BE(seq >>> 0, 24);
-  p.writeUInt32BE(ack >>> 0, 28);
-  p[32] = 5 << 4;
-  p[33] = flags;
-  p.writeUInt16BE(64240, 34);
-  payload.copy(p, 40);
-  const pseudo = sum(p, 12, 20) + 6 + (p.length - 20);
-  p.writeUInt16BE(~sum(p, 20, p.length, pseudo) & 0xffff, 36);
-  return p;
-}
+const FLOW = { src: PEN, sport: S, dst: VIN, dport: D };
+const packet = (seq: number, ack: number, flags: number, payload: Buffer) =>
+  tcpPacket(FLOW, seq, ack, flags, payload);
 
 function setup() {
   const agent = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' });
@@ -67,7 +41,7 @@ function setup() {
   });
   gw.addReservation({ id: 1, proto: 'tcp', t: T, pin: PIN, ...directionKeys('gateway', k) });
   // Handshake (no NAT in between: the gateway binds PEN:s as GHR:m).
-  const syn = agent.process(tcpPacket(1000, 0, 0x02, Buffer.alloc(0)), 'out');
+  const syn = agent.process(packet(1000, 0, SYN, Buffer.alloc(0)), 'out');
   const bound = gw.process(syn.packet!, 'in');
   if (bound.verdict !== 'accept') throw new Error(`bench setup: SYN not accepted: ${JSON.stringify(bound)}`);
   return { agent, gw };
@@ -97,7 +71,7 @@ export async function engineFigures(t: Timing, say: (s: string) => void): Promis
     const { agent, gw } = setup();
     const ring = 1024;
     const pkts = Array.from({ length: ring }, (_, i) =>
-      tcpPacket(1001 + i * size, 1, 0x18, randomBytes(size)),
+      packet(1001 + i * size, 1, PSH_ACK, randomBytes(size)),
     );
     const ipBytes = pkts[0]!.length;
     let i = 0;

@@ -8,8 +8,6 @@
 // And name lookups: through the agent (en1, fresh names and a known one) against the resolver's
 // own answer (en2, the PC beside en1 without an agent, asking the same server the same names).
 // Figures are p50/p99 over the connections of one pass.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ADDR } from '../lab/lab.ts';
 import { waitFor } from '../lab/exec.ts';
 import { IN1, ZONE } from '../e2e/gsra-lab.ts';
@@ -27,26 +25,16 @@ export function benchHostNames(n: number): string[] {
 
 /** Adds the names to the sales group (alice's) in one LDAP modify, then has the gateway re-read. */
 async function addHosts(bl: BenchLab, names: string[]): Promise<void> {
-  const d = bl.g.directory;
-  const ldif = [
-    `dn: ${d.groups.sales.dn}`,
-    'changetype: modify',
-    'add: gsraHost',
-    ...names.map((n) => `gsraHost: ${n} ${ADDR.in1}`),
-    '',
-  ].join('\n');
-  // slapd takes simple binds over TLS only (security simple_bind=128): LDAPS, its CA verified.
-  // The password goes in a file (-y), so no error message or process list shows it.
-  const pwFile = join(bl.lab.dir, 'bench-ldap-root-password');
-  writeFileSync(pwFile, d.rootPassword, { mode: 0o600 });
-  await bl.lab.exec(
-    'dir',
-    ['ldapmodify', '-H', `ldaps://${ADDR.dir}:636`, '-x', '-D', d.rootDn, '-y', pwFile],
-    {
-      input: ldif,
-      env: { ...process.env, LDAPTLS_CACERT: d.caFile, LDAPTLS_REQCERT: 'demand' },
-      timeoutMs: 20_000,
-    },
+  const sales = bl.g.directory.slapd?.groups.sales.dn;
+  if (!sales) throw new Error('the setup figures need the OpenLDAP directory (its sales group)');
+  await bl.g.directory.modify(
+    [
+      `dn: ${sales}`,
+      'changetype: modify',
+      'add: gsraHost',
+      ...names.map((n) => `gsraHost: ${n} ${ADDR.in1}`),
+      '',
+    ].join('\n'),
   );
   const pid = bl.g.gateway.child.pid;
   if (pid) process.kill(pid, 'SIGHUP');
@@ -98,15 +86,37 @@ export async function connectionSetup(
       await bl.restartAgent();
       const batch = names.slice(i, i + 50);
       const before = await gsra.counter();
-      const r = await probe<ConnectResult>(bl.lab, 'en1', ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...batch], timeout);
+      const r = await probe<ConnectResult>(
+        bl.lab,
+        'en1',
+        ['connect', ADDR.gwWan, BANNER_PORT, IN1, ...batch],
+        timeout,
+      );
       checkPath(gsra.via, before, await gsra.counter(), r.bytes);
       conns.push(...r.conns);
     }
     const key = { case: 'gsra', conn: 'first' } as const;
-    pcts(key, 'connect_first_byte', conns.map((c) => c.first_byte_ms));
-    pcts(key, 'tcp_connect', conns.map((c) => c.connect_ms));
-    pcts(key, 'dns', conns.map((c) => c.lookup_ms!));
-    say(`setup: gsra first connections: p50 ${percentile(conns.map((c) => c.first_byte_ms), 50).toFixed(2)} ms`);
+    pcts(
+      key,
+      'connect_first_byte',
+      conns.map((c) => c.first_byte_ms),
+    );
+    pcts(
+      key,
+      'tcp_connect',
+      conns.map((c) => c.connect_ms),
+    );
+    pcts(
+      key,
+      'dns',
+      conns.map((c) => c.lookup_ms!),
+    );
+    say(
+      `setup: gsra first connections: p50 ${percentile(
+        conns.map((c) => c.first_byte_ms),
+        50,
+      ).toFixed(2)} ms`,
+    );
   });
   await step('gsra later connections', async () => {
     await bl.restartAgent();
