@@ -62,3 +62,37 @@ t.test('breakdown: shares by category, largest first, and the top symbols', asyn
     ['sha256_block_data_order_shaext', 'aesni_ctr32_encrypt_blocks', '__nfqnl_enqueue_packet'],
   );
 });
+
+t.test('a report sorted by pid gives each row its thread, so threads can be told apart', async (t) => {
+  const text = [
+    ' 4.77%\t201\t  20773:gsra-nfq0 \tnode\t[.] sha256_block_data_order_shaext',
+    ' 4.75%\t200\t  20337:gsra-nfq0 \tnode\t[.] sha256_block_data_order_shaext',
+    ' 1.12%\t47\t  20337:gsra-nfq0 \t[kernel.kallsyms]\t[k] nfqnl_recv_verdict',
+  ].join('\n');
+  const rows = parsePerfReport(text);
+  t.same(rows[0], { tid: 20773, samples: 201, dso: 'node', sym: 'sha256_block_data_order_shaext' });
+  const gw = breakdown(rows.filter((r) => r.tid === 20337));
+  t.equal(gw.total, 247);
+  t.same(
+    gw.byCategory.map((c) => c.category),
+    ['HMAC-SHA256 (OpenSSL)', 'NFQUEUE/netlink crossing (kernel)'],
+  );
+});
+
+t.test('the top symbols merge the same symbol of several threads', async (t) => {
+  const rows = [
+    { tid: 1, samples: 10, dso: '[kernel.kallsyms]', sym: 'finish_task_switch.isra.0' },
+    { tid: 2, samples: 12, dso: '[kernel.kallsyms]', sym: 'finish_task_switch.isra.0' },
+    { tid: 1, samples: 15, dso: 'node', sym: 'sha256_block_data_order_shaext' },
+  ];
+  const b = breakdown(rows);
+  t.same(
+    b.top.map((r) => [r.sym, r.samples]),
+    [
+      ['finish_task_switch.isra.0', 22],
+      ['sha256_block_data_order_shaext', 15],
+    ],
+  );
+  t.equal(categorize('[kernel.kallsyms]', 'copy_msghdr_from_user'), 'NFQUEUE/netlink crossing (kernel)');
+  t.equal(categorize('libc.so.6', '__recvmmsg'), 'syscall entry/exit');
+});

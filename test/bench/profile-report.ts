@@ -1,24 +1,35 @@
-// Reading `perf report --stdio -n --sort dso,sym -t '\t'` and putting each symbol in a cost
+// Reading `perf report --stdio -n --sort pid,dso,sym -t '\t'` and putting each symbol in a cost
 // category: where an engine thread's time goes (crypto, copies, the kernel<->user crossing of
 // NFQUEUE, the rest of the kernel's network path, locking, allocation, the engine's own code).
 // Pure (test/bench/profile-report.test.ts).
 
 export interface PerfRow {
+  /** The thread (perf's `pid` sort key is the thread id), when the report is sorted by it. */
+  tid?: number;
   samples: number;
   dso: string;
   sym: string;
 }
 
-/** Rows of a tab-separated perf report (`-n -t '\t' --sort dso,sym`); comment lines skipped. */
+/**
+ * Rows of a tab-separated perf report (`-n -t '\t' --sort [pid,]dso,sym`); comment lines skipped.
+ * Sort by pid and filter the rows, rather than `--tid`: perf 6.x merges the same dso/sym of
+ * several threads into one entry before applying --tid, so with two processes recorded the
+ * second one's user-space samples went missing.
+ */
 export function parsePerfReport(text: string): PerfRow[] {
   const rows: PerfRow[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim() || line.startsWith('#')) continue;
     const cols = line.split('\t').map((c) => c.trim());
-    if (cols.length < 4) continue;
     const samples = Number(cols[1]);
     if (!Number.isFinite(samples)) continue;
-    rows.push({ samples, dso: cols[2]!, sym: cols[3]!.replace(/^\[[.k]\]\s*/, '') });
+    const tid = cols.length >= 5 ? /^(\d+):/.exec(cols[2]!)?.[1] : undefined;
+    const [dso, sym] = cols.length >= 5 ? [cols[3]!, cols[4]!] : [cols[2], cols[3]];
+    if (dso === undefined || sym === undefined) continue;
+    const row: PerfRow = { samples, dso, sym: sym.replace(/^\[[.k]\]\s*/, '') };
+    if (tid !== undefined) row.tid = Number(tid);
+    rows.push(row);
   }
   return rows;
 }
@@ -60,17 +71,18 @@ const RULES: [Category, (dso: string, sym: string) => boolean][] = [
     'NFQUEUE/netlink crossing (kernel)',
     (d, s) =>
       d.includes('kernel') &&
-      /nfqnl|nf_queue|nf_reinject|nfnetlink|netlink|nla_|recvmmsg|recvmsg|sendmsg|sock_|skb_|__alloc_skb|kfree_skb|consume_skb|___sys_|__sys_/.test(
+      /nfqnl|nf_queue|nf_reinject|nfnetlink|netlink|nla_|recvmmsg|recvmsg|sendmsg|sock_|skb_|__alloc_skb|kfree_skb|consume_skb|___sys_|__sys_|msghdr|fdget|iov_iter|import_iovec/.test(
         s,
       ),
   ],
   [
     'syscall entry/exit',
     (d, s) =>
-      d.includes('kernel') &&
-      /entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|syscall_return|exit_to_user|srso|retbleed|__fdget|fput/.test(
-        s,
-      ),
+      (d.includes('kernel') &&
+        /entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|syscall_return|exit_to_user|srso|retbleed|fput/.test(
+          s,
+        )) ||
+      (/libc/.test(d) && /recvmmsg|sendmsg|recvmsg|syscall/.test(s)),
   ],
   [
     'locking and scheduling',
@@ -102,6 +114,18 @@ export interface Breakdown {
   top: (PerfRow & { pct: number; category: Category })[];
 }
 
+/** Rows of several threads merged by library and symbol. */
+function bySymbol(rows: readonly PerfRow[]): Map<string, PerfRow> {
+  const m = new Map<string, PerfRow>();
+  for (const r of rows) {
+    const k = `${r.dso}\t${r.sym}`;
+    const have = m.get(k);
+    if (have) have.samples += r.samples;
+    else m.set(k, { samples: r.samples, dso: r.dso, sym: r.sym });
+  }
+  return m;
+}
+
 export function breakdown(rows: readonly PerfRow[], topN = 25): Breakdown {
   const total = rows.reduce((n, r) => n + r.samples, 0);
   const per = new Map<Category, number>();
@@ -115,7 +139,7 @@ export function breakdown(rows: readonly PerfRow[], topN = 25): Breakdown {
     byCategory: CATEGORIES.filter((c) => per.has(c))
       .map((category) => ({ category, samples: per.get(category)!, pct: pct(per.get(category)!) }))
       .sort((a, b) => b.samples - a.samples),
-    top: [...rows]
+    top: [...bySymbol(rows).values()]
       .sort((a, b) => b.samples - a.samples)
       .slice(0, topN)
       .map((r) => ({ ...r, pct: pct(r.samples), category: categorize(r.dso, r.sym) })),

@@ -51,53 +51,76 @@ async function main(o: BenchOptions): Promise<number> {
     ['tcp', 'udp', 'latency', 'setup', 'concurrent', 'profile'].includes(g),
   );
   let bl: BenchLab | undefined;
+  // Each group is a step of its own: one that fails is reported and the others still run.
+  const group = async (name: string, f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (e) {
+      errors.push({ step: name, error: (e as Error).stack ?? String(e) });
+      say(`${name}: FAILED: ${(e as Error).message}`);
+    }
+  };
   try {
     if (labGroups.length) {
       const labCases = o.cases.filter((c) => c !== 'gsra-compat');
       const needGsra = o.groups.some((g) => ['setup', 'concurrent', 'profile'].includes(g));
       const setUp = needGsra && !labCases.includes('gsra') ? [...labCases, 'gsra' as const] : labCases;
-      bl = await startBenchLab(setUp, say);
-      meta.lab = bl.notes;
-      const ms = measurements(o.groups);
-      if (ms.length) {
-        const r = await compare(bl, o.cases, ms, o.timing, say);
-        emit(r.figures);
-        errors.push(...r.errors);
+      await group('lab', async () => {
+        bl = await startBenchLab(setUp, say);
+        meta.lab = bl.notes;
+      });
+      const lab = bl as BenchLab | undefined;
+      if (lab) {
+        const ms = measurements(o.groups);
+        if (ms.length) {
+          await group('comparison', async () => {
+            const r = await compare(lab, o.cases, ms, o.timing, say);
+            emit(r.figures);
+            errors.push(...r.errors);
+          });
+        }
+        if (o.groups.includes('setup')) {
+          await group('setup', async () => {
+            const { connectionSetup } = await import('./setup.ts');
+            const r = await connectionSetup(lab, o.timing, say);
+            emit(r.figures);
+            errors.push(...r.errors);
+          });
+        }
+        if (o.groups.includes('concurrent')) {
+          await group('concurrent', async () => {
+            const { concurrentConnections } = await import('./concurrent.ts');
+            const r = await concurrentConnections(lab, o.cases, o.timing, say);
+            emit(r.figures);
+            errors.push(...r.errors);
+          });
+        }
+        if (o.groups.includes('profile')) {
+          await group('profile', async () => {
+            const { profileEngines } = await import('./profile.ts');
+            meta.profile = await profileEngines(lab, o.timing, o.outDir, say);
+          });
+        }
+        await lab.stop();
+        bl = undefined;
       }
-      if (o.groups.includes('setup')) {
-        const { connectionSetup } = await import('./setup.ts');
-        const r = await connectionSetup(bl, o.timing, say);
-        emit(r.figures);
-        errors.push(...r.errors);
-      }
-      if (o.groups.includes('concurrent')) {
-        const { concurrentConnections } = await import('./concurrent.ts');
-        const r = await concurrentConnections(bl, o.cases, o.timing, say);
-        emit(r.figures);
-        errors.push(...r.errors);
-      }
-      if (o.groups.includes('profile')) {
-        const { profileEngines } = await import('./profile.ts');
-        meta.profile = await profileEngines(bl, o.timing, o.outDir, say);
-      }
-      await bl.stop();
-      bl = undefined;
     }
     if (o.groups.includes('engine')) {
-      const { engineFigures } = await import('./engine.ts');
-      emit(await engineFigures(o.timing, say));
+      await group('engine', async () => {
+        const { engineFigures } = await import('./engine.ts');
+        emit(await engineFigures(o.timing, say));
+      });
     }
     if (o.groups.includes('gateway')) {
-      const { gatewayCost } = await import('./gateway-cost.ts');
-      const r = await gatewayCost(o.timing, say);
-      emit(r.figures);
-      errors.push(...r.errors);
+      await group('gateway', async () => {
+        const { gatewayCost } = await import('./gateway-cost.ts');
+        const r = await gatewayCost(o.timing, say);
+        emit(r.figures);
+        errors.push(...r.errors);
+      });
     }
-  } catch (e) {
-    errors.push({ step: 'bench', error: (e as Error).stack ?? String(e) });
-    say(`FAILED: ${(e as Error).message}`);
   } finally {
-    if (bl) await bl.stop().catch(() => {});
+    if (bl) await (bl as BenchLab).stop().catch(() => {});
   }
   meta.finished = new Date().toISOString();
   meta.minutes = Number(((Date.now() - started.getTime()) / 60_000).toFixed(1));

@@ -110,7 +110,8 @@ export function summary(figs: readonly Figure[], meta: Record<string, unknown>):
   const skippedCases = [
     ...new Set(figs.filter((f) => f.value === null && f.case === 'gsra-compat').map((f) => f.skipped)),
   ];
-  for (const s of skippedCases) out.push(`gsra-compat: skipped: ${s}`);
+  for (const s of skippedCases)
+    out.push(`gsra-compat: skipped: ${String(s).split(':')[0]} (latest.jsonl says why)`);
   const setup: (string | null)[] = [
     line(figs, 'connect->first byte p50 ms', [
       ['gsra first', { case: 'gsra', metric: 'connect_first_byte_p50_ms', conn: 'first' }],

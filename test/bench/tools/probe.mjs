@@ -1,6 +1,6 @@
 // The benchmark's client, run with node inside a lab namespace. Prints one JSON object.
-//   rr <server|-> <target> <port> <count>  TCP request/response loop on one connection (32-byte
-//                                       request, echoed): {samples_ms, bytes}
+//   rr <server|-> <target> <port> <count|Ns>  TCP request/response loop on one connection (32-byte
+//                                       request, echoed), count times or for N seconds: {samples_ms, bytes}
 //   dns <server> <count> <name>...      A queries over UDP, one at a time, names cycled, after one
 //                                       untimed query for the first name:
 //                                       {samples_ms, answers: {name: address}}
@@ -85,14 +85,16 @@ async function rr(server, target, port, count) {
   const addr = await resolveOnce(server, target);
   const { s } = await connect(addr, port);
   const samples = [];
-  for (let i = 0; i < count; i++) {
+  const until = /^\d+(\.\d+)?s$/.test(count) ? now() + 1000 * parseFloat(count) : Infinity;
+  const n = until === Infinity ? Number(count) : Infinity;
+  for (let i = 0; i < n && now() < until; i++) {
     const t = now();
     s.write(REQ);
     await read(s, REQ.length);
     samples.push(now() - t);
   }
   s.destroy();
-  return { samples_ms: samples, bytes: 2 * REQ.length * count };
+  return { samples_ms: samples, bytes: 2 * REQ.length * samples.length };
 }
 
 // --- DNS: a standard query for A, and the first A record of the answer.
@@ -243,16 +245,14 @@ async function concurrent(server, target, port, n) {
 
 const [mode, ...a] = process.argv.slice(2);
 const run = {
-  rr: () => rr(a[0], a[1], Number(a[2]), Number(a[3])),
+  rr: () => rr(a[0], a[1], Number(a[2]), a[3]),
   dns: () => dns(a[0], Number(a[1]), a.slice(2)),
   connect: () => connectMany(a[0], Number(a[1]), a[2], a.slice(3)),
   concurrent: () => concurrent(a[0], a[1], Number(a[2]), Number(a[3])),
 }[mode];
 if (!run) fail(`unknown mode ${mode}`);
 run().then(
-  (r) => {
-    console.log(JSON.stringify(r));
-    process.exit(0);
-  },
+  // Exit once stdout is flushed: a pipe is written asynchronously, and exit() would cut it.
+  (r) => process.stdout.write(JSON.stringify(r) + '\n', () => process.exit(0)),
   (e) => fail(e?.message ?? String(e)),
 );
