@@ -61,3 +61,10 @@ t.test('unknown names and options are usage errors that list what is known', asy
   t.throws(() => parseBenchArgs(['--fast']), UsageError);
   t.throws(() => parseBenchArgs(['stray']), UsageError);
 });
+
+t.test('--resummarize measures nothing and works on --out', async (t) => {
+  const o = parseBenchArgs(['--resummarize', '--out', 'bench-results/reference']);
+  t.equal(o.resummarize, true);
+  t.equal(o.outDir, 'bench-results/reference');
+  t.equal(parseBenchArgs([]).resummarize, false);
+});

@@ -78,6 +78,8 @@ export interface BenchOptions {
   timing: Timing;
   quick: boolean;
   list: boolean;
+  /** Re-make the summary and chart from this run directory's latest.jsonl and latest-meta.json; measure nothing. */
+  resummarize: boolean;
   outDir: string;
   /** The whole run is aborted (and cleaned up) after this long. */
   maxMinutes: number;
@@ -87,11 +89,13 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--only <case|group>[,...]] [--runs N] [--profile] [--max-minutes M] [--out DIR] [--list]
+export const USAGE = `usage: npm run bench -- [--quick] [--only <case|group>[,...]] [--runs N] [--profile] [--max-minutes M] [--out DIR] [--list] [--resummarize]
   cases:  ${CASES.join(', ')}
   groups: ${Object.keys(GROUPS).join(', ')}
   --only takes cases and/or groups: cases narrow the paths, groups narrow the figures
-  (e.g. --only gsra,openvpn,tcp). --quick: one run, shorter measurements (a smoke run).`;
+  (e.g. --only gsra,openvpn,tcp). --quick: one run, shorter measurements (a smoke run).
+  --resummarize: re-make latest-summary.txt and latest.svg in --out from its latest.jsonl and
+  latest-meta.json, measuring nothing.`;
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
   let values;
@@ -106,6 +110,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         runs: { type: 'string' },
         profile: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
+        resummarize: { type: 'boolean', default: false },
         out: { type: 'string', default: 'bench-results' },
         'max-minutes': { type: 'string' },
       },
@@ -144,5 +149,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       throw new UsageError(`--max-minutes must be within (0, 120], got ${values['max-minutes']}`);
     }
   }
-  return { cases, groups, timing, quick: values.quick, list: values.list, outDir: values.out, maxMinutes };
+  return {
+    cases,
+    groups,
+    timing,
+    quick: values.quick,
+    list: values.list,
+    resummarize: values.resummarize,
+    outDir: values.out,
+    maxMinutes,
+  };
 }

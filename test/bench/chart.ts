@@ -143,7 +143,8 @@ export function chartSvg(figs: readonly Figure[], title: string): string {
         }
         const label = clipped ? `${fmt(v)}↑` : fmt(v);
         o.push(
-          `<text x="${(x + (bw - 2) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle" font-size="10"${clipped ? ' font-weight="bold"' : ''}>${esc(label)}</text>`,
+          // A clipped bar's value goes inside its top, in white: above it is the panel's title.
+          `<text x="${(x + (bw - 2) / 2).toFixed(1)}" y="${(clipped ? y(v) + 14 : y(v) - 4).toFixed(1)}" text-anchor="middle" font-size="10"${clipped ? ' font-weight="bold" fill="#ffffff"' : ''}>${esc(label)}</text>`,
         );
       });
       o.push(

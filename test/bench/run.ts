@@ -9,11 +9,11 @@
 // Never asserts on a timing: figures are for reading and comparing. A step that fails is
 // reported (and the exit code is 1) but does not stop the others. Bounded in time (--max-minutes)
 // and it leaves nothing behind: the lab removes its namespaces and processes on every exit path.
-import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseBenchArgs, GROUPS, UsageError, type BenchOptions } from './args.ts';
-import { figureLine, type Figure } from './figures.ts';
+import { figureLine, parseFigureLines, type Figure } from './figures.ts';
 import { measurements } from './plan.ts';
 import { startBenchLab, type BenchLab } from './paths.ts';
 import { compare, type StepError } from './compare.ts';
@@ -22,6 +22,8 @@ import { chartSvg } from './chart.ts';
 import { versions } from './meta.ts';
 
 const say = (s: string) => console.error(`bench: ${s}`);
+const chartTitle = (iso: string) =>
+  `GSRA against the plain path, wireguard-go and OpenVPN, same lab, same run (${iso.slice(0, 16)}Z)`;
 
 async function main(o: BenchOptions): Promise<number> {
   mkdirSync(o.outDir, { recursive: true });
@@ -129,7 +131,7 @@ async function main(o: BenchOptions): Promise<number> {
   writeFileSync(out('latest-meta.json'), JSON.stringify(meta, null, 2) + '\n');
   const text = summary(figures, meta);
   writeFileSync(out('latest-summary.txt'), text);
-  writeFileSync(out('latest.svg'), chartSvg(figures, `GSRA bench ${started.toISOString().slice(0, 16)}Z`));
+  writeFileSync(out('latest.svg'), chartSvg(figures, chartTitle(started.toISOString())));
   console.error(text);
   for (const e of errors) say(`error in ${e.step}: ${e.error.split('\n')[0]}`);
   say(
@@ -144,6 +146,16 @@ try {
 } catch (e) {
   console.error((e as Error).message);
   process.exit(e instanceof UsageError ? 2 : 1);
+}
+if (opts.resummarize) {
+  const out = (f: string) => join(opts.outDir, f);
+  const figs = parseFigureLines(readFileSync(out('latest.jsonl'), 'utf8'));
+  const meta = JSON.parse(readFileSync(out('latest-meta.json'), 'utf8')) as Record<string, unknown>;
+  const text = summary(figs, meta);
+  writeFileSync(out('latest-summary.txt'), text);
+  writeFileSync(out('latest.svg'), chartSvg(figs, chartTitle(String(meta.started ?? ''))));
+  console.log(text);
+  process.exit(0);
 }
 if (opts.list) {
   for (const [g, d] of Object.entries(GROUPS)) console.log(`${g.padEnd(11)} ${d.about}`);
