@@ -9,11 +9,7 @@ import { label, schedule, stepSeconds, type Measurement, type Step } from './pla
 import { ECHO_PORT, COMPAT_SKIP, type BenchLab, type PathCase } from './paths.ts';
 import { parsePing, probe, type RrResult } from './probe.ts';
 import { percentile } from './stats.ts';
-
-export interface StepError {
-  step: string;
-  error: string;
-}
+import type { StepError } from './steps.ts';
 
 interface Value {
   key: FigureKey;

@@ -10,7 +10,7 @@ import { checkPath } from './path-check.ts';
 import { ECHO_PORT, type BenchLab } from './paths.ts';
 import { probe, type ConcurrentResult } from './probe.ts';
 import { percentile } from './stats.ts';
-import type { StepError } from './compare.ts';
+import type { StepError } from './steps.ts';
 
 export async function concurrentConnections(
   bl: BenchLab,

@@ -4,7 +4,7 @@
 // Peer in the same run: AES-128-GCM seal + open of the same payloads with node:crypto (OpenSSL).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Engine, benchLoop, directionKeys } from '../../native/index.ts';
-import { tcpPacket, SYN, PSH_ACK } from './packets.ts';
+import { tcp, SYN, PSH, ACK } from '../../native/packets.ts';
 import type { Timing } from './args.ts';
 import { single, type Figure } from './figures.ts';
 
@@ -17,9 +17,8 @@ const S = 40000;
 const D = 80;
 const T = 20001;
 
-const FLOW = { src: PEN, sport: S, dst: VIN, dport: D };
 const packet = (seq: number, ack: number, flags: number, payload: Buffer) =>
-  tcpPacket(FLOW, seq, ack, flags, payload);
+  tcp(PEN, S, VIN, D, seq, ack, flags, payload);
 
 function setup() {
   const agent = new Engine({ role: 'agent', vinNet: '100.64.0.0/16' });
@@ -71,7 +70,7 @@ export async function engineFigures(t: Timing, say: (s: string) => void): Promis
     const { agent, gw } = setup();
     const ring = 1024;
     const pkts = Array.from({ length: ring }, (_, i) =>
-      packet(1001 + i * size, 1, PSH_ACK, randomBytes(size)),
+      packet(1001 + i * size, 1, PSH | ACK, randomBytes(size)),
     );
     const ipBytes = pkts[0]!.length;
     let i = 0;

@@ -7,7 +7,7 @@
 // Run: node --expose-gc --import tsx flows-child.ts <flows>
 import { randomBytes } from 'node:crypto';
 import { Engine, directionKeys } from '../../native/index.ts';
-import { tcpPacket, udpPacket, SYN } from './packets.ts';
+import { tcp, udp, SYN } from '../../native/packets.ts';
 
 const PER_ENGINE = 125_000;
 const PIN = '10.0.0.11';
@@ -47,9 +47,8 @@ for (let done = 0; done < flows;) {
     const kk = keys();
     gw.addReservation({ id, proto, t, pin: PIN, ...directionKeys('gateway', kk) });
     agent.addFlow({ id, proto, pen, s, vin: VIN, d, ggr, t, ...directionKeys('agent', kk) });
-    const a = { src: pen, sport: s, dst: VIN, dport: d };
     const first =
-      proto === 'tcp' ? tcpPacket(a, 1000, 0, SYN, Buffer.alloc(0)) : udpPacket(a, Buffer.alloc(32, 1));
+      proto === 'tcp' ? tcp(pen, s, VIN, d, 1000, 0, SYN) : udp(pen, s, VIN, d, Buffer.alloc(32, 1));
     const out = agent.process(first, 'out');
     if (out.verdict !== 'accept' || !out.packet)
       throw new Error(`agent did not protect flow ${id}: ${JSON.stringify(out)}`);

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { protocol } from '@gsra/common';
 import type { Timing } from './args.ts';
 import { single, type Figure } from './figures.ts';
-import type { StepError } from './compare.ts';
+import { stepRunner, type StepError } from './steps.ts';
 import { GROUP, GROUP_KEY, IN_NAME, uid, userSecret } from './bench-directory.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -125,14 +125,7 @@ export async function gatewayCost(
 ): Promise<{ figures: Figure[]; errors: StepError[] }> {
   const figures: Figure[] = [];
   const errors: StepError[] = [];
-  const step = async (name: string, f: () => Promise<void>) => {
-    try {
-      await f();
-    } catch (e) {
-      errors.push({ step: `gateway ${name}`, error: (e as Error).message });
-      say(`gateway ${name}: FAILED: ${(e as Error).message}`);
-    }
-  };
+  const step = stepRunner(errors, say, 'gateway ');
   const users = COST_USERS;
   const key = { case: 'gateway' as const, users };
 

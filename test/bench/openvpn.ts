@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ADDR, type Lab } from '../lab/lab.ts';
 import { run, waitFor, type Proc } from '../lab/exec.ts';
 import { linkBytes } from './path-check.ts';
+import { waitTunnelUp } from './tunnel-up.ts';
 
 export const OVPN_PORT = 1194;
 const OV_GW = '10.98.0.1';
@@ -118,14 +119,7 @@ export async function startOpenVpn(lab: Lab, target: string): Promise<OpenVpn> {
       100,
     );
   await Promise.all([ready(gw, 'the gateway'), ready(en, 'en1')]);
-  await waitFor(
-    `the OpenVPN tunnel to carry a ping from en1 to ${target}`,
-    async () =>
-      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code ===
-      0,
-    10_000,
-    200,
-  );
+  await waitTunnelUp(lab, 'OpenVPN', target);
   const cipher = /Data Channel: cipher '([^']+)'/.exec(en.log)?.[1] ?? 'unknown';
   if (cipher !== 'AES-256-GCM') throw new Error(`OpenVPN negotiated data cipher ${cipher}, not AES-256-GCM`);
   const stat = (f: string) => `/sys/class/net/${DEV}/statistics/${f}`;

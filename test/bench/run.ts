@@ -16,7 +16,8 @@ import { parseBenchArgs, GROUPS, UsageError, type BenchOptions } from './args.ts
 import { figureLine, parseFigureLines, type Figure } from './figures.ts';
 import { measurements } from './plan.ts';
 import { startBenchLab, type BenchLab } from './paths.ts';
-import { compare, type StepError } from './compare.ts';
+import { compare } from './compare.ts';
+import { stepRunner, type StepError } from './steps.ts';
 import { summary } from './summary.ts';
 import { chartSvg } from './chart.ts';
 import { versions } from './meta.ts';
@@ -54,14 +55,7 @@ async function main(o: BenchOptions): Promise<number> {
   );
   let bl: BenchLab | undefined;
   // Each group is a step of its own: one that fails is reported and the others still run.
-  const group = async (name: string, f: () => Promise<void>) => {
-    try {
-      await f();
-    } catch (e) {
-      errors.push({ step: name, error: (e as Error).stack ?? String(e) });
-      say(`${name}: FAILED: ${(e as Error).message}`);
-    }
-  };
+  const group = stepRunner(errors, say);
   try {
     if (labGroups.length) {
       const labCases = o.cases.filter((c) => c !== 'gsra-compat');

@@ -17,7 +17,7 @@ import { checkPath } from './path-check.ts';
 import { BANNER_PORT, type BenchLab } from './paths.ts';
 import { probe, type ConnectResult, type DnsResult } from './probe.ts';
 import { percentile } from './stats.ts';
-import type { StepError } from './compare.ts';
+import { stepRunner, type StepError } from './steps.ts';
 
 export function benchHostNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(3, '0')}.${ZONE}`);
@@ -64,14 +64,7 @@ export async function connectionSetup(
     figures.push(single({ ...key, metric: `${metric}_p50_ms` }, percentile(xs, 50), { n: xs.length }));
     figures.push(single({ ...key, metric: `${metric}_p99_ms` }, percentile(xs, 99), { n: xs.length }));
   };
-  const step = async (name: string, f: () => Promise<void>) => {
-    try {
-      await f();
-    } catch (e) {
-      errors.push({ step: `setup ${name}`, error: (e as Error).message });
-      say(`setup ${name}: FAILED: ${(e as Error).message}`);
-    }
-  };
+  const step = stepRunner(errors, say, 'setup ');
   const names = benchHostNames(n);
   say(`setup: adding ${n} internal host names to the directory`);
   await bl.prepare('gsra');

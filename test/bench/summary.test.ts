@@ -65,3 +65,12 @@ t.test('numbers in at most 5 characters: 3 significant digits from 1 up, 2 below
     '-',
   ]);
 });
+
+t.test('a case with figures outside the table (e.g. setup) gets no column', async (t) => {
+  const lines = comparisonTable([
+    ...FIGS.filter((f) => f.case !== 'plain'),
+    single({ case: 'plain', metric: 'dns_p50_ms' }, 0.2),
+  ]);
+  t.notMatch(lines[0], /plain +ceiling/);
+  t.match(lines[0], /ceiling/);
+});

@@ -66,14 +66,15 @@ function value(figs: readonly Figure[], c: CaseName, key: Omit<FigureKey, 'case'
 }
 
 export function comparisonTable(figs: readonly Figure[]): string[] {
-  const present = COLS.filter(({ c }) => figs.some((f) => f.case === c && f.value !== null));
+  const rows = comparisonRows();
+  const present = COLS.filter(({ c }) => rows.some((r) => value(figs, c, r.key) !== null));
   const w = 26;
   const lines = [
     ['', ...present.map((p) => p.head), '|', ...RATIOS.map((r) => `gsra${r.head}`)]
       .map((s, i) => (i === 0 ? s.padEnd(w) : s.padStart(s === '|' ? 2 : i > present.length + 1 ? 11 : 9)))
       .join(''),
   ];
-  for (const row of comparisonRows()) {
+  for (const row of rows) {
     const vals = present.map(({ c }) => value(figs, c, row.key));
     if (vals.every((v) => v === null)) continue;
     const s = row.scale ?? 1;

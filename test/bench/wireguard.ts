@@ -1,6 +1,7 @@
 // Peer: wireguard-go (Debian's userspace WireGuard), one process on en1 and one on the gateway
 // host, over the same hosts, home NAT and links as GSRA. en1 reaches in1's address `target`
 // through the tunnel; the gateway forwards to the LAN and in1 answers through its default route.
+import { waitTunnelUp } from './tunnel-up.ts';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDR, type HostName, type Lab } from '../lab/lab.ts';
@@ -97,14 +98,7 @@ export async function startWireguard(lab: Lab, target: string): Promise<Wireguar
   const link = await lab.exec('en1', ['ip', '-o', 'link', 'show', IFS.en1], { timeoutMs: 5000 });
   const mtu = Number(/ mtu (\d+)/.exec(link.stdout)?.[1] ?? 0);
   // The handshake, through the home NAT, and the whole path to in1, before anything is measured.
-  await waitFor(
-    `the WireGuard tunnel to carry a ping from en1 to ${target}`,
-    async () =>
-      (await lab.exec('en1', ['ping', '-c1', '-W1', target], { allowFail: true, timeoutMs: 3000 })).code ===
-      0,
-    10_000,
-    200,
-  );
+  await waitTunnelUp(lab, 'WireGuard', target);
   return {
     mtu,
     counter: async () =>
