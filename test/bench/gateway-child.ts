@@ -1,6 +1,6 @@
 // Child process of gateway-cost.ts: the real gsra-gateway daemon (GatewayDaemon: GatewayControl,
 // DirectoryPolicy, PortPool, the FTP ALG hooks, logging at info level into a sink) with the packet
-// engine in memory (NativeDataPlane, never started: no queue, no kernel rule), answering control
+// engine in memory (LinuxDataPlane, never started: no queue, no kernel rule), answering control
 // datagrams the driver sends over IPC. Only the time spent inside the daemon is counted (per
 // phase), so the agents' work in the driver costs the figures nothing, and this process's
 // memory is the gateway's alone.
@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, protocol } from '@gsra/common';
 import { GatewayDaemon, checkGatewayConfig } from '@gsra/gateway';
-import { NativeDataPlane } from '../../gateway/src/native-data-plane.ts';
+import { LinuxDataPlane } from '../../gateway/src/data-plane-linux.ts';
 import { BenchDirectory } from './bench-directory.ts';
 
 type Endpoint = protocol.Endpoint;
@@ -33,7 +33,7 @@ const GGR = '203.0.113.1';
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
 let dir: BenchDirectory | undefined;
 let daemon: GatewayDaemon | undefined;
-let plane: NativeDataPlane | undefined;
+let plane: LinuxDataPlane | undefined;
 let phase = 'none';
 const spent = new Map<string, { ns: bigint; calls: number }>();
 let captured: { data: Buffer; to: Endpoint }[] = [];
@@ -78,7 +78,7 @@ async function init(users: number): Promise<unknown> {
   });
   const before = mem();
   dir = new BenchDirectory(users);
-  plane = new NativeDataPlane({
+  plane = new LinuxDataPlane({
     ggr: GGR,
     pgr: '10.0.0.1',
     ports: { first: config.ports.first, last: config.ports.last },
