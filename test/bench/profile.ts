@@ -1,9 +1,10 @@
-// `--profile` (or `--only profile`): where GSRA's time goes during a bulk transfer. For each
-// direction, one iperf3 TCP stream through GSRA while `perf record -e cpu-clock -p <gateway>,<agent>`
-// samples both daemons (a software clock: this VM exposes no hardware counters; per process,
-// because `-a` on this VM attributed the engine threads' user-space samples to the wrong place);
-// then `perf report` over their engine threads, split into cost categories (profile-report.ts),
-// and the machine's CPU split from /proc/stat over the same seconds. Writes latest-profile-<dir>.txt and returns the breakdowns for the meta file.
+// `--profile` (or `--only profile`): where GSRA's time goes. One iperf3 TCP stream each way, then a
+// TCP request/response loop, through GSRA while `perf record -e cpu-clock -p <gateway>,<agent>`
+// samples both daemons (a software clock: this VM exposes no hardware counters). `perf report
+// --sort pid,dso,sym` (not --tid: over two processes it lost the second one's user-space samples),
+// the engine threads' rows put in cost categories (profile-report.ts), engine CPU per data segment
+// or per round trip, and the machine's CPU split from /proc/stat over the same seconds. Writes
+// latest-profile-<workload>.txt and returns the breakdowns for the meta file.
 import { readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
