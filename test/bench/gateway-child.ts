@@ -66,13 +66,19 @@ async function init(users: number): Promise<unknown> {
     // The widest range, so the port pool is never what stops the figures; limits per user and
     // per source stay at their defaults (each simulated user has its own address).
     ports: { first: 1025, last: 65535 },
-    control: { port: 443 },
+    // Admission limits (per source, and the budget of answers to unproven sources) at their widest:
+    // this measures what one core does, not what the limits let in (docs/performance.md).
+    control: { port: 443, perSourceRate: 100000, unprovenRate: 1000000 },
+    stateDir: join(tmp, 'state'),
     ldap: {
       url: 'ldaps://directory.invalid',
       caFile: '/dev/null',
       baseDn: 'dc=corp,dc=example',
       bindDn: 'cn=gw',
       passwordFile: join(tmp, 'pw'),
+      // The snapshot is refreshed only when the bench asks (init, reload): it must not turn stale
+      // (refreshSec sets the staleness limit) however long a slow machine takes over the figures.
+      refreshSec: 3600,
     },
     dns: { enabled: false },
   });
@@ -91,9 +97,13 @@ async function init(users: number): Promise<unknown> {
     dataPlane: plane,
   });
   // Not started (no socket, no queue): the daemon's replies are captured here instead of sent.
-  (daemon as unknown as { sock: unknown }).sock = {
-    send: (data: Uint8Array, port: number, addr: string) =>
-      captured.push({ data: Buffer.from(data), to: { addr, port } }),
+  (daemon as unknown as { sockets: unknown }).sockets = {
+    send: (data: Uint8Array, to: { addr: string; port: number }) => {
+      captured.push({ data: Buffer.from(data), to: { addr: to.addr, port: to.port } });
+      return true;
+    },
+    queued: () => ({ priority: 0, bulk: 0 }),
+    listening: true,
     close: () => {},
   };
   const t0 = process.hrtime.bigint();
