@@ -65,10 +65,17 @@ async function init(users: number): Promise<unknown> {
     lanInterface: 'lan0',
     // The widest range, so the port pool is never what stops the figures; limits per user and
     // per source stay at their defaults (each simulated user has its own address).
-    ports: { first: 1025, last: 65535 },
+    ports: { first: 1025, last: 65535, reservationTtlSec: 86400 },
     // Admission limits (per source, and the budget of answers to unproven sources) at their widest:
     // this measures what one core does, not what the limits let in (docs/performance.md).
-    control: { port: 443, perSourceRate: 100000, unprovenRate: 1000000 },
+    // Nothing expires while the figures are taken, however slowly a busy machine takes them.
+    control: {
+      port: 443,
+      perSourceRate: 100000,
+      unprovenRate: 1000000,
+      sessionIdleSec: 86400,
+      mappingLifetimeSec: 86400,
+    },
     stateDir: join(tmp, 'state'),
     ldap: {
       url: 'ldaps://directory.invalid',

@@ -55,6 +55,7 @@ async function flowsChild(
   const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((r) => c.once('exit', r));
   clearTimeout(timer);
+  if (code === null) throw new Error(`flows-child ${flows}: killed after its ${timeoutMs / 1000} s budget`);
   if (code !== 0) throw new Error(`flows-child ${flows}: exit ${code}: ${err.slice(-500)}`);
   return JSON.parse(out.trim().split('\n').pop()!) as never;
 }
