@@ -61,6 +61,8 @@ export class GatewayDaemon {
   private dns: DnsResponder | undefined;
   private ops: OpsServer | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (Infinity: none armed). */
+  private timerAt = Infinity;
   private startedAt = 0;
   private readonly ftp: FtpAlg;
   private directory: DirectoryClient;
@@ -377,19 +379,30 @@ export class GatewayDaemon {
     this.apply(this.control.recheckAll(this.now(), (rec, reason) => this.policy.keepLiveFlow(rec, reason)));
   }
 
+  /**
+   * Arms the one timer for the control's next deadline (O(1): GatewayControl keeps its deadlines
+   * in order). A timer already armed for that time or earlier is kept: one that fires early finds
+   * nothing due and re-arms, which costs less than re-arming after every datagram.
+   */
   private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
     const next = this.control.nextDeadline();
-    if (next === null) return;
-    this.timer = setTimeout(() => this.apply(this.control.poll(this.now())), Math.max(0, next - this.now()));
+    if (next === null || next >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.apply(this.control.poll(this.now()));
+    }, Math.max(0, next - this.now()));
     this.timer.unref();
   }
 
+  /** The gauges, from counters GatewayControl keeps as things change (no walk of the tables). */
   private updateGauges(): void {
     const s = this.control.stats();
     this.metrics.sessions.set(s.sessions);
     this.metrics.reservations.set(s.reservations);
-    this.metrics.flows.set([...this.control.reservations.values()].filter((r) => r.mapping).length);
+    this.metrics.flows.set(this.control.reservations.mapped);
     this.metrics.policyAge.set(Number.isFinite(this.policy.age) ? this.policy.age / 1000 : -1);
     this.metrics.unknownUserIds.set(this.policy.unknownIds.size);
   }

@@ -71,6 +71,8 @@ export class SessionChannel<P> {
     readonly id: Buffer,
     private readonly keys: { send: Buffer; receive: Buffer },
     private readonly answerCacheSize = 0,
+    /** Called when the time of the next retransmission may have moved (the gateway's timers). */
+    private readonly onTimer: () => void = () => {},
   ) {}
 
   /** This session's id in logs and maps. */
@@ -93,12 +95,16 @@ export class SessionChannel<P> {
   request(body: Body, timestamp: number, info: P, now: number): Buffer {
     const data = this.seal(body, timestamp);
     this.pending.add(this.seq, data, info, now);
+    this.onTimer();
     return data;
   }
 
   /** The request that message `ack` answers, no longer pending; undefined if none is. */
   settle(ack: bigint): Pending<P> | undefined {
-    return ack === 0n ? undefined : this.pending.take(ack);
+    if (ack === 0n) return undefined;
+    const p = this.pending.take(ack);
+    if (p) this.onTimer();
+    return p;
   }
 
   /** Is this datagram of our session (by id) MACed with the peer's key? */
@@ -137,12 +143,15 @@ export class SessionChannel<P> {
 
   /** Due retransmissions and timed-out requests (see Retransmitter). */
   poll(now: number) {
-    return this.pending.poll(now);
+    const due = this.pending.poll(now);
+    if (due.resend.length || due.expired.length) this.onTimer();
+    return due;
   }
   nextDeadline(): number | null {
     return this.pending.nextDeadline();
   }
   close(): void {
     this.pending.clear();
+    this.onTimer();
   }
 }

@@ -16,6 +16,7 @@ import {
   x25519,
   type EphemeralKey,
 } from './crypto.ts';
+import { Deadlines } from './deadlines.ts';
 import { FAILED, type Directory } from './gateway-directory.ts';
 import type { Sessions } from './gateway-session.ts';
 import { endpointString, type Endpoint, type GatewayResult } from './gateway-types.ts';
@@ -81,6 +82,8 @@ export class Handshake {
   private readonly authCache = new Map<string, AuthCacheEntry>(); // cookie hex → AUTH_OK
   /** AUTHs each cookie carried past the cookie check, until the cookie expires. */
   private readonly cookieUses = new Map<string, { n: number; expiresAt: number }>();
+  private readonly cacheExpiries = new Deadlines<string>(); // the same keys, by expiresAt
+  private readonly useExpiries = new Deadlines<string>(); // cookieUses' keys, by expiresAt
 
   constructor(
     private readonly cookieSecret: Buffer,
@@ -175,9 +178,13 @@ export class Handshake {
       return refuse('replay', `cookie used ${uses.n} times; send HELLO again`);
     if (uses) uses.n++;
     else {
-      if (this.cookieUses.size >= MAX_COUNTED_COOKIES)
-        this.cookieUses.delete(this.cookieUses.keys().next().value!);
+      if (this.cookieUses.size >= MAX_COUNTED_COOKIES) {
+        const oldest = this.cookieUses.keys().next().value!;
+        this.cookieUses.delete(oldest);
+        this.useExpiries.delete(oldest);
+      }
       this.cookieUses.set(cacheKey, { n: 1, expiresAt: (epoch + 2) * COOKIE_EPOCH_MS });
+      this.useExpiries.set(cacheKey, (epoch + 2) * COOKIE_EPOCH_MS);
     }
     // 3. Freshness of the agent's own timestamp.
     if (Math.abs(msg.timestamp - now) > TIME_WINDOW_MS)
@@ -231,11 +238,9 @@ export class Handshake {
       now,
       out,
     );
-    this.authCache.set(cacheKey, {
-      auth: Buffer.from(data),
-      response,
-      expiresAt: (epoch + 2) * COOKIE_EPOCH_MS,
-    });
+    const expiresAt = (epoch + 2) * COOKIE_EPOCH_MS;
+    this.authCache.set(cacheKey, { auth: Buffer.from(data), response, expiresAt });
+    this.cacheExpiries.set(cacheKey, expiresAt);
   }
 
   /**
@@ -261,14 +266,21 @@ export class Handshake {
 
   /** Forgets cached AUTH_OKs and erases epoch keys whose time is over (forward secrecy). */
   poll(now: number): void {
-    for (const [k, e] of this.authCache) if (now >= e.expiresAt) this.authCache.delete(k);
-    for (const [k, e] of this.cookieUses) if (now >= e.expiresAt) this.cookieUses.delete(k);
+    for (const k of this.cacheExpiries.due(now)) {
+      this.authCache.delete(k);
+      this.cacheExpiries.delete(k);
+    }
+    for (const k of this.useExpiries.due(now)) {
+      this.cookieUses.delete(k);
+      this.useExpiries.delete(k);
+    }
     for (const e of this.ephemerals.keys()) if (e < epochOf(now) - 1) this.ephemerals.delete(e);
   }
   nextDeadline(): number | null {
     let d: number | null = null;
     const min = (x: number) => (d = d === null || x < d ? x : d);
-    for (const e of this.authCache.values()) min(e.expiresAt);
+    const cached = this.cacheExpiries.next();
+    if (cached !== null) min(cached);
     // cookieUses end with their epoch like authCache entries: the epoch deadline below covers them
     for (const e of this.ephemerals.keys()) min((e + 2) * COOKIE_EPOCH_MS); // erase old private keys
     return d;

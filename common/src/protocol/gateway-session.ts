@@ -8,6 +8,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { MAX_TEXT_LEN, type ReasonName } from './constants.ts';
 import { SessionChannel, sessionRef, type Body } from './channel.ts';
 import { deriveControlKeys, resetToken } from './crypto.ts';
+import { Deadlines } from './deadlines.ts';
 import type { Directory } from './gateway-directory.ts';
 import { handshakeError } from './gateway-handshake.ts';
 import type { ReservationPhase } from './gateway-reservations.ts';
@@ -59,6 +60,10 @@ export function sendReliably(s: GatewaySession, body: Body, now: number, out: Ga
 export class Sessions {
   /** How many live sessions have their agent at each address (their answers are deliverable). */
   private readonly peerAddrs = new Map<string, number>();
+  /** Each session by when it next needs the clock: its end, its idle time, a retransmission. */
+  private readonly timers = new Deadlines<GatewaySession>();
+  /** How many live sessions each user has (AUTH checks the limit on every login). */
+  private readonly perUser = new Map<string, number>();
 
   constructor(
     readonly byId: Map<string, GatewaySession>,
@@ -80,9 +85,20 @@ export class Sessions {
   }
 
   countOf(user: string): number {
-    let n = 0;
-    for (const s of this.byId.values()) if (s.user === user) n++;
-    return n;
+    return this.perUser.get(user) ?? 0;
+  }
+  private countUser(user: string, d: 1 | -1): void {
+    const n = (this.perUser.get(user) ?? 0) + d;
+    if (n > 0) this.perUser.set(user, n);
+    else this.perUser.delete(user);
+  }
+
+  /** When session s next needs the clock (call after anything that moves one of its times). */
+  rearm(s: GatewaySession): void {
+    if (this.byId.get(s.idHex) !== s) return;
+    const idle = s.lastSeen + this.cfg.sessionIdleSec * 1000;
+    const retransmit = s.channel.nextDeadline();
+    this.timers.set(s, Math.min(s.expiresAt, idle, retransmit ?? Infinity));
   }
 
   /** A new session after a successful AUTH: its AUTH_OK (seq 1) is sent and returned. */
@@ -104,10 +120,13 @@ export class Sessions {
         id,
         { send: keys.gwToEn, receive: keys.enToGw },
         this.cfg.responseCacheSize,
+        () => this.rearm(s),
       ),
     };
     this.byId.set(s.idHex, s);
     this.countPeer(s.peer.addr, 1);
+    this.countUser(s.user, 1);
+    this.rearm(s);
     const response = s.channel.seal(
       {
         type: 'AUTH_OK',
@@ -194,6 +213,7 @@ export class Sessions {
       return refuse('replay', text, msg.seq, `${s.idHex} seq ${msg.seq}`);
     }
     s.lastSeen = now;
+    this.rearm(s);
     if (localPort === this.cfg.controlPort && !fromPeer && msg.seq === s.channel.highestSeen) {
       // the home NAT re-mapped the control flow (or EN roamed): follow the newest authenticated source
       out.events.push({ kind: 'peer-moved', sessionId: s.idHex, from: endpointString(s.peer), to: en });
@@ -258,34 +278,32 @@ export class Sessions {
   end(s: GatewaySession, reason: 'released' | 'expired' | 'idle', out: GatewayResult): void {
     this.phase.endAll(s, reason === 'released' ? 'released' : 'expired', out);
     s.channel.close();
-    if (this.byId.delete(s.idHex)) this.countPeer(s.peer.addr, -1);
+    if (this.byId.delete(s.idHex)) {
+      this.countPeer(s.peer.addr, -1);
+      this.countUser(s.user, -1);
+    }
+    this.timers.delete(s);
     out.events.push({ kind: 'session-down', sessionId: s.idHex, user: s.user, reason });
   }
 
   /** Ends sessions past their absolute lifetime or idle too long. */
   expire(now: number, out: GatewayResult): void {
-    for (const s of [...this.byId.values()]) {
+    for (const s of this.timers.due(now)) {
       if (now >= s.expiresAt) this.end(s, 'expired', out);
       else if (now - s.lastSeen >= this.cfg.sessionIdleSec * 1000) this.end(s, 'idle', out);
     }
   }
   /** Retransmits the gateway's own requests (BOUND, FTP_ALIAS) and reports the undelivered. */
   retransmit(now: number, out: GatewayResult): void {
-    for (const s of this.byId.values()) {
+    for (const s of this.timers.due(now)) {
       const { resend, expired } = s.channel.poll(now);
       for (const { item } of resend) out.send.push({ to: s.peer, data: item.data });
       for (const { item } of expired)
         out.events.push({ kind: 'undelivered', sessionId: s.idHex, type: item.info.type });
     }
   }
+  /** The earliest time a session needs the clock, or null (O(1): see Deadlines). */
   nextDeadline(): number | null {
-    let d: number | null = null;
-    const min = (x: number | null) => (d = x !== null && (d === null || x < d) ? x : d);
-    for (const s of this.byId.values()) {
-      min(s.expiresAt);
-      min(s.lastSeen + this.cfg.sessionIdleSec * 1000);
-      min(s.channel.nextDeadline());
-    }
-    return d;
+    return this.timers.next();
   }
 }

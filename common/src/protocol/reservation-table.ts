@@ -8,6 +8,7 @@
 
 import type { ProtoNumber } from './constants.ts';
 import type { FlowKeys } from './crypto.ts';
+import { Deadlines } from './deadlines.ts';
 import type { Endpoint } from './gateway-types.ts';
 
 export interface Reservation {
@@ -36,8 +37,11 @@ export interface Reservation {
   readonly aliasPort?: number;
   /** The agent's control address when the port was reserved. */
   readonly en: Endpoint;
-  /** The one lifetime: when the gateway ends this row unless KEEPALIVE renews it (ms). */
-  expiresAt: number;
+  /**
+   * The one lifetime: when the gateway ends this row unless KEEPALIVE renews it (ms). Only the
+   * table changes it (it keeps the rows ordered by it).
+   */
+  readonly expiresAt: number;
   /** GHR:m, once the flow's first packet (or an explicit BIND) showed it. */
   binding?: { ghr: string; m: number };
   /** The IN's service port d, once the translation is installed. */
@@ -53,6 +57,10 @@ export class ReservationTable {
   private readonly rows = new Map<string, Reservation>();
   /** The same rows by session (an index of this table, for KEEPALIVE and the end of a session). */
   private readonly bySession = new Map<string, Set<Reservation>>();
+  /** The rows by expiresAt: the next expiry and the due rows without a walk of the table. */
+  private readonly expiries = new Deadlines<Reservation>();
+  /** How many rows have a mapping (the flows gauge), kept as rows change. */
+  private mappedRows = 0;
   private nextId = 1;
 
   constructor(
@@ -62,6 +70,10 @@ export class ReservationTable {
 
   get size(): number {
     return this.rows.size;
+  }
+  /** Rows with a mapping: flows whose first packet (or MAP) arrived. */
+  get mapped(): number {
+    return this.mappedRows;
   }
   get(proto: ProtoNumber, t: number): Reservation | undefined {
     return this.rows.get(key(proto, t));
@@ -84,6 +96,8 @@ export class ReservationTable {
     if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
     const row: Reservation = { ...r, id: this.nextId++, expiresAt: now + this.lifetimeMs.unused };
     this.rows.set(key(r.proto, r.t), row);
+    this.expiries.set(row, row.expiresAt);
+    if (row.mapping) this.mappedRows++;
     let set = this.bySession.get(r.sessionId);
     if (!set) this.bySession.set(r.sessionId, (set = new Set()));
     set.add(row);
@@ -93,33 +107,38 @@ export class ReservationTable {
   /** The flow's first packet arrived (or MAP): binding and/or mapping, and the mapped lifetime. */
   map(r: Reservation, d: number, now: number, binding?: { ghr: string; m: number }): void {
     if (binding) r.binding = binding;
+    if (!r.mapping && this.rows.get(key(r.proto, r.t)) === r) this.mappedRows++;
     r.mapping = { d };
-    r.expiresAt = now + this.lifetimeMs.mapped;
+    this.expire(r, now + this.lifetimeMs.mapped);
   }
 
   /** KEEPALIVE: every row of the session lives its lifetime again from `now`. */
   renew(sessionId: string, now: number): void {
     for (const r of this.bySession.get(sessionId) ?? [])
-      r.expiresAt = now + (r.mapping ? this.lifetimeMs.mapped : this.lifetimeMs.unused);
+      this.expire(r, now + (r.mapping ? this.lifetimeMs.mapped : this.lifetimeMs.unused));
+  }
+  private expire(r: Reservation, at: number): void {
+    (r as { expiresAt: number }).expiresAt = at;
+    if (this.rows.get(key(r.proto, r.t)) === r) this.expiries.set(r, at);
   }
 
   delete(r: Reservation): boolean {
     if (this.rows.get(key(r.proto, r.t)) !== r) return false;
     this.rows.delete(key(r.proto, r.t));
+    this.expiries.delete(r);
+    if (r.mapping) this.mappedRows--;
     const set = this.bySession.get(r.sessionId);
     set?.delete(r);
     if (set?.size === 0) this.bySession.delete(r.sessionId);
     return true;
   }
 
-  /** Rows whose lifetime is over at `now`. */
+  /** Rows whose lifetime is over at `now`, in the order they were added. */
   due(now: number): Reservation[] {
-    return [...this.rows.values()].filter((r) => now >= r.expiresAt);
+    return this.expiries.due(now);
   }
   /** When the next row's lifetime ends, or null. */
   nextExpiry(): number | null {
-    let d: number | null = null;
-    for (const r of this.rows.values()) if (d === null || r.expiresAt < d) d = r.expiresAt;
-    return d;
+    return this.expiries.next();
   }
 }
