@@ -2,10 +2,11 @@
 //! (crypto/openssl_linux.rs), CNG (bcrypt.dll) on Windows (crypto/cng_windows.rs). Nothing here
 //! implements AES or SHA-256 itself; this file is the portable front both share.
 //!
-//! `AesCtr` encrypts/decrypts in place: `apply_siv` with the counter block T(12) || be32(block)
-//! (the secure mode, docs/pccom.md §3); `apply` with salt(8) || be64(position / 16), skipping
-//! position % 16 bytes of the first block (the compat mode). `Hmac` is HMAC-SHA256 with the key
-//! set once.
+//! A flow keeps raw keys only; the work is done with one context per thread, keyed per call
+//! (crypto/per_thread.rs): `aes_ctr_siv` encrypts/decrypts in place with the counter block
+//! T(12) || be32(block) (the secure mode, docs/pccom.md §3); `aes_ctr_at` with
+//! salt(8) || be64(position / 16), skipping position % 16 bytes of the first block (the compat
+//! mode); `hmac_sha256` is HMAC-SHA256. `AesCtr` and `Hmac` are the library contexts themselves.
 
 /// Constant-time comparison.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -34,6 +35,8 @@ pub use openssl_linux::{AesCtr, Hmac};
 mod cng_windows;
 #[cfg(windows)]
 pub use cng_windows::{AesCtr, Hmac};
+mod per_thread;
+pub use per_thread::{aes128_ctr, hmac_sha256};
 
 /// Length of the synthetic IV T (the truncated MAC).
 pub const SIV_LEN: usize = 12;
@@ -47,42 +50,15 @@ pub fn siv_block(t: &[u8; SIV_LEN]) -> [u8; 16] {
     iv
 }
 
-impl AesCtr {
-    /// XORs `data` with the keystream of the synthetic IV `t` (counter blocks T || be32(i)).
-    pub fn apply_siv(&mut self, t: &[u8; SIV_LEN], data: &mut [u8]) -> bool {
-        if data.is_empty() {
-            return true;
-        }
-        self.apply_iv(&siv_block(t), 0, data)
-    }
-
-    /// Compat mode: XORs `data` with the keystream starting at byte `position`.
-    pub fn apply(&mut self, position: u64, data: &mut [u8]) -> bool {
-        if data.is_empty() {
-            return true;
-        }
-        let iv = iv_for(&self.salt, position);
-        self.apply_iv(&iv, (position % 16) as usize, data)
-    }
+/// XORs `data` with the AES-128-CTR keystream of key `key` and synthetic IV `t` (counter blocks
+/// T || be32(i)).
+pub fn aes_ctr_siv(key: &[u8; 16], t: &[u8; SIV_LEN], data: &mut [u8]) -> bool {
+    aes128_ctr(key, &siv_block(t), 0, data)
 }
 
-/// One-shot HMAC-SHA256 (tests and the compat mode).
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 32]> {
-    let mut h = Hmac::new(key).ok()?;
-    if !h.begin() {
-        return None;
-    }
-    for p in parts {
-        if !h.update(p) {
-            return None;
-        }
-    }
-    let mut out = [0u8; 32];
-    if h.finish(&mut out) {
-        Some(out)
-    } else {
-        None
-    }
+/// Compat mode: XORs `data` with the keystream of `key` and `salt` starting at byte `position`.
+pub fn aes_ctr_at(key: &[u8; 16], salt: &[u8; 8], position: u64, data: &mut [u8]) -> bool {
+    aes128_ctr(key, &iv_for(salt, position), (position % 16) as usize, data)
 }
 
 #[cfg(test)]
@@ -101,7 +77,7 @@ mod tests {
         let iv: [u8; 16] = hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap();
         let pt = hex("6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51 30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710");
         let ct = hex("874d6191b620e3261bef6864990db6ce 9806f66b7970fdff8617187bb9fffdff 5ae4df3edbd5d35e5b4f09020db03eab 1e031dda2fbe03d1792170a0f3009cee");
-        let mut c = AesCtr::new(&key, &[0; 8]).unwrap();
+        let mut c = AesCtr::new(&key).unwrap();
         let mut d = pt.clone();
         assert!(c.apply_iv(&iv, 0, &mut d));
         assert_eq!(d, ct);
@@ -119,12 +95,11 @@ mod tests {
     fn aes_ctr_position_is_byte_exact() {
         let key = [7u8; 16];
         let salt = [1, 2, 3, 4, 5, 6, 7, 8];
-        let mut c = AesCtr::new(&key, &salt).unwrap();
         let mut whole = vec![0u8; 200];
-        assert!(c.apply(1000, &mut whole));
+        assert!(aes_ctr_at(&key, &salt, 1000, &mut whole));
         for start in [0usize, 1, 15, 16, 17, 100] {
             let mut part = vec![0u8; 200 - start];
-            assert!(c.apply(1000 + start as u64, &mut part));
+            assert!(aes_ctr_at(&key, &salt, 1000 + start as u64, &mut part));
             assert_eq!(part, whole[start..].to_vec());
         }
         assert_eq!(iv_for(&salt, 0x1234_5678_9abc_def0)[8..], (0x1234_5678_9abc_def0u64 / 16).to_be_bytes());

@@ -13,7 +13,7 @@
 //! UDP: 20-byte trailer d(2) || ctr(6) || T(12).
 //! Compat: the paper's 16-bit keyed checksum, no option, no trailer (weak, explicit per flow).
 
-use crate::crypto::{ct_eq, AesCtr, Hmac, SIV_LEN};
+use crate::crypto::{aes_ctr_at, aes_ctr_siv, ct_eq, hmac_sha256, SIV_LEN};
 use crate::pkt::*;
 
 pub const OPT_KIND: u8 = 253;
@@ -84,43 +84,26 @@ impl Drop for DirKeys {
     }
 }
 
-/// Crypto state for one direction.
+/// The PIT of one direction: its raw keys, nothing else. AES and HMAC run on this thread's
+/// contexts, keyed for the call (crypto/per_thread.rs), so a flow costs no library context.
 pub struct Dir {
-    pub aes: AesCtr,
-    pub mac: Hmac,
-    /// Kept only for the compat mode's one-shot HMAC.
-    pub mac_key: [u8; 32],
+    keys: DirKeys,
 }
 
 impl Dir {
     pub fn new(k: &DirKeys) -> Result<Dir, &'static str> {
-        Ok(Dir { aes: AesCtr::new(&k.enc, &k.salt)?, mac: Hmac::new(&k.mac)?, mac_key: k.mac })
+        Ok(Dir { keys: k.clone() })
     }
     /// The synthetic IV: HMAC-SHA256(macKey, parts...)[..12].
     fn siv(&mut self, parts: &[&[u8]]) -> Result<[u8; MAC_LEN], ()> {
-        if !self.mac.begin() {
-            return Err(());
-        }
-        for p in parts {
-            if !self.mac.update(p) {
-                return Err(());
-            }
-        }
-        let mut out = [0u8; 32];
-        if !self.mac.finish(&mut out) {
-            return Err(());
-        }
+        let out = hmac_sha256(&self.keys.mac, parts).ok_or(())?;
         let mut t = [0u8; MAC_LEN];
         t.copy_from_slice(&out[..MAC_LEN]);
         Ok(t)
     }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        for b in self.mac_key.iter_mut() {
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+    /// Encrypts or decrypts `data` in place under the synthetic IV `t`.
+    fn crypt_siv(&self, t: &[u8; SIV_LEN], data: &mut [u8]) -> bool {
+        aes_ctr_siv(&self.keys.enc, t, data)
     }
 }
 
@@ -376,7 +359,7 @@ pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &Tc
     let p0 = off + new_hlen;
     let head = tcp_mac_head(pos, buf[off + 12], flags, be16(buf, off + 14), be16(buf, off + 18), n);
     let t = tx.siv(&[&head, &buf[off + 20..off + 20 + n], &buf[o..o + olen - MAC_LEN], &buf[p0..new_total]]).map_err(|_| PErr::Crypto)?;
-    if !tx.aes.apply_siv(&t, &mut buf[p0..new_total]) {
+    if !tx.crypt_siv(&t, &mut buf[p0..new_total]) {
         return Err(PErr::Crypto);
     }
     buf[o + olen - MAC_LEN..o + olen].copy_from_slice(&t);
@@ -429,7 +412,7 @@ pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, pos: &Tcp
     let o = off + 20 + oi;
     let mut t = [0u8; MAC_LEN];
     t.copy_from_slice(&buf[o + olen - MAC_LEN..o + olen]);
-    if !rx.aes.apply_siv(&t, &mut buf[tcp.payload..tcp.end]) {
+    if !rx.crypt_siv(&t, &mut buf[tcp.payload..tcp.end]) {
         return Err(VErr::Crypto);
     }
     let head = tcp_mac_head(pos, buf[off + 12], flags, be16(buf, off + 14), be16(buf, off + 18), n);
@@ -464,7 +447,7 @@ pub fn udp_protect(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, tx: &mut Dir, ctr: u64
     put16(buf, tr, d);
     buf[tr + 2..tr + 8].copy_from_slice(&ctr.to_be_bytes()[2..]);
     let t = tx.siv(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..udp.end]]).map_err(|_| PErr::Crypto)?;
-    if !tx.aes.apply_siv(&t, &mut buf[udp.payload..udp.end]) {
+    if !tx.crypt_siv(&t, &mut buf[udp.payload..udp.end]) {
         return Err(PErr::Crypto);
     }
     buf[tr + 8..tr + 20].copy_from_slice(&t);
@@ -490,7 +473,7 @@ pub fn udp_verify(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, rx: &mut Dir, replay: &
     }
     let mut t = [0u8; MAC_LEN];
     t.copy_from_slice(&buf[tr + 8..tr + 20]);
-    if !rx.aes.apply_siv(&t, &mut buf[udp.payload..tr]) {
+    if !rx.crypt_siv(&t, &mut buf[udp.payload..tr]) {
         return Err(VErr::Crypto);
     }
     let want = rx.siv(&[&[DOMAIN_UDP], &buf[tr..tr + 8], &buf[udp.payload..tr]]).map_err(|_| VErr::Crypto)?;
@@ -512,7 +495,7 @@ pub fn udp_verify(buf: &mut Vec<u8>, ip: &Ip, udp: &Udp, rx: &mut Dir, replay: &
 // i.e. a fixed keystream per flow direction, which is exactly the weakness the docs describe).
 
 fn compat_s(dir: &Dir, payload: &[u8]) -> Result<u64, ()> {
-    let t = crate::crypto::hmac_sha256(&dir.mac_key, &[&[DOMAIN_COMPAT], payload]).ok_or(())?;
+    let t = hmac_sha256(&dir.keys.mac, &[&[DOMAIN_COMPAT], payload]).ok_or(())?;
     Ok(u16::from_be_bytes([t[0], t[1]]) as u64)
 }
 
@@ -541,7 +524,7 @@ pub fn compat_check(buf: &[u8], ip: &Ip, proto: u8, payload: usize, dir: &Dir) -
 
 pub fn compat_crypt(dir: &mut Dir, proto: u8, ext_pos: u64, data: &mut [u8]) -> bool {
     let pos = if proto == PROTO_TCP { ext_pos } else { 0 };
-    dir.aes.apply(pos, data)
+    aes_ctr_at(&dir.keys.enc, &dir.keys.salt, pos, data)
 }
 
 #[cfg(test)]

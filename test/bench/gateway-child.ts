@@ -163,3 +163,4 @@ process.on('message', (m: Msg) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0)); // a clean exit (writes a --cpu-prof profile)

@@ -33,7 +33,7 @@ function child(file: string, args: string[]): ChildProcess {
     });
   }
   const c = fork(join(HERE, file), args, {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
+    execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.GSRA_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GSRA_BENCH_CPU_PROF] : [])],
     serialization: 'advanced',
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

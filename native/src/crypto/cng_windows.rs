@@ -28,12 +28,11 @@ fn w(s: &str) -> Vec<u16> {
 pub struct AesCtr {
     alg: Handle,
     key: Handle,
-    pub(super) salt: [u8; 8],
 }
 unsafe impl Send for AesCtr {}
 
 impl AesCtr {
-    pub fn new(key: &[u8; 16], salt: &[u8; 8]) -> Result<AesCtr, &'static str> {
+    pub fn new(key: &[u8; 16]) -> Result<AesCtr, &'static str> {
         unsafe {
             let mut alg: Handle = std::ptr::null_mut();
             if BCryptOpenAlgorithmProvider(&mut alg, w("AES").as_ptr(), std::ptr::null(), 0) < 0 {
@@ -49,7 +48,19 @@ impl AesCtr {
                 BCryptCloseAlgorithmProvider(alg, 0);
                 return Err("BCryptGenerateSymmetricKey failed");
             }
-            Ok(AesCtr { alg, key: k, salt: *salt })
+            Ok(AesCtr { alg, key: k })
+        }
+    }
+    /// Re-keys: a new key object from the provider opened once.
+    pub fn set_key(&mut self, key: &[u8; 16]) -> bool {
+        unsafe {
+            let mut k: Handle = std::ptr::null_mut();
+            if BCryptGenerateSymmetricKey(self.alg, &mut k, std::ptr::null_mut(), 0, key.as_ptr(), 16, 0) < 0 {
+                return false;
+            }
+            BCryptDestroyKey(self.key);
+            self.key = k;
+            true
         }
     }
     pub fn apply_iv(&mut self, iv: &[u8; 16], skip: usize, data: &mut [u8]) -> bool {
@@ -109,6 +120,18 @@ impl Hmac {
                 return Err("BCryptCreateHash failed");
             }
             Ok(Hmac { alg, hash: h })
+        }
+    }
+    /// Re-keys: a new reusable hash object under `key`, from the provider opened once.
+    pub fn set_key(&mut self, key: &[u8]) -> bool {
+        unsafe {
+            let mut h: Handle = std::ptr::null_mut();
+            if BCryptCreateHash(self.alg, &mut h, std::ptr::null_mut(), 0, key.as_ptr(), key.len() as c_ulong, BCRYPT_HASH_REUSABLE_FLAG) < 0 {
+                return false;
+            }
+            BCryptDestroyHash(self.hash);
+            self.hash = h;
+            true
         }
     }
     pub fn begin(&mut self) -> bool {
