@@ -2,11 +2,11 @@
 // DirectoryPolicy, PortPool, the FTP ALG hooks, logging at info level into a sink) with the packet
 // engine in memory (LinuxDataPlane, never started: no queue, no kernel rule), answering control
 // datagrams the driver sends over IPC. Only the time spent inside the daemon is counted (per
-// phase), so the agents' work in the driver costs the figures nothing, and this process's
+// phase, wall and CPU), so the agents' work in the driver costs the figures nothing, and this process's
 // memory is the gateway's alone.
 // Messages (IPC, advanced serialization): {op:'init', users} -> {loadMs, mem}
 //   {op:'phase', name} -> {} | {op:'dgram', data, from} -> {send: [{data, to}]}
-//   {op:'time', name} -> {ms, calls} | {op:'mem'} -> {rss, heap} | {op:'reload', remove} -> {loadMs, reloadMs}
+//   {op:'time', name} -> {ms, cpuMs, calls} | {op:'mem'} -> {rss, heap} | {op:'reload', remove} -> {loadMs, reloadMs}
 //   {op:'stats'} -> {sessions, reservations, engineReservations}
 // Run: node --expose-gc --import tsx gateway-child.ts
 import { Writable } from 'node:stream';
@@ -35,7 +35,7 @@ let dir: BenchDirectory | undefined;
 let daemon: GatewayDaemon | undefined;
 let plane: LinuxDataPlane | undefined;
 let phase = 'none';
-const spent = new Map<string, { ns: bigint; calls: number }>();
+const spent = new Map<string, { ns: bigint; cpuUs: number; calls: number }>();
 let captured: { data: Buffer; to: Endpoint }[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gsra-bench-gw-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
@@ -46,11 +46,16 @@ function mem(): { rss: number; heap: number } {
   return { rss: m.rss, heap: m.heapUsed };
 }
 
+// Wall time and this process's CPU time (user + system): on a machine shared with other jobs the
+// wall time includes the time the scheduler gave them; the CPU time is what the gateway spent.
 async function timed<T>(f: () => T | Promise<T>): Promise<T> {
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const r = await f();
-  const s = spent.get(phase) ?? { ns: 0n, calls: 0 };
+  const c = process.cpuUsage(c0);
+  const s = spent.get(phase) ?? { ns: 0n, cpuUs: 0, calls: 0 };
   s.ns += process.hrtime.bigint() - t0;
+  s.cpuUs += c.user + c.system;
   s.calls++;
   spent.set(phase, s);
   return r;
@@ -132,8 +137,8 @@ async function handle(m: Msg): Promise<unknown> {
       return { send: captured };
     }
     case 'time': {
-      const s = spent.get(m.name!) ?? { ns: 0n, calls: 0 };
-      return { ms: Number(s.ns) / 1e6, calls: s.calls };
+      const s = spent.get(m.name!) ?? { ns: 0n, cpuUs: 0, calls: 0 };
+      return { ms: Number(s.ns) / 1e6, cpuMs: s.cpuUs / 1000, calls: s.calls };
     }
     case 'mem':
       return mem();

@@ -141,6 +141,7 @@ export function summary(figs: readonly Figure[], meta: Record<string, unknown>):
     line(figs, 'gateway', [
       ['logins/s', { case: 'gateway', metric: 'logins_per_s', users: 10_000 }],
       ['reserved ports/s', { case: 'gateway', metric: 'reservations_per_s', users: 10_000 }],
+      ['(RESERVE of 16)', { case: 'gateway', metric: 'reservations_batch16_per_s', users: 10_000 }],
       ['MiB@10k users', { case: 'gateway', metric: 'rss_mib', users: 10_000 }],
       ['MiB@100k flows', { case: 'gateway', metric: 'rss_mib', flows: 100_000 }],
       ['MiB@1M flows', { case: 'gateway', metric: 'rss_mib', flows: 1_000_000 }],

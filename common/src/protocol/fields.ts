@@ -52,7 +52,7 @@ export function ipToBytes(ip: string): Buffer {
 }
 
 export function bytesToIp(b: Buffer): string {
-  if (b.length === 4) return Array.from(b).join('.');
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`; // (Array.from(b).join: 8 % of a RESERVE)
   const words: string[] = [];
   for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i).toString(16));
   // compress the longest run of zero words (RFC 5952)
