@@ -106,14 +106,14 @@ pub const MAX_CANDIDATES: usize = 4;
 pub struct GatewayEnd {
     pub pin: u32,
     /// Allowed service ports d (empty = any).
-    pub ports: Vec<u16>,
+    pub ports: Box<[u16]>,
     /// The home router's mapping, once committed: UDP on the first verified datagram; TCP on the
     /// first verified segment newer than the SYN (only the real EN can make one). None before.
     pub bound: Option<Binding>,
     /// TCP, until the binding commits: the sources whose initial SYN verified (a replayed SYN
     /// verifies too, so each is only a candidate). IN's answers go to every candidate.
     pub candidates: [Binding; MAX_CANDIDATES],
-    pub n_candidates: usize,
+    pub n_candidates: u8,
     /// A TCP flow whose d is one of `Config::alg_ports` (decided once, when d is learned): its segments go
     /// through the ALG in both directions.
     pub alg: bool,
@@ -142,7 +142,8 @@ pub struct Flow {
     pub txseq: SeqTrack,
     pub rxseq: SeqTrack,
     pub udp_ctr: u64,
-    pub replay: Replay,
+    /// UDP: the replay window of received counters (TCP flows have none: conn.rs's rules).
+    pub replay: Option<Box<Replay>>,
     pub state: FlowState,
     /// TCP: the one connection this flow carries.
     pub conn: Conn,
@@ -150,7 +151,8 @@ pub struct Flow {
     pub c: FlowCounters,
     /// The latest packet from the internet failed verification (cleared by one that verifies).
     pub last_in_failed: bool,
-    vfail: VerifyFailures,
+    /// Allocated at the first failure (most flows never have one).
+    vfail: Option<Box<VerifyFailures>>,
 }
 
 /// Verification failures not yet reported (events are rate-limited to one per flow per second;
@@ -187,7 +189,7 @@ impl Flow {
             Role::Gateway => (
                 End::Gateway(GatewayEnd {
                     pin: spec.pin,
-                    ports: spec.ports.clone(),
+                    ports: spec.ports.clone().into_boxed_slice(),
                     bound: None,
                     candidates: [Binding::default(); MAX_CANDIDATES],
                     n_candidates: 0,
@@ -209,13 +211,13 @@ impl Flow {
             txseq: SeqTrack::default(),
             rxseq: SeqTrack::default(),
             udp_ctr: 0,
-            replay: Replay::default(),
+            replay: if spec.proto == PROTO_UDP { Some(Box::default()) } else { None },
             state,
             conn: Conn::default(),
             last: now,
             c: FlowCounters::default(),
             last_in_failed: false,
-            vfail: VerifyFailures::default(),
+            vfail: None,
         })
     }
 
@@ -266,7 +268,7 @@ impl Flow {
     pub fn count_verify_failure(&mut self, reason: &'static str, src: u32, sport: u16, dport: u16, now: u64) -> Option<VerifyReport> {
         self.c.verify_failed += 1;
         self.last_in_failed = true;
-        let v = &mut self.vfail;
+        let v = self.vfail.get_or_insert_with(Box::default);
         v.pending += 1;
         v.reason = reason;
         v.src = src;
@@ -278,7 +280,7 @@ impl Flow {
     /// The pending failures as an event, if a second passed since the last one (the sweep calls
     /// this, so failures are reported even when no later failure comes).
     pub fn verify_report_due(&mut self, now: u64) -> Option<VerifyReport> {
-        let v = &mut self.vfail;
+        let v = self.vfail.as_deref_mut()?;
         if v.pending == 0 || (v.last_event != 0 && now.saturating_sub(v.last_event) < 1000) {
             return None;
         }
@@ -290,7 +292,7 @@ impl Flow {
 
     /// Gateway, before the binding commits: is `b` one of the candidates?
     pub fn is_candidate(&self, b: Binding) -> bool {
-        self.gateway().map_or(false, |g| g.candidates[..g.n_candidates].contains(&b))
+        self.gateway().map_or(false, |g| g.candidates[..g.n_candidates as usize].contains(&b))
     }
 
     /// Where packets toward EN go: the committed binding, or (gateway, TCP, before it commits)
@@ -300,7 +302,7 @@ impl Flow {
             End::Agent(_) => None,
             End::Gateway(g) => match g.bound {
                 Some(b) => Some((b, &[])),
-                None if g.n_candidates > 0 => Some((g.candidates[0], &g.candidates[1..g.n_candidates])),
+                None if g.n_candidates > 0 => Some((g.candidates[0], &g.candidates[1..g.n_candidates as usize])),
                 None => None,
             },
         }

@@ -48,14 +48,18 @@ pub struct FlowInfo {
     pub close: Close,
 }
 
+/// A flow's place in `slots`. 32 bits: the indexes' entries are half the size of a usize's (a
+/// gateway holds up to 131 070 flows per engine, each in two indexes).
+type Slot = u32;
+
 #[derive(Default)]
 pub(super) struct Table {
     slots: Vec<Option<FlowRef>>,
-    free: Vec<usize>,
-    by_id: HashMap<u32, usize>,
-    vat_out: HashMap<Key5, usize>,
-    vat_in: HashMap<Key5, usize>,
-    by_port: HashMap<(u8, u16), usize>,
+    free: Vec<Slot>,
+    by_id: HashMap<u32, Slot>,
+    vat_out: HashMap<Key5, Slot>,
+    vat_in: HashMap<Key5, Slot>,
+    by_port: HashMap<(u8, u16), Slot>,
 }
 
 /// The index keys of a flow: agent (outbound 5-tuple, inbound 5-tuple), gateway (proto, t).
@@ -77,22 +81,22 @@ impl Table {
     }
 
     pub fn by_id(&self, id: u32) -> Option<&FlowRef> {
-        self.by_id.get(&id).and_then(|&s| self.slots[s].as_ref())
+        self.by_id.get(&id).and_then(|&s| self.slots[s as usize].as_ref())
     }
 
     /// Agent, outbound: `(proto, PEN, s, VIN, d)`.
     pub fn vat_out(&self, k: &Key5) -> Option<&FlowRef> {
-        self.vat_out.get(k).and_then(|&s| self.slots[s].as_ref())
+        self.vat_out.get(k).and_then(|&s| self.slots[s as usize].as_ref())
     }
 
     /// Agent, inbound: `(proto, GGR, t, PEN, s)`.
     pub fn vat_in(&self, k: &Key5) -> Option<&FlowRef> {
-        self.vat_in.get(k).and_then(|&s| self.slots[s].as_ref())
+        self.vat_in.get(k).and_then(|&s| self.slots[s as usize].as_ref())
     }
 
     /// Gateway: the reservation of port t.
     pub fn by_port(&self, proto: u8, t: u16) -> Option<&FlowRef> {
-        self.by_port.get(&(proto, t)).and_then(|&s| self.slots[s].as_ref())
+        self.by_port.get(&(proto, t)).and_then(|&s| self.slots[s as usize].as_ref())
     }
 
     /// The number of slots, and the flow in one, for the expiry sweep.
@@ -121,12 +125,12 @@ impl Table {
         let flow = Arc::new(Mutex::new(f));
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s] = Some(flow);
+                self.slots[s as usize] = Some(flow);
                 s
             }
             None => {
                 self.slots.push(Some(flow));
-                self.slots.len() - 1
+                (self.slots.len() - 1) as Slot
             }
         };
         self.by_id.insert(id, slot);
@@ -146,7 +150,7 @@ impl Table {
             Some(s) => s,
             None => return false,
         };
-        if let Some(fr) = self.slots[slot].take() {
+        if let Some(fr) = self.slots[slot as usize].take() {
             match keys_of(&lock(&fr)) {
                 Keys::Vat(o, i) => {
                     self.vat_out.remove(&o);

@@ -80,8 +80,8 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
                     if g.n_candidates == 0 {
                         bound_event = Some(bound);
                     }
-                    if !g.candidates[..g.n_candidates].contains(&src) && g.n_candidates < MAX_CANDIDATES {
-                        g.candidates[g.n_candidates] = src;
+                    if !g.candidates[..g.n_candidates as usize].contains(&src) && (g.n_candidates as usize) < MAX_CANDIDATES {
+                        g.candidates[g.n_candidates as usize] = src;
                         g.n_candidates += 1;
                     }
                 } else {
@@ -162,7 +162,7 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding) -> Resu
                 if !initial_syn {
                     return Err(Reason::WrongSource);
                 }
-                if g.n_candidates >= MAX_CANDIDATES {
+                if g.n_candidates as usize >= MAX_CANDIDATES {
                     return Err(Reason::BindingFull);
                 }
             }
@@ -210,7 +210,8 @@ fn unprotect_udp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip) -> Result<Verified, R
         compat_udp(pkt, ip, &udp, f).map_err(reason_of)?;
         None
     } else {
-        Some(pccom::udp_verify(pkt, ip, &udp, &mut f.rx, &mut f.replay).map_err(reason_of)?.0)
+        let replay = f.replay.as_deref_mut().ok_or(Reason::Malformed)?;
+        Some(pccom::udp_verify(pkt, ip, &udp, &mut f.rx, replay).map_err(reason_of)?.0)
     };
     let d = check_d(f, d)?;
     if f.state == FlowState::Reserved {
