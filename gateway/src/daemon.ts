@@ -389,11 +389,14 @@ export class GatewayDaemon {
     if (next === null || next >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = next;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.apply(this.control.poll(this.now()));
-    }, Math.max(0, next - this.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.apply(this.control.poll(this.now()));
+      },
+      Math.max(0, next - this.now()),
+    );
     this.timer.unref();
   }
 

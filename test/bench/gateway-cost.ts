@@ -33,7 +33,14 @@ function child(file: string, args: string[]): ChildProcess {
     });
   }
   const c = fork(join(HERE, file), args, {
-    execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.GSRA_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GSRA_BENCH_CPU_PROF] : [])],
+    execArgv: [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      ...(process.env.GSRA_BENCH_CPU_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.GSRA_BENCH_CPU_PROF]
+        : []),
+    ],
     serialization: 'advanced',
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -154,12 +161,17 @@ export async function gatewayCost(
           throw new Error(`login of ${uid(i)} failed: ${JSON.stringify(ev.slice(-2))}`);
         agents.push(a);
       }
-      const login = await gw.call<{ ms: number; cpuMs: number; calls: number }>({ op: 'time', name: 'login' });
+      const login = await gw.call<{ ms: number; cpuMs: number; calls: number }>({
+        op: 'time',
+        name: 'login',
+      });
       const mLogin = await gw.call<{ rss: number; heap: number }>({ op: 'mem' });
       figures.push(single({ ...key, metric: 'logins_per_s' }, users / (login.cpuMs / 1000)));
       figures.push(single({ ...key, metric: 'rss_mib' }, (mLogin.rss - base.rss) / MIB));
       figures.push(single({ ...key, metric: 'heap_mib' }, (mLogin.heap - base.heap) / MIB));
-      say(`gateway: ${users} logins in ${login.cpuMs.toFixed(0)} ms of gateway CPU (${login.ms.toFixed(0)} ms wall, ${login.calls} datagrams)`);
+      say(
+        `gateway: ${users} logins in ${login.cpuMs.toFixed(0)} ms of gateway CPU (${login.ms.toFixed(0)} ms wall, ${login.calls} datagrams)`,
+      );
 
       await gw.call({ op: 'phase', name: 'reserve' });
       let ports = 0;
@@ -171,7 +183,10 @@ export async function gatewayCost(
           throw new Error(`RESERVE of ${uid(i)} failed: ${JSON.stringify(ev.slice(-2))}`);
         ports += r.ports.length;
       }
-      const reserve = await gw.call<{ ms: number; cpuMs: number; calls: number }>({ op: 'time', name: 'reserve' });
+      const reserve = await gw.call<{ ms: number; cpuMs: number; calls: number }>({
+        op: 'time',
+        name: 'reserve',
+      });
       const mRes = await gw.call<{ rss: number; heap: number }>({ op: 'mem' });
       const stats = await gw.call<{ sessions: number; reservations: number; engine: Record<string, number> }>(
         { op: 'stats' },
@@ -183,7 +198,9 @@ export async function gatewayCost(
       }
       figures.push(single({ ...key, metric: 'reservations_per_s' }, ports / (reserve.cpuMs / 1000)));
       figures.push(single({ ...key, flows: ports, metric: 'rss_mib' }, (mRes.rss - base.rss) / MIB));
-      say(`gateway: ${ports} reservations in ${reserve.cpuMs.toFixed(0)} ms of gateway CPU (${reserve.ms.toFixed(0)} ms wall)`);
+      say(
+        `gateway: ${ports} reservations in ${reserve.cpuMs.toFixed(0)} ms of gateway CPU (${reserve.ms.toFixed(0)} ms wall)`,
+      );
 
       // The same number of ports in RESERVEs of 16 (the most one RESERVE may ask; an agent asks
       // that many with poolTarget 16): what a RESERVE costs per port once its fixed part (MAC,
@@ -213,9 +230,16 @@ export async function gatewayCost(
           throw new Error(`RESERVE of 16 by ${uid(i)} failed: ${JSON.stringify(ev.slice(-2))}`);
         ports16 += r.ports.length;
       }
-      const reserve16 = await gw.call<{ ms: number; cpuMs: number; calls: number }>({ op: 'time', name: 'reserve16' });
-      figures.push(single({ ...key, metric: 'reservations_batch16_per_s' }, ports16 / (reserve16.cpuMs / 1000)));
-      say(`gateway: ${ports16} reservations in RESERVEs of 16 in ${reserve16.cpuMs.toFixed(0)} ms of gateway CPU (${reserve16.ms.toFixed(0)} ms wall)`);
+      const reserve16 = await gw.call<{ ms: number; cpuMs: number; calls: number }>({
+        op: 'time',
+        name: 'reserve16',
+      });
+      figures.push(
+        single({ ...key, metric: 'reservations_batch16_per_s' }, ports16 / (reserve16.cpuMs / 1000)),
+      );
+      say(
+        `gateway: ${ports16} reservations in RESERVEs of 16 in ${reserve16.cpuMs.toFixed(0)} ms of gateway CPU (${reserve16.ms.toFixed(0)} ms wall)`,
+      );
 
       const rl = await gw.call<{ loadMs: number; reloadMs: number }>({ op: 'reload', remove: 0 });
       figures.push(single({ ...key, metric: 'policy_load_ms' }, rl.loadMs));

@@ -77,7 +77,8 @@ export class Deadlines<K> {
     while (stack.length) {
       const i = stack.pop()!;
       found.push(this.heap[i]!);
-      for (const c of [2 * i + 1, 2 * i + 2]) if (c < this.heap.length && this.heap[c]!.at <= now) stack.push(c);
+      for (const c of [2 * i + 1, 2 * i + 2])
+        if (c < this.heap.length && this.heap[c]!.at <= now) stack.push(c);
     }
     return found.sort((a, b) => a.seq - b.seq).map((e) => e.key);
   }
