@@ -1,7 +1,7 @@
 //! AES-128-CTR and HMAC-SHA256 from OpenSSL's libcrypto (EVP and HMAC APIs), declared by hand.
 //! Linux (and any Unix with libcrypto); the portable front is crypto.rs.
 
-use std::os::raw::{c_int, c_uint, c_void};
+use std::os::raw::{c_char, c_int, c_uint, c_void};
 #[allow(non_camel_case_types)]
 type EVP_CIPHER_CTX = c_void;
 #[allow(non_camel_case_types)]
@@ -17,7 +17,8 @@ extern "C" {
     fn EVP_aes_128_ctr() -> *const EVP_CIPHER;
     fn EVP_EncryptInit_ex(c: *mut EVP_CIPHER_CTX, t: *const EVP_CIPHER, e: *mut c_void, key: *const u8, iv: *const u8) -> c_int;
     fn EVP_EncryptUpdate(c: *mut EVP_CIPHER_CTX, out: *mut u8, outl: *mut c_int, inp: *const u8, inl: c_int) -> c_int;
-    fn EVP_sha256() -> *const EVP_MD;
+    fn EVP_MD_fetch(libctx: *mut c_void, algorithm: *const c_char, properties: *const c_char) -> *mut EVP_MD;
+    fn EVP_MD_free(md: *mut EVP_MD);
     fn HMAC_CTX_new() -> *mut HMAC_CTX;
     fn HMAC_CTX_free(c: *mut HMAC_CTX);
     fn HMAC_Init_ex(c: *mut HMAC_CTX, key: *const c_void, len: c_int, md: *const EVP_MD, e: *mut c_void) -> c_int;
@@ -88,6 +89,9 @@ impl Drop for AesCtr {
 
 pub struct Hmac {
     ctx: *mut HMAC_CTX,
+    /// SHA-256 fetched once (OpenSSL 3): re-keying with it skips the implicit fetch that
+    /// `EVP_sha256()` costs at every digest initialisation (a re-key was ~8x a 64-byte MAC).
+    md: *mut EVP_MD,
     fresh: bool,
 }
 unsafe impl Send for Hmac {}
@@ -95,20 +99,26 @@ unsafe impl Send for Hmac {}
 impl Hmac {
     pub fn new(key: &[u8]) -> Result<Hmac, &'static str> {
         unsafe {
+            let md = EVP_MD_fetch(std::ptr::null_mut(), b"SHA256\0".as_ptr() as *const c_char, std::ptr::null());
+            if md.is_null() {
+                return Err("EVP_MD_fetch(SHA256) failed");
+            }
             let ctx = HMAC_CTX_new();
             if ctx.is_null() {
+                EVP_MD_free(md);
                 return Err("HMAC_CTX_new failed");
             }
-            if HMAC_Init_ex(ctx, key.as_ptr() as *const c_void, key.len() as c_int, EVP_sha256(), std::ptr::null_mut()) != 1 {
-                HMAC_CTX_free(ctx);
-                return Err("HMAC_Init_ex failed");
+            let mut h = Hmac { ctx, md, fresh: false };
+            if HMAC_Init_ex(ctx, key.as_ptr() as *const c_void, key.len() as c_int, md, std::ptr::null_mut()) != 1 {
+                return Err("HMAC_Init_ex failed"); // h's Drop frees both
             }
-            Ok(Hmac { ctx, fresh: true })
+            h.fresh = true;
+            Ok(h)
         }
     }
     /// Re-keys the context; the next begin() starts a MAC under `key`.
     pub fn set_key(&mut self, key: &[u8]) -> bool {
-        let ok = unsafe { HMAC_Init_ex(self.ctx, key.as_ptr() as *const c_void, key.len() as c_int, EVP_sha256(), std::ptr::null_mut()) == 1 };
+        let ok = unsafe { HMAC_Init_ex(self.ctx, key.as_ptr() as *const c_void, key.len() as c_int, self.md, std::ptr::null_mut()) == 1 };
         self.fresh = ok;
         ok
     }
@@ -130,6 +140,9 @@ impl Hmac {
 
 impl Drop for Hmac {
     fn drop(&mut self) {
-        unsafe { HMAC_CTX_free(self.ctx) }
+        unsafe {
+            HMAC_CTX_free(self.ctx);
+            EVP_MD_free(self.md);
+        }
     }
 }

@@ -1,70 +1,106 @@
-//! One AES-128-CTR and one HMAC-SHA256 context per thread, keyed for each call from the raw keys
-//! a flow keeps. A flow holds 56 bytes of keys per direction instead of two library contexts
-//! (about 1.4 KB per direction with OpenSSL 3): a million flows fit in a gateway's memory
-//! (docs/performance.md, lever 3). Re-keying is skipped when the key is the one the context
-//! already holds (consecutive packets of one flow, the bulk case); otherwise it costs an AES key
-//! schedule and the two HMAC pad blocks, done by the library. Nothing here computes AES or SHA-256.
+//! AES-128-CTR and HMAC-SHA256 contexts per thread, keyed for each call from the raw keys a flow
+//! keeps. A flow holds 56 bytes of keys per direction instead of two library contexts (about
+//! 1.4 KB per direction with OpenSSL 3): a million flows fit in a gateway's memory
+//! (docs/performance.md, lever 3). Each thread keeps contexts for its last 8 keys, so a flow's two
+//! directions and a few interleaved flows need no re-key; otherwise the least recently used one is
+//! re-keyed (an AES key schedule and HMAC's two pad blocks, done by the library: 0.3-1 us each
+//! measured on OpenSSL 3). Nothing here computes AES or SHA-256.
 
 use super::{ct_eq, AesCtr, Hmac};
 use std::cell::RefCell;
 
-/// Longest HMAC key remembered (longer keys are hashed by HMAC itself; they are re-set each call).
-const MAC_KEY_MAX: usize = 64;
+/// Longest key remembered (longer HMAC keys are hashed by HMAC itself; they are re-set each call).
+const KEY_MAX: usize = 64;
+/// Keyed contexts kept per thread and per algorithm: a flow's two directions (a gateway verifies
+/// data one way and protects the ACKs the other) and a few flows interleaved in a batch each find
+/// theirs without a re-key. About 1.4 KB per slot pair with OpenSSL 3.
+const SLOTS: usize = 8;
+
+/// One keyed library context and the key it holds.
+struct Slot<C> {
+    ctx: C,
+    key: [u8; KEY_MAX],
+    /// Length of `key`; `usize::MAX`: none (the context's key is unknown).
+    len: usize,
+    used: u64,
+}
+
+/// The last few keys' contexts, least recently used replaced first.
+struct Keyed<C> {
+    slots: Vec<Slot<C>>,
+    tick: u64,
+}
+
+impl<C> Keyed<C> {
+    fn new() -> Keyed<C> {
+        Keyed { slots: Vec::new(), tick: 0 }
+    }
+
+    /// The context keyed with `key`: one that holds it, else a new one (up to SLOTS), else the
+    /// least recently used one re-keyed by `set`.
+    fn get(&mut self, key: &[u8], new: impl FnOnce(&[u8]) -> Option<C>, set: impl FnOnce(&mut C, &[u8]) -> bool) -> Option<&mut C> {
+        self.tick += 1;
+        let tick = self.tick;
+        let i = match self.slots.iter().position(|s| s.len == key.len() && ct_eq(&s.key[..key.len().min(KEY_MAX)], key)) {
+            Some(i) => i,
+            None if self.slots.len() < SLOTS => {
+                self.slots.push(Slot { ctx: new(key)?, key: [0; KEY_MAX], len: usize::MAX, used: 0 });
+                let i = self.slots.len() - 1;
+                self.remember(i, key);
+                i
+            }
+            None => {
+                let i = (0..self.slots.len()).min_by_key(|&i| self.slots[i].used)?;
+                self.slots[i].len = usize::MAX;
+                if !set(&mut self.slots[i].ctx, key) {
+                    return None;
+                }
+                self.remember(i, key);
+                i
+            }
+        };
+        self.slots[i].used = tick;
+        Some(&mut self.slots[i].ctx)
+    }
+
+    fn remember(&mut self, i: usize, key: &[u8]) {
+        if key.len() <= KEY_MAX {
+            self.slots[i].key[..key.len()].copy_from_slice(key);
+            self.slots[i].len = key.len();
+        }
+    }
+}
+
+impl<C> Drop for Keyed<C> {
+    fn drop(&mut self) {
+        for s in self.slots.iter_mut() {
+            for b in s.key.iter_mut() {
+                unsafe { std::ptr::write_volatile(b, 0) };
+            }
+        }
+    }
+}
 
 struct ThreadCrypto {
-    aes: AesCtr,
-    aes_key: [u8; 16],
-    mac: Hmac,
-    mac_key: [u8; MAC_KEY_MAX],
-    /// Length of the key in `mac_key`; `usize::MAX`: none remembered.
-    mac_key_len: usize,
+    aes: Keyed<AesCtr>,
+    mac: Keyed<Hmac>,
 }
 
 impl ThreadCrypto {
     fn new() -> Result<ThreadCrypto, &'static str> {
-        Ok(ThreadCrypto {
-            aes: AesCtr::new(&[0; 16])?,
-            aes_key: [0; 16],
-            mac: Hmac::new(&[0; 32])?,
-            mac_key: [0; MAC_KEY_MAX],
-            mac_key_len: 32,
-        })
+        Ok(ThreadCrypto { aes: Keyed::new(), mac: Keyed::new() })
     }
 
     fn aes_keyed(&mut self, key: &[u8; 16]) -> Option<&mut AesCtr> {
-        if !ct_eq(&self.aes_key, key) {
-            if !self.aes.set_key(key) {
-                self.aes_key = [0; 16];
-                // the context's key is unknown now: force a re-key next time
-                self.aes_key[0] = !key[0];
-                return None;
-            }
-            self.aes_key = *key;
-        }
-        Some(&mut self.aes)
+        self.aes.get(
+            key,
+            |k| AesCtr::new(k.try_into().ok()?).ok(),
+            |c, k| k.try_into().map(|k| c.set_key(k)).unwrap_or(false),
+        )
     }
 
     fn mac_keyed(&mut self, key: &[u8]) -> Option<&mut Hmac> {
-        let same = self.mac_key_len == key.len() && ct_eq(&self.mac_key[..key.len().min(MAC_KEY_MAX)], key);
-        if !same {
-            self.mac_key_len = usize::MAX;
-            if !self.mac.set_key(key) {
-                return None;
-            }
-            if key.len() <= MAC_KEY_MAX {
-                self.mac_key[..key.len()].copy_from_slice(key);
-                self.mac_key_len = key.len();
-            }
-        }
-        Some(&mut self.mac)
-    }
-}
-
-impl Drop for ThreadCrypto {
-    fn drop(&mut self) {
-        for b in self.aes_key.iter_mut().chain(self.mac_key.iter_mut()) {
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        self.mac.get(key, |k| Hmac::new(k).ok(), |c, k| c.set_key(k))
     }
 }
 
