@@ -20,6 +20,6 @@ export {
   PROCESS_PUNTED,
 } from './lib/engine.ts';
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
-export { agentRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
+export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
 export * from './lib/windows.ts';
 export { DropSummary, syncCounter, type DropCounts, type DropLine } from './lib/drops.ts';

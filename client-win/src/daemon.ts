@@ -4,8 +4,10 @@
 // first packet to a VIN is held, fails refused flows at once with a reason, and reports status.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
-import { protocol, type Logger } from '@gsra/common';
+import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DropSummary } from '@gsra/native';
+import { AgentFlows } from './agent-flows.ts';
+import { AgentState, openAgentStore, type SavedAgent } from './agent-state.ts';
 import type { AgentConfig } from './config.ts';
 import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
@@ -20,12 +22,21 @@ type AgentEvent = protocol.AgentEvent;
 type ProtoNumber = protocol.ProtoNumber;
 
 const { protoName } = protocol;
-/** A held flow waits at most this long for a reservation before it is failed. */
+/**
+ * A held flow waits this long for a reservation before it is failed - unless the gateway answered
+ * within the last GATEWAY_BUSY_MS (it is busy, e.g. with a burst of 1 000 connections, not gone):
+ * then up to HOLD_CAP_MS, under the engine's own hold limit (30 s, data-plane-engine.ts) and far
+ * under an application's connect timeout (Linux: about 2 min).
+ */
 const HOLD_LIMIT_MS = 5000;
+const GATEWAY_BUSY_MS = 2000;
+const HOLD_CAP_MS = 25_000;
 /** A refusal is remembered this long (the gateway is asked again after it). */
 const REFUSAL_MEMORY_MS = 5000;
 /** After a failed or lost session, try again after this long (doubling to 30 s). */
 const RELOGIN_MIN_MS = 1000;
+/** How often the live flows' engine snapshots are saved (a restart resumes from the last one). */
+const SNAPSHOT_EVERY_MS = 500;
 
 interface Session {
   group: string;
@@ -38,23 +49,10 @@ interface Session {
   up: boolean;
   retryMs: number;
   lastError?: string;
-}
-
-interface Flow {
-  id: number;
-  name: string;
-  group: string;
-  key: FiveTuple;
-  t: number;
-  started: number;
-  bound?: string;
-}
-
-/** A data port the gateway reserved for an FTP passive reply (FTP_ALIAS): VIN:aliasPort -> t. */
-interface Alias {
-  group: string;
-  name: string;
-  port: protocol.PooledPort;
+  /** control.changeCount when the session was last written to the store. */
+  saved: number;
+  /** When a datagram last came from the gateway. */
+  heardAt?: number;
 }
 
 interface Waiting {
@@ -93,16 +91,20 @@ export interface AgentStatus {
 export interface AgentDeps {
   logger: Logger;
   dataPlane: AgentDataPlane;
+  /**
+   * Where sessions and flows survive a restart of the agent (docs/reliability.md). Default: the
+   * embedded journal in config.stateDir; null: nothing is kept (a restart logs in again).
+   */
+  store?: StateStore | null;
   now?: () => number;
 }
 
 export class AgentDaemon {
   readonly vins: VinTable;
   private sessions = new Map<string, Session>();
-  private flows = new Map<number, Flow>();
+  /** Created at start, with the store. */
+  private flows!: AgentFlows;
   private waiting: Waiting[] = [];
-  /** `${VIN}:${aliasPort}` -> the reserved data port (the paper's alias list). */
-  private aliases = new Map<string, Alias>();
   /** Recent refusals by `${IN}/${proto}`: new connections fail at once for a few seconds. */
   private refused = new Map<string, { until: number; reason: string; words: string }>();
   private ops: Server | undefined;
@@ -110,9 +112,14 @@ export class AgentDaemon {
   private metrics: AgentMetrics | undefined;
   private drops: DropSummary | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Set once the stored login is too old: sessions end and are not opened again. */
   private expired: string | undefined;
+  private state: AgentState | undefined;
+  /** The VIN table as the store last got it (JSON). */
+  private savedVins = '';
+  private stopped = false;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly zones: string[];
@@ -142,6 +149,15 @@ export class AgentDaemon {
         const s = this.groupFor(name);
         if (s) this.apply(s, s.control.reserve(name, 6, this.now()));
       },
+      // a name's VIN is written before the application can use it: it survives a restart
+      beforeAnswer: () => {
+        const entries = this.vins.entries();
+        const text = JSON.stringify(entries);
+        if (!this.state || text === this.savedVins) return;
+        this.savedVins = text;
+        this.state.put('vins', entries);
+        this.state.flush();
+      },
     });
     deps.dataPlane.onEvent((e) => this.onDataPlane(e));
   }
@@ -150,14 +166,22 @@ export class AgentDaemon {
     const tooOld = credentialsTooOld(this.creds, this.config.login.maxAgeHours, this.now());
     if (tooOld) throw new Error(tooOld);
     this.armExpiry();
-    for (const g of this.creds.groups) await this.openSession(g.name);
+    // What a previous run left (a crash, kill -9): each group's session goes on without a new
+    // login, live TCP flows are back in the engine before its queues start.
+    const store = this.deps.store === undefined ? openAgentStore(this.config.stateDir) : this.deps.store;
+    if (store) this.state = new AgentState(store);
+    this.flows = new AgentFlows(this.deps.dataPlane, this.state, (k, t, keys) => this.vatEntry(k, t, keys));
+    const saved = await this.state?.load();
+    if (saved) this.vins.restore(saved.vins);
+    for (const g of this.creds.groups) await this.openSession(g.name, saved?.sessions.get(g.name));
+    if (saved) this.restoreFlows(saved);
     this.deps.dataPlane.start();
     const dp = this.deps.dataPlane;
     this.metrics = new AgentMetrics({
       drops: () => dp.drops?.(),
       engine: () => dp.stats(),
       sessions: () => [...this.sessions.values()].filter((s) => s.up).length,
-      flows: () => this.flows.size,
+      flows: () => this.flows.all().length,
     });
     this.drops = new DropSummary(
       () => dp.drops?.(),
@@ -182,6 +206,11 @@ export class AgentDaemon {
     this.opsPort = typeof a === 'object' && a ? a.port : 0;
     this.sweepTimer = setInterval(() => this.sweepWaiting(), 250);
     this.sweepTimer.unref();
+    // the live flows' engine state, for a restart (only what changed is written)
+    this.snapshotTimer = setInterval(() => {
+      if (this.flows.saveSnapshots()) this.state?.flush();
+    }, SNAPSHOT_EVERY_MS);
+    this.snapshotTimer.unref();
     this.log.info('agent started', {
       groups: this.creds.groups.map((g) => g.name),
       gateway: `${this.config.gateway.address}:${this.config.gateway.controlPort}`,
@@ -215,7 +244,31 @@ export class AgentDaemon {
     this.expiryTimer.unref();
   }
 
-  private async openSession(group: string): Promise<void> {
+  /** After a restart: the flows and aliases of the sessions that went on are back (AgentFlows.restore). */
+  private restoreFlows(saved: SavedAgent): void {
+    const secretOf = (g: string) => {
+      const s = this.sessions.get(g);
+      return s?.up ? s.control.sessionSecret : null;
+    };
+    const r = this.flows.restore(saved, secretOf, this.now());
+    for (const p of r.release) {
+      const s = this.sessions.get(p.group)!;
+      this.apply(s, s.control.release(p.proto, p.t, this.now()));
+    }
+    this.persist();
+    if (saved.flows.length || saved.sessions.size)
+      this.log.info('state restored', {
+        sessions: [...this.sessions.values()].filter((s) => s.up).length,
+        flows: r.restored,
+        flowsDropped: saved.flows.length - r.restored,
+        vins: saved.vins.length,
+      });
+  }
+
+  private async openSession(
+    group: string,
+    saved?: protocol.AgentSessionState & { user?: string },
+  ): Promise<void> {
     const g = this.creds.groups.find((x) => x.name === group)!;
     const key = [...g.keys].sort((a, b) => b.version - a.version)[0]!;
     const control = new protocol.AgentControl({
@@ -227,7 +280,7 @@ export class AgentDaemon {
       vinOf: (name) => this.vins.byHostName(name)?.vin,
     });
     const sock = createSocket('udp4');
-    const s: Session = { group, control, sock, up: false, retryMs: RELOGIN_MIN_MS };
+    const s: Session = { group, control, sock, up: false, retryMs: RELOGIN_MIN_MS, saved: -1 };
     this.sessions.set(group, s);
     const gw = this.config.gateway;
     sock.on('message', (m, rinfo) => {
@@ -236,16 +289,49 @@ export class AgentDaemon {
         this.foreignControl++;
         return;
       }
+      s.heardAt = this.now();
       this.apply(s, control.handleDatagram(m, this.now()));
     });
     sock.on('error', (e) => this.log.warn('control socket error', { group, reason: e.message }));
     await new Promise<void>((r) => sock.bind(0, () => r()));
     await new Promise<void>((r) => sock.connect(gw.controlPort, gw.address, () => r()));
-    this.log.info('logging in', { group, gateway: `${gw.address}:${gw.controlPort}` });
-    this.apply(s, control.login(this.now()));
+    // a session saved by this user's previous run goes on (the gateway says so, or that it
+    // forgot it: then HELLO); otherwise log in
+    if (saved && saved.user === this.creds.user) this.apply(s, control.resume(saved, this.now()));
+    else {
+      this.log.info('logging in', { group, gateway: `${gw.address}:${gw.controlPort}` });
+      this.apply(s, control.login(this.now()));
+    }
+  }
+
+  /** Writes what changed (the session's state when it moved) before anything is sent. */
+  private persist(s?: Session): void {
+    if (!this.state) return;
+    for (const x of s ? [s] : this.sessions.values()) {
+      if (x.control.changeCount === x.saved) continue;
+      x.saved = x.control.changeCount;
+      const st = x.control.save();
+      if (st) this.state.put(`g/${x.group}`, { ...st, user: this.creds.user });
+      else this.state.del(`g/${x.group}`);
+    }
+    this.state.flush();
+  }
+
+  private vatEntry(key: FiveTuple, t: number, keys: protocol.FlowKeys) {
+    return {
+      proto: key.proto,
+      pen: key.src,
+      s: key.sport,
+      vin: key.dst,
+      d: key.dport,
+      ggr: this.config.gateway.address,
+      t,
+      keys,
+    };
   }
 
   private apply(s: Session, r: AgentResult): void {
+    this.persist(s);
     for (const o of r.send) {
       if (o.dest.via !== 'control') continue; // explicit BIND probes are not used: binding is in-band
       s.sock.send(o.data); // connected to the gateway's control address and port
@@ -265,7 +351,15 @@ export class AgentDaemon {
         s.up = true;
         s.retryMs = RELOGIN_MIN_MS;
         s.lastError = undefined;
-        this.log.info('session up', { group: s.group, session: e.sessionId });
+        this.log.info(e.resumed ? 'session resumed' : 'session up', { group: s.group, session: e.sessionId });
+        break;
+      case 'gateway-unreachable':
+        s.lastError = 'the gateway does not answer (flows are kept while it restarts)';
+        this.log.warn('the gateway does not answer: session and flows kept', { group: s.group });
+        break;
+      case 'gateway-reachable':
+        s.lastError = undefined;
+        this.log.info('the gateway answers again', { group: s.group, afterMs: e.afterMs });
         break;
       case 'session-down':
       case 'refused': {
@@ -309,13 +403,14 @@ export class AgentDaemon {
         this.serveWaiting(e.inName);
         break;
       case 'reserve-failed': {
+        if (e.reason === 'timeout' && this.askAgain(s, e.inName, e.proto)) break;
         const words = this.failWaiting(e.inName, e.proto, e.reason, e.text);
         // what the help desk must see in `gsra-agent status` (a session-down may follow)
         if (e.reason === 'directory-unavailable' || ACCOUNT_REASONS.has(e.reason)) s.lastError = words;
         break;
       }
       case 'bound': {
-        const f = [...this.flows.values()].find((x) => x.t === e.t && x.key.proto === e.proto);
+        const f = this.flows.byPort(e.proto, e.t);
         if (f) f.bound = `${e.ghr}:${e.m}`;
         this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
         break;
@@ -323,9 +418,14 @@ export class AgentDaemon {
       case 'ftp-alias': {
         // The FTP server announced a data port on the control flow ctrlT: a connection to
         // VIN:aliasPort will use the port the gateway reserved for it.
-        const ctrl = [...this.flows.values()].find((x) => x.t === e.ctrlT && x.key.proto === 6);
+        const ctrl = this.flows.byPort(6, e.ctrlT);
         if (!ctrl) break;
-        this.aliases.set(`${ctrl.key.dst}:${e.aliasPort}`, { group: s.group, name: ctrl.name, port: e.port });
+        this.flows.setAlias(`${ctrl.key.dst}:${e.aliasPort}`, {
+          group: s.group,
+          name: ctrl.name,
+          port: e.port,
+        });
+        this.persist(); // before the ACK that lets the gateway release the passive reply
         this.log.debug('FTP data port reserved', { in: ctrl.name, d: e.aliasPort, t: e.port.t });
         break;
       }
@@ -358,15 +458,33 @@ export class AgentDaemon {
    * is held and failed with the reason instead of vanishing; the IN's refusal is remembered.
    */
   private onGatewayError(s: Session, reason: string, text: string): void {
+    const lost = /^flow (6|17)\/(\d+) lost: (.*)$/s.exec(text);
+    if (lost) {
+      // The gateway could not carry this flow on (it restarted without the engine's state): the
+      // flow leaves the engine, so the application's next segment gets a reset at once.
+      const f = this.flows.byPort(Number(lost[1]), Number(lost[2]));
+      if (f) {
+        this.flows.forget(f, true);
+        this.persist();
+        this.log.warn('flow ended', {
+          in: f.name,
+          proto: protoName(f.key.proto),
+          d: f.key.dport,
+          state: 'lost',
+          reason: lost[3],
+        });
+      }
+      return;
+    }
     const m = /^flow (6|17)\/(\d+) refused(?:: (.*))?$/s.exec(text);
     const why = m?.[3] ?? text.replace(/^reservations refused: /, '');
-    const f = m && [...this.flows.values()].find((x) => x.t === Number(m[2]) && x.key.proto === Number(m[1]));
+    const f = m ? this.flows.byPort(Number(m[1]), Number(m[2])) : undefined;
     const name = f?.name ?? 'internal hosts';
     const words = refusalWords(this.creds.user, name, reason, why);
     if (reason === 'directory-unavailable' || ACCOUNT_REASONS.has(reason)) s.lastError = words;
     if (f) {
-      this.flows.delete(f.id);
-      this.deps.dataPlane.removeFlow(f.id);
+      this.flows.forget(f, true);
+      this.persist();
       this.refused.set(`${f.name}/${f.key.proto}`, {
         until: this.now() + REFUSAL_MEMORY_MS,
         reason,
@@ -380,11 +498,7 @@ export class AgentDaemon {
 
   /** Removes the engine's flows of a group whose session ended (the gateway will not translate them). */
   private dropFlows(group: string, reason: string): void {
-    for (const [k, a] of this.aliases) if (a.group === group) this.aliases.delete(k);
-    for (const f of [...this.flows.values()]) {
-      if (f.group !== group) continue;
-      this.flows.delete(f.id);
-      this.deps.dataPlane.removeFlow(f.id);
+    for (const f of this.flows.dropGroup(group)) {
       this.log.info('flow ended', {
         in: f.name,
         proto: protoName(f.key.proto),
@@ -393,6 +507,7 @@ export class AgentDaemon {
         reason,
       });
     }
+    this.persist();
   }
 
   /** The group to speak for when reaching `name`: the one listing it, else the first (the gateway decides). */
@@ -422,7 +537,8 @@ export class AgentDaemon {
       case 'flow-ended': {
         const f = this.flows.get(e.id);
         if (!f) break;
-        this.flows.delete(e.id);
+        this.flows.forget(f);
+        this.persist();
         const s = this.sessions.get(f.group);
         if (s) this.apply(s, s.control.release(f.key.proto, f.t, this.now()));
         this.log.info('flow ended', {
@@ -445,10 +561,9 @@ export class AgentDaemon {
 
   /** Does a live flow, a held connection or an FTP alias use this VIN? (then it is never reclaimed) */
   private vinInUse(vin: string): boolean {
-    for (const f of this.flows.values()) if (f.key.dst === vin) return true;
+    if (this.flows.all().some((f) => f.key.dst === vin)) return true;
     if (this.waiting.some((w) => w.key.dst === vin)) return true;
-    for (const k of this.aliases.keys()) if (k.startsWith(`${vin}:`)) return true;
-    return false;
+    return this.flows.aliasUses(vin);
   }
 
   private onHeld(key: FiveTuple): void {
@@ -469,7 +584,9 @@ export class AgentDaemon {
     if (!this.tryStart(key, entry.name)) {
       this.waiting.push({ key, name: entry.name, since: this.now() });
       const s = this.groupFor(entry.name);
-      if (s) this.apply(s, s.control.reserve(entry.name, key.proto, this.now()));
+      // as many ports as connections wait for this IN (a browser opens many at once)
+      const need = this.waiting.filter((w) => w.name === entry.name && w.key.proto === key.proto).length;
+      if (s) this.apply(s, s.control.reserve(entry.name, key.proto, this.now(), need));
     }
   }
 
@@ -486,17 +603,7 @@ export class AgentDaemon {
 
   /** Installs the VAT entry for a held connection on port t (the engine releases the packet). */
   private install(key: FiveTuple, name: string, group: string, port: protocol.PooledPort, extra = {}): void {
-    const id = this.deps.dataPlane.addFlow({
-      proto: key.proto,
-      pen: key.src,
-      s: key.sport,
-      vin: key.dst,
-      d: key.dport,
-      ggr: this.config.gateway.address,
-      t: port.t,
-      keys: port.keys,
-    });
-    this.flows.set(id, { id, name, group, key, t: port.t, started: this.now() });
+    this.flows.add(key, name, group, port, this.now(), () => this.persist());
     this.vins.touch(key.dst);
     this.log.info('flow started', {
       in: name,
@@ -511,9 +618,8 @@ export class AgentDaemon {
   /** A connection to a port an FTP passive reply announced: take the port reserved for it. */
   private startAlias(key: FiveTuple): boolean {
     const k = `${key.dst}:${key.dport}`;
-    const a = this.aliases.get(k);
+    const a = this.flows.takeAlias(k);
     if (!a) return false;
-    this.aliases.delete(k);
     if (a.port.expiresAt <= this.now() || !this.sessions.get(a.group)?.up) return false;
     this.install(key, a.name, a.group, a.port, { ftp: 'data' });
     return true;
@@ -523,6 +629,18 @@ export class AgentDaemon {
     const still: Waiting[] = [];
     for (const w of this.waiting) if (w.name !== name || !this.tryStart(w.key, w.name)) still.push(w);
     this.waiting = still;
+  }
+
+  /**
+   * A RESERVE went unanswered while the gateway answers other requests (busy, a datagram lost):
+   * ask again for the connections still waiting, which fail only at their hold limit. False if
+   * the gateway is silent (then the waiting connections fail at once).
+   */
+  private askAgain(s: Session, name: string, proto: ProtoNumber): boolean {
+    if (this.now() - (s.heardAt ?? 0) >= GATEWAY_BUSY_MS) return false;
+    const need = this.waiting.filter((w) => w.name === name && w.key.proto === proto).length;
+    if (need) this.apply(s, s.control.reserve(name, proto, this.now(), need));
+    return true;
   }
 
   private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): string {
@@ -539,9 +657,13 @@ export class AgentDaemon {
 
   private sweepWaiting(): void {
     const now = this.now();
-    for (const [k, a] of this.aliases) if (a.port.expiresAt <= now) this.aliases.delete(k);
-    const late = this.waiting.filter((w) => now - w.since > HOLD_LIMIT_MS);
-    this.waiting = this.waiting.filter((w) => now - w.since <= HOLD_LIMIT_MS);
+    this.flows.expireAliases(now);
+    const isLate = (w: Waiting) => {
+      const heard = this.groupFor(w.name)?.heardAt ?? 0;
+      return now - w.since > (now - heard < GATEWAY_BUSY_MS ? HOLD_CAP_MS : HOLD_LIMIT_MS);
+    };
+    const late = this.waiting.filter(isLate);
+    this.waiting = this.waiting.filter((w) => !isLate(w));
     for (const w of late) {
       this.deps.dataPlane.failHeld(w.key);
       this.log.warn('connection failed: no answer from the gateway', {
@@ -567,7 +689,7 @@ export class AgentDaemon {
         nextLogin: s.retryAt === undefined ? null : new Date(s.retryAt).toISOString(),
       })),
       vins: this.vins.entries().map((e) => ({ name: e.name, vin: e.vin })),
-      flows: [...this.flows.values()].map((f) => {
+      flows: this.flows.all().map((f) => {
         const c = this.deps.dataPlane.flowCounters(f.id);
         return {
           in: f.name,
@@ -588,7 +710,10 @@ export class AgentDaemon {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     for (const s of this.sessions.values()) {
       if (s.retry) clearTimeout(s.retry);
@@ -598,6 +723,9 @@ export class AgentDaemon {
       s.sock.close();
     }
     for (const w of this.waiting) this.deps.dataPlane.failHeld(w.key);
+    // logged out: the flows end with the sessions (a crash, unlike a stop, keeps them)
+    this.flows?.clear();
+    await this.state?.close();
     await new Promise<void>((r) => (this.ops ? this.ops.close(() => r()) : r()));
     this.drops?.stop();
     await this.deps.dataPlane.close();

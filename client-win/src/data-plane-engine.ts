@@ -27,6 +27,11 @@ export abstract class EngineDataPlane implements AgentDataPlane {
     this.engine = new Engine({
       role: 'agent',
       vinNet: vinRange,
+      // A new connection waits while its port is negotiated: the daemon fails it after 5 s when
+      // the gateway is silent, after up to 25 s when it answers but is busy (a burst); the engine
+      // keeps its packets a little longer, and room for a burst of 1 000 with SYN retransmissions.
+      timeouts: { heldMs: 30_000 },
+      maxHeldTotal: 4096,
       // DNS answers (to rewrite) and the queries they answer (to check them against); the
       // platform's rules take only those of the configured zones and resolvers.
       punt: [
@@ -94,14 +99,30 @@ export abstract class EngineDataPlane implements AgentDataPlane {
   abstract start(): void;
   abstract close(): Promise<void>;
 
-  addFlow(e: VatEntry): number {
+  addFlow(e: VatEntry, snapshot?: Buffer): number {
     const id = this.nextId++;
+    if (snapshot) {
+      try {
+        this.engine.importFlow(engineFlow(id, e), snapshot);
+        return id;
+      } catch {
+        // another engine's format, or another flow's: the flow starts fresh instead
+      }
+    }
     this.engine.addFlow(engineFlow(id, e));
     return id;
   }
 
+  flowSnapshots(): Array<{ id: number; snapshot: Buffer }> {
+    return this.engine.flowSnapshots();
+  }
+
   removeFlow(id: number): void {
     this.engine.removeFlow(id);
+  }
+
+  resetFlow(id: number): void {
+    this.engine.resetFlow(id);
   }
 
   failHeld(key: FiveTuple): void {

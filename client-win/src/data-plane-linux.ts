@@ -4,7 +4,7 @@
 // else is, so the PC's other DNS and ICMP keep working while the agent is down. No rule on what
 // must be translated uses --queue-bypass: with the engine gone, nothing leaves untranslated. The engine side is data-plane-engine.ts,
 // shared with the Windows twin (data-plane-windows.ts).
-import { agentRules, installRules, removeRules, type Rule } from '@gsra/native';
+import { agentRules, ensureRules, removeRules, type Rule } from '@gsra/native';
 import { readFileSync } from 'node:fs';
 import type { AgentConfig } from './config.ts';
 import { EngineDataPlane } from './data-plane-engine.ts';
@@ -45,8 +45,9 @@ export class LinuxDataPlane extends EngineDataPlane {
         { num: this.o.queues[1], hook: 'in' },
       ],
     });
-    removeRules(this.rules, { netns: this.o.netns });
-    installRules(this.rules, { netns: this.o.netns });
+    // A crashed agent's rules are still there (they dropped meanwhile): keep them, add what is
+    // missing - never a moment without them, when a VIN packet would leave untranslated.
+    ensureRules(this.rules, { netns: this.o.netns });
   }
 
   async close(): Promise<void> {

@@ -49,9 +49,20 @@ export interface AgentDataPlane {
   /** The resolvers whose answers the agent checks (empty: any); its rules take only theirs. */
   readonly resolvers: string[];
   start(): void;
-  /** Install a VAT entry; packets held for its 5-tuple leave translated. Returns the flow id. */
-  addFlow(e: VatEntry): number;
+  /**
+   * Install a VAT entry; packets held for its 5-tuple leave translated. With a snapshot (a
+   * restart), the flow goes on in the state it kept; a snapshot the engine refuses is ignored
+   * (the flow starts fresh, as without one). Returns the flow id.
+   */
+  addFlow(e: VatEntry, snapshot?: Buffer): number;
+  /** Snapshots of the flows that have one (live TCP flows), by flow id. */
+  flowSnapshots(): Array<{ id: number; snapshot: Buffer }>;
   removeFlow(id: number): void;
+  /**
+   * Removes a live flow the gateway no longer carries and makes its application hear it at once:
+   * a TCP connection is reset, even one that only waits for data (UDP: the flow just leaves).
+   */
+  resetFlow(id: number): void;
   /** Answer the application of a held flow at once: TCP RST, or ICMP unreachable for UDP. */
   failHeld(key: FiveTuple): void;
   /** Let a DNS answer through, rewritten (same length) or as it was. */

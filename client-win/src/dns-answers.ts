@@ -28,6 +28,8 @@ export class DnsAnswers {
       inUse: (vin: string) => boolean;
       /** A name in a zone was given its VIN. */
       mapped: (name: string) => void;
+      /** Called before a rewritten answer leaves (the agent saves its VIN table: a restart keeps it). */
+      beforeAnswer?: () => void;
     },
   ) {}
 
@@ -68,6 +70,7 @@ export class DnsAnswers {
         },
         TTL_CAP,
       );
+      if (n > 0) this.o.beforeAnswer?.();
       dataPlane.dnsVerdict(id, n > 0 ? out : undefined);
     } catch (e) {
       if (e instanceof DnsError) {

@@ -5,19 +5,19 @@ import { join } from 'node:path';
 
 export const FILE_NAME = 'credentials.json';
 
-export function writeProtected(dir: string, data: Buffer): string {
+export function writeProtected(dir: string, data: Buffer, name = FILE_NAME): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const file = join(dir, FILE_NAME);
-  const tmp = join(dir, `.${FILE_NAME}.${process.pid}`);
+  const file = join(dir, name);
+  const tmp = join(dir, `.${name}.${process.pid}`);
   writeFileSync(tmp, data, { mode: 0o600 });
   renameSync(tmp, file);
   return file;
 }
 
 /** The file's bytes; null if there is none; throws if others could read it. */
-export function readProtected(dir: string): Buffer | null {
-  const file = join(dir, FILE_NAME);
+export function readProtected(dir: string, name = FILE_NAME): Buffer | null {
+  const file = join(dir, name);
   let st;
   try {
     st = statSync(file);

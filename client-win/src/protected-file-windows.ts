@@ -8,20 +8,20 @@ import { dpapiProtect, dpapiUnprotect } from '@gsra/native';
 
 export const FILE_NAME = 'credentials.dpapi';
 
-export function writeProtected(dir: string, data: Buffer): string {
+export function writeProtected(dir: string, data: Buffer, name = FILE_NAME): string {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, FILE_NAME);
-  const tmp = join(dir, `.${FILE_NAME}.${process.pid}`);
+  const file = join(dir, name);
+  const tmp = join(dir, `.${name}.${process.pid}`);
   writeFileSync(tmp, dpapiProtect(data, 'machine'));
   renameSync(tmp, file);
   return file;
 }
 
 /** The decrypted bytes; null if there is no file; throws DPAPI's sentence if it cannot decrypt. */
-export function readProtected(dir: string): Buffer | null {
+export function readProtected(dir: string, name = FILE_NAME): Buffer | null {
   let blob;
   try {
-    blob = readFileSync(join(dir, FILE_NAME));
+    blob = readFileSync(join(dir, name));
   } catch {
     return null;
   }

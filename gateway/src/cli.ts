@@ -2,6 +2,7 @@
 //   gsra-gateway run --config /etc/gsra/gateway.json
 //   gsra-gateway status [--ops 127.0.0.1:9464] [--flows] [--json]
 //   gsra-gateway check-config --config /etc/gsra/gateway.json
+//   gsra-gateway remove-rules --config /etc/gsra/gateway.json
 import { parseArgs } from 'node:util';
 import { ConfigError, createLogger, serveUntilSignal } from '@gsra/common';
 import { loadGatewayConfig } from './config.ts';
@@ -18,11 +19,13 @@ export interface CliIo {
 const USAGE = `usage: gsra-gateway <command> [options]
 
 commands:
-  run --config FILE          run the gateway (SIGHUP: re-read LDAP; SIGTERM: stop and remove kernel rules)
+  run --config FILE          run the gateway (SIGHUP: re-read LDAP; SIGTERM: stop; sessions, flows
+                             and kernel rules stay for the next start: docs/reliability.md)
   status [--ops HOST:PORT]   show sessions, flows, reservations and counters of a running gateway
          [--flows]           (default ops address 127.0.0.1:9464); --flows: each live flow with the
          [--json]            audit record's fields (bytes and packets each way, start, duration)
   check-config --config FILE validate a config file and print every problem
+  remove-rules --config FILE remove the gateway's kernel rules (decommissioning; the gateway is stopped)
 
 options:
   --no-engine                run: negotiate only, install no packet engine (diagnostics)
@@ -59,6 +62,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
   }
   switch (cmd) {
     case 'check-config':
+    case 'remove-rules':
     case 'run': {
       if (!values.config) {
         io.stderr(`gsra-gateway ${cmd}: --config FILE is required\n`);
@@ -75,6 +79,7 @@ export async function main(argv: string[], io: CliIo, dataPlane?: DataPlaneFacto
         io.stdout(`${values.config}: ok\n`);
         return 0;
       }
+      if (cmd === 'remove-rules') return removeGatewayRules(config, io);
       return run(config, io, values['no-engine'] ? undefined : (dataPlane ?? linuxDataPlane));
     }
     case 'status':
@@ -97,6 +102,26 @@ const linuxDataPlane: DataPlaneFactory = async (c) => {
     algPorts: c.ftp.ports,
   });
 };
+
+/** Removes the kernel rules a stopped gateway left in place (they keep the door closed meanwhile). */
+async function removeGatewayRules(config: ReturnType<typeof loadGatewayConfig>, io: CliIo): Promise<number> {
+  const { gatewayRules, removeRules } = await import('@gsra/native');
+  const [inQueue, outQueue] = config.engine.queues;
+  const ports = `${config.ports.first}:${config.ports.last}`;
+  removeRules(
+    gatewayRules({
+      ggr: config.publicAddress,
+      pgr: config.privateAddress,
+      ports,
+      inQueue,
+      outQueue,
+      wan: config.wanInterface,
+      lan: config.lanInterface,
+    }),
+  );
+  io.stdout('gsra-gateway: kernel rules removed\n');
+  return 0;
+}
 
 async function run(
   config: ReturnType<typeof loadGatewayConfig>,

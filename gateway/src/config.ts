@@ -23,7 +23,10 @@ export interface GatewayConfig {
     /** Answers per second to sources that have not shown they receive them (COOKIEs under a flood). */
     unprovenRate: number;
   };
-  /** Where the gateway keeps what must survive a restart (its reset key); mode 0700. */
+  /**
+   * Where the gateway keeps what must survive a restart (its reset key, the state journal and its
+   * key); mode 0700.
+   */
   stateDir: string;
   ports: {
     /** Range of ports t the gateway reserves on GGR for flows. */
@@ -31,10 +34,22 @@ export interface GatewayConfig {
     last: number;
     /** Seconds a reservation lives without being used or renewed. */
     reservationTtlSec: number;
-    /** Most reserved ports one user may hold at once. */
+    /** Most reserved ports one user (and one session) may hold at once. */
     perUser: number;
     /** Most reserved ports one EN public address may hold at once (spreads NAT'd users). */
     perSource: number;
+    /**
+     * After a TCP flow ended, its port is not handed out toward the same IN for this long
+     * (the server may hold TIME_WAIT for PGR:t <-> PIN:d: 60 s on Linux); other INs get it at once.
+     */
+    timeWaitSec: number;
+  };
+  /** How the gateway keeps what a restart needs (sessions, reservations, flows): docs/reliability.md. */
+  state: {
+    /** The key that encrypts the journal (32 bytes, 0600; made on first start). Default stateDir/state.key. */
+    keyFile?: string;
+    /** fdatasync at most this long after a change (a power cut loses at most this much). */
+    syncMs: number;
   };
   ldap: {
     url: string;
@@ -122,8 +137,18 @@ export const GATEWAY_CONFIG_SCHEMA = {
         first: { ...port, default: 40000 },
         last: { ...port, default: 59999 },
         reservationTtlSec: { type: 'integer', minimum: 5, maximum: 86400, default: 120 },
-        perUser: { type: 'integer', minimum: 1, maximum: 65535, default: 256 },
-        perSource: { type: 'integer', minimum: 1, maximum: 65535, default: 1024 },
+        perUser: { type: 'integer', minimum: 1, maximum: 65535, default: 2048 },
+        perSource: { type: 'integer', minimum: 1, maximum: 65535, default: 8192 },
+        timeWaitSec: { type: 'integer', minimum: 0, maximum: 600, default: 65 },
+      },
+    },
+    state: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        keyFile: { type: 'string', minLength: 1 },
+        syncMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
       },
     },
     ldap: {

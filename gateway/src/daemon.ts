@@ -2,7 +2,7 @@
 // the LDAP group policy, reserves ports, hands reservations (with their flow keys) to the packet
 // engine, and reports every decision as one structured log line.
 import { readFileSync } from 'node:fs';
-import { protocol, type Logger } from '@gsra/common';
+import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DirectoryClient } from '@gsra/ldap';
 import { DropSummary } from '@gsra/native';
 import { FlowAudit } from './audit.ts';
@@ -16,7 +16,7 @@ import { FtpAlg } from './ftp-alg.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { OpsServer } from './ops-server.ts';
 import { DirectoryPolicy, type RefreshResult } from './policy.ts';
-import { PortPool } from './ports.ts';
+import { PortPool, type PortRefusal } from './ports.ts';
 import { FileSecretStore, loadResetKey, type SecretStore } from './reset-key.ts';
 import {
   RecentRefusals,
@@ -28,6 +28,7 @@ import {
 } from './status.ts';
 import { statusPageFiles } from './status-page.ts';
 import { SyslogSink } from './syslog.ts';
+import { GatewayState, openGatewayStore } from './state.ts';
 
 const { GatewayControl, messageTypeName, peekPrefix, protoName } = protocol;
 type Endpoint = protocol.Endpoint;
@@ -45,8 +46,18 @@ export interface GatewayDeps {
   bindAddress?: string;
   /** Where the reset key is kept (default: files in config.stateDir). */
   secrets?: SecretStore;
+  /**
+   * Where sessions and reservations survive a restart (docs/reliability.md). Default: the
+   * embedded journal under config.stateDir; null: nothing is kept (a restart logs everyone out).
+   */
+  store?: StateStore | null;
   now?: () => number;
 }
+
+/** How long a rewritten PASV reply waits for the agent to acknowledge its FTP_ALIAS. */
+const ALIAS_DELIVERY_MS = 1500;
+/** How often the engine's flow state is written to the store (when the engine exports it). */
+const FLOW_STATE_EVERY_MS = 500;
 
 export class GatewayDaemon {
   readonly metrics = new GatewayMetrics();
@@ -73,6 +84,17 @@ export class GatewayDaemon {
   private syslog: SyslogSink | undefined;
   private readonly sessionBook = new SessionBook();
   private readonly refusals = new RecentRefusals();
+  private state: GatewayState | undefined;
+  /** Set while the policy is past its staleness limit and the unused reservations were released. */
+  private failedClosed = false;
+  /** Restored rows are decided again at the first policy the directory gives. */
+  private recheckRestored = false;
+  private staleTimer: NodeJS.Timeout | undefined;
+  private flowStateTimer: NodeJS.Timeout | undefined;
+  /** FTP_ALIAS messages in flight: their acknowledgement releases the PASV reply that names them. */
+  private aliasWaiters = new Map<string, () => void>();
+  /** The alias the ALG asked for during its current call (to wait for its delivery). */
+  private lastAlias: { sessionId: string; seq: bigint } | undefined;
   opsAddress: { address: string; port: number } | undefined;
   controlPort = 0;
 
@@ -127,6 +149,7 @@ export class GatewayDaemon {
       keepaliveIntervalSec: config.control.keepaliveSec,
       mappingLifetimeSec: config.control.mappingLifetimeSec,
       sessionIdleSec: config.control.sessionIdleSec,
+      maxReservationsPerSession: config.ports.perUser,
     });
     deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
     const dp = deps.dataPlane;
@@ -152,17 +175,46 @@ export class GatewayDaemon {
       flow: (t) => this.control.reservations.get(6, t),
       alias: (ctrlT, aliasPort) => {
         const r = this.control.ftpAlias({ ctrlT, aliasPort }, this.now());
+        const msg = r.send[0];
+        const sessionId = r.record?.sessionId;
         this.apply(r); // FTP_ALIAS leaves before the reply that announces the port
+        if (msg && sessionId)
+          this.lastAlias = { sessionId, seq: (protocol.decode(msg.data) as protocol.SessionMessage).seq };
         return r.record !== undefined;
       },
       log: this.log,
       now: this.now,
     });
-    deps.dataPlane?.setAlg((seg) =>
-      seg.direction === 'to-en'
-        ? this.ftp.fromServer(seg.t, seg.seq, seg.payload)
-        : this.ftp.fromClient(seg.t, seg.seq, seg.payload),
-    );
+    deps.dataPlane?.setAlg((seg) => {
+      if (seg.direction === 'to-in') return this.ftp.fromClient(seg.t, seg.seq, seg.payload);
+      this.lastAlias = undefined;
+      const reply = this.ftp.fromServer(seg.t, seg.seq, seg.payload);
+      const alias = this.lastAlias as { sessionId: string; seq: bigint } | undefined;
+      // The client dials the port a rewritten reply names at once; the agent must know it is an
+      // FTP data port by then (else it takes a pooled port): the reply leaves once the agent
+      // acknowledged FTP_ALIAS, or after ALIAS_DELIVERY_MS (the data connection then takes a
+      // pooled port, which works as well).
+      return alias ? this.aliasDelivered(alias).then(() => reply) : reply;
+    });
+  }
+
+  /** Resolves when the agent acknowledged FTP_ALIAS `seq` of a session (or after ALIAS_DELIVERY_MS). */
+  private aliasDelivered(a: { sessionId: string; seq: bigint }): Promise<void> {
+    const key = `${a.sessionId}/${a.seq}`;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.aliasWaiters.delete(key);
+        this.log.warn('FTP alias not acknowledged in time: the passive reply goes on', {
+          session: a.sessionId,
+        });
+        resolve();
+      }, ALIAS_DELIVERY_MS);
+      this.aliasWaiters.set(key, () => {
+        clearTimeout(timer);
+        this.aliasWaiters.delete(key);
+        resolve();
+      });
+    });
   }
 
   /** The synchronous view GatewayControl asks: user questions from the policy snapshot, ports from the pool. */
@@ -171,24 +223,54 @@ export class GatewayDaemon {
       lookupUser: (id) => this.policy.lookupUser(id),
       mayReach: (user, group, inName) => this.policy.mayReach(user, group, inName),
       reservePorts: (req) => {
-        const r = this.pool.take({ user: req.user, source: req.en.addr }, req.count);
+        const owner = { user: req.user, source: req.en.addr };
+        const r = this.pool.take(owner, req.count, { pin: req.pin, now: this.now() });
         if (typeof r !== 'string') return { ports: r };
-        return r === 'no-ports'
-          ? { reason: 'no-ports' }
-          : { reason: 'rate-limited', text: `${r.replace('-', ' ')} reached` };
+        return this.limitBit(r, req);
       },
       releasePorts: (r) => {
-        for (const p of r.ports) this.pool.give({ user: r.user, source: r.en.addr }, p.t);
+        const until = this.now() + this.config.ports.timeWaitSec * 1000;
+        for (const p of r.ports)
+          this.pool.give(
+            { user: r.user, source: r.en.addr },
+            p.t,
+            p.coolToward && this.config.ports.timeWaitSec > 0 ? { pin: p.coolToward, until } : undefined,
+          );
       },
     };
   }
 
+  /** A pool limit refused a RESERVE: the words the agent shows, a log line and a counter. */
+  private limitBit(r: PortRefusal, req: protocol.ReserveRequest): protocol.ReserveOutcome {
+    const p = this.config.ports;
+    const text = {
+      'user-limit': `${req.user} holds ${this.pool.countUser(req.user)} ports, the most one user may hold (ports.perUser ${p.perUser}); close some connections or ask IT`,
+      'source-limit': `the address ${req.en.addr} holds the most ports one address may hold (ports.perSource ${p.perSource}); ask IT`,
+      'no-ports': `the gateway has no free port left (${p.first}-${p.last}); ask IT`,
+      cooling: `every free port toward ${req.inName} is still in use at the server (TIME_WAIT, up to ${p.timeWaitSec} s); try again shortly`,
+    }[r];
+    this.metrics.limitRefusals.inc({ limit: r });
+    this.log.warn('limit reached', { limit: r, user: req.user, in: req.inName, en: req.en.addr, text });
+    return r === 'no-ports' || r === 'cooling'
+      ? { reason: 'no-ports', text }
+      : { reason: 'rate-limited', text };
+  }
+
   async start(): Promise<void> {
     this.startedAt = this.now();
-    // The data plane first: it reserves the flow port range (ip_local_reserved_ports) and queues
+    // What a previous run left: sessions, reservations and their ports, each row handed to the
+    // engine before its queues start (the engine knows every row before the first packet).
+    const t0 = Date.now();
+    const store =
+      this.deps.store === undefined
+        ? openGatewayStore({ dir: this.config.stateDir, ...this.config.state }, this.log)
+        : this.deps.store;
+    if (store) this.state = new GatewayState(store, this.log);
+    const restored = await this.state?.restore(this.control, this.pool, this.deps.dataPlane, this.now());
+    // The data plane next: it reserves the flow port range (ip_local_reserved_ports) and queues
     // it. A connection opened before that (the directory's) could hold an ephemeral port in the
     // range, and the queue rules would take its replies: every first user look-up would hang
-    // until the LDAP timeout. Until the policy is loaded nothing is reserved: closed.
+    // until the LDAP timeout. Until the policy is loaded nothing new is reserved: closed.
     this.deps.dataPlane?.start();
     this.drops?.start();
     try {
@@ -220,6 +302,18 @@ export class GatewayDaemon {
       ...(this.config.ops.statusPage ? { page: statusPageFiles() } : {}),
     });
     this.opsAddress = await this.ops.listen(this.config.ops.listen, this.config.ops.port);
+    if (restored) this.afterRestore(restored, Date.now() - t0);
+    // the gauges once a second (and at each status): they walk every row and cooling port, too
+    // much for every datagram of a burst
+    this.staleTimer = setInterval(() => {
+      this.checkStale();
+      this.updateGauges();
+    }, 1000);
+    this.staleTimer.unref();
+    if (this.deps.dataPlane?.flowState) {
+      this.flowStateTimer = setInterval(() => this.apply(protocol.emptyResult(), 'all'), FLOW_STATE_EVERY_MS);
+      this.flowStateTimer.unref();
+    }
     this.schedule();
     this.log.info('gateway started', {
       control: `${bind}:${this.controlPort}`,
@@ -231,10 +325,32 @@ export class GatewayDaemon {
   }
 
   /**
+   * After a restart: the bound flows the engine could not take end, and their agents hear which
+   * (their applications get a reset at once instead of a stalled connection); the restored rows
+   * are decided again at the first policy the directory gives.
+   */
+  private afterRestore(r: import('./state.ts').Restored, ms: number): void {
+    this.recheckRestored = r.rows > 0;
+    const why = 'the gateway restarted and its engine could not keep the flow';
+    for (const row of r.lost) this.apply(this.control.lose(row, why, this.now()));
+    this.log.info('state restored', {
+      sessions: r.sessions,
+      reservations: r.rows,
+      flowsCarried: r.carried,
+      flowsLost: r.lost.length,
+      dropped: r.dropped,
+      durationMs: ms,
+      store: this.state?.store.info().where,
+    });
+    if (this.policy.usable) this.onPolicyRefresh({ changed: [] } as unknown as RefreshResult);
+  }
+
+  /**
    * One control datagram. HELLO and AUTH over their source's limit are dropped unanswered; every
    * directory question is answered from the policy snapshot: no I/O.
    */
   handle(data: Buffer, from: Endpoint): void {
+    this.checkStale();
     const now = this.now();
     if (this.admission.admit(data, from.addr, now) === 'rate-limited') {
       this.load.count(data[3] === 0x01 ? 'hello-rate-limited' : 'auth-rate-limited', from.addr);
@@ -244,18 +360,64 @@ export class GatewayDaemon {
     this.apply(this.control.handleDatagram(data, from, now));
   }
 
-  private apply(r: GatewayResult): void {
+  /**
+   * Writes what changed to the store, then sends: an agent never hears of a session, port or
+   * binding that a crash right after could lose. Then the events.
+   */
+  private apply(r: GatewayResult, flowsChanged: 'all' | number[] = []): void {
     const now = this.now();
     // source-proven first: an AUTH_OK in the same result goes to an address now proven
     for (const e of r.events) if (e.kind === 'source-proven') this.admission.proven.add(e.addr, now);
+    const send = () => this.send(r, now);
+    if (this.state) {
+      // engine snapshots: all of them every FLOW_STATE_EVERY_MS, a flow's own when it binds (never
+      // all of them per datagram: a burst of 1 000 flows would cost O(n^2))
+      const hooks = this.deps.dataPlane?.flowState;
+      const flows =
+        !hooks || (flowsChanged !== 'all' && flowsChanged.length === 0)
+          ? []
+          : hooks.exportChanged(flowsChanged === 'all' ? undefined : flowsChanged);
+      const batch = this.state.batch(this.control.takeChanges(), flows);
+      if (batch.put.length || batch.del.length) this.metrics.stateWrites.inc();
+      this.state.commit(batch, send);
+    } else {
+      this.control.takeChanges();
+      send();
+    }
+    for (const e of r.events) this.onControlEvent(e);
+    this.schedule();
+  }
+
+  /** Each datagram on its path (admission.ts): a proven peer's, an unproven source's, or shed. */
+  private send(r: GatewayResult, now: number): void {
     for (const o of r.send) {
       const path = this.admission.path(o, now, (a) => this.control.isPeer(a));
       if (path === 'shed') this.load.count('answer-shed', o.to.addr);
       else if (!this.sockets?.send(o.data, o.to, path)) this.load.count('answer-congested', o.to.addr);
     }
-    for (const e of r.events) this.onControlEvent(e);
-    this.updateGauges();
-    this.schedule();
+  }
+
+  /**
+   * Fail closed when the directory has been gone too long (5 refresh intervals): from that
+   * moment no new flow may start, so the reservations no flow uses yet are released at once (the
+   * engine forgets them: a SYN on one is dropped, never forwarded before the control plane could
+   * decide) and the agents are told why; live flows go on. Checked every second, before every
+   * control datagram and at every /healthz.
+   */
+  private checkStale(): void {
+    if (this.policy.usable) {
+      this.failedClosed = false;
+      return;
+    }
+    if (this.failedClosed || !this.sockets) return;
+    this.failedClosed = true;
+    const unused = [...this.control.reservations.values()].filter((r) => !r.binding).length;
+    this.log.warn('directory unavailable too long: new flows refused, unused reservations released', {
+      reason: 'directory-unavailable',
+      policyAgeSec: Number.isFinite(this.policy.age) ? Math.round(this.policy.age / 1000) : null,
+      released: unused,
+    });
+    this.apply(this.control.recheckAll(this.now(), (r) => r.binding !== undefined));
   }
 
   private onControlEvent(e: GatewayEvent): void {
@@ -293,6 +455,15 @@ export class GatewayDaemon {
         const r = e.record;
         // The audit record takes the engine's counts before the data plane forgets the flow.
         this.audit.rowEnded(r, this.deps.dataPlane?.flowCounts?.(r.id), e.cause, this.now());
+        // (the audit writes the 'flow ended' line; a flow a restart could not carry also says so)
+        if (r.binding && e.reason === 'lost')
+          this.log.info('flow lost', {
+            user: r.user,
+            group: r.group,
+            in: r.inName,
+            t: e.t,
+            reason: e.reason,
+          });
         // The port is already back in the pool: GatewayControl gave it back through releasePorts().
         if (e.proto === 6) this.ftp.end(e.t);
         this.deps.dataPlane?.remove(r);
@@ -326,6 +497,19 @@ export class GatewayDaemon {
       case 'undelivered':
         this.log.warn('message to agent not acknowledged', { session: e.sessionId, type: e.type });
         break;
+      case 'delivered':
+        this.aliasWaiters.get(`${e.sessionId}/${e.seq}`)?.();
+        break;
+      case 'limit':
+        this.metrics.limitRefusals.inc({ limit: e.limit });
+        this.log.warn('limit reached', {
+          limit: e.limit,
+          user: e.user,
+          session: e.sessionId,
+          held: e.held,
+          max: e.max,
+        });
+        break;
       case 'dropped':
         this.metrics.controlRejected.inc({ reason: e.reason });
         this.log.debug('control datagram dropped', { from: e.from, reason: e.reason, detail: e.detail });
@@ -352,7 +536,10 @@ export class GatewayDaemon {
     const now = this.now();
     switch (e.kind) {
       case 'bound':
-        this.apply(this.control.onInbandBinding({ proto: e.proto, t: e.t, ghr: e.ghr, m: e.m, d: e.d }, now));
+        this.apply(
+          this.control.onInbandBinding({ proto: e.proto, t: e.t, ghr: e.ghr, m: e.m, d: e.d }, now),
+          [e.id],
+        );
         break;
       case 'verify-failed':
         this.log.warn('packets failed verification', {
@@ -367,6 +554,8 @@ export class GatewayDaemon {
         this.log.info('flow expired', { proto: protoName(e.proto), t: e.t, reason: e.reason });
         const row = this.control.reservations.get(e.proto, e.t);
         if (row?.mapping) this.audit.engineEnded(row, e.counts, e.reason, now);
+        // its row ends too: the port goes back (cooling toward the IN if its server may hold TIME_WAIT)
+        this.apply(this.control.flowEnded({ proto: e.proto, t: e.t, id: e.id, closedBy: e.closedBy }));
         break;
       }
     }
@@ -375,7 +564,9 @@ export class GatewayDaemon {
   /** After a policy refresh: every reservation and flow is decided again; refused ones end now. */
   private onPolicyRefresh(r: RefreshResult): void {
     this.metrics.policyAge.set(0);
-    if (r.changed.length === 0) return;
+    this.checkStale();
+    if (r.changed.length === 0 && !this.recheckRestored) return;
+    this.recheckRestored = false;
     this.apply(this.control.recheckAll(this.now(), (rec, reason) => this.policy.keepLiveFlow(rec, reason)));
   }
 
@@ -403,6 +594,8 @@ export class GatewayDaemon {
   /** The gauges, from counters GatewayControl keeps as things change (no walk of the tables). */
   private updateGauges(): void {
     const s = this.control.stats();
+    this.metrics.portsCooling.set(this.pool.cooling(this.now()));
+    if (this.state) this.metrics.stateBytes.set(this.state.store.info().bytes);
     this.metrics.sessions.set(s.sessions);
     this.metrics.reservations.set(s.reservations);
     this.metrics.flows.set(this.control.reservations.mapped);
@@ -411,6 +604,7 @@ export class GatewayDaemon {
   }
 
   health(): string[] {
+    this.checkStale();
     const problems: string[] = [];
     if (!this.policy.usable) problems.push('directory: no usable policy snapshot (refusing every request)');
     if (!this.sockets?.listening) problems.push('control socket not listening');
@@ -435,7 +629,14 @@ export class GatewayDaemon {
         refreshSec: this.config.ldap.refreshSec,
       },
       control: { ...this.control.stats(), ...this.admission.stats(), queued: this.sockets?.queued() ?? null },
-      ports: { range: `${this.pool.first}-${this.pool.last}`, inUse: this.pool.inUse },
+      ports: {
+        range: `${this.pool.first}-${this.pool.last}`,
+        inUse: this.pool.inUse,
+        cooling: this.pool.cooling(this.now()),
+      },
+      state: this.state?.store.info() ?? null,
+      /** Whether a restart can carry bound flows on (the engine exports its flow state). */
+      engineCarriesFlows: Boolean(this.deps.dataPlane?.flowState),
       sessions: this.sessionBook.list(rows),
       flows: this.audit.live(rows, (r) => this.deps.dataPlane?.flowCounts?.(r.id), now),
       reservations: rows.map((r) => reservationEntry(r, now)),
@@ -455,9 +656,16 @@ export class GatewayDaemon {
     }
   }
 
+  /**
+   * Stops. Sessions and reservations stay in the store and the kernel rules stay in place (the
+   * door stays closed), so a start within the flows' lifetime goes on with them.
+   */
   async stop(): Promise<void> {
     this.policy.stop();
     if (this.timer) clearTimeout(this.timer);
+    if (this.staleTimer) clearInterval(this.staleTimer);
+    if (this.flowStateTimer) clearInterval(this.flowStateTimer);
+    for (const release of [...this.aliasWaiters.values()]) release();
     this.sockets?.close();
     this.sockets = undefined;
     this.load.stop();
@@ -472,6 +680,7 @@ export class GatewayDaemon {
     );
     await this.syslog?.close();
     await this.deps.dataPlane?.close();
+    await this.state?.close();
     await this.directory.close();
     this.log.info('gateway stopped');
   }

@@ -7,14 +7,21 @@ import type { protocol } from '@gsra/common';
 import {
   Engine,
   directionKeys,
+  ensureRules,
   gatewayRules,
-  installRules,
   removeRules,
   type FlowCounters,
   type Reservation as EngineReservation,
   type Rule,
 } from '@gsra/native';
-import type { AlgHandler, DataPlane, DataPlaneEvent, FlowCounts } from './data-plane.ts';
+import type {
+  AlgHandler,
+  DataPlane,
+  DataPlaneEvent,
+  EngineFlowState,
+  FlowCounts,
+  FlowStateHooks,
+} from './data-plane.ts';
 import { ALG_MAX_GROWTH } from './ftp-alg.ts';
 
 type ProtoNumber = protocol.ProtoNumber;
@@ -69,6 +76,43 @@ export class LinuxDataPlane implements DataPlane {
   private rules: Rule[];
   private alg: AlgHandler | undefined;
   private listeners: ((e: DataPlaneEvent) => void)[] = [];
+  /** Per ALG flow: the verdict its previous segment still waits for (segments keep their order). */
+  private algQueue = new Map<number, Promise<void>>();
+
+  /** Per flow: the snapshot last handed to the store (base64), to hand over only changes. */
+  private saved = new Map<number, string>();
+
+  /**
+   * The engine's flow snapshots (a bound TCP flow's state, no keys: native/src/engine/snapshot.rs)
+   * for the gateway's store; a restart imports them with their rows, so live TCP flows go on.
+   */
+  readonly flowState: FlowStateHooks = {
+    exportChanged: (ids) => {
+      const out: Array<[number, EngineFlowState | null]> = [];
+      const snaps = ids
+        ? ids.map((id) => ({ id, snapshot: this.engine.flowSnapshot(id) }))
+        : this.engine.flowSnapshots();
+      const now = new Set<number>();
+      for (const { id, snapshot } of snaps) {
+        if (!snapshot) continue;
+        now.add(id);
+        const data = snapshot.toString('base64');
+        if (this.saved.get(id) === data) continue;
+        this.saved.set(id, data);
+        out.push([id, { format: snapshot[0]!, data }]);
+      }
+      for (const id of ids ?? this.saved.keys()) {
+        if (now.has(id) || !this.saved.has(id)) continue;
+        this.saved.delete(id);
+        out.push([id, null]);
+      }
+      return out;
+    },
+    import: (r, st) => {
+      this.engine.importFlow(engineReservation(r), Buffer.from(st.data, 'base64'));
+      this.saved.set(r.id, st.data);
+    },
+  };
 
   constructor(private o: LinuxDataPlaneOptions) {
     // A reservation lives as long as its row in the reservation table: the gateway removes it
@@ -138,7 +182,7 @@ export class LinuxDataPlane implements DataPlane {
           count: e.count,
         };
       case 'punt':
-        if (e.flow !== null) this.onAlgPunt(e.id, e.hook, e.packet);
+        if (e.flow !== null) this.onAlgPunt(e.id, e.flow, e.hook, e.packet);
         return undefined;
       default:
         return undefined;
@@ -148,45 +192,70 @@ export class LinuxDataPlane implements DataPlane {
   /**
    * A segment of an ALG flow: ask the ALG, then let it go on (rewritten or not). The segment runs
    * between PIN:d and PGR:t on the LAN side (toward EN before protection, toward IN after
-   * translation), so its PGR port is the flow's t.
+   * translation), so its PGR port is the flow's t. An ALG that answers later (a promise) holds
+   * this segment and every later one of the same flow, so they keep their order (the engine
+   * adjusts sequence numbers from the verdict of a rewritten one on).
    */
-  private onAlgPunt(id: number, hook: 'in' | 'out', packet: Buffer): void {
+  private onAlgPunt(id: number, flow: number, hook: 'in' | 'out', packet: Buffer): void {
     const ihl = (packet[0]! & 15) * 4;
     const total = packet.readUInt16BE(2);
     const hl = ihl + (packet[ihl + 12]! >> 4) * 4;
     const t = packet.readUInt16BE(hook === 'out' ? ihl + 2 : ihl);
-    if (!this.alg || hl > total) {
-      this.engine.verdict(id, true);
-      return;
-    }
+    if (!this.alg || hl > total) return this.algVerdict(flow, id, packet, hl, hook, t, undefined);
     const payload = packet.subarray(hl, total);
     const seq = packet.readUInt32BE(ihl + 4);
-    let next: Buffer | undefined;
+    let next: ReturnType<AlgHandler>;
     try {
       next = this.alg({ t, direction: hook === 'out' ? 'to-en' : 'to-in', seq, payload });
     } catch {
       next = undefined; // an ALG bug must not eat the control connection: pass it unchanged
     }
-    if (!next || next.equals(payload)) {
-      this.engine.verdict(id, true);
-      return;
-    }
-    const growth = next.length - payload.length;
-    if (hook === 'in' ? growth !== 0 : growth > ALG_MAX_GROWTH) {
-      // The engine would refuse it (and drop the segment, again at every retransmission): the
-      // segment passes unchanged, and the operator hears why.
-      this.engine.verdict(id, true);
-      this.failed(
-        'punt',
-        new Error(
-          `ALG rewrite of flow ${t} changes the payload by ${growth} bytes (limit ${hook === 'in' ? 0 : ALG_MAX_GROWTH}): passed unchanged`,
-        ),
-      );
-      return;
-    }
-    const out = Buffer.concat([packet.subarray(0, hl), next]);
-    out.writeUInt16BE(out.length, 2);
-    this.engine.verdict(id, true, out);
+    this.algVerdict(flow, id, packet, hl, hook, t, next);
+  }
+
+  /**
+   * The ALG's answer for one punted segment: at once, or (a promise) once it resolves, after the
+   * flow's earlier segments. A rewrite the engine would refuse (a length change past its limit)
+   * passes unchanged, and the operator hears why.
+   */
+  private algVerdict(
+    flow: number,
+    id: number,
+    packet: Buffer,
+    hl: number,
+    hook: 'in' | 'out',
+    t: number,
+    next: ReturnType<AlgHandler>,
+  ): void {
+    const give = (p: Buffer | undefined) => {
+      const payload = packet.subarray(hl, packet.readUInt16BE(2));
+      if (!p || p.equals(payload)) return void this.engine.verdict(id, true);
+      const growth = p.length - payload.length;
+      if (hook === 'in' ? growth !== 0 : growth > ALG_MAX_GROWTH) {
+        this.engine.verdict(id, true);
+        const limit = hook === 'in' ? 0 : ALG_MAX_GROWTH;
+        this.failed(
+          'punt',
+          new Error(
+            `ALG rewrite of flow ${t} changes the payload by ${growth} bytes (limit ${limit}): passed unchanged`,
+          ),
+        );
+        return;
+      }
+      const out = Buffer.concat([packet.subarray(0, hl), p]);
+      out.writeUInt16BE(out.length, 2);
+      this.engine.verdict(id, true, out);
+    };
+    const before = this.algQueue.get(flow);
+    if (!before && !(next instanceof Promise)) return give(next);
+    const done = (before ?? Promise.resolve())
+      .then(() => next)
+      .then(give, () => give(undefined))
+      .catch(() => {}); // the punt is gone (expired): nothing left to do
+    this.algQueue.set(flow, done);
+    void done.then(() => {
+      if (this.algQueue.get(flow) === done) this.algQueue.delete(flow);
+    });
   }
 
   setAlg(alg: AlgHandler): void {
@@ -212,8 +281,8 @@ export class LinuxDataPlane implements DataPlane {
         { num: this.o.queues[1], hook: 'out' },
       ],
     });
-    removeRules(this.rules, { netns: this.o.netns });
-    installRules(this.rules, { netns: this.o.netns });
+    // The rules of a gateway that crashed are still there (closed door): keep them, add what is missing.
+    ensureRules(this.rules, { netns: this.o.netns });
   }
 
   private sysctl(kv: string): void {
@@ -256,8 +325,8 @@ export class LinuxDataPlane implements DataPlane {
     return this.engine.stats().drops;
   }
 
-  async close(): Promise<void> {
-    removeRules(this.rules, { netns: this.o.netns });
+  async close(opts: { removeRules?: boolean } = {}): Promise<void> {
+    if (opts.removeRules) removeRules(this.rules, { netns: this.o.netns });
     this.engine.stop();
   }
 }

@@ -2,7 +2,8 @@
 // data plane each row of the reservation table as it is made (flow keys, PIN, the one port d an
 // FTP data port may reach) and takes it back when the row ends; the data plane reports flows it
 // bound in-band, flows that ended, and packets that failed verification. Events name the row by
-// its id, so an event about a row that has since ended is recognised as such.
+// its id, so an event about a row that has since ended is recognised as such. An engine that
+// exports its flow state (FlowStateHooks) lets a restart carry bound flows on.
 // Linux: data-plane-linux.ts (the native engine behind NFQUEUE).
 import type { protocol } from '@gsra/common';
 
@@ -24,8 +25,20 @@ export interface FlowCounts {
 
 export type DataPlaneEvent =
   | { kind: 'bound'; id: number; proto: ProtoNumber; t: number; ghr: string; m: number; d: number }
-  /** The engine ended the flow itself (timeout by state): its final counts come with the event. */
-  | { kind: 'flow-expired'; id: number; proto: ProtoNumber; t: number; reason: string; counts?: FlowCounts }
+  /**
+   * The engine ended the flow itself (timeout by state): its final counts come with the event.
+   * `closedBy`, when the engine knows it: which end sent the first FIN ('in': the internal server
+   * closed first, so it holds TIME_WAIT on PGR:t <-> PIN:d; 'en': the PC did).
+   */
+  | {
+      kind: 'flow-expired';
+      id: number;
+      proto: ProtoNumber;
+      t: number;
+      reason: string;
+      counts?: FlowCounts;
+      closedBy?: 'in' | 'en';
+    }
   | { kind: 'verify-failed'; proto: ProtoNumber; t: number; from: string; count: number }
   /**
    * Handling one engine event failed (an exception in the ALG, the control logic or the engine's
@@ -44,7 +57,34 @@ export type AlgHandler = (s: {
   direction: 'to-en' | 'to-in';
   seq: number;
   payload: Buffer;
-}) => Buffer | undefined;
+}) => Buffer | undefined | Promise<Buffer | undefined>;
+// A promise defers the segment (and every later segment of the same flow, in order) until it
+// resolves: the FTP ALG lets a rewritten PASV reply go only once the agent has the alias.
+
+/**
+ * A flow's state inside the engine, as the engine exports it for a store (docs/reliability.md,
+ * "What the engine must export"): opaque to TypeScript, in a format the engine versions.
+ */
+export interface EngineFlowState {
+  format: number;
+  /** base64 */
+  data: string;
+}
+
+/**
+ * What an engine that can carry a bound flow across a restart of the gateway provides. Without
+ * it, a restart keeps sessions and unused reservations, and ends bound flows with a word to the
+ * agent; with it, bound TCP flows go on (UDP flows end: docs/reliability.md).
+ */
+export interface FlowStateHooks {
+  /**
+   * Rows whose engine state changed since the last call, with that state (null: nothing to keep
+   * any more) - of every flow, or only of the flows `ids`.
+   */
+  exportChanged(ids?: number[]): Array<[rowId: number, state: EngineFlowState | null]>;
+  /** Installs row r with the state a store kept, instead of add(); throws (why) if the engine refuses it. */
+  import(r: protocol.Reservation, state: EngineFlowState): void;
+}
 
 export interface DataPlane {
   /** Start processing packets and install the kernel rules that send them here. */
@@ -61,6 +101,12 @@ export interface DataPlane {
   drops?(): Record<string, number>;
   /** What the engine counted of the flow on row `id` so far; undefined when it holds no such flow. */
   flowCounts?(id: number): FlowCounts | undefined;
-  /** Stop the engine and remove every kernel rule it installed. */
-  close(): Promise<void>;
+  /** Present when the engine exports and imports flow state (see FlowStateHooks). */
+  readonly flowState?: FlowStateHooks;
+  /**
+   * Stop the engine. The kernel rules stay (without the engine they drop what they match: the
+   * door stays closed, and the LAN's servers never see a reset for a flow a restart carries on)
+   * unless `removeRules` (decommissioning: `gsra-gateway remove-rules`).
+   */
+  close(opts?: { removeRules?: boolean }): Promise<void>;
 }

@@ -64,6 +64,28 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly limitRefusals = new Counter({
+    name: 'gsra_gateway_limit_refusals_total',
+    help: 'Requests refused by a limit that protects the gateway (per-user, per-source, per-session ports; no free port; ports cooling toward an IN)',
+    labelNames: ['limit'],
+    registers: [this.registry],
+  });
+  readonly portsCooling = new Gauge({
+    name: 'gsra_gateway_ports_cooling',
+    help: 'Free TCP ports not yet handed out toward the IN whose server may still hold TIME_WAIT for them',
+    registers: [this.registry],
+  });
+  readonly stateWrites = new Counter({
+    name: 'gsra_gateway_state_writes_total',
+    help: 'Batches written to the state store (sessions and reservations that survive a restart)',
+    registers: [this.registry],
+  });
+  readonly stateBytes = new Gauge({
+    name: 'gsra_gateway_state_bytes',
+    help: 'Size of the state store on disk',
+    registers: [this.registry],
+  });
+
   constructor() {
     const source = () => this.dropSource();
     this.droppedPackets = new Counter({

@@ -3,7 +3,7 @@
 // moved, every reserved port, the latest refusals with their reasons, refused packets and control
 // messages by reason, and the packet engine's own state. Read-only, and never a secret: no key,
 // no session secret, no password — session ids are shown shortened, as in the log.
-import { protocol } from '@gsra/common';
+import { protocol, type StoreInfo } from '@gsra/common';
 import type { LiveFlowRecord } from './audit.ts';
 
 const { endpointString, protoName } = protocol;
@@ -75,7 +75,12 @@ export interface GatewayStatus {
     proven: number;
     queued: { priority: number; bulk: number } | null;
   };
-  ports: { range: string; inUse: number };
+  /** cooling: free ports still held back from one IN whose server may hold TIME_WAIT (ports.ts). */
+  ports: { range: string; inUse: number; cooling: number };
+  /** The state store (docs/reliability.md): where, how big, whether its last load had a problem. */
+  state: StoreInfo | null;
+  /** Whether a restart can carry bound flows on (the engine exports its flow state). */
+  engineCarriesFlows: boolean;
   sessions: SessionEntry[];
   flows: LiveFlowRecord[];
   reservations: ReservationEntry[];

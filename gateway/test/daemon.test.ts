@@ -7,15 +7,12 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { createLogger, protocol } from '@gsra/common';
+import { protocol } from '@gsra/common';
 import { startSlapd } from '../../ldap/src/fixture/index.ts';
-import { checkGatewayConfig } from '../src/config.ts';
-import { GatewayDaemon } from '../src/daemon.ts';
-import type { AlgHandler, DataPlane, DataPlaneEvent, FlowCounts } from '../src/data-plane.ts';
+import type { FlowCounts } from '../src/data-plane.ts';
 import { main } from '../src/cli.ts';
 import { run } from '../../test/lab/exec.ts';
-import { AgentDriver } from './agent-driver.ts';
+import { gatewayFixture, RecordingDataPlane } from './gateway-fixture.ts';
 
 const { encode, decode } = protocol;
 const IN1 = 'intra1.corp.example';
@@ -23,104 +20,8 @@ const IN2 = 'intra2.corp.example';
 
 const dir = await startSlapd();
 t.teardown(() => dir.stop());
-const tmp = mkdtempSync(join(tmpdir(), 'gsra-gw-'));
-writeFileSync(join(tmp, 'ldap-password'), dir.gatewayPassword + '\n', { mode: 0o600 });
+const { gateway } = gatewayFixture(dir);
 const { alice, bob } = dir.users;
-
-/** Records what the daemon hands the packet path; the test plays the engine's events. */
-class RecordingDataPlane implements DataPlane {
-  added: protocol.Reservation[] = [];
-  removed: protocol.Reservation[] = [];
-  /** What the engine counted per flow id (the test sets it); the daemon reads it before remove(). */
-  counts = new Map<number, FlowCounts>();
-  flowCounts(id: number): FlowCounts | undefined {
-    return this.removed.some((r) => r.id === id) ? undefined : this.counts.get(id);
-  }
-  private cb: (e: DataPlaneEvent) => void = () => {};
-  start(): void {}
-  add(r: protocol.Reservation): void {
-    this.added.push(r);
-  }
-  remove(r: protocol.Reservation): void {
-    this.removed.push(r);
-  }
-  onEvent(cb: (e: DataPlaneEvent) => void): void {
-    this.cb = cb;
-  }
-  emit(e: DataPlaneEvent): void {
-    this.cb(e);
-  }
-  setAlg(_alg: AlgHandler): void {}
-  stats(): Record<string, number> {
-    return {};
-  }
-  async close(): Promise<void> {}
-}
-
-/** A gateway of its own for one test, with its log lines; stopped when the test ends. */
-async function gateway(t: Test, dataPlane?: DataPlane) {
-  const base = 20000 + Math.floor(Math.random() * 20000);
-  const config = checkGatewayConfig({
-    publicAddress: '127.0.0.1',
-    privateAddress: '127.0.0.1',
-    wanInterface: 'lo',
-    lanInterface: 'lo',
-    control: { port: base },
-    ports: { first: 40000, last: 40063, perUser: 32 },
-    ldap: {
-      url: dir.ldapsUrl,
-      caFile: dir.caFile,
-      baseDn: dir.baseDn,
-      bindDn: dir.gatewayDn,
-      passwordFile: join(tmp, 'ldap-password'),
-    },
-    ops: { port: base + 1 },
-    stateDir: join(tmp, `gw-state-${base}`),
-  });
-  const logStream = new PassThrough();
-  const lines: Record<string, unknown>[] = [];
-  logStream.on('data', (d: Buffer) => {
-    for (const l of d.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-  });
-  const gw = new GatewayDaemon(config, {
-    logger: createLogger('gateway', { stream: logStream, level: 'debug' }),
-    dataPlane,
-  });
-  await gw.start();
-  t.teardown(() => gw.stop());
-  const gwAddr = { addr: '127.0.0.1', port: gw.controlPort };
-  const login = async (
-    user: typeof alice,
-    group: string,
-    key = dir.groups[group as 'sales'].key,
-    secret = user.secret,
-  ) => {
-    const d = await AgentDriver.open(
-      { user: user.uid, userSecret: secret, group, groupKey: { version: 1, key } },
-      gwAddr,
-    );
-    t.teardown(() => d.close());
-    d.apply(d.agent.login(Date.now()));
-    return d;
-  };
-  /** alice, logged in to sales. */
-  const aliceUp = async () => {
-    const a = await login(alice, 'sales');
-    await a.waitFor((e) => e.kind === 'session-up');
-    return a;
-  };
-  /** Resolves once a log line matches (the gateway logs as it goes; nothing to sleep for). */
-  const logged = async (pred: (l: Record<string, unknown>) => boolean, from = 0, ms = 3000) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const l = lines.slice(from).find(pred);
-      if (l) return l;
-      if (Date.now() > end) throw new Error('no matching log line');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  return { gw, gwAddr, lines, login, aliceUp, logged };
-}
 
 t.test('alice (sales) logs in and reserves ports for intra1: allowed, logged, counted', async (t) => {
   const { gw, lines, aliceUp } = await gateway(t);
@@ -382,6 +283,7 @@ t.test('an engine event about a reservation that has ended is not taken for toda
   t.equal(r.binding, undefined, 'a stale id binds nothing');
   const from = lines.length;
   dp.emit({ kind: 'flow-expired', id: r.id + 1000, proto: 6, t: r.t, reason: 'closing' });
+  t.equal(gw.control.reservations.get(6, r.t), r, 'a stale expiry ends nothing');
   dp.emit({ kind: 'flow-expired', id: r.id, proto: 6, t: r.t, reason: 'closing' });
   t.same(
     lines
@@ -391,7 +293,9 @@ t.test('an engine event about a reservation that has ended is not taken for toda
     [r.t],
     'only the expiry of the current row is logged',
   );
-  t.equal(gw.control.reservations.get(6, r.t), r);
+  t.equal(gw.control.reservations.get(6, r.t), undefined, 'the current row ends with its flow');
+  t.ok(dp.removed.includes(r), 'and leaves the data plane');
+  t.notOk(gw.pool.isTaken(r.t), 'its port is back in the pool');
 });
 
 t.test('gsra-gateway check-config reports problems as path: expected X, got Y', async (t) => {

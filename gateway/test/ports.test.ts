@@ -62,3 +62,36 @@ t.test('giving back a port that is not out of the pool changes nothing', async (
   t.equal(pool.inUse, 1);
   t.equal(pool.countUser('alice'), 1);
 });
+
+t.test('a TCP port whose server may hold TIME_WAIT is not handed out toward that server', async (t) => {
+  const pool = new PortPool(40000, 40000, { perUser: 10, perSource: 10 });
+  const [p] = pool.take(alice(), 1) as number[];
+  pool.give(alice(), p!, { pin: '10.0.0.11', until: 65_000 });
+  t.equal(pool.take(alice(), 1, { pin: '10.0.0.11', now: 1000 }), 'cooling', 'the same IN: not yet');
+  t.equal(pool.cooling(1000), 1);
+  t.same(pool.take(alice(), 1, { pin: '10.0.0.12', now: 1000 }), [40000], 'another IN: at once');
+  pool.give(alice(), 40000);
+  t.same(pool.take(alice(), 1, { pin: '10.0.0.11', now: 65_000 }), [40000], 'the same IN once cooled');
+  t.equal(pool.cooling(65_000), 0);
+});
+
+t.test('when most free ports cool toward an IN, one that does not is still found', async (t) => {
+  const pool = new PortPool(40000, 40999, { perUser: 2000, perSource: 2000 });
+  const all = pool.take(alice(), 1000) as number[];
+  for (const p of all) if (p !== 40500) pool.give(alice(), p, { pin: '10.0.0.11', until: 65_000 });
+  pool.give(alice(), 40500);
+  t.same(pool.take(alice(), 1, { pin: '10.0.0.11', now: 1 }), [40500]);
+  t.equal(pool.take(alice(), 1, { pin: '10.0.0.11', now: 1 }), 'cooling', 'and then none is left');
+  t.equal(pool.inUse, 1, 'a refusal takes nothing');
+});
+
+t.test('claim takes a given port back for its owner (a restart); refuses one already out', async (t) => {
+  const pool = new PortPool(40000, 40009, { perUser: 10, perSource: 20 });
+  t.ok(pool.claim(alice('hr'), 40007));
+  t.notOk(pool.claim(bob('hr'), 40007), 'already out');
+  t.notOk(pool.claim(bob('hr'), 50000), 'outside the range');
+  t.equal(pool.countUser('alice'), 1);
+  const rest = pool.take(bob('x'), 9) as number[];
+  t.equal(rest.length, 9);
+  t.notOk(rest.includes(40007), 'never handed out twice');
+});

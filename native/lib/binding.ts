@@ -12,6 +12,10 @@ export interface NativeBinding {
   createEngine(o: unknown): unknown;
   addFlow(h: unknown, spec: unknown): void;
   removeFlow(h: unknown, id: unknown): boolean;
+  resetFlow(h: unknown, id: unknown): boolean;
+  importFlow(h: unknown, spec: unknown, snapshot: unknown): void;
+  flowSnapshots(h: unknown): { id: number; snapshot: Buffer }[];
+  flowSnapshot(h: unknown, id: unknown): Buffer | null;
   process(h: unknown, p: unknown, hook: unknown): ProcessResult;
   takeReleased(h: unknown): { hook: Hook; packet: Buffer }[];
   processInto(h: unknown, p: unknown, hook: unknown, out: unknown): number;

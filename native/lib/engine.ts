@@ -54,9 +54,42 @@ export class Engine {
     this.#n.addFlow(this.#h, r);
   }
 
+  /**
+   * The snapshot of every flow that has one (a bound TCP flow): the state it needs to go on after
+   * a restart - TCP state, sequence extension, the agent's ISN, the gateway's binding and ALG
+   * adjustment; no keys (native/src/engine/snapshot.rs). Opaque bytes, format byte first.
+   */
+  flowSnapshots(): { id: number; snapshot: Buffer }[] {
+    return this.#n.flowSnapshots(this.#h);
+  }
+
+  /** The snapshot of flow `id`, or null (unknown id, or a flow without one). */
+  flowSnapshot(id: number): Buffer | null {
+    return this.#n.flowSnapshot(this.#h, id);
+  }
+
+  /**
+   * A restart: installs a flow (agent VAT entry or gateway reservation, as addFlow /
+   * addReservation take it) with the state a snapshot kept. Throws, with the reason, if the
+   * snapshot does not fit the flow.
+   */
+  importFlow(flow: AgentFlow | Reservation, snapshot: Uint8Array): void {
+    this.#n.importFlow(this.#h, flow, snapshot);
+  }
+
   /** Removes a flow or reservation; false if the id is unknown. */
   removeFlow(id: number): boolean {
     return this.#n.removeFlow(this.#h, id);
+  }
+
+  /**
+   * Agent: ends a live flow its gateway lost so that the application hears at once - a TCP
+   * connection is reset even while it only waits for data (docs/pccom.md §11.1). False if the id
+   * is unknown.
+   */
+  resetFlow(id: number): boolean {
+    if (this.role !== 'agent') throw new Error('resetFlow is for the agent');
+    return this.#n.resetFlow(this.#h, id);
   }
 
   /** In-memory data path: one IPv4 packet taken at `hook`. */

@@ -183,6 +183,31 @@ export function installRules(rules: Rule[], opts: { netns?: string } = {}): void
   }
 }
 
+/**
+ * Adds each rule that is not there yet (iptables -C), and leaves the ones that are: a daemon that
+ * restarts after a crash takes over its rules without a moment in which they are missing (a
+ * moment without them would pass packets untranslated, or let the gateway's own stack reset a
+ * flow a restart carries on). On error the rules added by this call are removed again.
+ */
+export function ensureRules(rules: Rule[], opts: { netns?: string } = {}): void {
+  const added: Rule[] = [];
+  try {
+    for (const r of rules) {
+      try {
+        iptables(opts.netns, ['-t', r.table, '-C', r.chain, ...r.args]);
+        continue; // already there
+      } catch {
+        // not there: add it
+      }
+      iptables(opts.netns, ['-t', r.table, '-A', r.chain, ...r.args]);
+      added.push(r);
+    }
+  } catch (e) {
+    removeRules(added, opts);
+    throw e;
+  }
+}
+
 /** Deletes the rules; missing rules are ignored. */
 export function removeRules(rules: Rule[], opts: { netns?: string } = {}): void {
   for (const r of [...rules].reverse()) {

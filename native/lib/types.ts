@@ -23,7 +23,10 @@ export interface DirectionKeys {
 export interface Timeouts {
   tcpHandshakeMs?: number;
   tcpEstablishedMs?: number;
+  /** One FIN seen (a half-closed connection may be quiet for a while). */
   tcpClosingMs?: number;
+  /** FINs both ways or a RST: the connection is over; its port goes back soon (default 5 s). */
+  tcpClosedMs?: number;
   udpIdleMs?: number;
   /** Unbound gateway reservations. */
   reservationMs?: number;

@@ -167,6 +167,47 @@ t.test('removeFlow removes a flow once', async (t) => {
   t.notOk(gw.removeFlow(7));
 });
 
+t.test('resetFlow (agent) removes a live flow and sends its application a probe; once', async (t) => {
+  const { agent } = established();
+  agent.takeReleased();
+  t.ok(agent.resetFlow(1));
+  t.notOk(agent.resetFlow(1), 'gone');
+  const probe = agent.takeReleased();
+  t.equal(probe.length, 1, 'one out-of-window ACK toward the application');
+  t.same(addrs(probe[0]!.packet), { src: VIN, sport: D, dst: PEN, dport: S });
+  t.equal(probe[0]!.hook, 'in');
+  t.throws(() => pair().gw.resetFlow(7), /for the agent/);
+});
+
+t.test(
+  'flow snapshots: a bound TCP flow has one; a new engine imports it and carries the flow',
+  async (t) => {
+    const { gw, data, msg } = established();
+    t.same(gw.flowSnapshots(), [], 'none before the binding commits (EN’s first segment after the SYN)');
+    gw.process(Buffer.from(data), 'in');
+    const all = gw.flowSnapshots();
+    t.equal(all.length, 1);
+    t.equal(all[0]!.id, 7);
+    t.same(gw.flowSnapshot(7), all[0]!.snapshot);
+    t.equal(gw.flowSnapshot(99), null);
+    const again = new Engine({ role: 'gateway', ggr: GGR, pgr: PGR });
+    const k = { enToGw: keys(1), gwToEn: keys(2) };
+    again.importFlow(
+      { id: 7, proto: 'tcp', t: T, pin: PIN, ...directionKeys('gateway', k) },
+      all[0]!.snapshot,
+    );
+    t.same(payload(again.process(data, 'in').packet!), msg, 'the restarted engine verifies the flow');
+    t.throws(
+      () =>
+        again.importFlow(
+          { id: 8, proto: 'tcp', t: T + 1, pin: PIN, ...directionKeys('gateway', k) },
+          all[0]!.snapshot,
+        ),
+      /ports differ/,
+    );
+  },
+);
+
 /** An agent that punts DNS answers (UDP from port 53) to TypeScript. */
 const dnsAgent = () =>
   new Engine({ role: 'agent', vinNet: '100.64.0.0/16', punt: [{ hook: 'in', proto: 'udp', sport: 53 }] });

@@ -118,3 +118,75 @@ fn a_new_connection_on_the_same_tuple_is_held_again_for_new_keys() {
     assert!(a.events.iter().any(|e| matches!(e, Event::Expired { id: 1, t: T, state: "replaced", .. })));
     assert!(a.events.iter().any(|e| matches!(e, Event::Held { .. })));
 }
+
+/// What an agent with no flow does with a TCP segment `flags` to VIN:d.
+fn not_first(flags: u8) -> (Engine, Verdict) {
+    let mut a = agent();
+    let mut p = build::tcp(PEN, S, VIN, D, 5000, 9000, flags, &[], b"late");
+    let v = a.process(&mut p, Hook::Out, Handle::Memory, 1);
+    (a, v)
+}
+
+#[test]
+fn a_segment_without_syn_for_an_unknown_connection_is_never_held_and_gets_a_rst() {
+    for flags in [TCP_ACK, TCP_FIN | TCP_ACK, TCP_PSH | TCP_ACK] {
+        let (a, v) = not_first(flags);
+        assert_eq!(v, Verdict::Drop(Reason::NotFirst), "flags {flags:#x}");
+        assert_eq!(a.held_count(), 0, "nothing held");
+        assert!(a.events.is_empty(), "no held event: TypeScript takes no reservation for it");
+        assert_eq!(a.stats.not_first, 1);
+        let rst = a.outbox.iter().find(|o| o.injected).expect("a RST to the application").bytes.clone().unwrap();
+        let ip = parse_ip(&rst, false).unwrap();
+        let t = tcp_of(&rst);
+        // RFC 9293 §3.10.7.1: a RST answering an ACK carries the acked number as its seq.
+        assert_eq!((ip.src, t.sport, ip.dst, t.dport, t.flags, t.seq), (VIN, D, PEN, S, TCP_RST, 9000));
+        assert!(l4_ok(&rst));
+    }
+}
+
+#[test]
+fn a_rst_for_an_unknown_connection_is_dropped_without_an_answer() {
+    let (a, v) = not_first(TCP_RST | TCP_ACK);
+    assert_eq!(v, Verdict::Drop(Reason::NotFirst));
+    assert!(a.outbox.is_empty(), "no answer to a RST");
+    assert!(a.events.is_empty());
+}
+
+#[test]
+fn a_late_segment_on_a_tuple_with_a_held_syn_is_not_held_with_it() {
+    let mut a = agent();
+    let mut p = syn();
+    assert_eq!(a.process(&mut p, Hook::Out, Handle::Memory, 1), Verdict::Held);
+    let mut ack = build::tcp(PEN, S, VIN, D, 2, 1, TCP_ACK, &[], b"");
+    assert_eq!(a.process(&mut ack, Hook::Out, Handle::Memory, 1), Verdict::Drop(Reason::NotFirst));
+    assert_eq!(a.held_count(), 1, "only the SYN waits");
+}
+
+#[test]
+fn a_lost_flow_is_reset_even_while_its_application_only_waits_for_data() {
+    let mut pr = Pair::tcp();
+    pr.up(build::tcp(PEN, S, VIN, D, 1, 0, TCP_SYN, &SYN_OPTS, b""));
+    pr.down(build::tcp(PIN, D, PGR, T, 100, 2, TCP_SYN | TCP_ACK, &SYN_OPTS, b""));
+    pr.down(build::tcp(PIN, D, PGR, T, 101, 2, TCP_ACK, &[], &[7u8; 500]));
+    pr.a.outbox.clear();
+    assert!(pr.a.reset_flow(1));
+    assert_eq!(pr.a.flow_count(), 0, "the flow is gone");
+    // the probe: a bare ACK toward the application, half the sequence space from what it got
+    let probe = pr.a.outbox.iter().find(|o| o.injected).expect("a probe").bytes.clone().unwrap();
+    let (ip, t) = (parse_ip(&probe, false).unwrap(), tcp_of(&probe));
+    assert_eq!((ip.src, t.sport, ip.dst, t.dport, t.flags), (VIN, D, PEN, S, TCP_ACK));
+    assert_eq!(t.seq, 101u32.wrapping_add(0x8000_0000));
+    assert!(l4_ok(&probe));
+    // the application's TCP answers it with an ACK of what it has: a RST with exactly that comes back
+    pr.a.outbox.clear();
+    let mut answer = build::tcp(PEN, S, VIN, D, 2, 601, TCP_ACK, &[], b"");
+    assert_eq!(pr.a.process(&mut answer, Hook::Out, Handle::Memory, 3), Verdict::Drop(Reason::NotFirst));
+    let rst = pr.a.outbox.iter().find(|o| o.injected).unwrap().bytes.clone().unwrap();
+    assert_eq!((tcp_of(&rst).flags, tcp_of(&rst).seq), (TCP_RST, 601));
+}
+
+#[test]
+fn resetting_an_unknown_flow_says_so() {
+    let mut a = agent();
+    assert!(!a.reset_flow(42));
+}

@@ -251,3 +251,18 @@ fn flows_to_other_ports_are_not_punted() {
     p2.down(build::tcp(PIN, D, PGR, T, S0, C0 + 1, TCP_SYN | TCP_ACK, &SYN_OPTS, b""));
     assert_eq!(p2.g.stats.punted, 0);
 }
+
+#[test]
+fn a_restarted_gateway_keeps_the_alg_adjustment_from_the_flow_snapshot() {
+    let mut pr = after_pasv_rewrite();
+    // EN acknowledges the rewritten reply: its binding commits (a snapshot is of a bound flow)
+    let en_ack = S_PASV.wrapping_add(PASV_VIN.len() as u32);
+    up_alg(&mut pr, build::tcp(PEN, S, VIN, FTP, C0 + 7, en_ack, TCP_ACK, &[], b""));
+    let snap = pr.g.snapshots().pop().expect("the ALG flow has a snapshot").1;
+    let mut gc = gateway_config();
+    gc.alg_ports = vec![FTP];
+    pr.g = Engine::new(gc);
+    pr.g.import_flow(&gw_spec(PROTO_TCP), &snap, 3).unwrap();
+    let at_en = down_alg(&mut pr, from_in(S_NEXT, C0 + 7, NEXT), None);
+    assert_eq!(tcp_of(&at_en).seq, S_NEXT.wrapping_add(DELTA), "still shifted by {} after the restart", DELTA);
+}

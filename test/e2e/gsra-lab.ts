@@ -75,6 +75,10 @@ export interface GsraLab {
   killGateway(): Promise<void>;
   /** Start the gateway again with the same config; resolves once /healthz answers. */
   startGateway(): Promise<void>;
+  /** Kill a PC's agent the hard way (SIGKILL: no cleanup, its kernel rules stay), as a crash would. */
+  killAgent(host: 'en1' | 'en2'): Promise<void>;
+  /** Start a killed agent again on its config and state directory, without a login. */
+  restartAgent(host: 'en1' | 'en2'): Promise<AgentHandle>;
   /**
    * Log a demo user in on a teleworker PC and start its agent. `login` is the id typed at login
    * (default: the demo name; on AD the agents have upnSuffix corp.example). With `waitUp: false`
@@ -238,6 +242,8 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
           refreshSec,
         },
         dns: { enabled: true, zone: ZONE },
+        // the lab's own (the default, /var/lib/gsra-gateway, would be shared by every lab on the
+        // machine: one lab's restart would restore another's sessions)
         stateDir: join(lab.dir, 'gateway-state'),
         ...(opts.control ? { control: opts.control } : {}),
         log: { level: 'debug' },
@@ -289,6 +295,14 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
     },
     async startGateway() {
       g.gateway = await launchGateway();
+    },
+    async killAgent(host) {
+      await agents[host]?.proc.stop('SIGKILL');
+    },
+    async restartAgent(host) {
+      const a = agents[host];
+      if (!a) throw new Error(`no agent was started on ${host}`);
+      return g.startAgent(host, a.user as DemoUser, { skipLogin: true });
     },
     logLines(file: string) {
       if (!existsSync(file)) return [];

@@ -10,6 +10,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import {
   MAC_LEN,
   MAX_PORTS_PER_RESERVE,
+  MAX_REQUESTS_IN_FLIGHT,
   NONCE_LEN,
   PROOF_LEN,
   PROTOCOL_VERSION,
@@ -18,7 +19,7 @@ import {
 } from './constants.ts';
 import { PortPools, type PooledPort } from './agent-pools.ts';
 import { ALWAYS_AUTHENTICATED, POLICY_REFUSALS, SESSION_ENDING } from './agent-reasons.ts';
-import type { AgentDest, AgentOptions, AgentResult, AgentState } from './agent-types.ts';
+import type { AgentDest, AgentOptions, AgentResult, AgentSessionState, AgentState } from './agent-types.ts';
 import { SessionChannel, sessionRef, type Body } from './channel.ts';
 import { decode, encode, peekPrefix } from './codec.ts';
 import {
@@ -46,6 +47,8 @@ interface RequestInfo {
   type: string;
   inName?: string;
   proto?: ProtoNumber;
+  /** RESERVE: how many ports it asked for. */
+  count?: number;
   t?: number;
   dest: AgentDest;
 }
@@ -68,13 +71,24 @@ export class AgentControl {
   private clockOffset = 0;
   // session
   private channel: SessionChannel<RequestInfo> | null = null;
+  /** Requests waiting for room among those in flight (see request()). */
+  private queued: Array<{ body: Body; info: RequestInfo }> = [];
   private secret: Buffer | null = null;
   /** The session's reset token (AUTH_OK): only a refusal carrying it ends the session (§6.6). */
   private resetToken: Buffer | null = null;
   private keepaliveEveryMs = 25_000;
   private reservationLifetimeMs = 120_000;
   private nextKeepaliveAt = 0;
-  private readonly pools = new PortPools();
+  /** Since when KEEPALIVEs go unanswered (null: the gateway answers). */
+  private unreachableSince: number | null = null;
+  /** An unknown-session refusal without the reset token came since the session was last answered. */
+  private unprovenRefusal = false;
+  /** How long the session is kept while the gateway does not answer (a restart, a lost link). */
+  private unreachableGraceMs = 120_000;
+  /** Counts changes of what save() returns (the daemon writes its store when it moved). */
+  private changes = 0;
+  private readonly touch = () => void this.changes++;
+  private readonly pools = new PortPools(this.touch);
 
   constructor(opts: AgentOptions) {
     checkName('user', opts.user);
@@ -105,6 +119,70 @@ export class AgentControl {
   poolSize(inName: string, proto: ProtoNumber): number {
     return this.pools.size(inName, proto);
   }
+  /** Moves whenever save() would return something else. */
+  get changeCount(): number {
+    return this.changes;
+  }
+
+  /**
+   * What the agent keeps so that a restart of the agent goes on with the same session (no new
+   * login): the session's secret and channel numbers, timers, and the pooled ports (their keys are
+   * derived again). Null when no session is up.
+   */
+  save(): AgentSessionState | null {
+    if (this.st !== 'up' || !this.channel || !this.secret) return null;
+    return {
+      sessionId: this.channel.idHex,
+      secret: this.secret.toString('base64'),
+      channel: this.channel.save(),
+      clockOffset: this.clockOffset,
+      keepaliveEveryMs: this.keepaliveEveryMs,
+      reservationLifetimeMs: this.reservationLifetimeMs,
+      unreachableGraceMs: this.unreachableGraceMs,
+      pools: this.pools.all().map(({ keys: _keys, ...p }) => p),
+      ...(this.resetToken ? { resetToken: this.resetToken.toString('base64') } : {}),
+    };
+  }
+
+  /**
+   * Goes on with a session save() returned (after a restart of the agent): the state is 'up' and
+   * a KEEPALIVE leaves at once. The gateway answers it (the session goes on: no login), or says
+   * unknown-session (this side says HELLO, as after a gateway restart), or nothing (the grace of
+   * an unreachable gateway applies).
+   */
+  resume(st: AgentSessionState, now: number): AgentResult {
+    const out = result();
+    this.resetSession(true);
+    this.handshake.clear();
+    const secret = Buffer.from(st.secret, 'base64');
+    const keys = deriveControlKeys(secret);
+    this.channel = new SessionChannel(
+      Buffer.from(st.sessionId, 'hex'),
+      { send: keys.enToGw, receive: keys.gwToEn },
+      0,
+      () => {},
+      this.touch,
+    );
+    this.channel.restore(st.channel);
+    this.secret = secret;
+    this.clockOffset = st.clockOffset;
+    this.keepaliveEveryMs = st.keepaliveEveryMs;
+    this.reservationLifetimeMs = st.reservationLifetimeMs;
+    this.unreachableGraceMs = st.unreachableGraceMs;
+    this.unreachableSince = null;
+    this.resetToken = st.resetToken ? Buffer.from(st.resetToken, 'base64') : null;
+    this.pools.add(st.pools.map((p) => ({ ...p, keys: deriveFlowKeys(secret, p.proto, p.t, p.serial) })));
+    this.st = 'up';
+    out.events.push({
+      kind: 'session-up',
+      sessionId: this.channel.idHex,
+      sessionLifetime: 0,
+      keepaliveInterval: Math.round(this.keepaliveEveryMs / 1000),
+      resumed: true,
+    });
+    out.send.push(...this.keepalive(now).send);
+    return out;
+  }
 
   // -------------------------------------------------------------------------------------------
   // Handshake
@@ -133,8 +211,12 @@ export class AgentControl {
     this.pools.reset(forget);
     this.channel?.close();
     this.channel = null;
+    this.queued = [];
     this.secret = null;
     this.resetToken = null;
+    this.unreachableSince = null;
+    this.unprovenRefusal = false;
+    this.touch();
   }
 
   /** Ends the session: RELEASE(session), sent once (best effort), local state dropped. */
@@ -161,6 +243,11 @@ export class AgentControl {
   private seal(body: Body, now: number): Buffer {
     return this.channel!.seal(body, this.gwNow(now));
   }
+  /**
+   * Sends a request, or queues it while MAX_REQUESTS_IN_FLIGHT are unanswered (a KEEPALIVE never
+   * waits: it tells whether the gateway answers at all). Queued requests leave in order as
+   * answers come in (drain).
+   */
   private request(
     body: Body,
     info: Omit<RequestInfo, 'dest'> & { dest?: AgentDest },
@@ -168,25 +255,38 @@ export class AgentControl {
     out: AgentResult,
   ) {
     const dest = info.dest ?? CONTROL;
+    if (
+      body.type !== 'KEEPALIVE' &&
+      (this.queued.length || this.channel!.pending.size >= MAX_REQUESTS_IN_FLIGHT)
+    )
+      return void this.queued.push({ body, info: { ...info, dest } });
     out.send.push({ dest, data: this.channel!.request(body, this.gwNow(now), { ...info, dest }, now) });
+  }
+  private drain(now: number, out: AgentResult): void {
+    while (this.channel && this.queued.length && this.channel.pending.size < MAX_REQUESTS_IN_FLIGHT) {
+      const { body, info } = this.queued.shift()!;
+      out.send.push({ dest: info.dest, data: this.channel.request(body, this.gwNow(now), info, now) });
+    }
   }
 
   /**
    * Call when the agent sees a DNS answer for IN `inName` (and whenever it wants a fuller pool):
-   * tops the pool of pre-reserved ports up to poolTarget. Before the session is up the wish is
-   * remembered and sent right after AUTH_OK. The RESERVE carries `vinOf(inName)` (0.0.0.0 if
-   * none); if vinOf throws or gives no IPv4 address, nothing is sent and the result has a
-   * 'reserve-failed' event (reason internal).
+   * tops the pool of pre-reserved ports up to poolTarget - or up to `need` when that many
+   * connections wait for a port now (a burst: up to 16 ports per RESERVE, several in flight).
+   * Before the session is up the wish is remembered and sent right after AUTH_OK. The RESERVE
+   * carries `vinOf(inName)` (0.0.0.0 if none); if vinOf throws or gives no IPv4 address, nothing
+   * is sent and the result has a 'reserve-failed' event (reason internal).
    */
-  reserve(inName: string, proto: ProtoNumber, now: number): AgentResult {
+  reserve(inName: string, proto: ProtoNumber, now: number, need = 0): AgentResult {
     const out = result();
     checkInName(inName);
     if (this.st !== 'up') {
       this.pools.want(inName, proto);
       return out;
     }
-    const have = this.pools.size(inName, proto, now);
-    if (have >= this.o.poolTarget || this.pools.isReserving(inName, proto)) return out;
+    const have = this.pools.size(inName, proto, now) + this.pools.reservingCount(inName, proto);
+    const want = Math.max(this.o.poolTarget, Math.min(need, MAX_PORTS_PER_RESERVE * 16));
+    if (have >= want) return out;
     let vin: string;
     try {
       vin = this.vinOf?.(inName) ?? '0.0.0.0';
@@ -196,14 +296,17 @@ export class AgentControl {
       out.events.push({ kind: 'reserve-failed', inName, proto, reason: 'internal', text });
       return out;
     }
-    this.pools.setReserving(inName, proto, true);
-    const count = this.o.poolTarget - have;
-    this.request(
-      { type: 'RESERVE', ack: 0n, proto, count, vin, inName },
-      { type: 'RESERVE', inName, proto },
-      now,
-      out,
-    );
+    for (let missing = want - have; missing > 0;) {
+      const count = Math.min(MAX_PORTS_PER_RESERVE, missing);
+      missing -= count;
+      this.pools.addReserving(inName, proto, count);
+      this.request(
+        { type: 'RESERVE', ack: 0n, proto, count, vin, inName },
+        { type: 'RESERVE', inName, proto, count },
+        now,
+        out,
+      );
+    }
     return out;
   }
 
@@ -357,6 +460,7 @@ export class AgentControl {
         // Anyone who saw our session id can write this. Ask the gateway instead: a KEEPALIVE
         // now; if the session is really gone, it goes unanswered and the session ends (§6.6).
         out.events.push({ kind: 'dropped', reason: 'unauthenticated-teardown' });
+        this.unprovenRefusal = true;
         out.send.push(...this.keepalive(now).send);
         return;
       }
@@ -403,13 +507,21 @@ export class AgentControl {
     }
     this.handshake.clear();
     const keys = this.auth.keys;
-    this.channel = new SessionChannel(msg.sessionId, { send: keys.enToGw, receive: keys.gwToEn });
+    this.channel = new SessionChannel(
+      msg.sessionId,
+      { send: keys.enToGw, receive: keys.gwToEn },
+      0,
+      () => {},
+      this.touch,
+    );
     this.channel.markSeen(msg.seq);
     this.secret = this.auth.secret;
     this.resetToken = Buffer.from(msg.resetToken);
     this.st = 'up';
     this.keepaliveEveryMs = msg.keepaliveInterval * 1000;
     this.reservationLifetimeMs = msg.reservationLifetime * 1000;
+    this.unreachableGraceMs = this.o.unreachableGraceMs ?? this.reservationLifetimeMs;
+    this.unreachableSince = null;
     this.nextKeepaliveAt = now + this.keepaliveEveryMs;
     out.events.push({
       kind: 'session-up',
@@ -444,7 +556,17 @@ export class AgentControl {
     }
     if (admission === 'duplicate')
       return void out.events.push({ kind: 'dropped', reason: 'duplicate', detail: msg.type });
+    // A retransmission the gateway had already taken, when its answer is gone from the gateway's
+    // cache: the first answer is on its way or lost (then the request times out); not a refusal.
+    const pending = ch.pending.get(msg.ack);
+    if (msg.type === 'ERROR' && msg.reason === 'replay' && pending && pending.tries > 1)
+      return void out.events.push({
+        kind: 'dropped',
+        reason: 'duplicate',
+        detail: 'replay refusal of a retransmission',
+      });
     const req = ch.settle(msg.ack);
+    this.drain(now, out);
     if (!req) {
       if (msg.type === 'ERROR') this.onError(msg.reason, msg.text, undefined, out);
       else out.events.push({ kind: 'dropped', reason: 'unsolicited', detail: msg.type });
@@ -474,7 +596,7 @@ export class AgentControl {
   private onAnswer(msg: SessionMessage, info: RequestInfo, now: number, out: AgentResult): void {
     switch (msg.type) {
       case 'RESERVED': {
-        this.pools.setReserving(info.inName!, info.proto!, false);
+        this.pools.addReserving(info.inName!, info.proto!, -(info.count ?? 0));
         const ports = msg.ports.map((t, i) => ({
           inName: msg.inName,
           proto: msg.proto,
@@ -495,6 +617,11 @@ export class AgentControl {
         return;
       case 'KEEPALIVE_ACK':
         this.pools.renew(now + this.reservationLifetimeMs);
+        this.unprovenRefusal = false;
+        if (this.unreachableSince !== null) {
+          out.events.push({ kind: 'gateway-reachable', afterMs: now - this.unreachableSince });
+          this.unreachableSince = null;
+        }
         return;
       case 'ACK':
         if (info.type === 'RELEASE' && info.proto !== undefined && info.t !== undefined)
@@ -510,7 +637,7 @@ export class AgentControl {
 
   private onError(reason: ReasonName, text: string, info: RequestInfo | undefined, out: AgentResult): void {
     if (info?.type === 'RESERVE' && info.inName && info.proto) {
-      this.pools.setReserving(info.inName, info.proto, false);
+      this.pools.addReserving(info.inName, info.proto, -(info.count ?? 0));
       out.events.push({ kind: 'reserve-failed', inName: info.inName, proto: info.proto, reason, text });
     } else if (info) {
       out.events.push({ kind: 'request-failed', type: info.type, reason, text });
@@ -546,24 +673,37 @@ export class AgentControl {
     for (const { item } of rq.expired) {
       const info = item.info;
       if (info.type === 'KEEPALIVE') {
-        // The gateway is unreachable (or lost us): the session is gone. Tell the gateway once,
-        // best effort, so a session it still holds does not linger until its idle timeout.
-        out.send.push({
-          dest: CONTROL,
-          data: this.seal({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
-        });
-        this.resetSession();
-        this.st = 'idle';
-        out.events.push({ kind: 'session-down', reason: 'timeout' });
-        return out;
+        // The gateway does not answer: it may be restarting (it keeps our session across that)
+        // or the link is down. Keep the session and its flows, and ask again at once; only a
+        // gateway silent for the whole grace ends the session here - and is told once, best
+        // effort, so a session it still holds does not linger until its idle timeout.
+        if (this.unreachableSince === null) {
+          this.unreachableSince = now;
+          out.events.push({ kind: 'gateway-unreachable' });
+        }
+        // Something answers for the gateway (an unproven unknown-session: a gateway restarted
+        // without our session and its reset key): not a gateway that is restarting - no grace.
+        if (this.unprovenRefusal || now - this.unreachableSince >= this.unreachableGraceMs) {
+          out.send.push({
+            dest: CONTROL,
+            data: this.seal({ type: 'RELEASE', ack: 0n, scope: 1, proto: 0, t: 0 }, now),
+          });
+          this.resetSession();
+          this.st = 'idle';
+          out.events.push({ kind: 'session-down', reason: 'timeout' });
+          return out;
+        }
+        this.nextKeepaliveAt = now;
+        continue;
       }
       if (info.type === 'RESERVE' && info.inName && info.proto) {
-        this.pools.setReserving(info.inName, info.proto, false);
+        this.pools.addReserving(info.inName, info.proto, -(info.count ?? 0));
         const { inName, proto } = info;
         out.events.push({ kind: 'reserve-failed', inName, proto, reason: 'timeout', text: 'no answer' });
       } else
         out.events.push({ kind: 'request-failed', type: info.type, reason: 'timeout', text: 'no answer' });
     }
+    this.drain(now, out);
     if (now >= this.nextKeepaliveAt) out.send.push(...this.keepalive(now).send);
     return out;
   }

@@ -21,9 +21,12 @@ const MARGIN_MS = 4000;
 const poolKey = (inName: string, proto: ProtoNumber) => `${inName}/${proto}`;
 
 export class PortPools {
+  /** `onChange`: a port was taken, added, dropped or forgotten (a store writes the pools again). */
+  constructor(private readonly onChange: () => void = () => {}) {}
+
   private readonly pools = new Map<string, PooledPort[]>();
-  /** Pools with a RESERVE in flight. */
-  private readonly reserving = new Set<string>();
+  /** Ports asked for by RESERVEs in flight, per pool. */
+  private readonly reserving = new Map<string, number>();
   /** Pools to fill once the session is up (asked for before it was, or held by a lost session). */
   private readonly wanted = new Map<string, { inName: string; proto: ProtoNumber }>();
 
@@ -44,13 +47,20 @@ export class PortPools {
   /** Takes the oldest valid port of the pool, or null. */
   take(inName: string, proto: ProtoNumber, now: number): PooledPort | null {
     this.expire(inName, proto, now);
-    return this.pools.get(poolKey(inName, proto))?.shift() ?? null;
+    const p = this.pools.get(poolKey(inName, proto))?.shift() ?? null;
+    if (p) this.onChange();
+    return p;
   }
   add(ports: PooledPort[]): void {
     for (const p of ports) {
       const key = poolKey(p.inName, p.proto);
       this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
     }
+    this.onChange();
+  }
+  /** Every pooled port (for a store). */
+  all(): PooledPort[] {
+    return [...this.pools.values()].flat();
   }
   /** Forgets port (proto, t) wherever it is pooled (released by the agent). */
   drop(proto: ProtoNumber, t: number): void {
@@ -59,22 +69,28 @@ export class PortPools {
         k,
         pool.filter((p) => !(p.proto === proto && p.t === t)),
       );
+    this.onChange();
   }
   /** The gateway refused the session's ports on its own (a directory change): none is usable. */
   clear(): void {
     this.pools.clear();
+    this.onChange();
   }
   /** KEEPALIVE_ACK: the gateway renewed every reservation of the session. */
   renew(expiresAt: number): void {
     for (const pool of this.pools.values()) for (const p of pool) p.expiresAt = expiresAt;
   }
 
-  isReserving(inName: string, proto: ProtoNumber): boolean {
-    return this.reserving.has(poolKey(inName, proto));
+  /** Ports asked for and not answered yet (RESERVEs in flight) for this pool. */
+  reservingCount(inName: string, proto: ProtoNumber): number {
+    return this.reserving.get(poolKey(inName, proto)) ?? 0;
   }
-  setReserving(inName: string, proto: ProtoNumber, on: boolean): void {
-    if (on) this.reserving.add(poolKey(inName, proto));
-    else this.reserving.delete(poolKey(inName, proto));
+  /** A RESERVE for `count` ports left (count > 0), or its answer came (count < 0). */
+  addReserving(inName: string, proto: ProtoNumber, count: number): void {
+    const key = poolKey(inName, proto);
+    const n = (this.reserving.get(key) ?? 0) + count;
+    if (n > 0) this.reserving.set(key, n);
+    else this.reserving.delete(key);
   }
 
   want(inName: string, proto: ProtoNumber): void {
@@ -95,10 +111,11 @@ export class PortPools {
     if (forget) this.wanted.clear();
     else {
       for (const key of this.pools.keys()) this.wantKey(key);
-      for (const key of this.reserving) this.wantKey(key);
+      for (const key of this.reserving.keys()) this.wantKey(key);
     }
     this.pools.clear();
     this.reserving.clear();
+    this.onChange();
   }
   private wantKey(key: string): void {
     const i = key.lastIndexOf('/');

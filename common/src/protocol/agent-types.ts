@@ -3,6 +3,7 @@
 
 import type { ProtoNumber, ReasonName } from './constants.ts';
 import type { PooledPort } from './agent-pools.ts';
+import type { ChannelState } from './channel.ts';
 
 export interface AgentOptions {
   user: string;
@@ -20,6 +21,28 @@ export interface AgentOptions {
    * gateway's FTP ALG can write it into PASV replies. Undefined (or no vinOf): 0.0.0.0, none.
    */
   vinOf?: (inName: string) => string | undefined;
+  /**
+   * How long the session (and its flows) is kept while KEEPALIVEs go unanswered - a gateway
+   * restarting keeps the session - before it counts as lost (default: the reservation lifetime
+   * the gateway announced in AUTH_OK, 120 s by default).
+   */
+  unreachableGraceMs?: number;
+}
+
+/** What AgentControl.save() returns and resume() takes: a session that outlives a restart of the agent. */
+export interface AgentSessionState {
+  sessionId: string;
+  /** The session secret, base64 (the store encrypts it at rest). */
+  secret: string;
+  channel: ChannelState;
+  clockOffset: number;
+  keepaliveEveryMs: number;
+  reservationLifetimeMs: number;
+  unreachableGraceMs: number;
+  /** Pooled ports; their flow keys are derived again from the secret. */
+  pools: Array<Omit<PooledPort, 'keys'>>;
+  /** The session's stateless reset token (AUTH_OK), base64: a resumed session still knows it. */
+  resetToken?: string;
 }
 
 export type AgentState = 'idle' | 'hello' | 'auth' | 'up' | 'failed';
@@ -32,7 +55,17 @@ export interface AgentOutgoing {
 }
 
 export type AgentEvent =
-  | { kind: 'session-up'; sessionId: string; sessionLifetime: number; keepaliveInterval: number }
+  | {
+      kind: 'session-up';
+      sessionId: string;
+      sessionLifetime: number;
+      keepaliveInterval: number;
+      /** A session saved before a restart of the agent, taken up again (resume()). */
+      resumed?: boolean;
+    }
+  /** KEEPALIVEs go unanswered: the session and its flows are kept for the grace (see unreachableGraceMs). */
+  | { kind: 'gateway-unreachable' }
+  | { kind: 'gateway-reachable'; afterMs: number }
   | { kind: 'session-down'; reason: ReasonName | 'timeout' | 'logout' }
   | { kind: 'refused'; step: 'auth'; reason: ReasonName; text: string; authenticated: boolean }
   | { kind: 'reserved'; inName: string; proto: ProtoNumber; ports: PooledPort[] }

@@ -51,7 +51,30 @@ export class ReplayWindow {
   get highestSeen(): bigint {
     return this.highest;
   }
+
+  /** The window as a store keeps it (decimal highest, hex bitmap). */
+  save(): { highest: string; bitmap: string } {
+    return { highest: this.highest.toString(), bitmap: this.bitmap.toString(16) };
+  }
+  /** Puts back a window save() returned. */
+  restore(w: { highest: string; bitmap: string }): void {
+    this.highest = BigInt(w.highest);
+    this.bitmap = BigInt(`0x${w.bitmap}`) & ((1n << BigInt(this.size)) - 1n);
+  }
 }
+
+/**
+ * What a channel needs to go on after a restart of its side (docs/reliability.md): its next
+ * sequence number, the peer's replay window, and the last answers it sent (so a request whose
+ * answer the restart swallowed gets that same answer again, and is not done twice).
+ */
+export interface ChannelState {
+  seq: string;
+  window: { highest: string; bitmap: string };
+  answers: Array<[seq: string, data: string]>;
+}
+/** Answers a saved channel keeps: only those of the last moments before a crash matter. */
+const SAVED_ANSWERS = 4;
 
 /** What admit() decided about an authentic message. */
 export type Admission = 'new' | 'stale-timestamp' | 'duplicate';
@@ -73,7 +96,26 @@ export class SessionChannel<P> {
     private readonly answerCacheSize = 0,
     /** Called when the time of the next retransmission may have moved (the gateway's timers). */
     private readonly onTimer: () => void = () => {},
+    /** Called whenever what save() returns changed (a store writes the channel again). */
+    private readonly onChange: () => void = () => {},
   ) {}
+
+  /** The channel's state for a store. */
+  save(): ChannelState {
+    const answers = [...this.answers].slice(-SAVED_ANSWERS);
+    return {
+      seq: this.seq.toString(),
+      window: this.window.save(),
+      answers: answers.map(([seq, data]) => [seq.toString(), data.toString('base64')]),
+    };
+  }
+  /** Goes on from a saved state (requests pending then are not retransmitted: they are lost). */
+  restore(st: ChannelState): void {
+    this.seq = BigInt(st.seq);
+    this.window.restore(st.window);
+    this.answers.clear();
+    for (const [seq, data] of st.answers) this.answers.set(BigInt(seq), Buffer.from(data, 'base64'));
+  }
 
   /** This session's id in logs and maps. */
   get idHex(): string {
@@ -87,6 +129,7 @@ export class SessionChannel<P> {
   /** Encodes and MACs the next message of this side, stamped `timestamp`. */
   seal(body: Body, timestamp: number): Buffer {
     this.seq++;
+    this.onChange();
     const m = { ...body, sessionId: this.id, seq: this.seq, timestamp } as SessionMessage;
     return sealMessage(encode(m), this.keys.send);
   }
@@ -123,17 +166,20 @@ export class SessionChannel<P> {
     if (Math.abs(m.timestamp - clock) > TIME_WINDOW_MS) return 'stale-timestamp';
     if (!this.window.check(m.seq)) return 'duplicate';
     this.window.accept(m.seq);
+    this.onChange();
     return 'new';
   }
   /** Records the seq of a message accepted outside admit() (AUTH_OK, checked by the handshake). */
   markSeen(seq: bigint): void {
     this.window.accept(seq);
+    this.onChange();
   }
 
   /** Remembers the answer to request `seq` (the last answerCacheSize answers are kept). */
   answer(seq: bigint, data: Buffer): Buffer {
     this.answers.set(seq, data);
     if (this.answers.size > this.answerCacheSize) this.answers.delete(this.answers.keys().next().value!);
+    this.onChange();
     return data;
   }
   /** The answer already sent to request `seq`, if still cached (a duplicate gets it again). */

@@ -43,6 +43,13 @@ export const REPLAY_WINDOW = 64;
 /** Retransmission: first timeout, doubled each time, at most this many transmissions in total. */
 export const RETRANSMIT_INITIAL_MS = 250;
 export const RETRANSMIT_MAX_TRIES = 4;
+/**
+ * Requests one side keeps unanswered at once (more wait, in order, on the sender). Well inside
+ * the replay window and the gateway's cache of answers (32), so a retransmission is always either
+ * new to the gateway or answered again from its cache - never refused as too old (a burst of
+ * 1 000 connections sends some 2 000 requests).
+ */
+export const MAX_REQUESTS_IN_FLIGHT = 16;
 
 /** Transport protocol of a flow (IP protocol numbers). */
 export const Proto = { TCP: 6, UDP: 17 } as const;

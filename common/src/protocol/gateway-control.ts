@@ -19,6 +19,7 @@ import {
   SUPPORTED_VERSIONS,
 } from './constants.ts';
 import { decode, peekPrefix } from './codec.ts';
+import { deriveFlowKeys } from './crypto.ts';
 import { isSessionMessage } from './messages.ts';
 import { ProtocolError } from './errors.ts';
 import { Directory } from './gateway-directory.ts';
@@ -35,6 +36,7 @@ import {
 } from './gateway-types.ts';
 import type { ProtoNumber, ReasonName } from './constants.ts';
 import { ReservationTable, type Reservation } from './reservation-table.ts';
+import { StateChanges, type RowRecord, type SessionRecord, type StateDelta } from './gateway-state.ts';
 
 /** Gateway-side protocol engine. One instance per gateway (all sessions). */
 export class GatewayControl {
@@ -45,6 +47,7 @@ export class GatewayControl {
   private readonly handshake: Handshake;
   private readonly sessions: Sessions;
   private readonly reservationPhase: ReservationPhase;
+  private readonly changes = new StateChanges();
 
   constructor(opts: GatewayOptions) {
     const rnd = opts.randomBytes ?? nodeRandomBytes;
@@ -61,17 +64,18 @@ export class GatewayControl {
     };
     this.controlPort = cfg.controlPort;
     this.directory = new Directory(opts.policy);
-    this.reservations = new ReservationTable({
-      unused: cfg.reservationLifetimeSec * 1000,
-      mapped: cfg.mappingLifetimeSec * 1000,
-    });
+    this.reservations = new ReservationTable(
+      { unused: cfg.reservationLifetimeSec * 1000, mapped: cfg.mappingLifetimeSec * 1000 },
+      (r, gone) => this.changes.row(r, gone),
+    );
     const byId = new Map<string, GatewaySession>();
-    this.reservationPhase = new ReservationPhase(this.reservations, this.directory, byId, cfg);
+    this.reservationPhase = new ReservationPhase(this.reservations, this.directory, byId, cfg, this.changes);
     this.sessions = new Sessions(
       byId,
       this.reservationPhase,
       this.directory,
       cfg,
+      this.changes,
       opts.resetKey ?? rnd(32),
       rnd,
     );
@@ -176,6 +180,73 @@ export class GatewayControl {
    */
   recheckAll(now: number, keep?: (r: Reservation, reason: ReasonName) => boolean): GatewayResult {
     return this.directory.flush(this.reservationPhase.recheckAll(now, keep));
+  }
+
+  /**
+   * What changed since the last call (sessions and rows to write, or null: gone). The daemon
+   * writes it to its store before it sends the datagrams of the same result: nothing an agent
+   * hears about is lost by a crash right after.
+   */
+  takeChanges(): StateDelta {
+    return this.changes.take();
+  }
+
+  /**
+   * At start, before any datagram: the sessions and rows a store kept. Sessions past their
+   * lifetime and rows without their session are dropped; the rest go on with their idle time and
+   * lifetimes started again at `now`. Returns the rows put back (for the port pool and the data
+   * plane) and how many records were dropped.
+   */
+  restore(
+    state: { sessions: SessionRecord[]; rows: RowRecord[] },
+    now: number,
+  ): { sessions: number; rows: Reservation[]; dropped: number } {
+    let dropped = 0;
+    const byId = new Map<string, GatewaySession>();
+    for (const rec of state.sessions) {
+      const s = this.sessions.restore(rec, now);
+      if (s) byId.set(s.idHex, s);
+      else dropped++;
+    }
+    const rows: Reservation[] = [];
+    for (const rec of [...state.rows].sort((a, b) => a.id - b.id)) {
+      const s = byId.get(rec.sessionId);
+      if (!s || this.reservations.has(rec.proto, rec.t)) {
+        dropped++;
+        continue;
+      }
+      rows.push(
+        this.reservations.restore(
+          {
+            ...rec,
+            user: s.user,
+            userDn: s.userDn,
+            group: s.group,
+            keys: deriveFlowKeys(s.secret, rec.proto, rec.t, rec.serial),
+          },
+          now,
+        ),
+      );
+    }
+    // what was dropped must not come back at the next start either
+    for (const rec of state.sessions) if (!byId.has(rec.id)) this.changes.sessionEnded(rec.id);
+    for (const rec of state.rows)
+      if (!rows.some((r) => r.id === rec.id)) this.changes.row({ id: rec.id } as Reservation, true);
+    return { sessions: byId.size, rows, dropped };
+  }
+
+  /** The engine ended the flow of row (proto, t) with this id: the row ends, its port goes back. */
+  flowEnded(e: { proto: ProtoNumber; t: number; id: number; closedBy?: 'in' | 'en' }): GatewayResult {
+    const out = emptyResult();
+    this.reservationPhase.flowEnded(e, out);
+    return this.directory.flush(out);
+  }
+
+  /** Ends row (proto, t) that the data plane cannot carry on; its agent hears why (see ReservationPhase.lose). */
+  lose(r: Reservation, why: string, now: number): GatewayResult {
+    const out = emptyResult();
+    if (this.reservations.get(r.proto, r.t) === r) this.reservationPhase.lose(r, why, now, out);
+    return this.directory.flush(out);
   }
 
   /** Runs retransmissions and expiries due at `now`. Call at nextDeadline() (or periodically). */

@@ -12,6 +12,7 @@ import { errorBody, sendReliably, sendTo, type GatewaySession } from './gateway-
 import type { Endpoint, GatewayConfig, GatewayResult, ReservationEndCause } from './gateway-types.ts';
 import type { MessageOf } from './messages.ts';
 import type { Reservation, ReservationTable } from './reservation-table.ts';
+import type { StateChanges } from './gateway-state.ts';
 
 type Grant = { ports: number[]; pin: string } | { reason: ReasonName; text: string };
 const no = (reason: ReasonName, text = `refused: ${reason}`): Grant => ({ reason, text });
@@ -22,6 +23,7 @@ export class ReservationPhase {
     private readonly directory: Directory,
     private readonly sessions: ReadonlyMap<string, GatewaySession>,
     private readonly cfg: GatewayConfig,
+    private readonly changes: StateChanges,
   ) {}
 
   /** The row of (proto, t) if it belongs to session s. */
@@ -44,7 +46,15 @@ export class ReservationPhase {
     const { inName, proto, count } = want;
     const verdict = this.directory.decide(s, inName, now);
     if (!verdict.allow) return no(verdict.reason, verdict.text);
-    if (this.table.countOf(s.idHex) + count > this.cfg.maxReservationsPerSession) return no('rate-limited');
+    const held = this.table.countOf(s.idHex);
+    const max = this.cfg.maxReservationsPerSession;
+    if (held + count > max) {
+      out.events.push({ kind: 'limit', limit: 'per-session', user: s.user, sessionId: s.idHex, held, max });
+      return no(
+        'rate-limited',
+        `this session holds ${held} ports, the most one session may hold is ${max}; close some connections`,
+      );
+    }
     const ask = () =>
       this.directory.reservePorts({
         sessionId: s.idHex,
@@ -52,6 +62,7 @@ export class ReservationPhase {
         userDn: s.userDn,
         group: s.group,
         inName,
+        pin: verdict.pin,
         proto,
         count,
         en: { ...s.peer },
@@ -124,6 +135,7 @@ export class ReservationPhase {
     out: GatewayResult,
   ): Reservation {
     s.nextSerial = f.serial + 1;
+    this.changes.session(s);
     const { vin, aliasPort, ...rest } = f;
     const record = this.table.add(
       {
@@ -184,7 +196,7 @@ export class ReservationPhase {
       return errorBody(m.seq, 'unknown-reservation', 'BIND probes are for UDP flows; TCP binds in-band');
     if (!r || localPort !== m.t)
       return errorBody(m.seq, 'unknown-reservation', `no reservation ${m.proto}/${m.t}`);
-    r.binding = { ghr: from.addr, m: from.port };
+    this.table.bind(r, { ghr: from.addr, m: from.port });
     out.events.push({
       kind: 'binding',
       sessionId: s.idHex,
@@ -286,6 +298,17 @@ export class ReservationPhase {
     return out;
   }
 
+  /**
+   * A row the data plane cannot carry on (a restart without the engine's flow state): it ends,
+   * and its agent hears at once (ERROR unknown-reservation naming the flow), so the application's
+   * connection is reset instead of stalling.
+   */
+  lose(r: Reservation, why: string, now: number, out: GatewayResult): void {
+    const s = this.sessions.get(r.sessionId);
+    this.end(r, 'lost', 'restart', out);
+    if (s) sendTo(s, errorBody(0n, 'unknown-reservation', `flow ${r.proto}/${r.t} lost: ${why}`), now, out);
+  }
+
   endAll(s: GatewaySession, reason: 'released' | 'expired', out: GatewayResult): void {
     for (const r of this.table.ofSession(s.idHex)) this.end(r, reason, 'session', out);
   }
@@ -293,14 +316,34 @@ export class ReservationPhase {
   expire(now: number, out: GatewayResult): void {
     for (const r of this.table.due(now)) this.end(r, 'expired', 'lifetime', out);
   }
-  private end(
-    r: Reservation,
-    reason: 'released' | 'expired',
-    cause: ReservationEndCause,
+  /**
+   * The engine ended the flow of row (proto, t) with this id (it timed out, or closed and went
+   * quiet): the row ends too and its port goes back. `closedBy` 'en': the PC closed first, so the
+   * server holds no TIME_WAIT and the port needs no cooling.
+   */
+  flowEnded(
+    e: { proto: ProtoNumber; t: number; id: number; closedBy?: 'in' | 'en' },
     out: GatewayResult,
   ): void {
+    const r = this.table.get(e.proto, e.t);
+    if (r?.id === e.id) this.end(r, 'expired', 'engine', out, e.closedBy);
+  }
+
+  private end(
+    r: Reservation,
+    reason: 'released' | 'expired' | 'lost',
+    cause: ReservationEndCause,
+    out: GatewayResult,
+    closedBy?: 'in' | 'en',
+  ): void {
     if (!this.table.delete(r)) return;
-    this.directory.releasePorts({ user: r.user, en: r.en, ports: [{ proto: r.proto, t: r.t }] });
+    // a TCP connection ran on this port (it bound): its server may hold TIME_WAIT for PGR:t
+    const cool = r.proto === 6 && r.binding !== undefined && closedBy !== 'en';
+    this.directory.releasePorts({
+      user: r.user,
+      en: r.en,
+      ports: [{ proto: r.proto, t: r.t, ...(cool ? { coolToward: r.pin } : {}) }],
+    });
     out.events.push({
       kind: 'reservation-ended',
       sessionId: r.sessionId,

@@ -12,6 +12,7 @@ import { Deadlines } from './deadlines.ts';
 import type { Directory } from './gateway-directory.ts';
 import { handshakeError } from './gateway-handshake.ts';
 import type { ReservationPhase } from './gateway-reservations.ts';
+import type { SessionRecord, StateChanges } from './gateway-state.ts';
 import { endpointString, type Endpoint, type GatewayConfig, type GatewayResult } from './gateway-types.ts';
 import type { SessionMessage } from './messages.ts';
 
@@ -70,6 +71,7 @@ export class Sessions {
     private readonly phase: ReservationPhase,
     private readonly directory: Directory,
     private readonly cfg: GatewayConfig,
+    private readonly changes: StateChanges,
     private readonly resetKey: Buffer,
     private readonly rnd: (n: number) => Buffer = nodeRandomBytes,
   ) {}
@@ -82,6 +84,18 @@ export class Sessions {
     const n = (this.peerAddrs.get(addr) ?? 0) + d;
     if (n > 0) this.peerAddrs.set(addr, n);
     else this.peerAddrs.delete(addr);
+  }
+
+  /** A session's channel; every change of it is a change of the session for the store. */
+  private channel(id: Buffer, secret: Buffer, s: () => GatewaySession): SessionChannel<{ type: string }> {
+    const keys = deriveControlKeys(secret);
+    return new SessionChannel(
+      id,
+      { send: keys.gwToEn, receive: keys.enToGw },
+      this.cfg.responseCacheSize,
+      () => this.rearm(s()),
+      () => this.changes.session(s()),
+    );
   }
 
   countOf(user: string): number {
@@ -108,7 +122,6 @@ export class Sessions {
     out: GatewayResult,
   ): { session: GatewaySession; response: Buffer } {
     const id = this.rnd(8);
-    const keys = deriveControlKeys(who.secret);
     const s: GatewaySession = {
       ...who,
       idHex: id.toString('hex'),
@@ -116,17 +129,13 @@ export class Sessions {
       expiresAt: now + this.cfg.sessionLifetimeSec * 1000,
       lastSeen: now,
       nextSerial: 0,
-      channel: new SessionChannel(
-        id,
-        { send: keys.gwToEn, receive: keys.enToGw },
-        this.cfg.responseCacheSize,
-        () => this.rearm(s),
-      ),
+      channel: this.channel(id, who.secret, () => s),
     };
     this.byId.set(s.idHex, s);
     this.countPeer(s.peer.addr, 1);
     this.countUser(s.user, 1);
     this.rearm(s);
+    this.changes.session(s);
     const response = s.channel.seal(
       {
         type: 'AUTH_OK',
@@ -257,9 +266,11 @@ export class Sessions {
       case 'RELEASE':
         if (msg.scope === 0) r.release(s, msg.proto as 6 | 17, msg.t, out); // idempotent: unknown t too
         return { type: 'ACK', ack: msg.seq };
-      case 'ACK':
-        s.channel.settle(msg.ack);
+      case 'ACK': {
+        const p = s.channel.settle(msg.ack);
+        if (p) out.events.push({ kind: 'delivered', sessionId: s.idHex, type: p.info.type, seq: msg.ack });
         return undefined;
+      }
       case 'ERROR':
         out.events.push({ kind: 'agent-error', sessionId: s.idHex, reason: msg.reason, text: msg.text });
         s.channel.settle(msg.ack);
@@ -275,6 +286,34 @@ export class Sessions {
     }
   }
 
+  /**
+   * Puts back a session a store kept (a restart), as it was but for its idle timer, which starts
+   * again at `now`; null if its lifetime is over.
+   */
+  restore(rec: SessionRecord, now: number): GatewaySession | null {
+    if (now >= rec.expiresAt || this.byId.has(rec.id)) return null;
+    const secret = Buffer.from(rec.secret, 'base64');
+    const s: GatewaySession = {
+      idHex: rec.id,
+      user: rec.user,
+      userDn: rec.userDn,
+      group: rec.group,
+      gkVersion: rec.gkVersion,
+      secret,
+      peer: { ...rec.peer },
+      expiresAt: rec.expiresAt,
+      lastSeen: now,
+      nextSerial: rec.nextSerial,
+      channel: this.channel(Buffer.from(rec.id, 'hex'), secret, () => s),
+    };
+    s.channel.restore(rec.channel);
+    this.byId.set(s.idHex, s);
+    this.countPeer(s.peer.addr, 1);
+    this.countUser(s.user, 1);
+    this.rearm(s);
+    return s;
+  }
+
   end(s: GatewaySession, reason: 'released' | 'expired' | 'idle', out: GatewayResult): void {
     this.phase.endAll(s, reason === 'released' ? 'released' : 'expired', out);
     s.channel.close();
@@ -283,6 +322,7 @@ export class Sessions {
       this.countUser(s.user, -1);
     }
     this.timers.delete(s);
+    this.changes.sessionEnded(s.idHex);
     out.events.push({ kind: 'session-down', sessionId: s.idHex, user: s.user, reason });
   }
 

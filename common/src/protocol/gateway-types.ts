@@ -56,6 +56,8 @@ export interface ReserveRequest {
   userDn: string;
   group: string;
   inName: string;
+  /** The IN's LAN address: a port still cooling toward it (TIME_WAIT) is not handed out. */
+  pin: string;
   proto: ProtoNumber;
   count: number;
   en: Endpoint;
@@ -65,7 +67,12 @@ export type ReserveOutcome = { ports: number[] } | { reason: 'no-ports' | 'rate-
 export interface ReleasedPorts {
   user: string;
   en: Endpoint;
-  ports: Array<{ proto: ProtoNumber; t: number }>;
+  /**
+   * `coolToward`: a TCP connection ran between PGR:t and this PIN and its server may hold
+   * TIME_WAIT for it (it closed first, or nobody knows): the port must not lead to that PIN
+   * again before it cooled.
+   */
+  ports: Array<{ proto: ProtoNumber; t: number; coolToward?: string }>;
 }
 
 /** What the gateway daemon provides (answered synchronously from its directory cache). */
@@ -157,7 +164,8 @@ export type GatewayEvent =
       sessionId: string;
       proto: ProtoNumber;
       t: number;
-      reason: 'released' | 'expired';
+      /** lost: the data plane could not carry the flow on (a restart without its engine state). */
+      reason: 'released' | 'expired' | 'lost';
       cause: ReservationEndCause;
       record: Reservation;
     }
@@ -174,13 +182,18 @@ export type GatewayEvent =
   | { kind: 'peer-moved'; sessionId: string; from: string; to: string }
   /** An AUTH from `addr` carried a valid cookie: that address receives what the gateway sends. */
   | { kind: 'source-proven'; addr: string }
+  /** A limit that protects the gateway refused a request (also a 'decision' with rate-limited). */
+  | { kind: 'limit'; limit: 'per-session'; user: string; sessionId: string; held: number; max: number }
   | { kind: 'agent-error'; sessionId: string; reason: ReasonName; text: string }
   | { kind: 'undelivered'; sessionId: string; type: string }
+  /** The agent acknowledged a message the gateway sent on its own (BOUND, FTP_ALIAS) with this seq. */
+  | { kind: 'delivered'; sessionId: string; type: string; seq: bigint }
   | { kind: 'dropped'; from: string; reason: string; detail?: string }
   | { kind: 'policy-error'; detail: string };
 
 /** Why a row of the reservation table ended (the audit line's close reason starts from it). */
-export type ReservationEndCause = 'release' | 'lifetime' | 'session' | 'policy';
+/** Why a row ended: engine = the engine ended its flow; restart = a restart could not carry it. */
+export type ReservationEndCause = 'release' | 'lifetime' | 'session' | 'policy' | 'engine' | 'restart';
 
 export interface GatewayResult {
   send: Outgoing[];

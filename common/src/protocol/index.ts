@@ -12,6 +12,7 @@ export * from './channel.ts';
 export * from './reservation-table.ts';
 export * from './gateway-types.ts';
 export { GatewayControl } from './gateway-control.ts';
+export * from './gateway-state.ts';
 export * from './agent-pools.ts';
 export * from './agent-types.ts';
 export * from './agent-control.ts';

@@ -66,6 +66,11 @@ export class ReservationTable {
   constructor(
     /** Lifetime of a row with no mapping yet, and of a mapped one (renewed by KEEPALIVE). */
     private readonly lifetimeMs: { unused: number; mapped: number },
+    /**
+     * Told of every change a store must keep: a row made, bound or mapped (gone = false), or
+     * ended (gone = true). A renewal is not one: a restored row lives its lifetime again.
+     */
+    private readonly onChange: (r: Reservation, gone: boolean) => void = () => {},
   ) {}
 
   get size(): number {
@@ -95,12 +100,32 @@ export class ReservationTable {
   add(r: NewReservation, now: number): Reservation {
     if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
     const row: Reservation = { ...r, id: this.nextId++, expiresAt: now + this.lifetimeMs.unused };
-    this.rows.set(key(r.proto, r.t), row);
+    this.insert(row);
+    this.onChange(row, false);
+    return row;
+  }
+
+  private insert(row: Reservation): void {
+    this.rows.set(key(row.proto, row.t), row);
     this.expiries.set(row, row.expiresAt);
     if (row.mapping) this.mappedRows++;
-    let set = this.bySession.get(r.sessionId);
-    if (!set) this.bySession.set(r.sessionId, (set = new Set()));
+    let set = this.bySession.get(row.sessionId);
+    if (!set) this.bySession.set(row.sessionId, (set = new Set()));
     set.add(row);
+  }
+
+  /**
+   * Puts back a row a store kept (a restart): same id, and its lifetime from `now` (nobody could
+   * renew it while the gateway was down). Later rows get higher ids.
+   */
+  restore(r: Omit<Reservation, 'expiresAt'>, now: number): Reservation {
+    if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
+    const row: Reservation = {
+      ...r,
+      expiresAt: now + (r.mapping ? this.lifetimeMs.mapped : this.lifetimeMs.unused),
+    };
+    this.insert(row);
+    this.nextId = Math.max(this.nextId, row.id + 1);
     return row;
   }
 
@@ -110,6 +135,13 @@ export class ReservationTable {
     if (!r.mapping && this.rows.get(key(r.proto, r.t)) === r) this.mappedRows++;
     r.mapping = { d };
     this.expire(r, now + this.lifetimeMs.mapped);
+    this.onChange(r, false);
+  }
+
+  /** An explicit BIND probe showed GHR:m (docs/protocol.md §8.2). */
+  bind(r: Reservation, binding: { ghr: string; m: number }): void {
+    r.binding = binding;
+    this.onChange(r, false);
   }
 
   /** KEEPALIVE: every row of the session lives its lifetime again from `now`. */
@@ -130,6 +162,7 @@ export class ReservationTable {
     const set = this.bySession.get(r.sessionId);
     set?.delete(r);
     if (set?.size === 0) this.bySession.delete(r.sessionId);
+    this.onChange(r, true);
     return true;
   }
 

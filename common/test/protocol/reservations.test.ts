@@ -432,3 +432,53 @@ t.test('a throwing releasePorts does not crash poll()', async (t) => {
   };
   t.doesNotThrow(() => gw.poll(T0 + 10_000_000));
 });
+
+t.test(
+  'a burst: with 40 connections waiting, the agent asks for 40 ports at once (16 per RESERVE)',
+  async (t) => {
+    const { agent, wire } = up();
+    const r = agent.reserve(IN1, 6, T0, 40);
+    t.same(
+      r.send.map((o) => (decode(o.data) as { count: number }).count),
+      [16, 16, 8],
+    );
+    t.same(agent.reserve(IN1, 6, T0, 40).send, [], 'nothing more while those are in flight');
+    wire.run(r, T0);
+    t.equal(agent.poolSize(IN1, 6), 40);
+    t.same(agent.reserve(IN1, 6, T0, 40).send, [], 'the pool holds them');
+  },
+);
+
+t.test('a session may not hold more ports than its limit: refused with the numbers', async (t) => {
+  const { dir } = setup();
+  const gw = new GatewayControl({ policy: dir, maxReservationsPerSession: 20 });
+  const w = aliceOn(gw);
+  w.run(w.agent.reserve(IN1, 6, T0, 32), T0);
+  t.equal(w.agent.poolSize(IN1, 6), 16, 'the first 16 granted');
+  t.match(ev(w, 'reserve-failed'), [
+    {
+      reason: 'rate-limited',
+      text: 'this session holds 16 ports, the most one session may hold is 20; close some connections',
+    },
+  ]);
+  t.ok(w.gatewayEvents.some((e) => e.kind === 'limit' && e.held === 16 && e.max === 20));
+});
+
+t.test('a burst: at most 16 requests unanswered at once, the rest leave as answers come', async (t) => {
+  const { agent, gw, wire } = pooled();
+  // 40 RELEASEs at once (any request would do): 16 leave, 24 wait in order
+  const ports = [...gw.reservations.values()].map((r) => r.t);
+  const results = Array.from({ length: 40 }, (_, i) => agent.release(6, ports[i % ports.length]!, T0));
+  t.equal(
+    results.reduce((n, r) => n + r.send.length, 0),
+    16,
+    'only 16 on the wire before any answer',
+  );
+  const before = wire.toGateway.length;
+  for (const r of results) wire.run(r, T0);
+  t.equal(wire.toGateway.length - before, 40, 'each answer let a waiting request go: all 40 sent, once each');
+  t.notOk(
+    wire.agentEvents.some((e) => e.kind === 'request-failed'),
+    'none failed',
+  );
+});

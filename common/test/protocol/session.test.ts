@@ -190,13 +190,38 @@ t.test('an agent that disappears: its session ends idle and its ports go back to
   t.equal(dir.released.length, 4, 'ports back in the pool');
 });
 
-t.test('keepalive timeout ends the session on the agent', async (t) => {
+t.test('unanswered keepalives: the session is kept for the grace, probing, then ends', async (t) => {
   const { agent, wire } = up();
   wire.lose = () => true;
   const events: AgentEvent[] = [];
-  for (let now = T0 + 25_000; now < T0 + 40_000; now += 50) events.push(...agent.poll(now).events);
-  t.match(events, [{ kind: 'session-down', reason: 'timeout' }]);
+  let sent = 0;
+  let now = T0 + 25_000;
+  for (; now < T0 + 25_000 + 100_000; now += 50) {
+    const r = agent.poll(now);
+    events.push(...r.events);
+    sent += r.send.length;
+  }
+  t.match(events, [{ kind: 'gateway-unreachable' }], 'reported once; the session stays');
+  t.equal(agent.state, 'up');
+  t.ok(sent > 20, `keepalives keep asking meanwhile (${sent} sent)`);
+  // the grace is the reservation lifetime AUTH_OK announced (120 s), from the first timeout
+  for (; now < T0 + 25_000 + 130_000; now += 50) events.push(...agent.poll(now).events);
+  t.match(events.slice(1), [{ kind: 'session-down', reason: 'timeout' }]);
   t.equal(agent.state, 'idle');
+});
+
+t.test('a gateway that answers again within the grace keeps the session', async (t) => {
+  const { agent, wire } = up();
+  wire.lose = () => true;
+  let now = T0 + 25_000;
+  for (; now < T0 + 40_000; now += 50) wire.run(agent.poll(now), now);
+  wire.lose = () => false;
+  for (; now < T0 + 45_000; now += 50) wire.run(agent.poll(now), now);
+  const kinds = wire.agentEvents.map((e) => e.kind);
+  t.ok(kinds.includes('gateway-unreachable'));
+  t.ok(kinds.includes('gateway-reachable'));
+  t.notOk(kinds.includes('session-down'));
+  t.equal(agent.state, 'up');
 });
 
 /** A gateway with a 10-minute session lifetime and no idle end, and an agent, driven by deadlines only. */

@@ -13,7 +13,10 @@ pub enum Role {
 pub struct Timeouts {
     pub tcp_handshake: u64,
     pub tcp_established: u64,
+    /// Closing: one FIN (a half-closed connection may stay quiet for a while).
     pub tcp_closing: u64,
+    /// Closed: FINs both ways or a RST; long enough for a last ACK or a FIN retransmission.
+    pub tcp_closed: u64,
     pub udp_idle: u64,
     pub reservation: u64,
     pub held: u64,
@@ -21,7 +24,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Timeouts {
-        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, udp_idle: 180_000, reservation: 30_000, held: 10_000 }
+        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, tcp_closed: 5_000, udp_idle: 180_000, reservation: 30_000, held: 10_000 }
     }
 }
 

@@ -63,17 +63,17 @@ pub struct Conn {
     pub isn_remote: Option<u32>,
     /// The highest acknowledgment the local end sent (what it has of the remote's stream), never
     /// above what the remote actually sent (`remote_end`).
-    local_ack: Option<u64>,
+    pub(super) local_ack: Option<u64>,
     /// The highest acknowledgment verified from the remote end.
-    remote_ack: Option<u64>,
+    pub(super) remote_ack: Option<u64>,
     /// The highest sequence end the local end sent / the remote end sent (verified).
-    local_end: Option<u64>,
-    remote_end: Option<u64>,
+    pub(super) local_end: Option<u64>,
+    pub(super) remote_end: Option<u64>,
     /// Where each end's FIN sits.
-    fin_local: Option<u64>,
-    fin_remote: Option<u64>,
+    pub(super) fin_local: Option<u64>,
+    pub(super) fin_remote: Option<u64>,
     /// A RST passed (either way): the audit's close reason (flow::Close).
-    rst: bool,
+    pub(super) rst: bool,
 }
 
 /// The ISNs a segment's MAC covers, (sender's, receiver's): on a SYN the sender's is the

@@ -71,6 +71,9 @@ reasons! {
     HeldExpired = "held-expired",
     /// Agent: the negotiation for a held packet failed (the application is answered).
     HeldFailed = "held-failed",
+    /// Agent: a TCP segment without SYN for a connection the agent does not know (it ended, or
+    /// the agent lost it): never held, never sent; the application gets a RST.
+    NotFirst = "not-first",
     /// A punted packet waited too long for TypeScript's verdict.
     PuntExpired = "punt-expired",
     /// TypeScript refused a punted packet (or its replacement was not acceptable).

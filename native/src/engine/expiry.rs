@@ -40,7 +40,10 @@ impl Engine {
                     FlowState::Reserved => to.reservation,
                     FlowState::Handshake => to.tcp_handshake,
                     FlowState::Established => to.tcp_established,
-                    FlowState::Closing | FlowState::Closed => to.tcp_closing,
+                    // closed (both FINs acknowledged, or a RST): only a last ACK may come; its
+                    // port goes back soon
+                    FlowState::Closed => to.tcp_closed,
+                    FlowState::Closing => to.tcp_closing,
                     FlowState::Udp => to.udp_idle,
                 };
                 if now.saturating_sub(f.last) >= limit {

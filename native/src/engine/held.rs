@@ -2,10 +2,18 @@
 //! dropped and never passed untranslated, while TypeScript negotiates. `add_flow` releases them
 //! translated (table.rs); `fail_held` drops them and answers the application; expiry drops them
 //! after `heldMs` (expiry.rs). Bounded per 5-tuple and in total.
+//!
+//! Only a packet that can open a flow is held: a UDP datagram, or a TCP initial SYN. A TCP segment
+//! without SYN (an ACK, data, a FIN) belongs to a connection the agent no longer knows (it ended,
+//! its session was lost, the agent restarted without it): it never takes a reservation and never
+//! leaves the PC, and the application hears a RST at once (`notFirst`). On a fresh port such a
+//! segment would meet a home router that has no connection for it: conntrack calls it INVALID
+//! and passes it untranslated, with the PC's private address as its source.
 
 use super::synth::{synth_icmp_unreach, synth_rst};
 use super::{Engine, Event, Handle, Hook, Key5, OutItem, Reason, Verdict};
-use crate::pkt::{Ip, PROTO_TCP};
+use crate::lock::lock;
+use crate::pkt::{build, parse_tcp, Ip, PROTO_TCP, TCP_ACK, TCP_SYN};
 use std::collections::{HashMap, VecDeque};
 
 /// How `fail_held` answers the application.
@@ -53,6 +61,9 @@ impl Engine {
     /// Holds an outbound packet of a 5-tuple without a VAT entry; the first one is reported
     /// (event `held`).
     pub(super) fn hold(&mut self, key: Key5, pkt: &mut Vec<u8>, ip: &Ip, handle: Handle, now: u64) -> Verdict {
+        if key.0 == PROTO_TCP && !opens_connection(pkt, ip) {
+            return self.refuse_not_first(pkt);
+        }
         if self.held.total >= self.cfg.max_held_total {
             self.stats.held_overflow += 1;
             return Verdict::Drop(Reason::HeldOverflow);
@@ -72,6 +83,16 @@ impl Engine {
             self.event(Event::Held { proto: key.0, src: key.1, sport: key.2, dst: key.3, dport: key.4 });
         }
         Verdict::Held
+    }
+
+    /// A TCP segment without SYN for a 5-tuple with no VAT entry: dropped, and answered with a RST
+    /// so the application learns at once that its connection is gone (a RST itself gets none).
+    fn refuse_not_first(&mut self, pkt: &[u8]) -> Verdict {
+        self.stats.not_first += 1;
+        if let Some(r) = synth_rst(pkt) {
+            self.outbox.push(OutItem { handle: Handle::Memory, hook: Hook::In, bytes: Some(r), injected: true });
+        }
+        Verdict::Drop(Reason::NotFirst)
     }
 
     /// Fails the packets held for a 5-tuple: drops them and synthesises a TCP RST or an ICMP
@@ -103,8 +124,52 @@ impl Engine {
         n
     }
 
+    /// Ends a live TCP flow the agent cannot keep (the gateway lost it) so that its application
+    /// learns at once, even one that only waits for data: the flow leaves the table, and a bare
+    /// ACK half the sequence space away from what the flow last received is injected toward the
+    /// application. TCP answers a segment outside its window with an ACK (RFC 9293 §3.10.7.4);
+    /// that ACK finds no flow, is refused as not-first (`hold`) and answered with a RST whose
+    /// sequence number is the ACK's own acknowledgment - exactly what the application expects -
+    /// so the connection resets. A UDP flow just leaves. Returns false for an unknown id.
+    pub fn reset_flow(&mut self, id: u32) -> bool {
+        let probe = match self.table.by_id(id) {
+            None => return false,
+            Some(fr) => {
+                let f = lock(fr);
+                match (f.proto, f.agent()) {
+                    (PROTO_TCP, Some(a)) if f.rxseq.init => Some(build::tcp(
+                        a.vin,
+                        f.d,
+                        a.pen,
+                        a.s,
+                        f.rxseq.high.wrapping_add(0x8000_0000),
+                        f.txseq.high,
+                        TCP_ACK,
+                        &[],
+                        &[],
+                    )),
+                    _ => None,
+                }
+            }
+        };
+        self.remove_flow(id);
+        if let Some(p) = probe {
+            self.outbox.push(OutItem { handle: Handle::Memory, hook: Hook::In, bytes: Some(p), injected: true });
+        }
+        true
+    }
+
     /// Packets held now, over all 5-tuples.
     pub fn held_count(&self) -> usize {
         self.held.total
+    }
+}
+
+/// A TCP initial SYN (SYN without ACK): the only segment that opens a connection, so the only one
+/// that may be held for a new flow. A segment that does not parse is not one.
+fn opens_connection(pkt: &[u8], ip: &Ip) -> bool {
+    match parse_tcp(pkt, ip) {
+        Ok(t) => t.flags & TCP_SYN != 0 && t.flags & TCP_ACK == 0,
+        Err(_) => false,
     }
 }

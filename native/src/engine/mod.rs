@@ -12,7 +12,8 @@
 //! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
 //! connection a flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
 //! waiting for a negotiation), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
-//! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `events.rs` and `stats.rs`
+//! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `snapshot.rs` (what a
+//! restart carries), `events.rs` and `stats.rs`
 //! (what TypeScript hears), `synth.rs` (the RST / ICMP the engine answers with), `config.rs`.
 //!
 //! Locking: `classify` (table work) and `finish` (counters, events) run under the engine lock; the
@@ -29,6 +30,7 @@ mod held;
 mod icmp;
 mod protect;
 mod punt;
+mod snapshot;
 mod stats;
 mod synth;
 mod table;
@@ -41,6 +43,7 @@ pub use events::Event;
 pub use flow::{Binding, Close, FlowCounters, FlowState, MAX_CANDIDATES};
 pub use held::FailMode;
 pub use punt::ALG_MAX_GROWTH;
+pub use snapshot::SNAPSHOT_FORMAT;
 pub use stats::Stats;
 pub use synth::{synth_icmp_unreach, synth_rst};
 pub use table::{FlowInfo, FlowSpec};

@@ -49,6 +49,9 @@ counters! {
     held_failed = "heldFailed",
     held_overflow = "heldOverflow",
     held_expired = "heldExpired",
+    /// Agent: TCP segments without SYN for a connection with no VAT entry (dropped; the
+    /// application gets a RST).
+    not_first = "notFirst",
     punted = "punted",
     punt_expired = "puntExpired",
     icmp_translated = "icmpTranslated",

@@ -176,6 +176,12 @@ impl Engine {
             return Err("proto must be tcp or udp".into());
         }
         let flow = Flow::new(spec, self.cfg.role, now)?;
+        self.insert_flow(flow, now)
+    }
+
+    /// Adds a flow made from a spec (and perhaps a snapshot, see snapshot.rs); the agent releases
+    /// the packets held for it.
+    pub(super) fn insert_flow(&mut self, flow: Flow, now: u64) -> Result<(), String> {
         if let Some(e) = self.table.conflict(&flow) {
             return Err(e);
         }

@@ -47,6 +47,7 @@ pub fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
             ("tcpHandshakeMs", &mut tm.tcp_handshake),
             ("tcpEstablishedMs", &mut tm.tcp_established),
             ("tcpClosingMs", &mut tm.tcp_closing),
+            ("tcpClosedMs", &mut tm.tcp_closed),
             ("udpIdleMs", &mut tm.udp_idle),
             ("reservationMs", &mut tm.reservation),
             ("heldMs", &mut tm.held),
@@ -88,10 +89,9 @@ pub fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
     Ok(Instance { host: Arc::new(Host::new(Engine::new(cfg))), backend: Mutex::new(None) }.into_js(js))
 }
 
-// addFlow(h, spec): agent VAT entry or gateway reservation (the role decides).
-pub fn add_flow(js: &Js, a: &[Value]) -> R<Value> {
-    let inst = Instance::of(js, a[0])?;
-    let o = js.get_obj(a[1], "spec")?;
+/// A flow spec from JavaScript: agent VAT entry or gateway reservation (the role decides).
+fn flow_spec(js: &Js, inst: &Arc<Instance>, v: Value) -> R<FlowSpec> {
+    let o = js.get_obj(v, "spec")?;
     let role = lock(&inst.host.eng).cfg.role;
     let id = js.get_uint(js.get(o, "id"), "spec.id", u32::MAX as f64)? as u32;
     let proto = proto_of(js, js.get(o, "proto"))?;
@@ -117,6 +117,13 @@ pub fn add_flow(js: &Js, a: &[Value]) -> R<Value> {
             }
         }
     }
+    Ok(spec)
+}
+
+// addFlow(h, spec): agent VAT entry or gateway reservation (the role decides).
+pub fn add_flow(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let spec = flow_spec(js, &inst, a[1])?;
     let r = lock(&inst.host.eng).add_flow(&spec, now_ms());
     inst.after();
     match r {
@@ -125,10 +132,57 @@ pub fn add_flow(js: &Js, a: &[Value]) -> R<Value> {
     }
 }
 
+// importFlow(h, spec, snapshot): a flow as a restart puts it back (engine/snapshot.rs)
+pub fn import_flow(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let spec = flow_spec(js, &inst, a[1])?;
+    let snap = js.get_bytes(a[2], "snapshot")?.to_vec();
+    let r = lock(&inst.host.eng).import_flow(&spec, &snap, now_ms());
+    inst.after();
+    match r {
+        Ok(()) => Ok(js.undefined()),
+        Err(e) => Err(JsErr::Error(e)),
+    }
+}
+
+// flowSnapshot(h, id) -> Buffer | null
+pub fn flow_snapshot(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let id = js.get_uint(a[1], "id", u32::MAX as f64)? as u32;
+    let s = lock(&inst.host.eng).snapshot_of(id);
+    Ok(match s {
+        Some(b) => js.buffer(&b),
+        None => js.null(),
+    })
+}
+
+// flowSnapshots(h) -> [{id, snapshot: Buffer}]: every flow that has one (TCP, bound)
+pub fn flow_snapshots(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let snaps = lock(&inst.host.eng).snapshots();
+    let arr = js.array(snaps.len());
+    for (i, (id, s)) in snaps.iter().enumerate() {
+        let o = js.object();
+        js.set(o, "id", js.num(*id as f64));
+        js.set(o, "snapshot", js.buffer(s));
+        js.push(arr, i, o);
+    }
+    Ok(arr)
+}
+
 pub fn remove_flow(js: &Js, a: &[Value]) -> R<Value> {
     let inst = Instance::of(js, a[0])?;
     let id = js.get_uint(a[1], "id", u32::MAX as f64)? as u32;
     let r = lock(&inst.host.eng).remove_flow(id);
+    Ok(js.boolean(r))
+}
+
+// resetFlow(h, id) -> boolean: agent, a live flow the gateway lost (held.rs, reset_flow)
+pub fn reset_flow(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let id = js.get_uint(a[1], "id", u32::MAX as f64)? as u32;
+    let r = lock(&inst.host.eng).reset_flow(id);
+    inst.after();
     Ok(js.boolean(r))
 }
 
