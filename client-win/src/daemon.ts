@@ -8,6 +8,7 @@ import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DropSummary } from '@gsra/native';
 import { AgentFlows } from './agent-flows.ts';
 import { AgentState, openAgentStore, type SavedAgent } from './agent-state.ts';
+import { GATEWAY_BUSY_MS, WaitingConnections } from './waiting.ts';
 import type { AgentConfig } from './config.ts';
 import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple } from './data-plane.ts';
@@ -22,17 +23,6 @@ type AgentEvent = protocol.AgentEvent;
 type ProtoNumber = protocol.ProtoNumber;
 
 const { protoName } = protocol;
-/**
- * A held flow waits this long for a reservation before it is failed - unless the gateway answered
- * within the last GATEWAY_BUSY_MS (it is busy, e.g. with a burst of 1 000 connections, not gone):
- * then up to HOLD_CAP_MS, under the engine's own hold limit (30 s, data-plane-engine.ts) and far
- * under an application's connect timeout (Linux: about 2 min).
- */
-const HOLD_LIMIT_MS = 5000;
-const GATEWAY_BUSY_MS = 2000;
-const HOLD_CAP_MS = 25_000;
-/** A refusal is remembered this long (the gateway is asked again after it). */
-const REFUSAL_MEMORY_MS = 5000;
 /** After a failed or lost session, try again after this long (doubling to 30 s). */
 const RELOGIN_MIN_MS = 1000;
 /** How often the live flows' engine snapshots are saved (a restart resumes from the last one). */
@@ -53,12 +43,6 @@ interface Session {
   saved: number;
   /** When a datagram last came from the gateway. */
   heardAt?: number;
-}
-
-interface Waiting {
-  key: FiveTuple;
-  name: string;
-  since: number;
 }
 
 /** What `gsra-agent status` reports (the ops endpoint's /status). */
@@ -104,9 +88,8 @@ export class AgentDaemon {
   private sessions = new Map<string, Session>();
   /** Created at start, with the store. */
   private flows!: AgentFlows;
-  private waiting: Waiting[] = [];
-  /** Recent refusals by `${IN}/${proto}`: new connections fail at once for a few seconds. */
-  private refused = new Map<string, { until: number; reason: string; words: string }>();
+  /** New connections waiting for a port, and refusals remembered a few seconds (waiting.ts). */
+  private readonly waiting = new WaitingConnections();
   private ops: Server | undefined;
   /** /metrics, and every refused packet in a summary line at most every 5 s (native/lib/drops.ts). */
   private metrics: AgentMetrics | undefined;
@@ -398,7 +381,7 @@ export class AgentDaemon {
         break;
       }
       case 'reserved':
-        this.refused.delete(`${e.inName}/${e.proto}`);
+        this.waiting.forget(e.inName, e.proto);
         s.lastError = undefined;
         this.serveWaiting(e.inName);
         break;
@@ -485,11 +468,7 @@ export class AgentDaemon {
     if (f) {
       this.flows.forget(f, true);
       this.persist();
-      this.refused.set(`${f.name}/${f.key.proto}`, {
-        until: this.now() + REFUSAL_MEMORY_MS,
-        reason,
-        words,
-      });
+      this.waiting.remember(f.name, f.key.proto, reason, words, this.now());
       this.log.warn(words, { in: f.name, d: f.key.dport, reason, state: 'refused' });
     } else {
       this.log.warn(words, { group: s.group, reason });
@@ -562,7 +541,7 @@ export class AgentDaemon {
   /** Does a live flow, a held connection or an FTP alias use this VIN? (then it is never reclaimed) */
   private vinInUse(vin: string): boolean {
     if (this.flows.all().some((f) => f.key.dst === vin)) return true;
-    if (this.waiting.some((w) => w.key.dst === vin)) return true;
+    if (this.waiting.usesVin(vin)) return true;
     return this.flows.aliasUses(vin);
   }
 
@@ -573,8 +552,8 @@ export class AgentDaemon {
       this.deps.dataPlane.failHeld(key);
       return;
     }
-    const refused = this.refused.get(`${entry.name}/${key.proto}`);
-    if (refused && refused.until > this.now()) {
+    const refused = this.waiting.refusal(entry.name, key.proto, this.now());
+    if (refused) {
       // Refused a moment ago: answer the application at once instead of asking again.
       this.deps.dataPlane.failHeld(key);
       this.log.warn(refused.words, { in: entry.name, d: key.dport, reason: refused.reason });
@@ -582,10 +561,10 @@ export class AgentDaemon {
     }
     if (key.proto === 6 && this.startAlias(key)) return;
     if (!this.tryStart(key, entry.name)) {
-      this.waiting.push({ key, name: entry.name, since: this.now() });
+      this.waiting.add(key, entry.name, this.now());
       const s = this.groupFor(entry.name);
       // as many ports as connections wait for this IN (a browser opens many at once)
-      const need = this.waiting.filter((w) => w.name === entry.name && w.key.proto === key.proto).length;
+      const need = this.waiting.count(entry.name, key.proto);
       if (s) this.apply(s, s.control.reserve(entry.name, key.proto, this.now(), need));
     }
   }
@@ -626,9 +605,7 @@ export class AgentDaemon {
   }
 
   private serveWaiting(name: string): void {
-    const still: Waiting[] = [];
-    for (const w of this.waiting) if (w.name !== name || !this.tryStart(w.key, w.name)) still.push(w);
-    this.waiting = still;
+    this.waiting.serve(name, (w) => this.tryStart(w.key, w.name));
   }
 
   /**
@@ -638,17 +615,14 @@ export class AgentDaemon {
    */
   private askAgain(s: Session, name: string, proto: ProtoNumber): boolean {
     if (this.now() - (s.heardAt ?? 0) >= GATEWAY_BUSY_MS) return false;
-    const need = this.waiting.filter((w) => w.name === name && w.key.proto === proto).length;
+    const need = this.waiting.count(name, proto);
     if (need) this.apply(s, s.control.reserve(name, proto, this.now(), need));
     return true;
   }
 
   private failWaiting(name: string, proto: ProtoNumber, reason: string, text: string): string {
     const words = refusalWords(this.creds.user, name, reason, text);
-    const fail = this.waiting.filter((w) => w.name === name && w.key.proto === proto);
-    this.waiting = this.waiting.filter((w) => !fail.includes(w));
-    this.refused.set(`${name}/${proto}`, { until: this.now() + REFUSAL_MEMORY_MS, reason, words });
-    for (const w of fail) {
+    for (const w of this.waiting.refuse(name, proto, reason, words, this.now())) {
       this.deps.dataPlane.failHeld(w.key);
       this.log.warn(words, { in: name, d: w.key.dport, reason });
     }
@@ -658,13 +632,7 @@ export class AgentDaemon {
   private sweepWaiting(): void {
     const now = this.now();
     this.flows.expireAliases(now);
-    const isLate = (w: Waiting) => {
-      const heard = this.groupFor(w.name)?.heardAt ?? 0;
-      return now - w.since > (now - heard < GATEWAY_BUSY_MS ? HOLD_CAP_MS : HOLD_LIMIT_MS);
-    };
-    const late = this.waiting.filter(isLate);
-    this.waiting = this.waiting.filter((w) => !isLate(w));
-    for (const w of late) {
+    for (const w of this.waiting.late(now, (name) => this.groupFor(name)?.heardAt ?? 0)) {
       this.deps.dataPlane.failHeld(w.key);
       this.log.warn('connection failed: no answer from the gateway', {
         in: w.name,
@@ -722,7 +690,7 @@ export class AgentDaemon {
       await new Promise((r) => setTimeout(r, 20));
       s.sock.close();
     }
-    for (const w of this.waiting) this.deps.dataPlane.failHeld(w.key);
+    for (const w of this.waiting.clear()) this.deps.dataPlane.failHeld(w.key);
     // logged out: the flows end with the sessions (a crash, unlike a stop, keeps them)
     this.flows?.clear();
     await this.state?.close();

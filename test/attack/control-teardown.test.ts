@@ -4,6 +4,8 @@
 // is gone (the reset token of AUTH_OK, derived from a key it keeps across restarts): the download
 // completes intact, alice is not logged in again, no session piles up at the gateway.
 import t from 'tap';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ADDR } from '../lab/lab.ts';
 import { waitFor } from '../lab/exec.ts';
 import { IN1 } from '../e2e/gsra-lab.ts';
@@ -68,9 +70,12 @@ t.test('forged unknown-session refusals against a live download', async (t) => {
   });
 
   await t.test(
-    'a really restarted gateway still proves it lost the session: the agent believes it at once',
+    'a gateway restarted without its journal still proves it lost the session: the agent believes it at once',
     async (t) => {
       await g.killGateway();
+      // A restarted gateway keeps its sessions (docs/reliability.md): this one lost its journal,
+      // as a gateway rebuilt on new storage would, but kept its reset key.
+      rmSync(join(g.lab.dir, 'gateway-state', 'state.journal'), { force: true });
       await g.startGateway();
       const t0 = Date.now();
       // The agent's next control message (here: the DNS answer's RESERVE) meets the new gateway,
