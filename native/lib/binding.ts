@@ -28,6 +28,7 @@ export interface NativeBinding {
   startNfqueue(h: unknown, o: unknown): void;
   stop(h: unknown): void;
   sweep(h: unknown): void;
+  probe(h: unknown, id: unknown): number;
   benchLoop(payloadBytes: unknown, seconds: unknown): { packets: number; seconds: number };
   winDivertFilters(o: unknown): WinDivertHandle[];
   checkWinDivert(dir: unknown, o: unknown): WinDivertHandle[];

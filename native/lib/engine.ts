@@ -168,6 +168,14 @@ export class Engine {
   }
 
   /** Runs expiry over the whole table now (the data path also expires entries incrementally). */
+  /**
+   * Agent: flow `id` (or, without an id, every live flow) sends a probe now (docs/pccom.md §6.1):
+   * a verifying packet the gateway re-binds on and consumes. Returns how many probes left.
+   */
+  probe(id?: number): number {
+    return this.#n.probe(this.#h, id ?? null);
+  }
+
   sweep(): void {
     this.#n.sweep(this.#h);
   }

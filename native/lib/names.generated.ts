@@ -29,6 +29,9 @@ export const ENGINE_COUNTERS = [
   'puntExpired',
   'icmpTranslated',
   'bound',
+  'roamed',
+  'probesSent',
+  'probesReceived',
   'expired',
   'eventsDropped',
   'panics',
@@ -63,6 +66,7 @@ export const DROP_REASONS = [
   'punt-expired',
   'punt-refused',
   'panic',
+  'probe',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

@@ -32,6 +32,13 @@ export interface Timeouts {
   reservationMs?: number;
   /** Held packets (agent) and punted packets waiting for a verdict. */
   heldMs?: number;
+  /**
+   * Agent: a live flow that sent nothing for this long sends a probe, keeping the home NAT's
+   * mapping (docs/pccom.md §6.1; default 25 000, 0 = never).
+   */
+  keepaliveMs?: number;
+  /** Agent: a TCP flow whose traffic stopped this long ago is probed at this pace for 10 s (default 500, 0 = never). */
+  quietProbeMs?: number;
 }
 
 /** Packets matching a punt rule go to TypeScript as 'punt' events (e.g. DNS answers: hook 'in', udp, sport 53). */

@@ -25,6 +25,11 @@ pub const TCP_OPT_LEN: usize = 16;
 pub const TCP_SYN_OPT_LEN: usize = 20;
 /// Wire format 2: the synthetic-IV construction.
 pub const OPT_VERSION: u8 = 2;
+/// Option of a probe (docs/pccom.md §6.1): a bare ACK the gateway verifies, re-binds on if it is
+/// newer, and consumes; carries version, the probe flag and a 48-bit probe number.
+pub const TCP_PROBE_OPT_LEN: usize = 24;
+/// The option's flags byte on a probe.
+pub const OPT_FLAG_PROBE: u8 = 0x01;
 pub const UDP_TRAILER_LEN: usize = 20;
 /// Domain bytes of the MAC input: TCP and UDP of wire format 2, and the compat checksum.
 pub const DOMAIN_TCP: u8 = 0x11;
@@ -156,6 +161,12 @@ pub struct Replay {
 pub const REPLAY_WINDOW: u64 = 1024 - 64;
 
 impl Replay {
+    /// The highest counter accepted (0: none yet): a datagram above it is newer than anything
+    /// accepted, which is what may move a binding (docs/pccom.md §6.1).
+    pub fn top(&self) -> u64 {
+        self.top
+    }
+
     pub fn check(&self, c: u64) -> bool {
         if c == 0 {
             return false;
@@ -198,6 +209,8 @@ pub struct TcpPos {
 pub struct TcpOk {
     /// The original destination port, present on the initial SYN only.
     pub d: Option<u16>,
+    /// A probe's number (§6.1): the segment is a probe, to be consumed.
+    pub probe: Option<u64>,
 }
 
 fn clamp_mss(opts: &mut [u8], by: u16) {
@@ -318,10 +331,15 @@ pub fn data_pos(ext_seq: u64, flags: u8) -> u64 {
 /// and writes T as the MAC. `d` is put in the option of an initial SYN. The caller rewrites
 /// addresses and writes checksums afterwards, and records `pos` in its sequence trackers.
 pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &TcpPos, d: u16) -> Result<(), PErr> {
+    tcp_protect_with(buf, ip, tcp, tx, pos, d, None)
+}
+
+/// `tcp_protect`, or with `probe` a probe's option (a bare ACK the engine made, §6.1).
+pub fn tcp_protect_with(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &TcpPos, d: u16, probe: Option<u64>) -> Result<(), PErr> {
     let off = tcp.off;
     let flags = tcp.flags;
     let initial_syn = flags & TCP_SYN != 0 && flags & TCP_ACK == 0;
-    let olen = if initial_syn { TCP_SYN_OPT_LEN } else { TCP_OPT_LEN };
+    let olen = if probe.is_some() { TCP_PROBE_OPT_LEN } else if initial_syn { TCP_SYN_OPT_LEN } else { TCP_OPT_LEN };
     let mut opts = [0u8; 40];
     let n = prepare_options(&buf[off + 20..off + tcp.hlen], olen, &mut opts).ok_or(PErr::NoRoom)?;
     if flags & TCP_SYN != 0 {
@@ -348,7 +366,11 @@ pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &Tc
     buf[o] = OPT_KIND;
     buf[o + 1] = olen as u8;
     buf[o + 2..o + 4].copy_from_slice(&EXID);
-    if initial_syn {
+    if let Some(n) = probe {
+        buf[o + 4] = OPT_VERSION;
+        buf[o + 5] = OPT_FLAG_PROBE;
+        buf[o + 6..o + 12].copy_from_slice(&n.to_be_bytes()[2..]);
+    } else if initial_syn {
         buf[o + 4] = OPT_VERSION;
         buf[o + 5] = 0;
         put16(buf, o + 6, d);
@@ -366,9 +388,17 @@ pub fn tcp_protect(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, tx: &mut Dir, pos: &Tc
     Ok(())
 }
 
-/// Locates the PCCOM option. Returns (offset within area, length, d) or an error.
-fn find_option(area: &[u8], flags: u8) -> Result<(usize, usize, Option<u16>), VErr> {
-    let mut found: Option<(usize, usize, Option<u16>)> = None;
+/// A probe's number, read from the option area before anything is verified (None: no probe, or
+/// not a well-formed one). The gateway decides from it whether a probe from a new source is worth
+/// verifying (only a newer one may move a binding).
+pub fn tcp_probe_number(area: &[u8], flags: u8) -> Option<u64> {
+    find_option(area, flags).ok().and_then(|o| o.3)
+}
+
+/// Locates the PCCOM option. Returns (offset within area, length, d, probe number) or an error.
+/// A probe's option is accepted on a bare ACK only (ACK alone among SYN, FIN, RST and ACK).
+fn find_option(area: &[u8], flags: u8) -> Result<(usize, usize, Option<u16>, Option<u64>), VErr> {
+    let mut found: Option<(usize, usize, Option<u16>, Option<u64>)> = None;
     for (i, kind, len) in tcp_options(area) {
         if kind != OPT_KIND || len < 4 || area[i + 2..i + 4] != EXID {
             continue;
@@ -381,12 +411,20 @@ fn find_option(area: &[u8], flags: u8) -> Result<(usize, usize, Option<u16>), VE
             if len != TCP_SYN_OPT_LEN || area[i + 4] != OPT_VERSION {
                 return Err(VErr::Malformed);
             }
-            found = Some((i, len, Some(be16(area, i + 6))));
+            found = Some((i, len, Some(be16(area, i + 6)), None));
+        } else if len == TCP_PROBE_OPT_LEN {
+            let bare_ack = flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK) == TCP_ACK;
+            if !bare_ack || area[i + 4] != OPT_VERSION || area[i + 5] != OPT_FLAG_PROBE {
+                return Err(VErr::Malformed);
+            }
+            let mut nb = [0u8; 8];
+            nb[2..].copy_from_slice(&area[i + 6..i + 12]);
+            found = Some((i, len, None, Some(u64::from_be_bytes(nb))));
         } else {
             if len != TCP_OPT_LEN {
                 return Err(VErr::Malformed);
             }
-            found = Some((i, len, None));
+            found = Some((i, len, None, None));
         }
     }
     found.ok_or(VErr::NoMac)
@@ -400,7 +438,7 @@ pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, pos: &Tcp
     let off = tcp.off;
     let flags = tcp.flags;
     let area_len = tcp.hlen - 20;
-    let (oi, olen, d) = find_option(&buf[off + 20..off + tcp.hlen], flags)?;
+    let (oi, olen, d, probe) = find_option(&buf[off + 20..off + tcp.hlen], flags)?;
     // Other options = area without the PCCOM option.
     let mut other = [0u8; 40];
     let n = area_len - olen;
@@ -428,7 +466,7 @@ pub fn tcp_verify(buf: &mut Vec<u8>, ip: &Ip, tcp: &Tcp, rx: &mut Dir, pos: &Tcp
     buf.truncate(new_total);
     buf[off + 12] = ((new_hlen / 4) as u8) << 4 | (buf[off + 12] & 0x0f);
     put16(buf, 2, new_total as u16);
-    Ok(TcpOk { d })
+    Ok(TcpOk { d, probe })
 }
 
 /// Protects an outgoing UDP datagram: T = HMAC(macKey, 0x12 || d || ctr48 || plaintext)[..12],

@@ -20,11 +20,17 @@ pub struct Timeouts {
     pub udp_idle: u64,
     pub reservation: u64,
     pub held: u64,
+    /// Agent: a probe on a live flow that sent nothing for this long keeps the home NAT's mapping
+    /// (docs/pccom.md §6.1; 0 = never).
+    pub keepalive: u64,
+    /// Agent: a TCP flow whose traffic stopped this long ago is probed, at this pace, for
+    /// `probe::QUIET_SPAN` (0 = never).
+    pub quiet_probe: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Timeouts {
-        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, tcp_closed: 5_000, udp_idle: 180_000, reservation: 30_000, held: 10_000 }
+        Timeouts { tcp_handshake: 30_000, tcp_established: 7_200_000, tcp_closing: 120_000, tcp_closed: 5_000, udp_idle: 180_000, reservation: 30_000, held: 10_000, keepalive: 25_000, quiet_probe: 500 }
     }
 }
 

@@ -155,6 +155,29 @@ impl Conn {
         }
     }
 
+    /// Roaming (docs/pccom.md §6.1): is a segment from the remote end newer than anything verified
+    /// from it — an acknowledgment above the highest one, or data (or a FIN) beyond the highest
+    /// end? A replay never is: it repeats a segment that was accepted, or one older. SYNs and
+    /// RSTs never move a binding.
+    pub fn newer_in(&self, s: &Seg) -> bool {
+        if s.flags & (TCP_SYN | TCP_RST) != 0 {
+            return false;
+        }
+        let ack = s.flags & TCP_ACK != 0 && self.remote_ack.map_or(false, |a| s.ext_ack > a);
+        let data = s.occupies() && self.remote_end.map_or(false, |e| s.end() > e);
+        ack || data
+    }
+
+    /// Where a probe sits (docs/pccom.md §6.1): (seq, ack) of a bare ACK at the local end's next
+    /// sequence number, acknowledging what the local end acknowledged; None until both ISNs are
+    /// known and the local end has sent and acknowledged something.
+    pub fn probe_position(&self) -> Option<(u32, u32)> {
+        self.isn_local?;
+        self.isn_remote?;
+        let ack = self.local_ack.or(self.remote_end)?;
+        Some((self.local_end? as u32, ack as u32))
+    }
+
     /// Records a verified segment from the remote end (as it passed) and moves the state.
     pub fn record_in(&mut self, state: &mut FlowState, s: &Seg) {
         if s.flags & TCP_SYN != 0 && self.isn_remote.is_none() {

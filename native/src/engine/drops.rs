@@ -80,6 +80,9 @@ reasons! {
     PuntRefused = "punt-refused",
     /// A panic was caught while processing the packet.
     Panic = "panic",
+    /// Not a refusal: a verified probe the engine consumed (docs/pccom.md §6.1). It is the
+    /// verdict's reason only; probes are counted as `probesReceived`, never in `drops`.
+    Probe = "probe",
 }
 
 /// Packets per reason.

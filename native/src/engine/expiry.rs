@@ -1,11 +1,13 @@
 //! Expiry: flows time out by state (TCP handshake, established, closing and closed; UDP idle;
-//! unbound reservation); held and punted packets after `heldMs`. The same pass reports
+//! unbound reservation); held and punted packets after `heldMs`. The agent's probes that are due
+//! (NAT keepalive, quiet flows: probe.rs) leave from the same pass. The same pass reports
 //! verification failures still pending after their one-second rate limit (flow.rs), so a trailing
 //! burst is reported too. Incremental: each call looks at a
 //! bounded number of flow slots, so it never stalls the data path. Backends call it after every
 //! batch and when idle.
 
 use super::flow::FlowState;
+use super::probe;
 use super::{Engine, Event, Hook, OutItem, Reason};
 use crate::lock::lock;
 
@@ -27,6 +29,7 @@ impl Engine {
         let n = self.table.slot_count();
         let mut expired: Vec<Event> = Vec::new();
         let mut reports = Vec::new();
+        let mut probes = Vec::new();
         for _ in 0..std::cmp::min(budget, n) {
             if self.sweep.pos >= n {
                 self.sweep.pos = 0;
@@ -48,9 +51,16 @@ impl Engine {
                 };
                 if now.saturating_sub(f.last) >= limit {
                     expired.push(Event::Expired { id: f.id, proto: f.proto, t: f.t, state: f.state.as_str(), close: f.close_signal().as_str(), c: f.c });
+                } else if probe::due(&f, now, to.keepalive, to.quiet_probe).is_some() {
+                    if let Some(p) = probe::make(&mut f, now) {
+                        probes.push(p);
+                    }
                 }
             }
             self.sweep.pos += 1;
+        }
+        for p in probes {
+            self.send_probe(p);
         }
         for (proto, r) in reports {
             self.event(Event::VerifyFailed { id: Some(r.id), proto, src: r.src, sport: r.sport, dport: r.dport, reason: r.reason, count: r.count });

@@ -147,7 +147,16 @@ pub struct Flow {
     pub state: FlowState,
     /// TCP: the one connection this flow carries.
     pub conn: Conn,
+    /// The last packet of the flow's own traffic, either way (probes do not count: a flow the
+    /// application left expires as if none had been sent).
     pub last: u64,
+    /// Probes (docs/pccom.md §6.1): when this engine last sent anything toward the internet on
+    /// the flow (probes included; the NAT keepalive counts from it), when it last sent a probe,
+    /// the number of the last probe it sent, and the highest probe number it accepted.
+    pub last_out: u64,
+    pub last_probe: u64,
+    pub probe_tx: u64,
+    pub probe_rx: u64,
     pub c: FlowCounters,
     /// The latest packet from the internet failed verification (cleared by one that verifies).
     pub last_in_failed: bool,
@@ -215,6 +224,10 @@ impl Flow {
             state,
             conn: Conn::default(),
             last: now,
+            last_out: now,
+            last_probe: 0,
+            probe_tx: 0,
+            probe_rx: 0,
             c: FlowCounters::default(),
             last_in_failed: false,
             vfail: None,

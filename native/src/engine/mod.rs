@@ -29,6 +29,7 @@ mod flow;
 mod held;
 mod icmp;
 mod protect;
+mod probe;
 mod punt;
 mod snapshot;
 mod stats;
@@ -119,7 +120,10 @@ pub enum Outcome {
     /// `alg`: the flow id of a gateway ALG flow (its inbound packets go to the ALG). `learned`: the
     /// service port d a gateway flow just learned (from its first verified packet). `bare`: only
     /// the segment's bare header passed (Reason::OldData is counted).
-    Accepted { bound: Option<Event>, alg: Option<u32>, learned: Option<u16>, copies: Copies, bare: bool },
+    /// `roamed`: the binding moved to this packet's source (docs/pccom.md §6.1).
+    Accepted { bound: Option<Event>, alg: Option<u32>, learned: Option<u16>, copies: Copies, bare: bool, roamed: bool },
+    /// A verified probe, consumed (§6.1); `bound` is set when it moved the binding.
+    Probe { bound: Option<Event> },
     /// `report`: a verify-failed event that is due for the flow (1/s per flow).
     Refused { reason: Reason, report: Option<VerifyReport> },
 }
@@ -247,7 +251,18 @@ impl Engine {
     /// is the packet as the job left it (an ALG flow's inbound packet is punted from here).
     pub fn finish(&mut self, job: &CryptoJob, o: Outcome, pkt: &[u8]) -> Verdict {
         let v = match o {
-            Outcome::Accepted { bound, alg, learned, copies, bare } => {
+            Outcome::Probe { bound } => {
+                self.stats.probes_received += 1;
+                if let Some(e) = bound {
+                    self.stats.roamed += 1;
+                    self.event(e);
+                }
+                return Verdict::Drop(Reason::Probe);
+            }
+            Outcome::Accepted { bound, alg, learned, copies, bare, roamed } => {
+                if roamed {
+                    self.stats.roamed += 1;
+                }
                 if job.protect {
                     self.stats.translated_out += 1;
                 } else {

@@ -145,13 +145,14 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
         Err(PErr::Crypto) => return Outcome::Refused { reason: Reason::Crypto, report: None },
     }
     f.last = now;
+    f.last_out = now;
     f.c.pkts_out += 1;
     f.c.bytes_out += pkt.len() as u64;
     f.c.payload_out += if bare { 0 } else { payload };
     if !f.compat {
         rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
     }
-    Outcome::Accepted { bound: None, alg: None, learned: None, copies, bare }
+    Outcome::Accepted { bound: None, alg: None, learned: None, copies, bare, roamed: false }
 }
 
 /// TCP: the connection's admission, what of the segment goes (conn.rs), then the PCCOM option.

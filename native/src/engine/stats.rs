@@ -56,6 +56,12 @@ counters! {
     punt_expired = "puntExpired",
     icmp_translated = "icmpTranslated",
     bound = "bound",
+    /// Gateway: bindings that moved to a new source on a verified, newer packet (roaming).
+    roamed = "roamed",
+    /// Agent: probes sent (NAT keepalives, quiet-flow probes, probes asked for); gateway:
+    /// probes verified and consumed.
+    probes_sent = "probesSent",
+    probes_received = "probesReceived",
     expired = "expired",
     events_dropped = "eventsDropped",
     /// Panics caught while processing a packet (the packet is dropped).

@@ -54,21 +54,36 @@ fn reason_of(e: VErr) -> Reason {
 pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now: u64) -> Outcome {
     let (sport, dport) = (be16(pkt, ip.ihl), be16(pkt, ip.ihl + 2));
     let src = Binding { ghr: ip.src, m: sport };
-    if let Some(b) = f.binding() {
-        if src != b {
-            return refused(f, Reason::WrongSource, ip, sport, dport, now);
-        }
-    }
-    let r = if ip.proto == PROTO_TCP { unprotect_tcp(f, pkt, ip, src) } else { unprotect_udp(f, pkt, ip) };
+    // Roaming (docs/pccom.md §6.1): a bound flow hears another source only with a packet newer
+    // than anything it accepted (judged from the header before any crypto; anything else is
+    // `wrong-source` at no cost), and moves there only once that packet verified.
+    let roam = match f.binding() {
+        Some(b) => src != b,
+        None => false,
+    };
+    let r = if ip.proto == PROTO_TCP { unprotect_tcp(f, pkt, ip, src, roam) } else { unprotect_udp(f, pkt, ip, roam) };
     let v = match r {
         Ok(v) => v,
         Err(Reason::PortDenied) => return Outcome::Refused { reason: Reason::PortDenied, report: None },
         Err(reason) => return refused(f, reason, ip, sport, dport, now),
     };
+    let mut roamed = None;
+    if roam {
+        if let End::Gateway(g) = &mut f.end {
+            g.bound = Some(src);
+            roamed = Some(Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d });
+        }
+    }
+    if v.probe {
+        // Verified, newer than every probe before it: it has done its work (the binding above,
+        // the NAT mapping on its way); neither IN nor the application sees it.
+        return Outcome::Probe { bound: roamed };
+    }
     if let Some(d) = v.d {
         f.d = d;
     }
-    let mut bound_event = None;
+    let mut bound_event = roamed;
+    let roamed = bound_event.is_some();
     let to = match &mut f.end {
         End::Agent(a) => (a.vin, f.d, ip.dst, dport),
         End::Gateway(g) => {
@@ -116,7 +131,7 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
         }
     }
     rewrite(pkt, ip.ihl, ip.proto, to.0, to.1, to.2, to.3);
-    Outcome::Accepted { bound: bound_event, alg, learned: v.d, copies: Copies::default(), bare: v.bare }
+    Outcome::Accepted { bound: bound_event, alg, learned: v.d, copies: Copies::default(), bare: v.bare, roamed }
 }
 
 /// What a verified packet brought.
@@ -128,6 +143,8 @@ struct Verified {
     /// TCP: an initial SYN (at an uncommitted reservation its source becomes a candidate; any
     /// other verified segment commits the binding).
     initial_syn: bool,
+    /// A probe (§6.1): verified, newer than the probes before it, consumed here.
+    probe: bool,
 }
 
 /// A verified packet's d against the flow: the first one names it (and must be an allowed port);
@@ -151,9 +168,10 @@ fn check_d(f: &Flow, d: Option<u16>) -> Result<Option<u16>, Reason> {
 
 /// TCP: the connection's admission rules, the binding's candidates, verification, and what of the
 /// segment passes.
-fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding) -> Result<Verified, Reason> {
+fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding, roam: bool) -> Result<Verified, Reason> {
     let tcp = parse_tcp(pkt, ip).map_err(|_| Reason::Malformed)?;
     let initial_syn = tcp.flags & TCP_SYN != 0 && tcp.flags & TCP_ACK == 0;
+    let probe = if f.compat { None } else { pccom::tcp_probe_number(&pkt[tcp.off + 20..tcp.off + tcp.hlen], tcp.flags) };
     if let Some(g) = f.gateway() {
         if g.bound.is_none() {
             // Before the binding commits, only a SYN may come from a new source (and only while
@@ -177,14 +195,29 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding) -> Resu
     let (isn_sender, isn_receiver) = f.conn.isns_in(tcp.flags, tcp.seq);
     let pos = TcpPos { ext_seq, ext_ack, isn_sender, isn_receiver };
     let len = (tcp.end - tcp.payload) as u32;
+    let mut seg = Seg { flags: tcp.flags, seq: tcp.seq, ext_seq, ext_ack, len };
+    let newer = match probe {
+        Some(n) => n > f.probe_rx,
+        None => f.conn.newer_in(&seg),
+    };
+    if roam && !newer {
+        return Err(Reason::WrongSource);
+    }
+    if probe.is_some() && (!newer || f.state != FlowState::Established && f.state != FlowState::Closing) {
+        return Err(Reason::Replay);
+    }
     let d = if f.compat {
         compat_tcp(pkt, ip, &tcp, f, ext_seq).map_err(reason_of)?;
         None
     } else {
-        pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &pos).map_err(reason_of)?.d
+        let ok = pccom::tcp_verify(pkt, ip, &tcp, &mut f.rx, &pos).map_err(reason_of)?;
+        if let Some(n) = ok.probe {
+            f.probe_rx = n;
+            return Ok(Verified { d: None, bare: false, initial_syn: false, probe: true });
+        }
+        ok.d
     };
     let d = check_d(f, d)?;
-    let mut seg = Seg { flags: tcp.flags, seq: tcp.seq, ext_seq, ext_ack, len };
     let pass = f.conn.pass_in(&seg);
     if closed && pass != Pass::Bare {
         // After the close only a retransmitted FIN the local end already acknowledged comes
@@ -201,23 +234,45 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding) -> Resu
         seg.len = 0;
     }
     f.conn.record_in(&mut f.state, &seg);
-    Ok(Verified { d, bare, initial_syn })
+    Ok(Verified { d, bare, initial_syn, probe: false })
 }
 
-fn unprotect_udp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip) -> Result<Verified, Reason> {
+fn unprotect_udp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, roam: bool) -> Result<Verified, Reason> {
     let udp = parse_udp(pkt, ip).map_err(|_| Reason::Malformed)?;
+    if roam && (f.compat || udp_counter(pkt, &udp) <= f.replay.as_deref().map_or(0, |r| r.top())) {
+        // Only a counter above every one accepted is newer (a replay never is).
+        return Err(Reason::WrongSource);
+    }
     let d = if f.compat {
         compat_udp(pkt, ip, &udp, f).map_err(reason_of)?;
         None
     } else {
         let replay = f.replay.as_deref_mut().ok_or(Reason::Malformed)?;
-        Some(pccom::udp_verify(pkt, ip, &udp, &mut f.rx, replay).map_err(reason_of)?.0)
+        let d = pccom::udp_verify(pkt, ip, &udp, &mut f.rx, replay).map_err(reason_of)?.0;
+        if d == 0 && pkt.len() == udp.payload {
+            // A probe (§6.1): no payload, d = 0. Only a flow that knows its d takes one.
+            if f.d == 0 {
+                return Err(Reason::PortDenied);
+            }
+            return Ok(Verified { d: None, bare: false, initial_syn: false, probe: true });
+        }
+        Some(d)
     };
     let d = check_d(f, d)?;
     if f.state == FlowState::Reserved {
         f.state = FlowState::Udp;
     }
-    Ok(Verified { d, bare: false, initial_syn: false })
+    Ok(Verified { d, bare: false, initial_syn: false, probe: false })
+}
+
+/// The counter in a UDP trailer, read before anything is verified (0: no trailer).
+fn udp_counter(pkt: &[u8], udp: &Udp) -> u64 {
+    if udp.end - udp.payload < pccom::UDP_TRAILER_LEN {
+        return 0;
+    }
+    let mut cb = [0u8; 8];
+    cb[2..].copy_from_slice(&pkt[udp.end - 18..udp.end - 12]);
+    u64::from_be_bytes(cb)
 }
 
 /// A refusal counted on the flow and reported (rate-limited) as a `verify-failed` event.

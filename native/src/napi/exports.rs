@@ -51,6 +51,8 @@ pub fn create_engine(js: &Js, a: &[Value]) -> R<Value> {
             ("udpIdleMs", &mut tm.udp_idle),
             ("reservationMs", &mut tm.reservation),
             ("heldMs", &mut tm.held),
+            ("keepaliveMs", &mut tm.keepalive),
+            ("quietProbeMs", &mut tm.quiet_probe),
         ];
         for (name, slot) in fields {
             if let Some(v) = opt(js, t, name, |v| js.get_uint(v, name, 1e12))? {
@@ -378,6 +380,22 @@ pub fn stop(js: &Js, a: &[Value]) -> R<Value> {
     let inst = Instance::of(js, a[0])?;
     inst.stop();
     Ok(js.undefined())
+}
+
+// probe(h, id | null) -> number: agent probes sent now (one flow, or every live flow with null).
+pub fn probe(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let n = {
+        let mut e = lock(&inst.host.eng);
+        if js.is_nullish(a[1]) {
+            e.probe_all(now_ms())
+        } else {
+            let id = js.get_uint(a[1], "id", 4294967295.0)? as u32;
+            e.probe(id, now_ms()) as usize
+        }
+    };
+    inst.after();
+    Ok(js.num(n as f64))
 }
 
 pub fn sweep(js: &Js, a: &[Value]) -> R<Value> {

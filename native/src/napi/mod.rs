@@ -94,6 +94,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "startNfqueue" => exports::start_nfqueue,
             "stop" => exports::stop,
             "sweep" => exports::sweep,
+            "probe" => exports::probe,
             "winDivertFilters" => windows::windivert_filters,
             "checkWinDivert" => windows::check_windivert,
             "startWinDivert" => windows::start_windivert,
