@@ -18,8 +18,9 @@ pub trait PacketSink: Send + Sync {
     /// Gives the verdict for a packet the backend still holds (None = drop, Some = accept with
     /// these bytes).
     fn verdict(&self, queue: u16, id: u32, bytes: Option<&[u8]>) -> Result<(), String>;
-    /// Sends a packet the engine made (TCP RST / ICMP error toward an application).
-    fn inject(&self, bytes: &[u8]) -> Result<(), String>;
+    /// Sends a packet the engine made: toward an application (`Hook::In`: TCP RST / ICMP error)
+    /// or toward the internet (`Hook::Out`: an agent's probe, a gateway's copy to a candidate).
+    fn inject(&self, hook: Hook, bytes: &[u8]) -> Result<(), String>;
 }
 
 /// What the engine left for later after a call or a batch.
@@ -96,7 +97,7 @@ impl Host {
                 (Handle::Queued { .. }, None) => {} // backend gone: the kernel drops it (fail closed)
                 (Handle::Memory, Some(s)) if it.injected => {
                     if let Some(bytes) = &it.bytes {
-                        let _ = s.inject(bytes);
+                        let _ = s.inject(it.hook, bytes);
                     }
                 }
                 (Handle::Memory, _) => {

@@ -450,7 +450,8 @@ impl PacketSink for Nfq {
         vb.send(fd, &self.send_errors, &self.verdicts, &[(id, bytes)], queue);
         Ok(())
     }
-    fn inject(&self, bytes: &[u8]) -> Result<(), String> {
+    fn inject(&self, _hook: Hook, bytes: &[u8]) -> Result<(), String> {
+        // A raw socket routes by the destination either way.
         if self.raw < 0 || bytes.len() < 20 {
             return Err("no raw socket".into());
         }

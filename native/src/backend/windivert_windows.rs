@@ -22,7 +22,7 @@ use super::windivert_abi::{self as abi, Address, ADDRESS_LEN, BATCH_MAX, MTU_MAX
 use super::windivert_batch::{Pending, SendBatch};
 use super::windivert_rules::{AgentDivert, HandleSpec, Role};
 use super::Backend;
-use crate::engine::{Handle, Reason, Verdict};
+use crate::engine::{Handle, Hook, Reason, Verdict};
 use crate::host::{now_ms, Host, PacketSink};
 use crate::lock::lock;
 use std::ffi::CString;
@@ -393,11 +393,17 @@ impl PacketSink for WinDivert {
             _ => Ok(()), // drop: WinDivert already took the packet off the wire
         }
     }
-    fn inject(&self, bytes: &[u8]) -> Result<(), String> {
+    fn inject(&self, hook: Hook, bytes: &[u8]) -> Result<(), String> {
         let like = (*lock(&self.last_out)).ok_or("no interface seen yet")?;
-        let q = self.index_of(Role::In).ok_or("no inbound handle")?;
         let mut one = SendBatch::new(bytes.len());
-        one.push(bytes, &Address::inbound_like(&like));
+        let q = if hook == Hook::Out {
+            // A probe toward the gateway: outbound, on the interface the VIN traffic leaves by.
+            one.push(bytes, &like.for_send());
+            self.index_of(Role::Out).ok_or("no outbound handle")?
+        } else {
+            one.push(bytes, &Address::inbound_like(&like));
+            self.index_of(Role::In).ok_or("no inbound handle")?
+        };
         self.send(q, &mut one);
         Ok(())
     }
