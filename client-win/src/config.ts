@@ -44,6 +44,13 @@ export interface AgentConfig {
   /** Linux backend: NFQUEUE numbers. */
   /** [outbound queue, inbound queue]. */
   engine: { queues: [number, number] };
+  /**
+   * Flows behind a home NAT (docs/pccom.md §6.1): a live flow that sent nothing for
+   * `persistentKeepaliveSec` sends a probe that keeps the NAT's mapping (as WireGuard's
+   * PersistentKeepalive; 0 = never); a TCP flow whose traffic stopped is probed every
+   * `quietProbeMs` for 10 s (0 = never), so a download whose NAT mapping was lost resumes.
+   */
+  roaming: { persistentKeepaliveSec: number; quietProbeMs: number };
   ops: { listen: string; port: number };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
 }
@@ -115,6 +122,15 @@ export const AGENT_CONFIG_SCHEMA = {
     },
     stateDir: { type: 'string', minLength: 1, default: defaultStateDir() },
     engine: schemaParts.engine,
+    roaming: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        persistentKeepaliveSec: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
+        quietProbeMs: { type: 'integer', minimum: 0, maximum: 10000, default: 500 },
+      },
+    },
     ops: schemaParts.ops(DEFAULT_OPS_PORT),
     log: schemaParts.log,
   },

@@ -398,6 +398,14 @@ export class AgentDaemon {
         this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
         break;
       }
+      case 'address-changed': {
+        // The home NAT moved our control channel: it may have moved every flow's mapping too.
+        // Each live flow sends a probe now, so the gateway follows it even where the server
+        // speaks next (docs/pccom.md §6.1).
+        const probes = this.deps.dataPlane.probeAll?.() ?? 0;
+        this.log.info('public address changed', { group: s.group, from: e.from, to: e.to, probes });
+        break;
+      }
       case 'ftp-alias': {
         // The FTP server announced a data port on the control flow ctrlT: a connection to
         // VIN:aliasPort will use the port the gateway reserved for it.

@@ -6,6 +6,7 @@
 // code uses the IANA number; the conversion is here and nowhere else.
 import { protocol } from '@gsra/common';
 import { Engine, directionKeys, type AgentFlow } from '@gsra/native';
+import type { AgentConfig } from './config.ts';
 import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, FlowCounters, VatEntry } from './data-plane.ts';
 
 const { protoName } = protocol;
@@ -23,7 +24,7 @@ export abstract class EngineDataPlane implements AgentDataPlane {
   private nextId = 1;
   private listeners: ((e: AgentDataPlaneEvent) => void)[] = [];
 
-  constructor(vinRange: string) {
+  constructor(vinRange: string, roaming?: AgentConfig['roaming']) {
     this.engine = new Engine({
       role: 'agent',
       vinNet: vinRange,
@@ -38,6 +39,9 @@ export abstract class EngineDataPlane implements AgentDataPlane {
         { hook: 'in', proto: 'udp', sport: 53 },
         { hook: 'out', proto: 'udp', dport: 53 },
       ],
+      ...(roaming && {
+        timeouts: { keepaliveMs: roaming.persistentKeepaliveSec * 1000, quietProbeMs: roaming.quietProbeMs },
+      }),
     });
     this.engine.onEvents((evs) => {
       // Each event on its own: a throw loses that event only, never the rest of the batch.
@@ -127,6 +131,10 @@ export abstract class EngineDataPlane implements AgentDataPlane {
 
   failHeld(key: FiveTuple): void {
     this.engine.failHeld({ ...key, proto: protoName(key.proto) }, key.proto === 6 ? 'rst' : 'unreachable');
+  }
+
+  probeAll(): number {
+    return this.engine.probe();
   }
 
   dnsVerdict(id: number, packet?: Buffer): void {

@@ -11,6 +11,8 @@ import { EngineDataPlane } from './data-plane-engine.ts';
 
 export interface LinuxDataPlaneOptions {
   vinRange: string;
+  /** Probes and NAT keepalive (AgentConfig.roaming). */
+  roaming?: AgentConfig['roaming'];
   ggr: string;
   /** The gateway's reserved port range 'first:last'. */
   ports: string;
@@ -26,7 +28,7 @@ export class LinuxDataPlane extends EngineDataPlane {
   readonly resolvers: string[];
 
   constructor(private o: LinuxDataPlaneOptions) {
-    super(o.vinRange);
+    super(o.vinRange, o.roaming);
     this.resolvers = o.dns.resolvers;
     this.rules = agentRules({
       vinNet: o.vinRange,
@@ -71,6 +73,7 @@ export function systemResolvers(file = '/etc/resolv.conf'): string[] {
 export function createDataPlane(c: AgentConfig): LinuxDataPlane {
   return new LinuxDataPlane({
     vinRange: c.vinRange,
+    roaming: c.roaming,
     ggr: c.gateway.address,
     ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
     queues: c.engine.queues,

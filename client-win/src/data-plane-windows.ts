@@ -10,6 +10,8 @@ import { EngineDataPlane } from './data-plane-engine.ts';
 
 export interface WindowsDataPlaneOptions {
   vinRange: string;
+  /** Probes and NAT keepalive (AgentConfig.roaming). */
+  roaming?: AgentConfig['roaming'];
   ggr: string;
   /** The gateway's reserved port range. */
   ports: { first: number; last: number };
@@ -22,7 +24,7 @@ export interface WindowsDataPlaneOptions {
 export class WindowsDataPlane extends EngineDataPlane {
   readonly resolvers: string[];
   constructor(private o: WindowsDataPlaneOptions) {
-    super(o.vinRange);
+    super(o.vinRange, o.roaming);
     this.resolvers = o.resolvers ?? [];
   }
 
@@ -48,6 +50,7 @@ export function createDataPlane(c: AgentConfig): WindowsDataPlane {
   // checked against the queries the agent saw leave).
   return new WindowsDataPlane({
     vinRange: c.vinRange,
+    roaming: c.roaming,
     ggr: c.gateway.address,
     ports: c.gateway.ports,
     resolvers: c.dns.resolvers,

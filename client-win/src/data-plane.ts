@@ -65,6 +65,11 @@ export interface AgentDataPlane {
   resetFlow(id: number): void;
   /** Answer the application of a held flow at once: TCP RST, or ICMP unreachable for UDP. */
   failHeld(key: FiveTuple): void;
+  /**
+   * Every live flow sends a probe now (docs/pccom.md §6.1): the public address changed, so the
+   * gateway must hear each flow from its new mapping. Returns how many probes left.
+   */
+  probeAll?(): number;
   /** Let a DNS answer through, rewritten (same length) or as it was. */
   dnsVerdict(id: number, packet?: Buffer): void;
   /** Drop a DNS answer (forged, or an answer to no query the agent saw). */

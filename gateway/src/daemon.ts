@@ -470,13 +470,23 @@ export class GatewayDaemon {
         break;
       }
       case 'binding':
-        this.log.info('flow bound', {
-          session: e.sessionId,
-          proto: protoName(e.proto),
-          t: e.t,
-          ghr: `${e.ghr}:${e.m}`,
-          via: e.via,
-        });
+        if (e.from)
+          // The home NAT mapped the flow elsewhere and a verified, newer packet came from there.
+          this.log.info('flow roamed', {
+            session: e.sessionId,
+            proto: protoName(e.proto),
+            t: e.t,
+            from: e.from,
+            to: `${e.ghr}:${e.m}`,
+          });
+        else
+          this.log.info('flow bound', {
+            session: e.sessionId,
+            proto: protoName(e.proto),
+            t: e.t,
+            ghr: `${e.ghr}:${e.m}`,
+            via: e.via,
+          });
         break;
       case 'mapping':
         this.audit.mapped(e.record, this.now());

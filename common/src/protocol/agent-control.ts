@@ -88,6 +88,8 @@ export class AgentControl {
   /** Counts changes of what save() returns (the daemon writes its store when it moved). */
   private changes = 0;
   private readonly touch = () => void this.changes++;
+  /** Our public address and port as the gateway last saw the control channel (KEEPALIVE_ACK). */
+  private observed: string | null = null;
   private readonly pools = new PortPools(this.touch);
 
   constructor(opts: AgentOptions) {
@@ -208,6 +210,7 @@ export class AgentControl {
 
   /** Drops the session state; the pools it had are refilled by the next session (unless logout). */
   private resetSession(forget = false): void {
+    this.observed = null;
     this.pools.reset(forget);
     this.channel?.close();
     this.channel = null;
@@ -615,14 +618,21 @@ export class AgentControl {
       case 'MAPPED':
         out.events.push({ kind: 'mapped', proto: msg.proto, t: msg.t, d: msg.d, lifetime: msg.lifetime });
         return;
-      case 'KEEPALIVE_ACK':
+      case 'KEEPALIVE_ACK': {
         this.pools.renew(now + this.reservationLifetimeMs);
         this.unprovenRefusal = false;
         if (this.unreachableSince !== null) {
           out.events.push({ kind: 'gateway-reachable', afterMs: now - this.unreachableSince });
           this.unreachableSince = null;
         }
+        // The home NAT mapped the control channel elsewhere (it lost its mappings, or EN moved):
+        // every data flow's mapping may have moved too (docs/pccom.md §6.1).
+        const seen = endpointText(msg.observed, msg.observedPort);
+        if (this.observed !== null && this.observed !== seen)
+          out.events.push({ kind: 'address-changed', from: this.observed, to: seen });
+        this.observed = seen;
         return;
+      }
       case 'ACK':
         if (info.type === 'RELEASE' && info.proto !== undefined && info.t !== undefined)
           out.events.push({ kind: 'released', proto: info.proto, t: info.t });
@@ -717,4 +727,9 @@ export class AgentControl {
     ].filter((x): x is number => x !== null);
     return c.length ? Math.min(...c) : null;
   }
+}
+
+/** `addr:port`, with brackets around an IPv6 address. */
+function endpointText(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }

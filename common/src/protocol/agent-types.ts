@@ -81,6 +81,8 @@ export type AgentEvent =
   | { kind: 'request-failed'; type: string; reason: ReasonName | 'timeout'; text: string }
   | { kind: 'ftp-alias'; ctrlT: number; aliasPort: number; port: PooledPort }
   | { kind: 'released'; proto: ProtoNumber; t: number }
+  /** KEEPALIVE_ACK saw the control channel arrive from another public address or port. */
+  | { kind: 'address-changed'; from: string; to: string }
   /** An ERROR that answers no request (bad-mac, stale-timestamp, a flow refused at binding, ...). */
   | { kind: 'gateway-error'; reason: ReasonName; text: string }
   | { kind: 'dropped'; reason: string; detail?: string };

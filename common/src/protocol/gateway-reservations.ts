@@ -180,9 +180,20 @@ export class ReservationPhase {
       sendTo(s, errorBody(0n, verdict.reason, `flow ${b.proto}/${b.t} refused: ${verdict.text}`), now, out);
       return out;
     }
+    const old = r.binding;
+    const from = old && (old.ghr !== b.ghr || old.m !== b.m) ? `${old.ghr}:${old.m}` : undefined;
     this.table.map(r, b.d, now, { ghr: b.ghr, m: b.m });
     out.events.push(
-      { kind: 'binding', sessionId: s.idHex, proto: b.proto, t: b.t, ghr: b.ghr, m: b.m, via: 'in-band' },
+      {
+        kind: 'binding',
+        sessionId: s.idHex,
+        proto: b.proto,
+        t: b.t,
+        ghr: b.ghr,
+        m: b.m,
+        via: 'in-band',
+        ...(from && { from }),
+      },
       { kind: 'mapping', record: r },
     );
     sendReliably(s, { type: 'BOUND', ack: 0n, proto: b.proto, t: b.t, ghr: b.ghr, m: b.m, d: b.d }, now, out);

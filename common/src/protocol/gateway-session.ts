@@ -262,6 +262,8 @@ export class Sessions {
           ack: msg.seq,
           sessionLifetime: Math.max(0, Math.floor((s.expiresAt - now) / 1000)),
           reservations: Math.min(0xffff, r.table.countOf(s.idHex)),
+          observed: from.addr,
+          observedPort: from.port,
         };
       case 'RELEASE':
         if (msg.scope === 0) r.release(s, msg.proto as 6 | 17, msg.t, out); // idempotent: unknown t too

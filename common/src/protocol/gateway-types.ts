@@ -177,6 +177,8 @@ export type GatewayEvent =
       ghr: string;
       m: number;
       via: 'in-band' | 'bind';
+      /** The binding it replaced (`ghr:m`): the flow roamed (docs/pccom.md §6.1). */
+      from?: string;
     }
   | { kind: 'mapping'; record: Reservation }
   | { kind: 'peer-moved'; sessionId: string; from: string; to: string }

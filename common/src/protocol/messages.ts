@@ -164,6 +164,8 @@ export const MESSAGES = {
   KEEPALIVE_ACK: session(0x17, {
     sessionLifetime: u32, // seconds remaining
     reservations: u16, // live reservations of the session
+    observed: addr, // the KEEPALIVE's source address as the gateway saw it (GHR)
+    observedPort: port, // and its source port: the agent sees its public address change (roaming)
   }),
   RELEASE: session(
     0x18,

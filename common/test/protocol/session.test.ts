@@ -346,6 +346,28 @@ t.test('NAT rebinding of the control flow: the gateway follows the authenticated
   t.equal(gw.stats().sessions, 1);
 });
 
+t.test(
+  'KEEPALIVE_ACK tells the agent its public address; a change is an address-changed event',
+  async (t) => {
+    const { agent, wire } = up();
+    wire.run(agent.keepalive(T0 + 10), T0 + 10);
+    t.notOk(
+      wire.agentEvents.some((e) => e.kind === 'address-changed'),
+      'the first answer only teaches the address',
+    );
+    wire.run(agent.keepalive(T0 + 20), T0 + 20);
+    t.notOk(
+      wire.agentEvents.some((e) => e.kind === 'address-changed'),
+      'same address: nothing',
+    );
+    const before = `${wire.from.addr}:${wire.from.port}`;
+    wire.from = { addr: wire.from.addr, port: wire.from.port + 1 };
+    wire.run(agent.keepalive(T0 + 30), T0 + 30);
+    const changed = wire.agentEvents.filter((e) => e.kind === 'address-changed');
+    t.same(changed, [{ kind: 'address-changed', from: before, to: `${wire.from.addr}:${wire.from.port}` }]);
+  },
+);
+
 // ---------------------------------------------------------------------------------------------
 // Garbage and misdirected input
 
