@@ -87,7 +87,7 @@ export interface GsraLab {
   startAgent(
     host: 'en1' | 'en2',
     user: DemoUser,
-    opts?: { login?: string; skipLogin?: boolean; waitUp?: boolean },
+    opts?: { login?: string; skipLogin?: boolean; waitUp?: boolean; config?: Record<string, unknown> },
   ): Promise<AgentHandle>;
   /** The gateway's policy refresh interval (s). */
   refreshSec: number;
@@ -328,6 +328,7 @@ async function build(lab: Lab, opts: GsraLabOptions): Promise<GsraLab> {
             ldap,
             stateDir: join(lab.dir, `agent-${host}-state`),
             log: { level: 'debug' },
+            ...o.config,
           },
           null,
           2,

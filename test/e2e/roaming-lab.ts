@@ -1,0 +1,47 @@
+// The roaming scene shared by the e2e test (roaming.test.ts) and `npm run lab`: a paced download
+// from in1 through GSRA, and the home router's conntrack table flushed in the middle of it.
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ADDR } from '../lab/lab.ts';
+import { waitFor } from '../lab/exec.ts';
+import { IN1, type GsraLab } from './gsra-lab.ts';
+
+export const SERVERS = join(dirname(fileURLToPath(import.meta.url)), '..', 'lab', 'servers');
+
+export interface StreamResult {
+  how: string;
+  bytes: number;
+  sha256: string;
+  maxGapMs: number;
+  gapAtMs: number;
+  firstAt: number;
+  lastAt: number;
+}
+
+/** paced-stream.mjs on in1: 32 KiB every 10 ms (about 2.5 MB/s: an 8 MiB download lasts ~3 s). */
+export async function startPaced(g: GsraLab, port: number, file: string, push: boolean): Promise<void> {
+  const argv = ['node', join(SERVERS, 'paced-stream.mjs'), ADDR.in1, String(port), file, '32768', '10'];
+  const p = g.lab.spawn('in1', `paced-${port}`, push ? [...argv, '--push'] : argv);
+  await waitFor(`paced stream on ${port}`, () => p.log.includes('listening') || !p.running);
+  if (!p.running) throw new Error(`paced stream died: ${p.log}`);
+}
+
+/** A download from in1 by name, with the home router's conntrack table flushed `afterMs` in. */
+export async function downloadThroughFlush(
+  g: GsraLab,
+  port: number,
+  mode: 'request' | 'listen',
+  afterMs: number,
+): Promise<{ r: StreamResult; flushAt: number; flushed: string }> {
+  const client = g.lab.exec(
+    'en1',
+    ['node', join(SERVERS, 'stream-client.mjs'), IN1, String(port), mode, '30000'],
+    { timeoutMs: 40_000 },
+  );
+  await sleep(afterMs);
+  const flushAt = Date.now();
+  const f = await g.lab.exec('hr', ['conntrack', '-F']);
+  const r = JSON.parse((await client).stdout) as StreamResult;
+  return { r, flushAt, flushed: (f.stdout + f.stderr).trim() };
+}
