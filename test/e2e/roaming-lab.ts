@@ -19,10 +19,19 @@ export interface StreamResult {
   lastAt: number;
 }
 
-/** paced-stream.mjs on in1: 32 KiB every 10 ms (about 2.5 MB/s: an 8 MiB download lasts ~3 s). */
-export async function startPaced(g: GsraLab, port: number, file: string, push: boolean): Promise<void> {
+/**
+ * paced-stream.mjs on in1: 32 KiB every 10 ms (about 2.5 MB/s: an 8 MiB download lasts ~3 s);
+ * `push`: the server speaks first (true: at once; a number: after that many ms of silence).
+ */
+export async function startPaced(
+  g: GsraLab,
+  port: number,
+  file: string,
+  push: boolean | number,
+): Promise<void> {
   const argv = ['node', join(SERVERS, 'paced-stream.mjs'), ADDR.in1, String(port), file, '32768', '10'];
-  const p = g.lab.spawn('in1', `paced-${port}`, push ? [...argv, '--push'] : argv);
+  const how = push === true ? ['--push'] : push === false ? [] : [`--push-after=${push}`];
+  const p = g.lab.spawn('in1', `paced-${port}`, [...argv, ...how]);
   await waitFor(`paced stream on ${port}`, () => p.log.includes('listening') || !p.running);
   if (!p.running) throw new Error(`paced stream died: ${p.log}`);
 }

@@ -8,6 +8,7 @@
 // (GSRA_LONG=1): Linux's 30 s, the default 25 s keepalive, 60 s of silence.
 import t from 'tap';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ADDR } from '../lab/lab.ts';
 import { waitFor } from '../lab/exec.ts';
 import { makeRandomFile } from '../lab/services.ts';
@@ -33,7 +34,11 @@ for (const nat of ['preserving', 'symmetric'] as const) {
     ] as const) {
       await t.test(`${who}: conntrack -F mid-download, sha256 equal, stall < 2 s`, async (t) => {
         const { r, flushAt, flushed } = await downloadThroughFlush(g, port, mode, 1200);
-        t.match(flushed, /table has been emptied|flow entries have been deleted/, 'the home router forgot its mappings');
+        t.match(
+          flushed,
+          /table has been emptied|flow entries have been deleted/,
+          'the home router forgot its mappings',
+        );
         t.ok(r.firstAt < flushAt && flushAt < r.lastAt, 'the flush landed in the middle of the download');
         t.equal(r.how, 'end', 'the server closed the stream: it got through');
         t.equal(r.bytes, SIZE);
@@ -53,6 +58,38 @@ for (const nat of ['preserving', 'symmetric'] as const) {
       });
   });
 }
+
+t.test(
+  'the agent sees its public address change and every flow re-binds before its server speaks',
+  async (t) => {
+    // Only the control channel can notice here: the flow is idle when the mappings go, the server
+    // speaks 4 s later, and the agent's other probes are off (no keepalive, no quiet probes).
+    const g = await startGsraLab({
+      nat: 'symmetric',
+      control: { keepaliveSec: 1, mappingLifetimeSec: 30, sessionIdleSec: 60 },
+    });
+    t.teardown(() => g.stop());
+    const alice = await g.startAgent('en1', 'alice', {
+      config: { roaming: { persistentKeepaliveSec: 0, quietProbeMs: 0 } },
+    });
+    const size = 1024 * 1024;
+    const want = makeRandomFile(join(g.lab.dir, 'late.bin'), size);
+    await startPaced(g, 9102, join(g.lab.dir, 'late.bin'), 4000);
+    // The first KEEPALIVE (1 s after the session came up) teaches the agent its address.
+    await sleep(1200);
+    const { r, flushAt } = await downloadThroughFlush(g, 9102, 'listen', 1500);
+    t.ok(flushAt < r.firstAt, 'the mappings went while the flow was idle, before the server spoke');
+    t.equal(r.how, 'end');
+    t.equal(r.sha256, want, 'the server’s stream arrived whole');
+    const changed = g.logLines(alice.logFile).find((l) => l.message === 'public address changed');
+    t.match(changed, { from: /^203\.0\.113\.2:\d+$/, to: /^203\.0\.113\.2:\d+$/ }, 'logged by the agent');
+    t.ok(Number(changed?.probes) >= 1, `every live flow sent a probe (${changed?.probes})`);
+    t.ok(
+      g.logLines(g.gatewayLog).some((l) => l.message === 'flow roamed'),
+      'the gateway moved the flow on the probe',
+    );
+  },
+);
 
 t.test('a UDP flow idle longer than the symmetric NAT’s UDP timeout still hears its server', async (t) => {
   const natUdpSec = LONG ? 30 : 5;

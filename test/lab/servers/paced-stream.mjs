@@ -1,7 +1,8 @@
 // A TCP server that sends one file at a steady pace, for the roaming tests and the lab's story:
 // with --push it speaks first (sends as soon as a client connects, like a banner or a server
-// push); without, it waits for the client's request line first (like HTTP).
-// Usage: node paced-stream.mjs <listen-address> <port> <file> <chunk-bytes> <interval-ms> [--push]
+// push); with --push-after=<ms> it speaks first after that long a silence; without, it waits for
+// the client's request line first (like HTTP).
+// Usage: node paced-stream.mjs <listen-address> <port> <file> <chunk-bytes> <interval-ms> [--push | --push-after=<ms>]
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 
@@ -23,6 +24,7 @@ const server = createServer((sock) => {
     else sock.once('drain', () => setTimeout(next, interval));
   };
   if (mode === '--push') next();
+  else if (mode?.startsWith('--push-after=')) setTimeout(next, Number(mode.split('=')[1]));
   else sock.once('data', next);
 });
 server.listen(Number(port), host, () => console.log(`listening on ${host}:${port}`));
