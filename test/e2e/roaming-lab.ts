@@ -36,6 +36,22 @@ export async function startPaced(
   if (!p.running) throw new Error(`paced stream died: ${p.log}`);
 }
 
+/** A download from in1 by name (through GSRA), read by stream-client.mjs on en1. */
+export function startDownload(g: GsraLab, port: number, mode: 'request' | 'listen'): Promise<StreamResult> {
+  return g.lab
+    .exec('en1', ['node', join(SERVERS, 'stream-client.mjs'), IN1, String(port), mode, '30000'], {
+      timeoutMs: 40_000,
+    })
+    .then((r) => JSON.parse(r.stdout) as StreamResult);
+}
+
+/** The home router forgets every mapping (as a reboot or a NAT timeout would): conntrack -F. */
+export async function flushHomeRouter(g: GsraLab): Promise<{ at: number; message: string }> {
+  const at = Date.now();
+  const f = await g.lab.exec('hr', ['conntrack', '-F']);
+  return { at, message: (f.stdout + f.stderr).trim() };
+}
+
 /** A download from in1 by name, with the home router's conntrack table flushed `afterMs` in. */
 export async function downloadThroughFlush(
   g: GsraLab,
@@ -43,14 +59,8 @@ export async function downloadThroughFlush(
   mode: 'request' | 'listen',
   afterMs: number,
 ): Promise<{ r: StreamResult; flushAt: number; flushed: string }> {
-  const client = g.lab.exec(
-    'en1',
-    ['node', join(SERVERS, 'stream-client.mjs'), IN1, String(port), mode, '30000'],
-    { timeoutMs: 40_000 },
-  );
+  const download = startDownload(g, port, mode);
   await sleep(afterMs);
-  const flushAt = Date.now();
-  const f = await g.lab.exec('hr', ['conntrack', '-F']);
-  const r = JSON.parse((await client).stdout) as StreamResult;
-  return { r, flushAt, flushed: (f.stdout + f.stderr).trim() };
+  const f = await flushHomeRouter(g);
+  return { r: await download, flushAt: f.at, flushed: f.message };
 }

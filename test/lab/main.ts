@@ -9,6 +9,7 @@ import { Narrative } from './narrative.ts';
 import { makeRandomFile, sha256File, startCapture } from './services.ts';
 import type { IpPacket } from './pcap.ts';
 import { startGsraLab, IN1, IN2, type AgentHandle, type GsraLab } from '../e2e/gsra-lab.ts';
+import { flushHomeRouter, startDownload, startPaced, type StreamResult } from '../e2e/roaming-lab.ts';
 import {
   TCP_MAC_OVERHEAD,
   busiestFlowData,
@@ -124,6 +125,36 @@ try {
       const line = g!.logLines(alice!.logFile).find((l) => l.reason === 'not-in-group' && l.in === IN2);
       expect(line, 'no log line with the reason');
       return `refused after ${ms} ms; agent log: "${line!.message}"`;
+    },
+  );
+  let download: Promise<StreamResult> | undefined;
+  let flushAt = 0;
+  let wantStream = '';
+  await story.step(
+    `a long download from ${IN1} is running; the home router loses every mapping (conntrack -F)`,
+    async () => {
+      wantStream = makeRandomFile(join(lab.dir, 'stream.bin'), 8 * 1024 * 1024);
+      await startPaced(g!, 9100, join(lab.dir, 'stream.bin'), false);
+      download = startDownload(g!, 9100, 'request');
+      await new Promise((r) => setTimeout(r, 1200));
+      const f = await flushHomeRouter(g!);
+      flushAt = f.at;
+      return `flushed 1.2 s into an 8 MiB download at 2.5 MB/s: "${f.message.replace(/^conntrack v[\d.]+ \(conntrack-tools\): /, '')}" — the home router now maps alice's packets anew (${nat === 'symmetric' ? 'to a new public port' : 'to the same port if it is free'}) and the gateway's packets for the old mapping are lost`;
+    },
+  );
+  await story.step(
+    'the download finishes intact: the gateway followed the flow to its new mapping',
+    async () => {
+      const r = await download!;
+      expect(r.how === 'end' && r.firstAt < flushAt && flushAt < r.lastAt, `download ${r.how}`);
+      expect(r.sha256 === wantStream, 'sha256 mismatch');
+      expect(r.maxGapMs < 2000, `stalled ${r.maxGapMs} ms`);
+      const roamed = g!.logLines(g!.gatewayLog).filter((l) => l.message === 'flow roamed');
+      const how = roamed.length
+        ? `gateway log: "flow roamed" from ${roamed[0]!.from} to ${roamed[0]!.to}`
+        : 'the home router kept the public port, so the binding did not even move';
+      const probes = (await alice!.status()).engine.probesSent ?? 0;
+      return `sha256 ${r.sha256.slice(0, 16)}… matches; longest stall ${r.maxGapMs} ms; ${how}; alice's agent sent ${probes} probe(s) (verified by the gateway, never seen by the server)`;
     },
   );
   await story.step('gsra-agent status', async () => {
