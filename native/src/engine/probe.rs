@@ -1,7 +1,7 @@
 //! Probes (docs/pccom.md §6.1): packets the agent's engine makes itself on a live flow, so that
 //! the gateway hears the flow from wherever the home NAT maps it now. A probe is a verifying packet
 //! that no end sees: for TCP a bare ACK at the connection's current position carrying the probe
-//! form of the PCCOM option (a 48-bit probe number, one higher each time); for UDP an empty
+//! form of the PCCOM option (a 48-bit probe number, rising: see `next_probe_number`); for UDP an empty
 //! datagram whose trailer names d = 0, under the flow's next counter. The gateway verifies it,
 //! moves the binding if it came from a new source and is newer than every probe before it (a
 //! replayed probe never is), and consumes it.
@@ -78,7 +78,7 @@ pub fn make(f: &mut Flow, now: u64) -> Option<Vec<u8>> {
         let ext_ack = f.rxseq.extend(ack);
         let (isn_sender, isn_receiver) = f.conn.isns_out(TCP_ACK, seq);
         let pos = TcpPos { ext_seq, ext_ack, isn_sender, isn_receiver };
-        let n = f.probe_tx + 1;
+        let n = next_probe_number(f.probe_tx);
         pccom::tcp_protect_with(&mut p, &ip, &tcp, &mut f.tx, &pos, 0, Some(n)).ok()?;
         f.probe_tx = n;
         p
@@ -95,6 +95,14 @@ pub fn make(f: &mut Flow, now: u64) -> Option<Vec<u8>> {
     f.last_out = now;
     f.last_probe = now;
     Some(pkt)
+}
+
+/// The next probe number: above the last one, and at least the wall clock in milliseconds, so that
+/// the numbers keep rising across a restart of the agent (whose flows the gateway still holds, with
+/// the highest number it accepted) without storing them. 48 bits of milliseconds last 8 900 years.
+fn next_probe_number(last: u64) -> u64 {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    std::cmp::max(last + 1, wall & ((1u64 << 48) - 1))
 }
 
 impl Engine {
