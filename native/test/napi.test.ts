@@ -161,6 +161,27 @@ t.test('flowStats counts the payload apart from whole packets, and names a FIN',
   t.equal(gw.flowStats(7)!.close, 'fin');
 });
 
+t.test(
+  'probe(): the agent’s probe re-binds the flow at the gateway from a new source and is consumed',
+  async (t) => {
+    const { agent, gw, data } = established();
+    t.equal(gw.process(data, 'in').verdict, 'accept');
+    t.equal(agent.probe(), 1, 'every live flow: one');
+    const [out] = agent.takeReleased();
+    t.equal(out!.hook, 'out');
+    t.ok(checksumsOk(out!.packet));
+    const moved = nat(out!.packet, true, [PEN, S], [GHR, M + 1]);
+    t.same(gw.process(moved, 'in'), { verdict: 'drop', reason: 'probe' });
+    t.equal(gw.stats().probesReceived, 1);
+    t.equal(gw.stats().roamed, 1);
+    t.equal(gw.stats().dropped, 0, 'a consumed probe is no drop');
+    t.equal(gw.flowStats(7)!.m, M + 1);
+    t.equal(agent.stats().probesSent, 1);
+    t.equal(agent.probe(99), 0, 'no such flow');
+    t.equal(gw.probe(), 0, 'the gateway makes none');
+  },
+);
+
 t.test('removeFlow removes a flow once', async (t) => {
   const { gw } = established();
   t.ok(gw.removeFlow(7));

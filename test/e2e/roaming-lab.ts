@@ -37,12 +37,28 @@ export async function startPaced(
 }
 
 /** A download from in1 by name (through GSRA), read by stream-client.mjs on en1. */
-export function startDownload(g: GsraLab, port: number, mode: 'request' | 'listen'): Promise<StreamResult> {
-  return g.lab
-    .exec('en1', ['node', join(SERVERS, 'stream-client.mjs'), IN1, String(port), mode, '30000'], {
-      timeoutMs: 40_000,
-    })
-    .then((r) => JSON.parse(r.stdout) as StreamResult);
+export function startDownload(
+  g: GsraLab,
+  port: number,
+  mode: 'request' | 'listen',
+): { reached(what: 'connected' | 'receiving'): Promise<void>; result: Promise<StreamResult> } {
+  const p = g.lab.spawn('en1', `stream-client-${port}`, [
+    'node',
+    join(SERVERS, 'stream-client.mjs'),
+    IN1,
+    String(port),
+    mode,
+    '30000',
+  ]);
+  return {
+    reached: (what) =>
+      waitFor(`the download to be ${what}`, () => p.log.includes(what) || !p.running, 20_000),
+    result: p.wait().then(() => {
+      const line = p.log.split('\n').find((l) => l.startsWith('{'));
+      if (!line) throw new Error(`stream-client printed no result: ${p.log}`);
+      return JSON.parse(line) as StreamResult;
+    }),
+  };
 }
 
 /** The home router forgets every mapping (as a reboot or a NAT timeout would): conntrack -F. */
@@ -52,15 +68,20 @@ export async function flushHomeRouter(g: GsraLab): Promise<{ at: number; message
   return { at, message: (f.stdout + f.stderr).trim() };
 }
 
-/** A download from in1 by name, with the home router's conntrack table flushed `afterMs` in. */
+/**
+ * A download from in1 by name, with the home router's conntrack table flushed `afterMs` after the
+ * client reached `when` (connected, or receiving: 256 KiB in).
+ */
 export async function downloadThroughFlush(
   g: GsraLab,
   port: number,
   mode: 'request' | 'listen',
+  when: 'connected' | 'receiving',
   afterMs: number,
 ): Promise<{ r: StreamResult; flushAt: number; flushed: string }> {
   const download = startDownload(g, port, mode);
+  await download.reached(when);
   await sleep(afterMs);
   const f = await flushHomeRouter(g);
-  return { r: await download, flushAt: f.at, flushed: f.message };
+  return { r: await download.result, flushAt: f.at, flushed: f.message };
 }

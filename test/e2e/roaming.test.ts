@@ -33,7 +33,7 @@ for (const nat of ['preserving', 'symmetric'] as const) {
       [9101, 'listen', 'the server speaks first'],
     ] as const) {
       await t.test(`${who}: conntrack -F mid-download, sha256 equal, stall < 2 s`, async (t) => {
-        const { r, flushAt, flushed } = await downloadThroughFlush(g, port, mode, 1200);
+        const { r, flushAt, flushed } = await downloadThroughFlush(g, port, mode, 'receiving', 500);
         t.match(
           flushed,
           /table has been emptied|flow entries have been deleted/,
@@ -77,7 +77,7 @@ t.test(
     await startPaced(g, 9102, join(g.lab.dir, 'late.bin'), 4000);
     // The first KEEPALIVE (1 s after the session came up) teaches the agent its address.
     await sleep(1200);
-    const { r, flushAt } = await downloadThroughFlush(g, 9102, 'listen', 1500);
+    const { r, flushAt } = await downloadThroughFlush(g, 9102, 'listen', 'connected', 1500);
     t.ok(flushAt < r.firstAt, 'the mappings went while the flow was idle, before the server spoke');
     t.equal(r.how, 'end');
     t.equal(r.sha256, want, 'the server’s stream arrived whole');

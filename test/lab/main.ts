@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ADDR } from './lab.ts';
+import { waitFor } from './exec.ts';
 import { Narrative } from './narrative.ts';
 import { makeRandomFile, sha256File, startCapture } from './services.ts';
 import type { IpPacket } from './pcap.ts';
@@ -80,9 +81,13 @@ try {
     expect(got === want, 'sha256 mismatch');
     const [inetPkts, lanPkts] = [await inet.stop(), await lan.stop()];
     capture = { inetPkts, lanPkts };
-    const aliases = g!
-      .logLines(g!.gatewayLog)
-      .filter((l) => l.step === 'ftp-alias' && l.decision === 'allow');
+    // The gateway's log lines reach its file through a pipe: wait for them (bounded).
+    const aliasLines = () =>
+      g!.logLines(g!.gatewayLog).filter((l) => l.step === 'ftp-alias' && l.decision === 'allow');
+    await waitFor('the FTP ALG decisions in the gateway log', () => aliasLines().length >= 2, 3000).catch(
+      () => {},
+    );
+    const aliases = aliasLines();
     expect(aliases.length >= 2, 'the gateway’s FTP ALG reserved no data port');
     return `4 MiB, sha256 ${got.slice(0, 16)}… matches; the gateway’s FTP ALG rewrote ${aliases.length} PASV replies to the VIN and reserved each data port in advance`;
   });
@@ -135,11 +140,13 @@ try {
     async () => {
       wantStream = makeRandomFile(join(lab.dir, 'stream.bin'), 8 * 1024 * 1024);
       await startPaced(g!, 9100, join(lab.dir, 'stream.bin'), false);
-      download = startDownload(g!, 9100, 'request');
-      await new Promise((r) => setTimeout(r, 1200));
+      const d = startDownload(g!, 9100, 'request');
+      download = d.result;
+      await d.reached('receiving');
+      await new Promise((r) => setTimeout(r, 500));
       const f = await flushHomeRouter(g!);
       flushAt = f.at;
-      return `flushed 1.2 s into an 8 MiB download at 2.5 MB/s: "${f.message.replace(/^conntrack v[\d.]+ \(conntrack-tools\): /, '')}" — the home router now maps alice's packets anew (${nat === 'symmetric' ? 'to a new public port' : 'to the same port if it is free'}) and the gateway's packets for the old mapping are lost`;
+      return `flushed half a second after the first 256 KiB of an 8 MiB download at 2.5 MB/s: "${f.message.replace(/^conntrack v[\d.]+ \(conntrack-tools\): /, '')}" — the home router now maps alice's packets anew (${nat === 'symmetric' ? 'to a new public port' : 'to the same port if it is free'}) and the gateway's packets for the old mapping are lost`;
     },
   );
   await story.step(

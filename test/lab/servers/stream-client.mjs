@@ -1,7 +1,7 @@
 // The client side of paced-stream.mjs: connects (by name: through GSRA, to a VIN), sends a
 // request line unless the server speaks first, reads to the end and prints one JSON line:
 // bytes, sha256, the longest gap between two arrivals (the stall) and when it began (ms after
-// the first byte), and the wall-clock times of the first and the last byte. Usage: node stream-client.mjs <host> <port> <request|listen> <timeout-ms>
+// the first byte), and the wall-clock times; says 'connected', then 'receiving' after 256 KiB, on stderr; of the first and the last byte. Usage: node stream-client.mjs <host> <port> <request|listen> <timeout-ms>
 import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
 
@@ -14,6 +14,7 @@ let firstAt = 0;
 let maxGapMs = 0;
 let gapAtMs = 0;
 const sock = connect({ host, port: Number(port) }, () => {
+  console.error('connected');
   if (mode === 'request') sock.write('GET\n');
 });
 const timer = setTimeout(() => finish('timeout'), Number(timeoutArg));
@@ -27,6 +28,7 @@ sock.on('data', (d) => {
     gapAtMs = last - first;
   }
   last = now;
+  if (bytes < 256 * 1024 && bytes + d.length >= 256 * 1024) console.error('receiving');
   bytes += d.length;
   hash.update(d);
 });
