@@ -43,7 +43,8 @@ export interface AgentConfig {
   stateDir: string;
   /** Linux backend: NFQUEUE numbers. */
   /** [outbound queue, inbound queue]. */
-  engine: { queues: [number, number] };
+  /** spinUs, gso: the Linux queue threads' data-path options (docs/performance.md). */
+  engine: { queues: [number, number]; spinUs: number; gso: boolean };
   /**
    * Flows behind a home NAT (docs/pccom.md §6.1): a live flow that sent nothing for
    * `persistentKeepaliveSec` sends a probe that keeps the NAT's mapping (as WireGuard's

@@ -20,6 +20,9 @@ export interface LinuxDataPlaneOptions {
   queues: [number, number];
   /** The agent's DNS zones and the resolvers the PC asks (empty: any). */
   dns: { zones: string[]; resolvers: string[] };
+  /** Queue threads: µs of polling before sleeping; GSO super-packets on the sending side (NfqueueOptions). */
+  spinUs?: number;
+  gso?: boolean;
   netns?: string;
 }
 
@@ -46,6 +49,8 @@ export class LinuxDataPlane extends EngineDataPlane {
         { num: this.o.queues[0], hook: 'out' },
         { num: this.o.queues[1], hook: 'in' },
       ],
+      spinUs: this.o.spinUs,
+      gso: this.o.gso,
     });
     // A crashed agent's rules are still there (they dropped meanwhile): keep them, add what is
     // missing - never a moment without them, when a VIN packet would leave untranslated.
@@ -78,6 +83,8 @@ export function createDataPlane(c: AgentConfig): LinuxDataPlane {
     ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
     queues: c.engine.queues,
     dns: { zones: c.zones, resolvers: dnsResolvers(c) },
+    spinUs: c.engine.spinUs,
+    gso: c.engine.gso,
   });
 }
 

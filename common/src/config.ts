@@ -148,7 +148,7 @@ export const schemaParts = {
       port: { type: 'integer', minimum: 1, maximum: 65535, default: defaultPort },
     },
   }),
-  /** `engine: { queues: [a, b] }`: the two NFQUEUE numbers of the packet engine. */
+  /** `engine: { queues: [a, b], spinUs, gso }`: the two NFQUEUE numbers of the packet engine and its data-path options (docs/performance.md). */
   engine: {
     type: 'object',
     additionalProperties: false,
@@ -161,6 +161,10 @@ export const schemaParts = {
         maxItems: 2,
         default: [0, 1],
       },
+      /** µs a queue thread polls for more packets after a batch before it sleeps (0: sleep at once). */
+      spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 50 },
+      /** Take GSO super-packets on the sending side and segment them in user space. */
+      gso: { type: 'boolean', default: true },
     },
   },
 } as const;

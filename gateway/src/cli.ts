@@ -98,6 +98,8 @@ const linuxDataPlane: DataPlaneFactory = async (c) => {
     pgr: c.privateAddress,
     ports: { first: c.ports.first, last: c.ports.last },
     queues: c.engine.queues,
+    spinUs: c.engine.spinUs,
+    gso: c.engine.gso,
     interfaces: [c.wanInterface, c.lanInterface],
     algPorts: c.ftp.ports,
   });

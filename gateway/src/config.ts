@@ -96,6 +96,10 @@ export interface GatewayConfig {
   engine: {
     /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
     queues: [number, number];
+    /** µs a queue thread polls after a batch before sleeping (default 50; 0: off). */
+    spinUs: number;
+    /** GSO super-packets taken on the LAN side and segmented in user space (default true). */
+    gso: boolean;
   };
   /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */
   ftp: {

@@ -32,6 +32,9 @@ export interface LinuxDataPlaneOptions {
   ports: { first: number; last: number };
   /** [inQueue, outQueue]. */
   queues: [number, number];
+  /** Queue threads: µs of polling before sleeping; GSO super-packets on the sending side (NfqueueOptions). */
+  spinUs?: number;
+  gso?: boolean;
   /** Run the rules inside this network namespace (the lab); default: the current one. */
   netns?: string;
   /** [internet interface, LAN interface]: the queue rules take each side's packets only from its own interface. */
@@ -280,6 +283,8 @@ export class LinuxDataPlane implements DataPlane {
         { num: this.o.queues[0], hook: 'in' },
         { num: this.o.queues[1], hook: 'out' },
       ],
+      spinUs: this.o.spinUs,
+      gso: this.o.gso,
     });
     // The rules of a gateway that crashed are still there (closed door): keep them, add what is missing.
     ensureRules(this.rules, { netns: this.o.netns });

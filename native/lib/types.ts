@@ -206,6 +206,18 @@ export interface NfqueueOptions {
   maxLen?: number;
   /** Packets per recvmmsg (default 64, max 256). */
   batch?: number;
+  /**
+   * After a batch, poll the queue without blocking for up to this many µs before sleeping in
+   * recvmmsg (default 50, max 1000; 0: sleep at once). Saves a thread wake-up per packet while
+   * packets keep coming; an idle queue sleeps.
+   */
+  spinUs?: number;
+  /**
+   * Take GSO super-packets whole on the queues at hook 'out' (NFQA_CFG_F_GSO), cut them into
+   * segments in user space, protect each and send them in one sendmmsg (default true). A packet
+   * the engine cannot take whole falls back to the kernel's segmentation, losslessly.
+   */
+  gso?: boolean;
 }
 
 export type FailMode = 'rst' | 'unreachable' | 'prohibited' | 'silent';

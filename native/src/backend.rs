@@ -29,6 +29,10 @@ use std::sync::Arc;
 
 #[cfg(target_os = "linux")]
 mod nfq_linux;
+#[cfg(target_os = "linux")]
+mod nfq_netlink_linux;
+#[cfg(target_os = "linux")]
+mod raw_linux;
 // The Windows backend's portable parts: the WINDIVERT_ADDRESS ABI, the agent's filters, batching.
 pub mod windivert_abi;
 pub mod windivert_batch;
@@ -60,6 +64,10 @@ pub struct BackendConfig {
     pub max_len: u32,
     /// Packets per receive call.
     pub batch: usize,
+    /// After a batch, poll for up to this many µs before blocking (0: block at once).
+    pub spin_us: u32,
+    /// Take GSO super-packets whole on the queues at hook `out` (segmented in user space).
+    pub gso: bool,
 }
 
 /// Starts the NFQUEUE backend for `host` (Linux).

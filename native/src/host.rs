@@ -68,6 +68,12 @@ impl Host {
         .unwrap_or(Verdict::Drop(Reason::Panic))
     }
 
+    /// The payload size to cut a GSO super-packet into before `process_queued` takes each
+    /// segment, or None: let the kernel segment it (Engine::gso_size).
+    pub fn gso_size(&self, pkt: &[u8], hook: Hook) -> Option<usize> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lock(&self.eng).gso_size(pkt, hook))).unwrap_or(None)
+    }
+
     /// After a backend's batch: counts its panics, runs expiry over up to `budget` flows and takes
     /// what is pending, under one lock.
     pub fn end_batch(&self, now: u64, panics: u64, budget: usize) -> Pending {

@@ -7,6 +7,7 @@
 //! - `seqadj`: TCP sequence adjustment after an ALG changed a segment's length.
 //! - `engine`: the flow table with its PIT, and the data path — `engine/protect.rs` and
 //!   `engine/unprotect.rs` — with held packets, punts, ICMP, expiry and events around it.
+//! - `gso`: TCP segmentation of GSO super-packets taken on the sending side.
 //! - `host`: the engine as the N-API layer and the backends share it.
 //! - `backend`: the OS packet path (`backend/nfq_linux.rs`, `backend/windivert_windows.rs`).
 //! - `dpapi_windows`: DPAPI for the Windows agent's cached login.
@@ -19,6 +20,7 @@ pub mod crypto;
 #[cfg(windows)]
 pub mod dpapi_windows;
 pub mod engine;
+pub mod gso;
 pub mod host;
 mod lock;
 pub mod pccom;

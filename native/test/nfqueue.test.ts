@@ -340,6 +340,23 @@ t.test('the gateway verified every packet and translated both ways', async (t) =
   );
 });
 
+t.test('bulk TCP left both sending sides as GSO super-packets cut in user space', async (t) => {
+  // The veths keep their default offloads, so the stacks of EN and IN hand GSO packets to the
+  // out queues (NFQA_CFG_F_GSO); each was cut, protected per segment and sent with sendmmsg.
+  for (const [name, node] of [
+    ['agent', lab.agent!],
+    ['gateway', lab.gw!],
+  ] as const) {
+    node.proc.stdin!.write('stats\n');
+    const st = (await node.waitFor((o) => o.stats !== undefined)).stats as { backend: Record<string, number> };
+    const b = st.backend;
+    t.comment(`${name}: ${JSON.stringify(b)}`);
+    t.ok(b.gsoPackets! > 0, `${name}: ${b.gsoPackets} super-packets taken whole`);
+    t.ok(b.gsoSegments! > b.gsoPackets!, `${name}: cut into ${b.gsoSegments} segments`);
+    t.equal(b.sendErrors, 0, `${name}: no verdict or segment refused by the kernel`);
+  }
+});
+
 t.test('the rules of a killed agent engine stay in place (fail closed)', async (t) => {
   // Crash the agent's engine: its rules stay, nobody reads the queue, the kernel drops.
   const agent = lab.agent!.proc;

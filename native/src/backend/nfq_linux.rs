@@ -1,198 +1,44 @@
-//! Linux NFQUEUE backend, netlink written by hand (no libnetfilter_queue).
+//! Linux NFQUEUE backend: one thread and one netlink socket per queue (the netlink protocol in
+//! nfq_netlink_linux.rs). recvmmsg() takes up to `batch` packets; all verdicts of a batch go out
+//! in one sendmsg() (flushed at 200 KiB), each as NFQNL_MSG_VERDICT with the payload gathered by
+//! iovec (no copy). Fail closed: F_FAIL_OPEN is never set, rules never use --queue-bypass, so
+//! with no engine bound the kernel drops. Full L4 checksums are written on every modified packet
+//! because a payload verdict makes the skb CHECKSUM_NONE.
 //!
-//! One thread and one socket per queue. recvmmsg() takes up to `batch` packets; the engine
-//! lock is taken once per batch; all verdicts of a batch go out in one sendmsg() (flushed at
-//! 200 KiB), each as NFQNL_MSG_VERDICT with the payload gathered by iovec (no copy).
-//! Fail closed: F_FAIL_OPEN is never set, rules never use --queue-bypass, so with no engine
-//! bound the kernel drops. NFQA_CFG_F_GSO is not set: the kernel segments GSO packets before
-//! queueing, so every segment gets its own MAC. Full L4 checksums are written on every modified
-//! packet because a payload verdict makes the skb CHECKSUM_NONE.
+//! Two things cut the per-packet cost of the crossing (docs/performance.md):
+//! - **Spinning before sleeping** (`spin_us`, default 50): after a batch, the thread polls the
+//!   socket without blocking (yielding the CPU between polls) for up to `spin_us` µs, and only
+//!   then blocks in recvmmsg(). While packets keep coming no wake-up is paid; an idle queue costs
+//!   nothing (it blocks); a lone packet costs at most `spin_us` of polling. 0 turns it off.
+//! - **GSO super-packets on the sending side** (`gso`, queues at hook `out`): with
+//!   NFQA_CFG_F_GSO the kernel hands one large TCP packet instead of its segments. The thread
+//!   cuts it (gso.rs) to the local stack's segment size (Engine::gso_size), runs every segment
+//!   through the engine (its own PCCOM option and MAC), sends the protected segments with one
+//!   sendmmsg() on a raw socket (raw_linux.rs: why not a verdict) and drops the original. The
+//!   verdicts of the batch's earlier packets go first, so a flow's packets keep their order.
+//!   Fallback: a super-packet the engine cannot take whole (not a plain protected TCP flow, e.g.
+//!   UDP GSO, an ALG flow, no flow yet) or whose segments the raw socket refuses outright turns
+//!   F_GSO off on that queue and is given NF_REPEAT, so the hook runs again and the kernel
+//!   segments it as before: nothing is lost. F_GSO is asked again 10 s later. Packets a F_GSO
+//!   queue takes with a partial checksum (NFQA_SKB_CSUMNOTREADY) get a full one before the engine
+//!   sees them, as the kernel does for a queue without F_GSO.
 
-use super::{Backend, BackendConfig};
+use super::nfq_netlink_linux::*;
+use super::raw_linux::RawSender;
+use super::{Backend, BackendConfig, QueueSpec};
 use crate::engine::{Handle, Hook, Reason, Verdict};
 use crate::host::{now_ms, Host, PacketSink};
 use crate::lock::lock;
+use crate::pkt::{fix_l4_checksum, parse_ip, PROTO_TCP, PROTO_UDP};
 use std::os::raw::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-#[repr(C)]
-struct SockaddrNl {
-    family: u16,
-    pad: u16,
-    pid: u32,
-    groups: u32,
-}
-#[repr(C)]
-struct SockaddrIn {
-    family: u16,
-    port: u16,
-    addr: u32,
-    zero: [u8; 8],
-}
-#[repr(C)]
-struct Iovec {
-    base: *mut c_void,
-    len: usize,
-}
-#[repr(C)]
-struct Msghdr {
-    name: *mut c_void,
-    namelen: c_uint,
-    iov: *mut Iovec,
-    iovlen: usize,
-    control: *mut c_void,
-    controllen: usize,
-    flags: c_int,
-}
-#[repr(C)]
-struct Mmsghdr {
-    hdr: Msghdr,
-    len: c_uint,
-}
-#[repr(C)]
-struct Timeval {
-    sec: i64,
-    usec: i64,
-}
-
-extern "C" {
-    fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
-    fn bind(fd: c_int, addr: *const c_void, len: c_uint) -> c_int;
-    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: c_uint) -> c_int;
-    fn sendmsg(fd: c_int, msg: *const Msghdr, flags: c_int) -> isize;
-    fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const c_void, alen: c_uint) -> isize;
-    fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;
-    fn recvmmsg(fd: c_int, msgs: *mut Mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut c_void) -> c_int;
-    fn close(fd: c_int) -> c_int;
-}
-
-const AF_NETLINK: c_int = 16;
-const AF_INET: c_int = 2;
-const SOCK_RAW: c_int = 3;
-const SOCK_CLOEXEC: c_int = 0o2000000;
-const NETLINK_NETFILTER: c_int = 12;
-const SOL_SOCKET: c_int = 1;
-const SO_SNDBUFFORCE: c_int = 32;
-const SO_RCVBUFFORCE: c_int = 33;
-const SO_RCVTIMEO: c_int = 20;
-const SOL_NETLINK: c_int = 270;
-const NETLINK_NO_ENOBUFS: c_int = 5;
-const MSG_WAITFORONE: c_int = 0x10000;
-const IPPROTO_RAW: c_int = 255;
-
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const NFNL_SUBSYS_QUEUE: u16 = 3;
-const NFQNL_MSG_PACKET: u16 = 0;
-const NFQNL_MSG_VERDICT: u16 = 1;
-const NFQNL_MSG_CONFIG: u16 = 2;
-const NFQA_CFG_CMD: u16 = 1;
-const NFQA_CFG_PARAMS: u16 = 2;
-const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
-const NFQNL_CFG_CMD_BIND: u8 = 1;
-const NFQNL_COPY_PACKET: u8 = 2;
-const NFQA_PACKET_HDR: u16 = 1;
-const NFQA_VERDICT_HDR: u16 = 2;
-const NFQA_PAYLOAD: u16 = 10;
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-
-const SLOT: usize = 65536 + 4096;
-const FLUSH_BYTES: usize = 200 * 1024;
-const MAX_IOV: usize = 900;
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-fn errno() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
-
-/// Builds one netlink message: nlmsghdr + nfgenmsg + attributes.
-fn nl_msg(msg: u16, flags: u16, seq: u32, family: u8, res_id: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; 20];
-    for (t, v) in attrs {
-        let l = 4 + v.len();
-        b.extend_from_slice(&(l as u16).to_ne_bytes());
-        b.extend_from_slice(&t.to_ne_bytes());
-        b.extend_from_slice(v);
-        while b.len() % 4 != 0 {
-            b.push(0);
-        }
-    }
-    let len = b.len() as u32;
-    b[0..4].copy_from_slice(&len.to_ne_bytes());
-    b[4..6].copy_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | msg).to_ne_bytes());
-    b[6..8].copy_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
-    b[8..12].copy_from_slice(&seq.to_ne_bytes());
-    b[16] = family;
-    b[17] = 0;
-    b[18..20].copy_from_slice(&res_id.to_be_bytes());
-    b
-}
-
-struct Sock(c_int);
-impl Drop for Sock {
-    fn drop(&mut self) {
-        unsafe { close(self.0) };
-    }
-}
-
-fn open_queue(num: u16, max_len: u32) -> Result<Sock, String> {
-    unsafe {
-        let fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-        if fd < 0 {
-            return Err(format!("netlink socket: {}", errno()));
-        }
-        let s = Sock(fd);
-        let sa = SockaddrNl { family: AF_NETLINK as u16, pad: 0, pid: 0, groups: 0 };
-        if bind(fd, &sa as *const _ as *const c_void, std::mem::size_of::<SockaddrNl>() as c_uint) < 0 {
-            return Err(format!("netlink bind: {}", errno()));
-        }
-        let big: c_int = 16 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big as *const _ as *const c_void, 4);
-        let sb: c_int = 4 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb as *const _ as *const c_void, 4);
-        let one: c_int = 1;
-        setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one as *const _ as *const c_void, 4);
-        // Config: BIND; copy whole packets; queue length. No flags: no F_GSO, no F_FAIL_OPEN.
-        let cmd = [NFQNL_CFG_CMD_BIND, 0, 0, AF_INET as u8];
-        let mut params = [0u8; 5];
-        params[..4].copy_from_slice(&0xffffu32.to_be_bytes());
-        params[4] = NFQNL_COPY_PACKET;
-        let ml = max_len.to_be_bytes();
-        let msgs = [
-            nl_msg(NFQNL_MSG_CONFIG, NLM_F_ACK, 1, 0, num, &[(NFQA_CFG_CMD, &cmd)]),
-            nl_msg(NFQNL_MSG_CONFIG, NLM_F_ACK, 2, 0, num, &[(NFQA_CFG_PARAMS, &params)]),
-            nl_msg(NFQNL_MSG_CONFIG, NLM_F_ACK, 3, 0, num, &[(NFQA_CFG_QUEUE_MAXLEN, &ml)]),
-        ];
-        let mut sa_k = SockaddrNl { family: AF_NETLINK as u16, pad: 0, pid: 0, groups: 0 };
-        for m in msgs.iter() {
-            if sendto(fd, m.as_ptr() as *const c_void, m.len(), 0, &mut sa_k as *mut _ as *const c_void, std::mem::size_of::<SockaddrNl>() as c_uint) < 0 {
-                return Err(format!("netlink config send: {}", errno()));
-            }
-            let mut r = [0u8; 512];
-            let n = recv(fd, r.as_mut_ptr() as *mut c_void, r.len(), 0);
-            if n < 20 {
-                return Err(format!("netlink config ack: {}", errno()));
-            }
-            let ty = u16::from_ne_bytes([r[4], r[5]]);
-            if ty == NLMSG_ERROR {
-                let e = i32::from_ne_bytes([r[16], r[17], r[18], r[19]]);
-                if e != 0 {
-                    return Err(format!("NFQUEUE config for queue {} failed: {}", num, std::io::Error::from_raw_os_error(-e)));
-                }
-            }
-        }
-        let tv = Timeval { sec: 0, usec: 100_000 };
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv as *const _ as *const c_void, std::mem::size_of::<Timeval>() as c_uint);
-        Ok(s)
-    }
-}
+const MSG_DONTWAIT: c_int = 0x40;
+/// After a fallback, F_GSO is asked again this much later.
+const GSO_RETRY_MS: u64 = 10_000;
 
 pub struct Nfq {
     stop: Arc<AtomicBool>,
@@ -200,119 +46,24 @@ pub struct Nfq {
     raw: c_int,
     threads: Mutex<Vec<JoinHandle<()>>>,
     owned: Mutex<Vec<Sock>>,
-    pub received: Arc<AtomicU64>,
-    pub verdicts: Arc<AtomicU64>,
-    pub send_errors: Arc<AtomicU64>,
-    pub recv_errors: Arc<AtomicU64>,
+    c: Counters,
 }
 
-/// The verdict message header for one packet (36 bytes with the payload attribute header).
-fn verdict_header(queue: u16, id: u32, verdict: u32, payload_len: Option<usize>) -> ([u8; 36], usize) {
-    let mut h = [0u8; 36];
-    let hl = if payload_len.is_some() { 36 } else { 32 };
-    let total = hl + payload_len.map_or(0, align4);
-    h[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
-    h[4..6].copy_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT).to_ne_bytes());
-    h[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    h[16] = 0;
-    h[18..20].copy_from_slice(&queue.to_be_bytes());
-    h[20..22].copy_from_slice(&12u16.to_ne_bytes());
-    h[22..24].copy_from_slice(&NFQA_VERDICT_HDR.to_ne_bytes());
-    h[24..28].copy_from_slice(&verdict.to_be_bytes());
-    h[28..32].copy_from_slice(&id.to_be_bytes());
-    if let Some(pl) = payload_len {
-        h[32..34].copy_from_slice(&((4 + pl) as u16).to_ne_bytes());
-        h[34..36].copy_from_slice(&NFQA_PAYLOAD.to_ne_bytes());
-    }
-    (h, hl)
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    verdicts: AtomicU64,
+    send_errors: AtomicU64,
+    recv_errors: AtomicU64,
+    /// Batches taken while spinning (each a wake-up saved).
+    spin_batches: AtomicU64,
+    gso_packets: AtomicU64,
+    gso_segments: AtomicU64,
+    gso_fallbacks: AtomicU64,
 }
 
-static PAD: [u8; 4] = [0; 4];
-
-/// Gathers verdicts for one sendmsg.
-struct VerdictBatch {
-    heads: Vec<([u8; 36], usize)>,
-    iov: Vec<Iovec>,
-    bytes: usize,
-}
-
-impl VerdictBatch {
-    fn new() -> VerdictBatch {
-        VerdictBatch { heads: Vec::with_capacity(256), iov: Vec::with_capacity(1024), bytes: 0 }
-    }
-    fn send(&mut self, fd: c_int, errs: &AtomicU64, count: &AtomicU64, items: &[(u32, Option<&[u8]>)], queue: u16) {
-        self.heads.clear();
-        for (id, p) in items {
-            let v = if p.is_some() { NF_ACCEPT } else { NF_DROP };
-            self.heads.push(verdict_header(queue, *id, v, p.map(|x| x.len())));
-        }
-        self.iov.clear();
-        self.bytes = 0;
-        for (i, (_, p)) in items.iter().enumerate() {
-            let hp = self.heads[i].0.as_ptr();
-            let hl = self.heads[i].1;
-            let need = hl + p.map_or(0, |x| align4(x.len()));
-            if self.bytes + need > FLUSH_BYTES || self.iov.len() + 3 > MAX_IOV {
-                self.flush(fd, errs);
-            }
-            self.iov.push(Iovec { base: hp as *mut c_void, len: hl });
-            if let Some(p) = p {
-                self.iov.push(Iovec { base: p.as_ptr() as *mut c_void, len: p.len() });
-                let pad = align4(p.len()) - p.len();
-                if pad > 0 {
-                    self.iov.push(Iovec { base: PAD.as_ptr() as *mut c_void, len: pad });
-                }
-            }
-            self.bytes += need;
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        self.flush(fd, errs);
-    }
-    fn flush(&mut self, fd: c_int, errs: &AtomicU64) {
-        if self.iov.is_empty() {
-            return;
-        }
-        let mut sa = SockaddrNl { family: AF_NETLINK as u16, pad: 0, pid: 0, groups: 0 };
-        let m = Msghdr {
-            name: &mut sa as *mut _ as *mut c_void,
-            namelen: std::mem::size_of::<SockaddrNl>() as c_uint,
-            iov: self.iov.as_mut_ptr(),
-            iovlen: self.iov.len(),
-            control: std::ptr::null_mut(),
-            controllen: 0,
-            flags: 0,
-        };
-        if unsafe { sendmsg(fd, &m, 0) } < 0 {
-            errs.fetch_add(1, Ordering::Relaxed);
-        }
-        self.iov.clear();
-        self.bytes = 0;
-    }
-}
-
-/// Parses a packet message: returns (packet id, payload).
-fn parse_packet_msg(m: &[u8]) -> Option<(u32, &[u8])> {
-    if m.len() < 20 {
-        return None;
-    }
-    let mut i = 20;
-    let mut id = None;
-    let mut payload = None;
-    while i + 4 <= m.len() {
-        let l = u16::from_ne_bytes([m[i], m[i + 1]]) as usize;
-        let t = u16::from_ne_bytes([m[i + 2], m[i + 3]]) & 0x3fff;
-        if l < 4 || i + l > m.len() {
-            break;
-        }
-        let v = &m[i + 4..i + l];
-        if t == NFQA_PACKET_HDR && v.len() >= 4 {
-            id = Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
-        } else if t == NFQA_PAYLOAD {
-            payload = Some(v);
-        }
-        i += align4(l);
-    }
-    Some((id?, payload?))
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Nfq {
@@ -322,29 +73,26 @@ impl Nfq {
         }
         let mut socks = Vec::new();
         let mut owned = Vec::new();
+        let mut gso = Vec::new();
         for q in &cfg.queues {
-            let s = open_queue(q.num, cfg.max_len)?;
+            let (s, g) = open_queue(q.num, cfg.max_len, cfg.gso && q.hook == Hook::Out)?;
             socks.push((q.num, s.0));
             owned.push(s);
+            gso.push(g);
         }
         let raw = unsafe { socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW) };
-        let nfq = Arc::new(Nfq {
-            stop: Arc::new(AtomicBool::new(false)),
-            socks,
-            raw,
-            threads: Mutex::new(Vec::new()),
-            owned: Mutex::new(owned),
-            received: Arc::new(AtomicU64::new(0)),
-            verdicts: Arc::new(AtomicU64::new(0)),
-            send_errors: Arc::new(AtomicU64::new(0)),
-            recv_errors: Arc::new(AtomicU64::new(0)),
-        });
-        for q in cfg.queues.iter().cloned() {
-            let fd = nfq.socks.iter().find(|(n, _)| *n == q.num).map(|x| x.1).unwrap_or(-1);
-            let host = host.clone();
-            let me = nfq.clone();
-            let batch = cfg.batch.clamp(1, 256);
-            let spawned = std::thread::Builder::new().name(format!("gsra-nfq{}", q.num)).spawn(move || queue_thread(host, me, fd, q.num, q.hook, batch));
+        let nfq = Arc::new(Nfq { stop: Arc::new(AtomicBool::new(false)), socks, raw, threads: Mutex::new(Vec::new()), owned: Mutex::new(owned), c: Counters::default() });
+        for (i, q) in cfg.queues.iter().cloned().enumerate() {
+            let t = Thread {
+                host: host.clone(),
+                me: nfq.clone(),
+                fd: nfq.socks[i].1,
+                q,
+                batch: cfg.batch.clamp(1, 256),
+                spin: Duration::from_micros(cfg.spin_us as u64),
+                gso: gso[i],
+            };
+            let spawned = std::thread::Builder::new().name(format!("gsra-nfq{}", t.q.num)).spawn(move || t.run());
             match spawned {
                 Ok(h) => lock(&nfq.threads).push(h),
                 Err(e) => {
@@ -357,97 +105,239 @@ impl Nfq {
     }
 }
 
-fn queue_thread(host: Arc<Host>, me: Arc<Nfq>, fd: c_int, queue: u16, hook: Hook, batch: usize) {
-    let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; SLOT]).collect();
-    let mut pkts: Vec<Vec<u8>> = (0..batch).map(|_| Vec::with_capacity(SLOT)).collect();
-    let mut iovs: Vec<Iovec> = bufs.iter_mut().map(|b| Iovec { base: b.as_mut_ptr() as *mut c_void, len: SLOT }).collect();
-    let mut hdrs: Vec<Mmsghdr> = iovs
-        .iter_mut()
-        .map(|iv| Mmsghdr { hdr: Msghdr { name: std::ptr::null_mut(), namelen: 0, iov: iv as *mut Iovec, iovlen: 1, control: std::ptr::null_mut(), controllen: 0, flags: 0 }, len: 0 })
-        .collect();
-    let mut vb = VerdictBatch::new();
-    let mut results: Vec<(u32, bool)> = Vec::with_capacity(batch);
-    while !me.stop.load(Ordering::Acquire) {
-        let n = unsafe { recvmmsg(fd, hdrs.as_mut_ptr(), batch as c_uint, MSG_WAITFORONE, std::ptr::null_mut()) };
-        if n <= 0 {
-            let e = errno();
-            match e.raw_os_error() {
-                Some(11) | Some(4) => {
-                    // EAGAIN (the 100 ms receive timeout) or EINTR: expiry keeps running while idle.
-                    host.deliver(host.end_batch(now_ms(), 0, 4096), Some(&*me));
-                    continue;
+/// One queue's thread.
+struct Thread {
+    host: Arc<Host>,
+    me: Arc<Nfq>,
+    fd: c_int,
+    q: QueueSpec,
+    batch: usize,
+    spin: Duration,
+    /// F_GSO was set on the queue.
+    gso: bool,
+}
+
+/// A queue's F_GSO state and what sends the segments.
+struct Gso {
+    raw: Option<RawSender>,
+    on: bool,
+    off_at: u64,
+    segs: Vec<Vec<u8>>,
+    accepted: Vec<usize>,
+}
+
+impl Thread {
+    fn run(self) {
+        let (fd, queue, hook, batch) = (self.fd, self.q.num, self.q.hook, self.batch);
+        let (host, me) = (&*self.host, &*self.me);
+        let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; SLOT]).collect();
+        let mut pkts: Vec<Vec<u8>> = (0..batch).map(|_| Vec::with_capacity(SLOT)).collect();
+        let mut iovs: Vec<Iovec> = bufs.iter_mut().map(|b| Iovec { base: b.as_mut_ptr() as *mut c_void, len: SLOT }).collect();
+        let mut hdrs: Vec<Mmsghdr> = iovs
+            .iter_mut()
+            .map(|iv| Mmsghdr { hdr: Msghdr { name: std::ptr::null_mut(), namelen: 0, iov: iv as *mut Iovec, iovlen: 1, control: std::ptr::null_mut(), controllen: 0, flags: 0 }, len: 0 })
+            .collect();
+        let mut vb = VerdictBatch::new();
+        // (packet id, verdict, slot in `pkts` of the bytes to pass); `sent`: verdicts already out.
+        let mut results: Vec<(u32, u32, Option<usize>)> = Vec::with_capacity(batch);
+        let mut g = Gso { raw: None, on: self.gso, off_at: 0, segs: Vec::new(), accepted: Vec::new() };
+        if self.gso {
+            match RawSender::open() {
+                Ok(r) => g.raw = Some(r),
+                Err(_) => g.on = !set_gso(fd, queue, false),
+            }
+        }
+        let mut spin_until: Option<Instant> = None;
+        while !me.stop.load(Ordering::Acquire) {
+            if self.gso && !g.on && g.raw.is_some() && now_ms().saturating_sub(g.off_at) >= GSO_RETRY_MS {
+                g.on = set_gso(fd, queue, true);
+                g.off_at = now_ms();
+            }
+            let n = receive(fd, &mut hdrs, batch, spin_until, &me.c.spin_batches);
+            if n <= 0 {
+                let e = errno();
+                spin_until = None;
+                match e.raw_os_error() {
+                    Some(11) | Some(4) => {
+                        // EAGAIN (the 100 ms receive timeout) or EINTR: expiry keeps running while idle.
+                        host.deliver(host.end_batch(now_ms(), 0, 4096), Some(me));
+                        continue;
+                    }
+                    Some(105) => {
+                        add(&me.c.recv_errors, 1);
+                        continue;
+                    } // ENOBUFS
+                    _ => {
+                        add(&me.c.recv_errors, 1);
+                        if me.stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
                 }
-                Some(105) => {
-                    me.recv_errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                } // ENOBUFS
-                _ => {
-                    me.recv_errors.fetch_add(1, Ordering::Relaxed);
-                    if me.stop.load(Ordering::Acquire) {
+            }
+            let n = n as usize;
+            results.clear();
+            let mut sent = 0;
+            let now = now_ms();
+            // Per packet: table work under the engine lock (short), crypto under the flow's own lock
+            // only, so threads of different queues run their AES/HMAC in parallel.
+            let mut panics = 0u64;
+            for i in 0..n {
+                let len = std::cmp::min(hdrs[i].len as usize, SLOT);
+                let msg = &bufs[i][..len];
+                // A datagram may carry several netlink messages; packets are one per message.
+                let mut off = 0;
+                while off + 16 <= msg.len() {
+                    let ml = u32::from_ne_bytes([msg[off], msg[off + 1], msg[off + 2], msg[off + 3]]) as usize;
+                    if ml < 16 || off + ml > msg.len() {
                         break;
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                }
-            }
-        }
-        let n = n as usize;
-        results.clear();
-        let now = now_ms();
-        // Per packet: table work under the engine lock (short), crypto under the flow's own lock
-        // only, so threads of different queues run their AES/HMAC in parallel.
-        let mut panics = 0u64;
-        for i in 0..n {
-            let len = std::cmp::min(hdrs[i].len as usize, SLOT);
-            let msg = &bufs[i][..len];
-            // A datagram may carry several netlink messages; packets are one per message.
-            let mut off = 0;
-            while off + 16 <= msg.len() {
-                let ml = u32::from_ne_bytes([msg[off], msg[off + 1], msg[off + 2], msg[off + 3]]) as usize;
-                if ml < 16 || off + ml > msg.len() {
-                    break;
-                }
-                let ty = u16::from_ne_bytes([msg[off + 4], msg[off + 5]]);
-                if ty == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) {
-                    if let Some((id, payload)) = parse_packet_msg(&msg[off..off + ml]) {
-                        me.received.fetch_add(1, Ordering::Relaxed);
-                        let slot = results.len();
-                        if slot < pkts.len() {
-                            let p = &mut pkts[slot];
-                            p.clear();
-                            p.extend_from_slice(payload);
-                            let v = host.process_queued(p, hook, Handle::Queued { queue, id }, now);
-                            if v == Verdict::Drop(Reason::Panic) {
-                                panics += 1;
+                    let ty = u16::from_ne_bytes([msg[off + 4], msg[off + 5]]);
+                    if ty == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) {
+                        if let Some(pm) = parse_packet_msg(&msg[off..off + ml]) {
+                            add(&me.c.received, 1);
+                            let slot = results.len();
+                            if pm.info & NFQA_SKB_GSO != 0 {
+                                // The verdicts so far go first: a flow's packets keep their order.
+                                vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&results[sent..], &pkts), queue);
+                                sent = results.len();
+                                let v = self.take_gso(&mut g, &pm, now, &mut panics);
+                                results.push((pm.id, v, None));
+                            } else if slot < pkts.len() {
+                                let p = &mut pkts[slot];
+                                p.clear();
+                                p.extend_from_slice(pm.payload);
+                                if pm.info & NFQA_SKB_CSUMNOTREADY != 0 {
+                                    complete_checksum(p);
+                                }
+                                let v = host.process_queued(p, hook, Handle::Queued { queue, id: pm.id }, now);
+                                if v == Verdict::Drop(Reason::Panic) {
+                                    panics += 1;
+                                }
+                                match v {
+                                    Verdict::Accept => results.push((pm.id, NF_ACCEPT, Some(slot))),
+                                    Verdict::Drop(_) => results.push((pm.id, NF_DROP, None)),
+                                    Verdict::Held | Verdict::Punted(_) => {}
+                                }
+                            } else {
+                                results.push((pm.id, NF_DROP, None));
                             }
-                            match v {
-                                Verdict::Accept => results.push((id, true)),
-                                Verdict::Drop(_) => results.push((id, false)),
-                                Verdict::Held | Verdict::Punted(_) => {}
-                            }
-                        } else {
-                            results.push((id, false));
                         }
                     }
+                    off += align4(ml);
                 }
-                off += align4(ml);
+            }
+            let pending = host.end_batch(now, panics, 64);
+            // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
+            vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&results[sent..], &pkts), queue);
+            host.deliver(pending, Some(me));
+            spin_until = if self.spin.as_micros() > 0 { Some(Instant::now() + self.spin) } else { None };
+        }
+    }
+
+    /// A GSO super-packet: cut, protect and send its segments; the original's verdict is DROP
+    /// (sent) or REPEAT (the kernel segments it: the fallback).
+    fn take_gso(&self, g: &mut Gso, pm: &PacketMsg, now: u64, panics: &mut u64) -> u32 {
+        let (host, c, hook) = (&*self.host, &self.me.c, self.q.hook);
+        let cut = match (&g.raw, host.gso_size(pm.payload, hook)) {
+            (Some(_), Some(size)) => crate::gso::segment_tcp(pm.payload, size, &mut g.segs).ok(),
+            _ => None,
+        };
+        let k = match cut {
+            Some(k) => k,
+            None => return self.gso_fallback(g),
+        };
+        g.accepted.clear();
+        for j in 0..k {
+            match host.process_queued(&mut g.segs[j], hook, Handle::Memory, now) {
+                Verdict::Accept => g.accepted.push(j),
+                Verdict::Drop(Reason::Panic) => *panics += 1,
+                _ => {}
             }
         }
-        let pending = host.end_batch(now, panics, 64);
-        // Verdicts for this batch in one sendmsg (flushed at 200 KiB).
-        {
-            let items: Vec<(u32, Option<&[u8]>)> = results.iter().enumerate().map(|(i, (id, ok))| (*id, if *ok { Some(&pkts[i][..]) } else { None })).collect();
-            vb.send(fd, &me.send_errors, &me.verdicts, &items, queue);
+        let segs: Vec<&[u8]> = g.accepted.iter().map(|&j| &g.segs[j][..]).collect();
+        let r = match g.raw.as_mut() {
+            Some(raw) => raw.send(&segs, pm.mark),
+            None => Err((0, std::io::Error::from_raw_os_error(9))),
+        };
+        match r {
+            Ok(()) => {
+                add(&c.gso_packets, 1);
+                add(&c.gso_segments, segs.len() as u64);
+                NF_DROP
+            }
+            // Nothing left: the kernel segments it (the engine saw these positions once already,
+            // as it sees a retransmission).
+            Err((0, _)) => {
+                add(&c.send_errors, 1);
+                self.gso_fallback(g)
+            }
+            // Some segments left: TCP retransmits the others.
+            Err((sent, _)) => {
+                add(&c.send_errors, 1);
+                add(&c.gso_segments, sent as u64);
+                NF_DROP
+            }
         }
-        host.deliver(pending, Some(&*me));
     }
+
+    /// F_GSO off on this queue (asked again GSO_RETRY_MS later) and the packet through the hook
+    /// again, to come back segmented by the kernel; DROP if F_GSO could not be turned off.
+    fn gso_fallback(&self, g: &mut Gso) -> u32 {
+        add(&self.me.c.gso_fallbacks, 1);
+        if g.on {
+            g.on = !set_gso(self.fd, self.q.num, false);
+            g.off_at = now_ms();
+        }
+        if g.on {
+            NF_DROP
+        } else {
+            NF_REPEAT
+        }
+    }
+}
+
+/// The verdict items of `results` (bytes from `pkts`).
+fn items<'a>(results: &[(u32, u32, Option<usize>)], pkts: &'a [Vec<u8>]) -> Vec<(u32, u32, Option<&'a [u8]>)> {
+    results.iter().map(|&(id, v, slot)| (id, v, slot.map(|s| &pkts[s][..]))).collect()
+}
+
+/// A TCP or UDP packet with only the pseudo-header's partial sum gets its full checksum.
+fn complete_checksum(p: &mut [u8]) {
+    if let Ok(ip) = parse_ip(p, false) {
+        if (ip.proto == PROTO_TCP || ip.proto == PROTO_UDP) && !crate::pkt::is_fragment(p) && ip.total >= ip.ihl + 8 {
+            fix_l4_checksum(p, ip.ihl, ip.total, ip.proto);
+        }
+    }
+}
+
+/// recvmmsg(): first polling without blocking until `spin_until` (yielding the CPU between
+/// polls), then blocking (up to the socket's 100 ms timeout).
+fn receive(fd: c_int, hdrs: &mut [Mmsghdr], batch: usize, spin_until: Option<Instant>, spun: &AtomicU64) -> c_int {
+    if let Some(until) = spin_until {
+        loop {
+            let n = unsafe { recvmmsg(fd, hdrs.as_mut_ptr(), batch as c_uint, MSG_WAITFORONE | MSG_DONTWAIT, std::ptr::null_mut()) };
+            if n > 0 {
+                add(spun, 1);
+                return n;
+            }
+            if errno().raw_os_error() != Some(11) || Instant::now() >= until {
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+    unsafe { recvmmsg(fd, hdrs.as_mut_ptr(), batch as c_uint, MSG_WAITFORONE, std::ptr::null_mut()) }
 }
 
 impl PacketSink for Nfq {
     fn verdict(&self, queue: u16, id: u32, bytes: Option<&[u8]>) -> Result<(), String> {
         let fd = self.socks.iter().find(|(n, _)| *n == queue).map(|x| x.1).ok_or("unknown queue")?;
         let mut vb = VerdictBatch::new();
-        vb.send(fd, &self.send_errors, &self.verdicts, &[(id, bytes)], queue);
+        let v = if bytes.is_some() { NF_ACCEPT } else { NF_DROP };
+        vb.send(fd, &self.c.send_errors, &self.c.verdicts, &[(id, v, bytes)], queue);
         Ok(())
     }
     fn inject(&self, _hook: Hook, bytes: &[u8]) -> Result<(), String> {
@@ -486,10 +376,14 @@ impl Backend for Nfq {
     }
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![
-            ("received", self.received.load(Ordering::Relaxed)),
-            ("verdicts", self.verdicts.load(Ordering::Relaxed)),
-            ("sendErrors", self.send_errors.load(Ordering::Relaxed)),
-            ("recvErrors", self.recv_errors.load(Ordering::Relaxed)),
+            ("received", self.c.received.load(Ordering::Relaxed)),
+            ("verdicts", self.c.verdicts.load(Ordering::Relaxed)),
+            ("sendErrors", self.c.send_errors.load(Ordering::Relaxed)),
+            ("recvErrors", self.c.recv_errors.load(Ordering::Relaxed)),
+            ("spinBatches", self.c.spin_batches.load(Ordering::Relaxed)),
+            ("gsoPackets", self.c.gso_packets.load(Ordering::Relaxed)),
+            ("gsoSegments", self.c.gso_segments.load(Ordering::Relaxed)),
+            ("gsoFallbacks", self.c.gso_fallbacks.load(Ordering::Relaxed)),
         ]
     }
 }

@@ -160,6 +160,11 @@ pub struct Flow {
     pub c: FlowCounters,
     /// The latest packet from the internet failed verification (cleared by one that verifies).
     pub last_in_failed: bool,
+    /// TCP: the MSS the local stack was told by the remote end's SYN (0 = none seen) and the path
+    /// MTU an ICMP "fragmentation needed" told it (0 = none): the segment size of its GSO
+    /// super-packets (gso.rs).
+    pub seg_mss: u16,
+    pub seg_mtu: u16,
     /// Allocated at the first failure (most flows never have one).
     vfail: Option<Box<VerifyFailures>>,
 }
@@ -230,6 +235,8 @@ impl Flow {
             probe_rx: 0,
             c: FlowCounters::default(),
             last_in_failed: false,
+            seg_mss: 0,
+            seg_mtu: 0,
             vfail: None,
         })
     }

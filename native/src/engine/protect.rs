@@ -203,3 +203,42 @@ fn compat_seal(pkt: &mut Vec<u8>, ip: &Ip, proto: u8, payload: (usize, usize), p
     let nip = Ip { src: to.0, dst: to.2, ..*ip };
     pccom::compat_seal(pkt, &nip, proto, payload.0, &f.tx)
 }
+
+impl Engine {
+    /// The payload size a TCP GSO super-packet taken at `out` is cut to (gso.rs): the segment
+    /// size of the local stack, from the MSS its peer announced and the path MTU it was told
+    /// (Flow::seg_mss, seg_mtu). None when the engine cannot take the super-packet as segments
+    /// of a flow it simply protects — not TCP, a punt rule, no flow (the packet would be held),
+    /// the handshake not seen, an ALG flow (its segments go to TypeScript one by one), compat
+    /// mode, another source: the backend then lets the kernel segment it.
+    pub fn gso_size(&self, pkt: &[u8], hook: Hook) -> Option<usize> {
+        if hook != Hook::Out {
+            return None;
+        }
+        let ip = parse_ip(pkt, false).ok()?;
+        if ip.proto != PROTO_TCP || is_fragment(pkt) || self.punt_rule_matches(pkt, &ip, hook) {
+            return None;
+        }
+        let tcp = parse_tcp(pkt, &ip).ok()?;
+        let flow = match self.cfg.role {
+            Role::Agent => self.table.vat_out(&(ip.proto, ip.src, tcp.sport, ip.dst, tcp.dport))?,
+            Role::Gateway if ip.dst == self.cfg.pgr => self.table.by_port(ip.proto, tcp.dport)?,
+            Role::Gateway => return None,
+        };
+        let f = lock(flow);
+        if f.compat || f.seg_mss == 0 {
+            return None;
+        }
+        if let End::Gateway(g) = &f.end {
+            if g.alg || g.pin != ip.src || f.d != tcp.sport || f.destinations().is_none() {
+                return None;
+            }
+        }
+        let s = crate::gso::segment_size(f.seg_mss, f.seg_mtu, tcp.hlen);
+        if s < crate::gso::MIN_MSS {
+            None
+        } else {
+            Some(s)
+        }
+    }
+}

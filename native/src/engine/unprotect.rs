@@ -206,6 +206,9 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding, roam: b
     if probe.is_some() && (!newer || f.state != FlowState::Established && f.state != FlowState::Closing) {
         return Err(Reason::Replay);
     }
+    // The MSS the local stack will be told (the sender's engine already clamped it): the size of
+    // the local stack's segments, which GSO super-packets are cut to (gso.rs).
+    let mss = if tcp.flags & TCP_SYN != 0 { Some(crate::gso::mss_option(pkt, &tcp).unwrap_or(536)) } else { None };
     let d = if f.compat {
         compat_tcp(pkt, ip, &tcp, f, ext_seq).map_err(reason_of)?;
         None
@@ -225,6 +228,9 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding, roam: b
         return Err(Reason::Closed);
     }
     f.rxseq.update(ext_seq);
+    if let Some(m) = mss {
+        f.seg_mss = m;
+    }
     let bare = pass == Pass::Bare;
     if bare {
         let nip = parse_ip(pkt, true).map_err(|_| Reason::Malformed)?;

@@ -357,7 +357,7 @@ pub fn flow_stats(js: &Js, a: &[Value]) -> R<Value> {
     Ok(o)
 }
 
-// startNfqueue(h, {queues: [{num, hook}], maxLen?, batch?})
+// startNfqueue(h, {queues: [{num, hook}], maxLen?, batch?, spinUs?, gso?})
 pub fn start_nfqueue(js: &Js, a: &[Value]) -> R<Value> {
     let inst = Instance::of(js, a[0])?;
     let o = js.get_obj(a[1], "options")?;
@@ -368,11 +368,13 @@ pub fn start_nfqueue(js: &Js, a: &[Value]) -> R<Value> {
     }
     let max_len = opt(js, o, "maxLen", |v| js.get_uint(v, "maxLen", 1e6))?.unwrap_or(8192) as u32;
     let batch = opt(js, o, "batch", |v| js.get_uint(v, "batch", 256.0))?.unwrap_or(64) as usize;
+    let spin_us = opt(js, o, "spinUs", |v| js.get_uint(v, "spinUs", 1000.0))?.unwrap_or(50) as u32;
+    let gso = opt(js, o, "gso", |v| js.get_bool(v, "gso"))?.unwrap_or(true);
     let mut running = lock(&inst.backend);
     if running.is_some() {
         return Err(JsErr::Error("a backend is already running".into()));
     }
-    *running = Some(backend::start(inst.host.clone(), BackendConfig { queues, max_len, batch }).map_err(JsErr::Error)?);
+    *running = Some(backend::start(inst.host.clone(), BackendConfig { queues, max_len, batch, spin_us, gso }).map_err(JsErr::Error)?);
     Ok(js.undefined())
 }
 
