@@ -161,8 +161,8 @@ export const schemaParts = {
         maxItems: 2,
         default: [0, 1],
       },
-      /** µs a queue thread polls for more packets after a batch before it sleeps (0: sleep at once). */
-      spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 50 },
+      /** µs a queue thread polls for more packets after a batch before it sleeps (0, the default: sleep at once). */
+      spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
       /** Take GSO super-packets on the sending side and segment them in user space. */
       gso: { type: 'boolean', default: true },
     },

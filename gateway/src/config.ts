@@ -96,7 +96,7 @@ export interface GatewayConfig {
   engine: {
     /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
     queues: [number, number];
-    /** µs a queue thread polls after a batch before sleeping (default 50; 0: off). */
+    /** µs a queue thread polls after a batch before sleeping (default 0: off; docs/performance.md). */
     spinUs: number;
     /** GSO super-packets taken on the LAN side and segmented in user space (default true). */
     gso: boolean;

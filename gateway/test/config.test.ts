@@ -25,6 +25,8 @@ t.test('a minimal config gets documented defaults', async (t) => {
   t.equal(c.ldap.refreshSec, 30);
   t.equal(c.ops.listen, '127.0.0.1');
   t.same(c.engine.queues, [0, 1]);
+  t.equal(c.engine.spinUs, 0, 'queue threads sleep at once by default');
+  t.equal(c.engine.gso, true, 'GSO super-packets taken whole by default');
 });
 
 t.test('errors name the path, what was expected and what was found', async (t) => {

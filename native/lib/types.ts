@@ -208,8 +208,9 @@ export interface NfqueueOptions {
   batch?: number;
   /**
    * After a batch, poll the queue without blocking for up to this many µs before sleeping in
-   * recvmmsg (default 50, max 1000; 0: sleep at once). Saves a thread wake-up per packet while
-   * packets keep coming; an idle queue sleeps.
+   * recvmmsg (default 0: sleep at once; max 1000). Adaptive: an empty poll backs off. Saves a
+   * thread wake-up per batch while packets keep coming, at the cost of CPU the other processes
+   * on the same cores then lack (docs/performance.md: off by default for that reason).
    */
   spinUs?: number;
   /**

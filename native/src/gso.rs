@@ -1,5 +1,5 @@
 //! TCP segmentation in user space, for GSO super-packets taken from the queue on the sending side
-//! (docs/pccom.md §9, docs/performance.md). The kernel hands a queue with `NFQA_CFG_F_GSO` one
+//! (docs/pccom.md §12, docs/performance.md). The kernel hands a queue with `NFQA_CFG_F_GSO` one
 //! large TCP packet where its stack would have put 2–45 segments on the wire; PCCOM needs a MAC
 //! on every segment, so the segments are cut here, each protected on its own, and sent in one
 //! batched call. Portable: no OS calls, unit-tested in native/tests/gso.rs.
@@ -11,7 +11,7 @@
 //!   of the segments before it; CWR only on the first segment, FIN and PSH only on the last;
 //! - at most `mss` payload bytes (the last segment gets the rest: it may be shorter);
 //! - full IP and TCP checksums (the super-packet's TCP checksum is only the pseudo-header's
-//!   partial sum, `CHECKSUM_PARTIAL`).
+//!   partial sum, `CHECKSUM_PARTIAL`); the TCP one optional (see `segment_tcp`).
 //! URG and SYN are not segmented here (the caller falls back to the kernel's segmentation).
 
 use crate::pkt::*;
@@ -50,8 +50,10 @@ pub fn segment_size(peer_mss: u16, pmtu: u16, tcp_hlen: usize) -> usize {
 
 /// Cuts the IPv4/TCP packet `pkt` into segments of at most `mss` payload bytes, into `out[..n]`
 /// (the vectors are reused; more are added as needed). Returns n. A packet whose payload fits in
-/// one segment comes back as one segment with full checksums.
-pub fn segment_tcp(pkt: &[u8], mss: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, GsoError> {
+/// one segment comes back as one segment. With `tcp_checksum` false the TCP checksum is left as
+/// the super-packet's (the engine writes a full one on every segment it protects: the backend
+/// saves a pass over the data); the IP header checksum is always right.
+pub fn segment_tcp(pkt: &[u8], mss: usize, out: &mut Vec<Vec<u8>>, tcp_checksum: bool) -> Result<usize, GsoError> {
     let ip = parse_ip(pkt, false).map_err(|_| GsoError::NotTcp)?;
     if ip.proto != PROTO_TCP || is_fragment(pkt) {
         return Err(GsoError::NotTcp);
@@ -89,7 +91,9 @@ pub fn segment_tcp(pkt: &[u8], mss: usize, out: &mut Vec<Vec<u8>>) -> Result<usi
         }
         seg[ip.ihl + 13] = flags;
         fix_ip_checksum(seg, ip.ihl);
-        fix_l4_checksum(seg, ip.ihl, total, PROTO_TCP);
+        if tcp_checksum {
+            fix_l4_checksum(seg, ip.ihl, total, PROTO_TCP);
+        }
     }
     Ok(n)
 }

@@ -28,7 +28,7 @@ fn handshake(pr: &mut Pair) {
 
 fn cut(p: &[u8], mss: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let n = segment_tcp(p, mss, &mut out).unwrap();
+    let n = segment_tcp(p, mss, &mut out, true).unwrap();
     out.truncate(n);
     out
 }
@@ -82,14 +82,29 @@ fn odd_sizes_exact_multiples_and_small_packets() {
 #[test]
 fn syn_urg_other_protocols_and_tiny_sizes_are_refused() {
     let mut out = Vec::new();
-    assert_eq!(segment_tcp(&super_up(3000, TCP_URG), 1432, &mut out), Err(GsoError::Flags));
+    assert_eq!(segment_tcp(&super_up(3000, TCP_URG), 1432, &mut out, true), Err(GsoError::Flags));
     let syn = build::tcp(PEN, S, VIN, D, ISN_EN, 0, TCP_SYN, &SYN_OPTS, b"");
-    assert_eq!(segment_tcp(&syn, 1432, &mut out), Err(GsoError::Flags));
-    assert_eq!(segment_tcp(&build::udp(PEN, S, VIN, D, &data(3000)), 1432, &mut out), Err(GsoError::NotTcp));
-    assert_eq!(segment_tcp(&super_up(3000, 0), 63, &mut out), Err(GsoError::Mss));
+    assert_eq!(segment_tcp(&syn, 1432, &mut out, true), Err(GsoError::Flags));
+    assert_eq!(segment_tcp(&build::udp(PEN, S, VIN, D, &data(3000)), 1432, &mut out, true), Err(GsoError::NotTcp));
+    assert_eq!(segment_tcp(&super_up(3000, 0), 63, &mut out, true), Err(GsoError::Mss));
     let mut bad = super_up(3000, 0);
     bad[10] ^= 0xff; // IP header checksum
-    assert_eq!(segment_tcp(&bad, 1432, &mut out), Err(GsoError::NotTcp));
+    assert_eq!(segment_tcp(&bad, 1432, &mut out, true), Err(GsoError::NotTcp));
+}
+
+#[test]
+fn without_the_tcp_checksum_only_that_field_differs() {
+    let p = super_up(3000, 0);
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    assert_eq!(segment_tcp(&p, 1432, &mut a, true).unwrap(), 3);
+    assert_eq!(segment_tcp(&p, 1432, &mut b, false).unwrap(), 3);
+    for (x, y) in a.iter().zip(b.iter()) {
+        assert!(parse_ip(y, false).is_ok());
+        assert_eq!(x[..36], y[..36]);
+        assert_eq!(x[38..], y[38..]);
+        assert_eq!(be16(y, 36), be16(&p, 36), "the super-packet's checksum field, untouched");
+    }
 }
 
 #[test]

@@ -6,10 +6,10 @@
 //! because a payload verdict makes the skb CHECKSUM_NONE.
 //!
 //! Two things cut the per-packet cost of the crossing (docs/performance.md):
-//! - **Spinning before sleeping** (`spin_us`, default 50): after a batch, the thread polls the
+//! - **Polling before sleeping** (`spin_us`; 0 = off, the default): after a batch, the thread polls the
 //!   socket without blocking (yielding the CPU between polls) for up to `spin_us` µs, and only
-//!   then blocks in recvmmsg(). While packets keep coming no wake-up is paid; an idle queue costs
-//!   nothing (it blocks); a lone packet costs at most `spin_us` of polling. 0 turns it off.
+//!   then blocks in recvmmsg(); adaptively (`Spin`): an empty poll backs off. While packets keep
+//!   coming no wake-up is paid; an idle queue costs nothing (it blocks).
 //! - **GSO super-packets on the sending side** (`gso`, queues at hook `out`): with
 //!   NFQA_CFG_F_GSO the kernel hands one large TCP packet instead of its segments. The thread
 //!   cuts it (gso.rs) to the local stack's segment size (Engine::gso_size), runs every segment
@@ -147,13 +147,14 @@ impl Thread {
                 Err(_) => g.on = !set_gso(fd, queue, false),
             }
         }
+        let mut spin = Spin { window: self.spin, skip: 0, backoff: 0 };
         let mut spin_until: Option<Instant> = None;
         while !me.stop.load(Ordering::Acquire) {
             if self.gso && !g.on && g.raw.is_some() && now_ms().saturating_sub(g.off_at) >= GSO_RETRY_MS {
                 g.on = set_gso(fd, queue, true);
                 g.off_at = now_ms();
             }
-            let n = receive(fd, &mut hdrs, batch, spin_until, &me.c.spin_batches);
+            let n = receive(fd, &mut hdrs, batch, spin_until, &mut spin, &me.c.spin_batches);
             if n <= 0 {
                 let e = errno();
                 spin_until = None;
@@ -233,7 +234,7 @@ impl Thread {
             // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
             vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&results[sent..], &pkts), queue);
             host.deliver(pending, Some(me));
-            spin_until = if self.spin.as_micros() > 0 { Some(Instant::now() + self.spin) } else { None };
+            spin_until = spin.after_batch();
         }
     }
 
@@ -242,7 +243,7 @@ impl Thread {
     fn take_gso(&self, g: &mut Gso, pm: &PacketMsg, now: u64, panics: &mut u64) -> u32 {
         let (host, c, hook) = (&*self.host, &self.me.c, self.q.hook);
         let cut = match (&g.raw, host.gso_size(pm.payload, hook)) {
-            (Some(_), Some(size)) => crate::gso::segment_tcp(pm.payload, size, &mut g.segs).ok(),
+            (Some(_), Some(size)) => crate::gso::segment_tcp(pm.payload, size, &mut g.segs, false).ok(),
             _ => None,
         };
         let k = match cut {
@@ -313,17 +314,51 @@ fn complete_checksum(p: &mut [u8]) {
     }
 }
 
+/// Whether to poll before sleeping, adaptively: polling pays only while the next batch comes
+/// within the window. A poll that ends empty makes the thread sleep at once after the next 1, 2,
+/// 4 … 64 batches; a poll that finds a batch resets that. So a stream of packets keeps the thread
+/// awake, while request/response traffic slower than the window costs at most one empty poll
+/// per 64 batches, and an idle queue sleeps.
+struct Spin {
+    window: Duration,
+    skip: u32,
+    backoff: u32,
+}
+
+impl Spin {
+    /// After a batch: poll until this instant, or None (sleep at once).
+    fn after_batch(&mut self) -> Option<Instant> {
+        if self.window.as_micros() == 0 {
+            return None;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        Some(Instant::now() + self.window)
+    }
+    fn hit(&mut self) {
+        self.backoff = 0;
+    }
+    fn miss(&mut self) {
+        self.backoff = std::cmp::min(std::cmp::max(self.backoff * 2, 1), 64);
+        self.skip = self.backoff;
+    }
+}
+
 /// recvmmsg(): first polling without blocking until `spin_until` (yielding the CPU between
 /// polls), then blocking (up to the socket's 100 ms timeout).
-fn receive(fd: c_int, hdrs: &mut [Mmsghdr], batch: usize, spin_until: Option<Instant>, spun: &AtomicU64) -> c_int {
+fn receive(fd: c_int, hdrs: &mut [Mmsghdr], batch: usize, spin_until: Option<Instant>, spin: &mut Spin, spun: &AtomicU64) -> c_int {
     if let Some(until) = spin_until {
         loop {
             let n = unsafe { recvmmsg(fd, hdrs.as_mut_ptr(), batch as c_uint, MSG_WAITFORONE | MSG_DONTWAIT, std::ptr::null_mut()) };
             if n > 0 {
                 add(spun, 1);
+                spin.hit();
                 return n;
             }
             if errno().raw_os_error() != Some(11) || Instant::now() >= until {
+                spin.miss();
                 break;
             }
             std::thread::yield_now();

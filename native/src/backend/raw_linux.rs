@@ -1,5 +1,5 @@
 //! The raw IPv4 socket a queue thread sends the protected segments of a GSO super-packet with,
-//! all of them in one sendmmsg() (docs/pccom.md §9).
+//! all of them in one sendmmsg() (docs/pccom.md §12).
 //!
 //! Why not the verdict: a verdict carries one packet per queued packet, and the kernel keeps the
 //! queued skb's GSO size when a verdict replaces its bytes (`nfqnl_mangle`), so it would cut the
