@@ -422,3 +422,37 @@ impl Backend for Nfq {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Spin;
+    use std::time::Duration;
+
+    fn polls(s: &mut Spin, batches: usize) -> usize {
+        (0..batches).filter(|_| s.after_batch().is_some()).count()
+    }
+
+    #[test]
+    fn an_empty_poll_backs_off_up_to_64_batches_and_a_hit_resets_it() {
+        let mut s = Spin { window: Duration::from_micros(50), skip: 0, backoff: 0 };
+        assert!(s.after_batch().is_some(), "polls after a batch at first");
+        let mut skipped = Vec::new();
+        for _ in 0..8 {
+            s.miss();
+            let before = polls(&mut s, 200);
+            skipped.push(200 - before);
+            // Reset the count for the next round: after the skips, every batch polls again.
+            s.skip = 0;
+        }
+        assert_eq!(skipped, vec![1, 2, 4, 8, 16, 32, 64, 64]);
+        s.hit();
+        s.miss();
+        assert_eq!(s.skip, 1, "a hit resets the back-off");
+    }
+
+    #[test]
+    fn a_zero_window_never_polls() {
+        let mut s = Spin { window: Duration::from_micros(0), skip: 0, backoff: 0 };
+        assert_eq!(polls(&mut s, 10), 0);
+    }
+}
