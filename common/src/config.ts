@@ -163,8 +163,8 @@ export const schemaParts = {
       },
       /** µs a queue thread polls for more packets after a batch before it sleeps (0, the default: sleep at once). */
       spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
-      /** Take GSO super-packets on the sending side and segment them in user space. */
-      gso: { type: 'boolean', default: true },
+      /** Take GSO super-packets on the sending side and segment them in user space (default off: docs/performance.md). */
+      gso: { type: 'boolean', default: false },
     },
   },
 } as const;

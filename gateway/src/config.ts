@@ -98,7 +98,7 @@ export interface GatewayConfig {
     queues: [number, number];
     /** µs a queue thread polls after a batch before sleeping (default 0: off; docs/performance.md). */
     spinUs: number;
-    /** GSO super-packets taken on the LAN side and segmented in user space (default true). */
+    /** GSO super-packets taken on the LAN side and segmented in user space (default false). */
     gso: boolean;
   };
   /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */

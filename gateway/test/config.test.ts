@@ -26,7 +26,7 @@ t.test('a minimal config gets documented defaults', async (t) => {
   t.equal(c.ops.listen, '127.0.0.1');
   t.same(c.engine.queues, [0, 1]);
   t.equal(c.engine.spinUs, 0, 'queue threads sleep at once by default');
-  t.equal(c.engine.gso, true, 'GSO super-packets taken whole by default');
+  t.equal(c.engine.gso, false, 'GSO super-packets left to the kernel by default');
 });
 
 t.test('errors name the path, what was expected and what was found', async (t) => {

@@ -216,7 +216,8 @@ export interface NfqueueOptions {
   /**
    * Take GSO super-packets whole on the queues at hook 'out' (NFQA_CFG_F_GSO), cut them into
    * segments in user space, protect each and send them in one sendmmsg (default true). A packet
-   * the engine cannot take whole falls back to the kernel's segmentation, losslessly.
+   * the engine cannot take whole falls back to the kernel's segmentation, losslessly. Default
+   * false (docs/performance.md: no measurable gain in the lab, and an e2e race seen with it).
    */
   gso?: boolean;
 }

@@ -10,7 +10,7 @@
 //!   socket without blocking (yielding the CPU between polls) for up to `spin_us` µs, and only
 //!   then blocks in recvmmsg(); adaptively (`Spin`): an empty poll backs off. While packets keep
 //!   coming no wake-up is paid; an idle queue costs nothing (it blocks).
-//! - **GSO super-packets on the sending side** (`gso`, queues at hook `out`): with
+//! - **GSO super-packets on the sending side** (`gso`, off by default; queues at hook `out`): with
 //!   NFQA_CFG_F_GSO the kernel hands one large TCP packet instead of its segments. The thread
 //!   cuts it (gso.rs) to the local stack's segment size (Engine::gso_size), runs every segment
 //!   through the engine (its own PCCOM option and MAC), sends the protected segments with one

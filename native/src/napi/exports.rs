@@ -369,7 +369,7 @@ pub fn start_nfqueue(js: &Js, a: &[Value]) -> R<Value> {
     let max_len = opt(js, o, "maxLen", |v| js.get_uint(v, "maxLen", 1e6))?.unwrap_or(8192) as u32;
     let batch = opt(js, o, "batch", |v| js.get_uint(v, "batch", 256.0))?.unwrap_or(64) as usize;
     let spin_us = opt(js, o, "spinUs", |v| js.get_uint(v, "spinUs", 1000.0))?.unwrap_or(0) as u32;
-    let gso = opt(js, o, "gso", |v| js.get_bool(v, "gso"))?.unwrap_or(true);
+    let gso = opt(js, o, "gso", |v| js.get_bool(v, "gso"))?.unwrap_or(false);
     let mut running = lock(&inst.backend);
     if running.is_some() {
         return Err(JsErr::Error("a backend is already running".into()));
