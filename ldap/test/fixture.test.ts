@@ -60,7 +60,8 @@ for (const how of ['exit', 'SIGTERM', 'SIGINT'] as const) {
       `import { startSlapd } from ${JSON.stringify(fixture)};
 const fx = await startSlapd();
 process.stdout.write(JSON.stringify({ pid: fx.pid, dir: fx.dir }) + '\\n');
-${how === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}
+// 'exit': exits by itself once told (SIGUSR2), after the parent has seen slapd alive.
+${how === 'exit' ? "process.on('SIGUSR2', () => process.exit(0));\n" : ''}setInterval(() => {}, 1000);
 `,
     );
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
@@ -78,7 +79,7 @@ ${how === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}
     });
     const { pid, dir } = JSON.parse(line) as { pid: number; dir: string };
     t.ok(alive(pid), 'slapd started by the child');
-    if (how !== 'exit') child.kill(how);
+    child.kill(how === 'exit' ? 'SIGUSR2' : how);
     await new Promise((r) =>
       child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
     );
