@@ -10,7 +10,8 @@ import type { GatewayConfig } from './config.ts';
 import { ControlAdmission } from './control-admission.ts';
 import { ControlLoad } from './control-load.ts';
 import { ControlSockets } from './control-sockets.ts';
-import type { DataPlane, DataPlaneEvent } from './data-plane.ts';
+import { DaemonEvents, controlType } from './daemon-events.ts';
+import type { DataPlane } from './data-plane.ts';
 import { DnsResponder } from './dns-responder.ts';
 import { FtpAlg } from './ftp-alg.ts';
 import { GatewayMetrics } from './metrics.ts';
@@ -30,9 +31,8 @@ import { statusPageFiles } from './status-page.ts';
 import { SyslogSink } from './syslog.ts';
 import { GatewayState, openGatewayStore } from './state.ts';
 
-const { GatewayControl, messageTypeName, peekPrefix, protoName } = protocol;
+const { GatewayControl } = protocol;
 type Endpoint = protocol.Endpoint;
-type GatewayEvent = protocol.GatewayEvent;
 type GatewayPolicy = protocol.GatewayPolicy;
 type GatewayResult = protocol.GatewayResult;
 
@@ -54,8 +54,6 @@ export interface GatewayDeps {
   now?: () => number;
 }
 
-/** How long a rewritten PASV reply waits for the agent to acknowledge its FTP_ALIAS. */
-const ALIAS_DELIVERY_MS = 1500;
 /** How often the engine's flow state is written to the store (when the engine exports it). */
 const FLOW_STATE_EVERY_MS = 500;
 
@@ -91,10 +89,10 @@ export class GatewayDaemon {
   private recheckRestored = false;
   private staleTimer: NodeJS.Timeout | undefined;
   private flowStateTimer: NodeJS.Timeout | undefined;
-  /** FTP_ALIAS messages in flight: their acknowledgement releases the PASV reply that names them. */
-  private aliasWaiters = new Map<string, () => void>();
   /** The alias the ALG asked for during its current call (to wait for its delivery). */
   private lastAlias: { sessionId: string; seq: bigint } | undefined;
+  /** Control and engine events: their log lines, counters and effects (daemon-events.ts). */
+  private readonly events: DaemonEvents;
   opsAddress: { address: string; port: number } | undefined;
   controlPort = 0;
 
@@ -151,7 +149,7 @@ export class GatewayDaemon {
       sessionIdleSec: config.control.sessionIdleSec,
       maxReservationsPerSession: config.ports.perUser,
     });
-    deps.dataPlane?.onEvent((e) => this.onDataPlane(e));
+    deps.dataPlane?.onEvent((e) => this.events.onDataPlane(e));
     const dp = deps.dataPlane;
     if (dp?.drops) {
       this.metrics.dropSource = () => dp.drops!();
@@ -185,6 +183,18 @@ export class GatewayDaemon {
       log: this.log,
       now: this.now,
     });
+    this.events = new DaemonEvents({
+      log: this.log,
+      metrics: this.metrics,
+      audit: this.audit,
+      ftp: this.ftp,
+      control: this.control,
+      dataPlane: deps.dataPlane,
+      sessionBook: this.sessionBook,
+      refusals: this.refusals,
+      apply: (r, flowsChanged) => this.apply(r, flowsChanged),
+      now: this.now,
+    });
     deps.dataPlane?.setAlg((seg) => {
       if (seg.direction === 'to-in') return this.ftp.fromClient(seg.t, seg.seq, seg.payload);
       this.lastAlias = undefined;
@@ -194,26 +204,7 @@ export class GatewayDaemon {
       // FTP data port by then (else it takes a pooled port): the reply leaves once the agent
       // acknowledged FTP_ALIAS, or after ALIAS_DELIVERY_MS (the data connection then takes a
       // pooled port, which works as well).
-      return alias ? this.aliasDelivered(alias).then(() => reply) : reply;
-    });
-  }
-
-  /** Resolves when the agent acknowledged FTP_ALIAS `seq` of a session (or after ALIAS_DELIVERY_MS). */
-  private aliasDelivered(a: { sessionId: string; seq: bigint }): Promise<void> {
-    const key = `${a.sessionId}/${a.seq}`;
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.aliasWaiters.delete(key);
-        this.log.warn('FTP alias not acknowledged in time: the passive reply goes on', {
-          session: a.sessionId,
-        });
-        resolve();
-      }, ALIAS_DELIVERY_MS);
-      this.aliasWaiters.set(key, () => {
-        clearTimeout(timer);
-        this.aliasWaiters.delete(key);
-        resolve();
-      });
+      return alias ? this.events.aliasDelivered(alias).then(() => reply) : reply;
     });
   }
 
@@ -384,7 +375,7 @@ export class GatewayDaemon {
       this.control.takeChanges();
       send();
     }
-    for (const e of r.events) this.onControlEvent(e);
+    for (const e of r.events) this.events.onControl(e);
     this.schedule();
   }
 
@@ -418,157 +409,6 @@ export class GatewayDaemon {
       released: unused,
     });
     this.apply(this.control.recheckAll(this.now(), (r) => r.binding !== undefined));
-  }
-
-  private onControlEvent(e: GatewayEvent): void {
-    this.sessionBook.onEvent(e, this.now());
-    this.refusals.onEvent(e, this.now());
-    switch (e.kind) {
-      case 'decision':
-        this.metrics.decisions.inc({ decision: e.decision, reason: e.reason });
-        this.log.info(e.decision === 'allow' ? 'access allowed' : 'access refused', {
-          step: e.step,
-          user: e.user,
-          group: e.group,
-          in: e.in,
-          en: e.en,
-          decision: e.decision,
-          reason: e.reason,
-        });
-        break;
-      case 'session-up':
-        this.log.info('session up', {
-          user: e.user,
-          group: e.group,
-          en: e.en,
-          session: e.sessionId,
-          gkVersion: e.gkVersion,
-        });
-        break;
-      case 'session-down':
-        this.log.info('session down', { user: e.user, session: e.sessionId, reason: e.reason });
-        break;
-      case 'reservation':
-        this.deps.dataPlane?.add(e.record);
-        break;
-      case 'reservation-ended': {
-        const r = e.record;
-        // The audit record takes the engine's counts before the data plane forgets the flow.
-        this.audit.rowEnded(r, this.deps.dataPlane?.flowCounts?.(r.id), e.cause, this.now());
-        // (the audit writes the 'flow ended' line; a flow a restart could not carry also says so)
-        if (r.binding && e.reason === 'lost')
-          this.log.info('flow lost', {
-            user: r.user,
-            group: r.group,
-            in: r.inName,
-            t: e.t,
-            reason: e.reason,
-          });
-        // The port is already back in the pool: GatewayControl gave it back through releasePorts().
-        if (e.proto === 6) this.ftp.end(e.t);
-        this.deps.dataPlane?.remove(r);
-        break;
-      }
-      case 'binding':
-        if (e.from)
-          // The home NAT mapped the flow elsewhere and a verified, newer packet came from there.
-          this.log.info('flow roamed', {
-            session: e.sessionId,
-            proto: protoName(e.proto),
-            t: e.t,
-            from: e.from,
-            to: `${e.ghr}:${e.m}`,
-          });
-        else
-          this.log.info('flow bound', {
-            session: e.sessionId,
-            proto: protoName(e.proto),
-            t: e.t,
-            ghr: `${e.ghr}:${e.m}`,
-            via: e.via,
-          });
-        break;
-      case 'mapping':
-        this.audit.mapped(e.record, this.now());
-        this.log.info('flow mapped', {
-          user: e.record.user,
-          group: e.record.group,
-          in: e.record.inName,
-          t: e.record.t,
-          d: e.record.mapping?.d,
-        });
-        break;
-      case 'peer-moved':
-        this.log.info('agent address changed', { session: e.sessionId, from: e.from, to: e.to });
-        break;
-      case 'agent-error':
-        this.log.warn('agent reported an error', { session: e.sessionId, reason: e.reason, text: e.text });
-        break;
-      case 'undelivered':
-        this.log.warn('message to agent not acknowledged', { session: e.sessionId, type: e.type });
-        break;
-      case 'delivered':
-        this.aliasWaiters.get(`${e.sessionId}/${e.seq}`)?.();
-        break;
-      case 'limit':
-        this.metrics.limitRefusals.inc({ limit: e.limit });
-        this.log.warn('limit reached', {
-          limit: e.limit,
-          user: e.user,
-          session: e.sessionId,
-          held: e.held,
-          max: e.max,
-        });
-        break;
-      case 'dropped':
-        this.metrics.controlRejected.inc({ reason: e.reason });
-        this.log.debug('control datagram dropped', { from: e.from, reason: e.reason, detail: e.detail });
-        break;
-    }
-  }
-
-  private onDataPlane(e: DataPlaneEvent): void {
-    if (e.kind === 'event-failed') {
-      this.metrics.engine.inc({ kind: 'event-failed' });
-      this.log.error('an engine event could not be handled (the others of its batch were)', {
-        event: e.event,
-        reason: e.reason,
-      });
-      return;
-    }
-    // An event about a reservation that has ended (the engine's event crossed its removal), or
-    // that a newer reservation of the same port replaced, is not about today's row: ignore it.
-    if (e.kind !== 'verify-failed') {
-      const row = this.control.reservations.get(e.proto, e.t);
-      if (e.kind === 'flow-expired' ? row?.id !== e.id : row !== undefined && row.id !== e.id) return;
-    }
-    this.metrics.engine.inc({ kind: e.kind });
-    const now = this.now();
-    switch (e.kind) {
-      case 'bound':
-        this.apply(
-          this.control.onInbandBinding({ proto: e.proto, t: e.t, ghr: e.ghr, m: e.m, d: e.d }, now),
-          [e.id],
-        );
-        break;
-      case 'verify-failed':
-        this.log.warn('packets failed verification', {
-          proto: protoName(e.proto),
-          t: e.t,
-          from: e.from,
-          count: e.count,
-        });
-        break;
-      case 'flow-expired': {
-        if (e.proto === 6) this.ftp.end(e.t);
-        this.log.info('flow expired', { proto: protoName(e.proto), t: e.t, reason: e.reason });
-        const row = this.control.reservations.get(e.proto, e.t);
-        if (row?.mapping) this.audit.engineEnded(row, e.counts, e.reason, now);
-        // its row ends too: the port goes back (cooling toward the IN if its server may hold TIME_WAIT)
-        this.apply(this.control.flowEnded({ proto: e.proto, t: e.t, id: e.id, closedBy: e.closedBy }));
-        break;
-      }
-    }
   }
 
   /** After a policy refresh: every reservation and flow is decided again; refused ones end now. */
@@ -675,7 +515,7 @@ export class GatewayDaemon {
     if (this.timer) clearTimeout(this.timer);
     if (this.staleTimer) clearInterval(this.staleTimer);
     if (this.flowStateTimer) clearInterval(this.flowStateTimer);
-    for (const release of [...this.aliasWaiters.values()]) release();
+    this.events.releaseAliasWaiters();
     this.sockets?.close();
     this.sockets = undefined;
     this.load.stop();
@@ -693,14 +533,5 @@ export class GatewayDaemon {
     await this.state?.close();
     await this.directory.close();
     this.log.info('gateway stopped');
-  }
-}
-
-/** A control datagram's message type, for the message counter (a bounded set of labels). */
-function controlType(data: Buffer): string {
-  try {
-    return messageTypeName(peekPrefix(data).type) ?? 'unknown';
-  } catch {
-    return 'not-gsra';
   }
 }
