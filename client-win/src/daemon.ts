@@ -2,12 +2,14 @@
 // user is in, rewrites DNS answers for internal names to VINs (and reserves ports for that IN
 // right then, so the first connection rarely waits), installs a VAT entry when an application's
 // first packet to a VIN is held, fails refused flows at once with a reason, and reports status.
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DropSummary } from '@gsra/native';
 import { AgentFlows } from './agent-flows.ts';
 import { AgentState, openAgentStore, type SavedAgent } from './agent-state.ts';
+import { agentStatus, type AgentStatus } from './agent-status.ts';
+import { onControlEvent, RELOGIN_MIN_MS, type ControlEventHost, type Session } from './control-events.ts';
 import { GATEWAY_BUSY_MS, WaitingConnections } from './waiting.ts';
 import type { AgentConfig } from './config.ts';
 import { credentialsExpireAt, credentialsTooOld, type Credentials } from './credentials.ts';
@@ -16,61 +18,17 @@ import { DnsAnswers } from './dns-answers.ts';
 import { DnsGuard } from './dns-guard.ts';
 import { AgentMetrics } from './metrics.ts';
 import { VinTable } from './vin.ts';
-import { ACCOUNT_REASONS, loginRefusalWords, refusalWords, sessionDownWords, versionWords } from './words.ts';
+import { refusalWords } from './words.ts';
 
 type AgentResult = protocol.AgentResult;
-type AgentEvent = protocol.AgentEvent;
 type ProtoNumber = protocol.ProtoNumber;
 
 const { protoName } = protocol;
-/** After a failed or lost session, try again after this long (doubling to 30 s). */
-const RELOGIN_MIN_MS = 1000;
+
 /** How often the live flows' engine snapshots are saved (a restart resumes from the last one). */
 const SNAPSHOT_EVERY_MS = 500;
 
-interface Session {
-  group: string;
-  control: protocol.AgentControl;
-  sock: Socket;
-  timer?: NodeJS.Timeout;
-  /** The pending re-login after a lost or refused session (at most one), and when it fires. */
-  retry?: NodeJS.Timeout;
-  retryAt?: number;
-  up: boolean;
-  retryMs: number;
-  lastError?: string;
-  /** control.changeCount when the session was last written to the store. */
-  saved: number;
-  /** When a datagram last came from the gateway. */
-  heardAt?: number;
-}
-
-/** What `gsra-agent status` reports (the ops endpoint's /status). */
-export interface AgentStatus {
-  user: string;
-  /** When the stored login stops being usable (ISO time), and why it already has, if it has. */
-  login: { expiresAt: string; expired: string | null };
-  /** nextLogin: when the agent will try to log in again (ISO time), null when it will not. */
-  groups: { name: string; session: 'up' | 'down'; error: string | null; nextLogin: string | null }[];
-  vins: { name: string; vin: string }[];
-  flows: {
-    in: string;
-    proto: 'tcp' | 'udp';
-    vin: string;
-    state: string;
-    bytesOut: number;
-    bytesIn: number;
-    ageSec: number;
-    boundAs: string | null;
-  }[];
-  engine: Record<string, number>;
-  /** DNS answers dropped, by reason; queries waiting for their answer. */
-  dns: { refused: Record<string, number>; pending: number; vinsEvicted: number };
-  /** Datagrams on the control socket not from the gateway's address and port (dropped). */
-  foreignControl: number;
-  /** Engine events whose handling failed (each logged; the rest of their batch was handled). */
-  eventFailures: number;
-}
+export type { AgentStatus };
 
 export interface AgentDeps {
   logger: Logger;
@@ -109,6 +67,8 @@ export class AgentDaemon {
   private readonly dns: DnsAnswers;
   private foreignControl = 0;
   private eventFailures = 0;
+  /** What control-events.ts needs to handle a session's events. */
+  private readonly host: ControlEventHost;
   opsPort = 0;
 
   constructor(
@@ -118,6 +78,21 @@ export class AgentDaemon {
   ) {
     this.log = deps.logger.child({ user: creds.user });
     this.now = deps.now ?? Date.now;
+    this.host = {
+      log: this.log,
+      user: this.creds.user,
+      now: () => this.now(),
+      expired: () => this.expired,
+      flows: () => this.flows,
+      waiting: this.waiting,
+      apply: (s, r) => this.apply(s, r),
+      persist: () => this.persist(),
+      dropFlows: (g, reason) => this.dropFlows(g, reason),
+      serveWaiting: (name) => this.serveWaiting(name),
+      askAgain: (s, name, proto) => this.askAgain(s, name, proto),
+      failWaiting: (name, proto, reason, text) => this.failWaiting(name, proto, reason, text),
+      probeAll: () => this.deps.dataPlane.probeAll?.() ?? 0,
+    };
     this.vins = new VinTable(config.vinRange);
     this.zones = config.zones.map((z) => z.toLowerCase());
     this.dns = new DnsAnswers({
@@ -319,167 +294,12 @@ export class AgentDaemon {
       if (o.dest.via !== 'control') continue; // explicit BIND probes are not used: binding is in-band
       s.sock.send(o.data); // connected to the gateway's control address and port
     }
-    for (const e of r.events) this.onControl(s, e);
+    for (const e of r.events) onControlEvent(this.host, s, e);
     if (s.timer) clearTimeout(s.timer);
     const next = s.control.nextDeadline();
     if (next !== null) {
       s.timer = setTimeout(() => this.apply(s, s.control.poll(this.now())), Math.max(0, next - this.now()));
       s.timer.unref();
-    }
-  }
-
-  private onControl(s: Session, e: AgentEvent): void {
-    switch (e.kind) {
-      case 'session-up':
-        s.up = true;
-        s.retryMs = RELOGIN_MIN_MS;
-        s.lastError = undefined;
-        this.log.info(e.resumed ? 'session resumed' : 'session up', { group: s.group, session: e.sessionId });
-        break;
-      case 'gateway-unreachable':
-        s.lastError = 'the gateway does not answer (flows are kept while it restarts)';
-        this.log.warn('the gateway does not answer: session and flows kept', { group: s.group });
-        break;
-      case 'gateway-reachable':
-        s.lastError = undefined;
-        this.log.info('the gateway answers again', { group: s.group, afterMs: e.afterMs });
-        break;
-      case 'session-down':
-      case 'refused': {
-        s.up = false;
-        const reason = e.reason;
-        if (this.expired) {
-          s.lastError = this.expired;
-          this.dropFlows(s.group, String(reason));
-          break; // no re-login with a login that is too old
-        }
-        if (e.kind === 'refused') {
-          s.lastError = loginRefusalWords(this.creds.user, reason, e.text);
-          this.log.warn(s.lastError, { group: s.group, reason });
-        } else {
-          if (!(s.lastError && ACCOUNT_REASONS.has(String(reason)))) s.lastError = sessionDownWords(reason);
-          this.log.warn('session down', { group: s.group, reason, words: sessionDownWords(reason) });
-        }
-        // The gateway no longer knows this session's ports: its flows cannot carry another packet.
-        // Drop them now, so an application's next packet (a SYN retransmission, a new datagram)
-        // is held again and leaves on a port of the next session instead of vanishing.
-        this.dropFlows(s.group, String(reason));
-        if (e.kind === 'session-down' && reason === 'logout') break;
-        // The gateway lost us (restart) and the control layer already said HELLO again: a second
-        // login here would make a second session. If that handshake fails, a 'timeout' follows.
-        if (e.kind === 'session-down' && reason === 'unknown-session') break;
-        // Survive an unreachable or restarted gateway: log in again with backoff, one timer at a time.
-        if (s.retry) clearTimeout(s.retry);
-        s.retryAt = this.now() + s.retryMs;
-        s.retry = setTimeout(() => {
-          s.retry = undefined;
-          s.retryAt = undefined;
-          this.apply(s, s.control.login(this.now()));
-        }, s.retryMs);
-        s.retry.unref();
-        s.retryMs = Math.min(s.retryMs * 2, 30_000);
-        break;
-      }
-      case 'reserved':
-        this.waiting.forget(e.inName, e.proto);
-        s.lastError = undefined;
-        this.serveWaiting(e.inName);
-        break;
-      case 'reserve-failed': {
-        if (e.reason === 'timeout' && this.askAgain(s, e.inName, e.proto)) break;
-        const words = this.failWaiting(e.inName, e.proto, e.reason, e.text);
-        // what the help desk must see in `gsra-agent status` (a session-down may follow)
-        if (e.reason === 'directory-unavailable' || ACCOUNT_REASONS.has(e.reason)) s.lastError = words;
-        break;
-      }
-      case 'bound': {
-        const f = this.flows.byPort(e.proto, e.t);
-        if (f) f.bound = `${e.ghr}:${e.m}`;
-        this.log.debug('flow bound', { in: f?.name, t: e.t, ghr: e.ghr, m: e.m, d: e.d });
-        break;
-      }
-      case 'address-changed': {
-        // The home NAT moved our control channel: it may have moved every flow's mapping too.
-        // Each live flow sends a probe now, so the gateway follows it even where the server
-        // speaks next (docs/pccom.md §6.1).
-        const probes = this.deps.dataPlane.probeAll?.() ?? 0;
-        this.log.info('public address changed', { group: s.group, from: e.from, to: e.to, probes });
-        break;
-      }
-      case 'ftp-alias': {
-        // The FTP server announced a data port on the control flow ctrlT: a connection to
-        // VIN:aliasPort will use the port the gateway reserved for it.
-        const ctrl = this.flows.byPort(6, e.ctrlT);
-        if (!ctrl) break;
-        this.flows.setAlias(`${ctrl.key.dst}:${e.aliasPort}`, {
-          group: s.group,
-          name: ctrl.name,
-          port: e.port,
-        });
-        this.persist(); // before the ACK that lets the gateway release the passive reply
-        this.log.debug('FTP data port reserved', { in: ctrl.name, d: e.aliasPort, t: e.port.t });
-        break;
-      }
-      case 'gateway-error':
-        this.onGatewayError(s, e.reason, e.text);
-        break;
-      case 'request-failed':
-        this.log.warn('request failed', { group: s.group, type: e.type, reason: e.reason, text: e.text });
-        break;
-      case 'dropped':
-        if (e.reason === 'unauthenticated-teardown')
-          // someone who saw the session id said the session is gone; the gateway is asked instead
-          this.log.warn('unauthenticated teardown ignored: asking the gateway', {
-            group: s.group,
-            reason: e.reason,
-          });
-        else if (e.reason === 'unsupported-version' && !s.up) {
-          s.lastError = versionWords(e.detail ?? '');
-          this.log.warn(s.lastError, { group: s.group, reason: e.reason });
-        }
-        break;
-      default:
-        break;
-    }
-  }
-
-  /**
-   * The gateway refused on its own (a directory change, or the directory lost): a live flow
-   * ("flow <proto>/<t> refused: ...") leaves the engine at once, so the application's next packet
-   * is held and failed with the reason instead of vanishing; the IN's refusal is remembered.
-   */
-  private onGatewayError(s: Session, reason: string, text: string): void {
-    const lost = /^flow (6|17)\/(\d+) lost: (.*)$/s.exec(text);
-    if (lost) {
-      // The gateway could not carry this flow on (it restarted without the engine's state): the
-      // flow leaves the engine, so the application's next segment gets a reset at once.
-      const f = this.flows.byPort(Number(lost[1]), Number(lost[2]));
-      if (f) {
-        this.flows.forget(f, true);
-        this.persist();
-        this.log.warn('flow ended', {
-          in: f.name,
-          proto: protoName(f.key.proto),
-          d: f.key.dport,
-          state: 'lost',
-          reason: lost[3],
-        });
-      }
-      return;
-    }
-    const m = /^flow (6|17)\/(\d+) refused(?:: (.*))?$/s.exec(text);
-    const why = m?.[3] ?? text.replace(/^reservations refused: /, '');
-    const f = m ? this.flows.byPort(Number(m[1]), Number(m[2])) : undefined;
-    const name = f?.name ?? 'internal hosts';
-    const words = refusalWords(this.creds.user, name, reason, why);
-    if (reason === 'directory-unavailable' || ACCOUNT_REASONS.has(reason)) s.lastError = words;
-    if (f) {
-      this.flows.forget(f, true);
-      this.persist();
-      this.waiting.remember(f.name, f.key.proto, reason, words, this.now());
-      this.log.warn(words, { in: f.name, d: f.key.dport, reason, state: 'refused' });
-    } else {
-      this.log.warn(words, { group: s.group, reason });
     }
   }
 
@@ -651,38 +471,19 @@ export class AgentDaemon {
   }
 
   status(): AgentStatus {
-    const now = this.now();
-    return {
-      user: this.creds.user,
-      login: {
-        expiresAt: new Date(credentialsExpireAt(this.creds, this.config.login.maxAgeHours)).toISOString(),
-        expired: this.expired ?? null,
-      },
-      groups: [...this.sessions.values()].map((s) => ({
-        name: s.group,
-        session: s.up ? 'up' : 'down',
-        error: s.lastError ?? null,
-        nextLogin: s.retryAt === undefined ? null : new Date(s.retryAt).toISOString(),
-      })),
-      vins: this.vins.entries().map((e) => ({ name: e.name, vin: e.vin })),
-      flows: this.flows.all().map((f) => {
-        const c = this.deps.dataPlane.flowCounters(f.id);
-        return {
-          in: f.name,
-          proto: protoName(f.key.proto),
-          vin: `${f.key.dst}:${f.key.dport}`,
-          state: c?.state ?? 'gone',
-          bytesOut: c?.bytesOut ?? 0,
-          bytesIn: c?.bytesIn ?? 0,
-          ageSec: Math.round((now - f.started) / 1000),
-          boundAs: f.bound ?? null,
-        };
-      }),
-      engine: this.deps.dataPlane.stats(),
-      dns: this.dns.stats(),
+    return agentStatus({
+      creds: this.creds,
+      maxAgeHours: this.config.login.maxAgeHours,
+      expired: this.expired,
+      sessions: this.sessions.values(),
+      vins: this.vins,
+      flows: this.flows,
+      dataPlane: this.deps.dataPlane,
+      dns: this.dns,
       foreignControl: this.foreignControl,
       eventFailures: this.eventFailures,
-    };
+      now: this.now(),
+    });
   }
 
   async stop(): Promise<void> {
