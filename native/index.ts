@@ -22,4 +22,4 @@ export {
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
 export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
 export * from './lib/windows.ts';
-export { DropSummary, syncCounter, type DropCounts, type DropLine } from './lib/drops.ts';
+export { DropSummary, syncCounter, warnDropLines, type DropCounts, type DropLine } from './lib/drops.ts';

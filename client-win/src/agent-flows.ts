@@ -4,21 +4,12 @@
 // record of the agent's store (agent-state.ts), so a restart of the agent finds its live TCP
 // flows again; the daemon flushes the store before anything that depends on it leaves.
 import { protocol } from '@gsra/common';
-import { flowKey, type AgentState, type SavedAgent } from './agent-state.ts';
+import { flowKey, type AgentState, type FlowRecord, type SavedAgent } from './agent-state.ts';
 import type { AgentDataPlane, FiveTuple, VatEntry } from './data-plane.ts';
 
-export interface Flow {
+/** A live flow: what the store keeps of it (FlowRecord) and its id in the engine. */
+export interface Flow extends FlowRecord {
   id: number;
-  name: string;
-  group: string;
-  key: FiveTuple;
-  t: number;
-  /** The serial of the flow's keys (a restart derives them again from the session secret). */
-  serial: number;
-  started: number;
-  bound?: string;
-  /** The engine's snapshot of the flow (base64; TCP state, sequence extension, ISN; no keys). */
-  snapshot?: string;
 }
 
 /** A flow as the store keeps it (its engine id is not kept: a restart gives a new one). */

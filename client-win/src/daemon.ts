@@ -5,7 +5,7 @@
 import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { protocol, type Logger, type StateStore } from '@gsra/common';
-import { DropSummary } from '@gsra/native';
+import { DropSummary, warnDropLines } from '@gsra/native';
 import { AgentFlows } from './agent-flows.ts';
 import { AgentState, openAgentStore, type SavedAgent } from './agent-state.ts';
 import { agentStatus, type AgentStatus } from './agent-status.ts';
@@ -143,12 +143,7 @@ export class AgentDaemon {
     });
     this.drops = new DropSummary(
       () => dp.drops?.(),
-      (l) =>
-        this.log.warn('packets dropped', {
-          dropped: l.dropped,
-          total: l.total,
-          periodSec: l.periodMs / 1000,
-        }),
+      warnDropLines((m, f) => this.log.warn(m, f)),
       5000,
     );
     this.drops.start();

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DirectoryClient } from '@gsra/ldap';
-import { DropSummary } from '@gsra/native';
+import { DropSummary, warnDropLines } from '@gsra/native';
 import { FlowAudit } from './audit.ts';
 import type { GatewayConfig } from './config.ts';
 import { ControlAdmission } from './control-admission.ts';
@@ -155,12 +155,7 @@ export class GatewayDaemon {
       this.metrics.dropSource = () => dp.drops!();
       this.drops = new DropSummary(
         () => dp.drops!(),
-        (l) =>
-          this.log.warn('packets dropped', {
-            dropped: l.dropped,
-            total: l.total,
-            periodSec: l.periodMs / 1000,
-          }),
+        warnDropLines((m, f) => this.log.warn(m, f)),
         5000,
       );
     }

@@ -27,6 +27,13 @@ export interface DropLine {
   periodMs: number;
 }
 
+/** The daemons' log line for one summary: `packets dropped`, with the counts and the period in seconds. */
+export function warnDropLines(
+  warn: (message: string, fields: { dropped: DropLine['dropped']; total: number; periodSec: number }) => void,
+): (line: DropLine) => void {
+  return (l) => warn('packets dropped', { dropped: l.dropped, total: l.total, periodSec: l.periodMs / 1000 });
+}
+
 /**
  * Logs refused packets as summary lines: at most one per `intervalMs`, and always one for drops
  * that happened, however few and however late (the timer flushes them; `stop()` flushes too).

@@ -1,7 +1,7 @@
 // Refused packets for operators (native/lib/drops.ts): summary lines that lose nothing, and the
 // counter sync the daemons' /metrics use.
 import t from 'tap';
-import { DropSummary, syncCounter, type DropLine } from '../index.ts';
+import { DropSummary, syncCounter, warnDropLines, type DropLine } from '../index.ts';
 
 function summary(counts: Record<string, number>, intervalMs = 1000) {
   let now = 0;
@@ -70,4 +70,10 @@ t.test('syncCounter sets one series per reason', async (t) => {
     ['bad-mac', 4],
     ['replay', 0],
   ]);
+});
+
+t.test("warnDropLines makes the daemons' line: 'packets dropped', counts, period in seconds", async (t) => {
+  const said: unknown[] = [];
+  warnDropLines((m, f) => said.push([m, f]))({ dropped: { 'bad-mac': 2 }, total: 2, periodMs: 5000 });
+  t.same(said, [['packets dropped', { dropped: { 'bad-mac': 2 }, total: 2, periodSec: 5 }]]);
 });
