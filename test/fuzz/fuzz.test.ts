@@ -7,10 +7,10 @@
 // regressions/<target>/ and replayed here first.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fuzzSeed } from '../../common/test/fuzz-random.ts';
 import { TARGETS } from './targets.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,8 +26,7 @@ for (const name of Object.keys(TARGETS)) {
   });
 
   t.test(`${name}: coverage-guided fuzzing for ${SECONDS} s finds no crash`, async (t) => {
-    const env = process.env.GSRA_FUZZ_SEED;
-    const seed = env !== undefined && /^\d+$/.test(env) ? Number(env) >>> 0 : randomInt(0, 2 ** 32);
+    const seed = fuzzSeed();
     t.comment(`${name} fuzz: seed ${seed} (replay with GSRA_FUZZ_SEED=${seed})`);
     const r = spawnSync(
       process.execPath,
