@@ -35,6 +35,8 @@ export interface NativeBinding {
   startWinDivert(h: unknown, o: unknown): void;
   dpapiProtect(data: unknown, machine: unknown): Buffer;
   dpapiUnprotect(data: unknown): Buffer;
+  /** HKDF-SHA256 of ikm and salt for each infoLen-byte info in infos, outLen bytes each (Linux). */
+  hkdfSha256(ikm: Buffer, salt: Buffer, infos: Buffer, infoLen: number, outLen: number): Buffer;
   /** Every event type the engine emits (checked against names.generated.ts by napi.test.ts). */
   eventTypes: string[];
 }

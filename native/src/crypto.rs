@@ -7,6 +7,9 @@
 //! T(12) || be32(block) (the secure mode, docs/pccom.md §3); `aes_ctr_at` with
 //! salt(8) || be64(position / 16), skipping position % 16 bytes of the first block (the compat
 //! mode); `hmac_sha256` is HMAC-SHA256. `AesCtr` and `Hmac` are the library contexts themselves.
+//! `hkdf_sha256` (Linux only) is HKDF-SHA256 by OpenSSL's KDF, several outputs per call (the flow
+//! keys of a whole RESERVE); wine 8's bcrypt has no CNG HKDF to test a Windows twin against, so
+//! the Windows agent derives with node:crypto (common/src/protocol/hkdf.ts).
 
 /// Constant-time comparison.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -30,12 +33,14 @@ pub fn iv_for(salt: &[u8; 8], position: u64) -> [u8; 16] {
 #[cfg(not(windows))]
 mod openssl_linux;
 #[cfg(not(windows))]
-pub use openssl_linux::{AesCtr, Hmac};
+pub use openssl_linux::{AesCtr, Hkdf, Hmac};
 #[cfg(windows)]
 mod cng_windows;
 #[cfg(windows)]
 pub use cng_windows::{AesCtr, Hmac};
 mod per_thread;
+#[cfg(not(windows))]
+pub use per_thread::hkdf_sha256;
 pub use per_thread::{aes128_ctr, hmac_sha256};
 
 /// Length of the synthetic IV T (the truncated MAC).
@@ -123,6 +128,55 @@ mod tests {
             assert!(h.finish(&mut o));
             assert_eq!(o, t1);
         }
+    }
+
+    #[cfg(not(windows))]
+    #[test]
+    fn hkdf_sha256_rfc5869() {
+        // RFC 5869 A.1 (basic) and A.2 (longer inputs and output)
+        let mut okm = [0u8; 42];
+        assert!(hkdf_sha256(&[0x0b; 22], &hex("000102030405060708090a0b0c"), &hex("f0f1f2f3f4f5f6f7f8f9"), 10, 42, &mut okm));
+        assert_eq!(okm.to_vec(), hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"));
+        let ikm: Vec<u8> = (0x00..=0x4f).collect();
+        let salt: Vec<u8> = (0x60..=0xaf).collect();
+        let info: Vec<u8> = (0xb0..=0xff).collect();
+        let mut okm = [0u8; 82];
+        assert!(hkdf_sha256(&ikm, &salt, &info, 80, 82, &mut okm));
+        assert_eq!(
+            okm.to_vec(),
+            hex("b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87")
+        );
+    }
+
+    #[cfg(not(windows))]
+    #[test]
+    fn hkdf_sha256_batch_is_each_alone_and_empty_salt_is_zeros() {
+        let ikm = [3u8; 32];
+        let infos = b"gsra/1 flow AAAAAAAgsra/1 flow BBBBBBBgsra/1 flow CCCCCCC";
+        let mut all = [0u8; 3 * 56];
+        assert!(hkdf_sha256(&ikm, b"", infos, 19, 56, &mut all));
+        for (i, info) in infos.chunks(19).enumerate() {
+            let mut one = [0u8; 56];
+            assert!(hkdf_sha256(&ikm, b"", info, 19, 56, &mut one));
+            assert_eq!(one, all[i * 56..(i + 1) * 56]);
+            // RFC 5869 §2.2: no salt is HashLen zeros; a salt used just before must not linger
+            let mut other = [0u8; 56];
+            assert!(hkdf_sha256(&ikm, b"some salt", info, 19, 56, &mut other));
+            assert_ne!(other, one);
+            assert!(hkdf_sha256(&ikm, &[0u8; 32], info, 19, 56, &mut other));
+            assert_eq!(other, one);
+        }
+        // refusals: no IKM, no info, sizes that do not add up, more than 255 blocks
+        let mut o = [0u8; 56];
+        assert!(!hkdf_sha256(b"", b"", &infos[..19], 19, 56, &mut o));
+        assert!(!hkdf_sha256(&ikm, b"", b"", 0, 56, &mut o));
+        assert!(!hkdf_sha256(&ikm, b"", &infos[..20], 19, 56, &mut o));
+        assert!(!hkdf_sha256(&ikm, b"", &infos[..19], 19, 55, &mut o));
+        let mut big = vec![0u8; 255 * 32 + 1];
+        assert!(!hkdf_sha256(&ikm, b"", &infos[..19], 19, big.len(), &mut big));
+        // and the context still answers after refusals
+        assert!(hkdf_sha256(&ikm, b"", &infos[..19], 19, 56, &mut o));
+        assert_eq!(o, all[..56]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ import { PortPools, type PooledPort } from './agent-pools.ts';
 import { POLICY_REFUSALS, SESSION_ENDING } from './agent-reasons.ts';
 import type { AgentDest, AgentResult, AgentSessionState, AgentState } from './agent-types.ts';
 import { SessionChannel, type Body } from './channel.ts';
-import { deriveControlKeys, deriveFlowKeys } from './crypto.ts';
+import { deriveControlKeys, deriveFlowKeys, deriveFlowKeysMany } from './crypto.ts';
 import type { SessionMessage } from './messages.ts';
 
 /** What the agent remembers about a request it sent (and retransmits until answered). */
@@ -94,7 +94,8 @@ export class AgentSession {
     this.unreachableGraceMs = st.unreachableGraceMs;
     this.unreachableSince = null;
     this.resetToken = st.resetToken ? Buffer.from(st.resetToken, 'base64') : null;
-    this.pools.add(st.pools.map((p) => ({ ...p, keys: deriveFlowKeys(secret, p.proto, p.t, p.serial) })));
+    const flowKeys = deriveFlowKeysMany(secret, st.pools);
+    this.pools.add(st.pools.map((p, i) => ({ ...p, keys: flowKeys[i]! })));
     this.st = 'up';
     out.events.push({
       kind: 'session-up',
@@ -231,12 +232,12 @@ export class AgentSession {
     switch (msg.type) {
       case 'RESERVED': {
         this.pools.addReserving(info.inName!, info.proto!, -(info.count ?? 0));
-        const ports = msg.ports.map((t, i) => ({
+        const ids = msg.ports.map((t, i) => ({ proto: msg.proto, t, serial: msg.serial + i }));
+        const keys = deriveFlowKeysMany(this.secret!, ids);
+        const ports = ids.map((id, i) => ({
           inName: msg.inName,
-          proto: msg.proto,
-          t,
-          serial: msg.serial + i,
-          keys: deriveFlowKeys(this.secret!, msg.proto, t, msg.serial + i),
+          ...id,
+          keys: keys[i]!,
           expiresAt: now + msg.lifetime * 1000,
         }));
         this.pools.add(ports);

@@ -1,5 +1,6 @@
-// Cryptography of the GSRA control protocol (docs/protocol.md §6, §7). node:crypto only:
-// X25519, HKDF-SHA256, HMAC-SHA256, SHA-256, constant-time comparison. No hand-written primitives.
+// Cryptography of the GSRA control protocol (docs/protocol.md §6, §7). node:crypto: X25519,
+// HMAC-SHA256, SHA-256, constant-time comparison; HKDF-SHA256 by OpenSSL's KDF (hkdf.ts: through
+// the native addon on Linux, node:crypto on Windows). No hand-written primitives.
 
 import {
   createHash,
@@ -8,12 +9,12 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
-  hkdfSync,
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
 import { COOKIE_LEN, Direction, MAC_LEN, PROOF_LEN, RESET_TOKEN_LEN, X25519_PUB_LEN } from './constants.ts';
 import { ipToBytes } from './fields.ts';
+import { hkdfSha256, hkdfSha256Packed } from './hkdf.ts';
 
 const LABEL = (s: string) => Buffer.from(`gsra/1 ${s}`, 'ascii');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
@@ -29,7 +30,7 @@ const sha256 = (...parts: Buffer[]): Buffer => {
   return h.digest();
 };
 const hkdf = (ikm: Buffer, salt: Buffer, info: Buffer, len: number): Buffer =>
-  Buffer.from(hkdfSync('sha256', ikm, salt, info, len));
+  hkdfSha256(ikm, salt, [info], len)[0]!;
 const u8 = (v: number) => Buffer.from([v & 0xff]);
 const u16 = (v: number) => {
   const b = Buffer.alloc(2);
@@ -169,9 +170,14 @@ export interface ControlKeys {
 
 /** ctrl key per direction = HKDF-SHA256(ikm = session secret, salt = "", info = "gsra/1 ctrl" ‖ dir, 32). */
 export function deriveControlKeys(sessionSecret: Buffer): ControlKeys {
-  const k = (dir: number) =>
-    hkdf(sessionSecret, Buffer.alloc(0), Buffer.concat([LABEL('ctrl'), u8(dir)]), 32);
-  return { enToGw: k(Direction.EN_TO_GW), gwToEn: k(Direction.GW_TO_EN) };
+  const info = (dir: number) => Buffer.concat([LABEL('ctrl'), u8(dir)]);
+  const k = hkdfSha256(
+    sessionSecret,
+    Buffer.alloc(0),
+    [info(Direction.EN_TO_GW), info(Direction.GW_TO_EN)],
+    32,
+  );
+  return { enToGw: k[0]!, gwToEn: k[1]! };
 }
 
 /** Tag of a HANDSHAKE_ERROR with authKind 1: HMAC-SHA256(userSecret, "gsra/1 refuse" ‖ TH ‖ bytes)[0..16]. */
@@ -224,6 +230,17 @@ export interface FlowKeys {
   gwToEn: DirectionKeys;
 }
 
+/** The label of a flow's key info; the rest (proto, t, serial, direction) is 8 bytes. */
+const FLOW_LABEL = LABEL('flow');
+const FLOW_INFO_LEN = FLOW_LABEL.length + 8;
+
+/** The flow's reservation: (proto, t, serial) as RESERVED / FTP_ALIAS gave it. */
+export interface FlowKeyId {
+  proto: number;
+  t: number;
+  serial: number;
+}
+
 /**
  * Per-flow, per-direction keys of reservation (proto, t, serial):
  *   okm = HKDF-SHA256(ikm = session secret, salt = "",
@@ -233,14 +250,28 @@ export interface FlowKeys {
  * so a port t reserved twice in one session never gets the same keys.
  */
 export function deriveFlowKeys(sessionSecret: Buffer, proto: number, t: number, serial: number): FlowKeys {
-  const dirKeys = (dir: number): DirectionKeys => {
-    const okm = hkdf(
-      sessionSecret,
-      Buffer.alloc(0),
-      Buffer.concat([LABEL('flow'), u8(proto), u16(t), u32(serial), u8(dir)]),
-      56,
-    );
-    return { encKey: okm.subarray(0, 16), macKey: okm.subarray(16, 48), ivSalt: okm.subarray(48, 56) };
-  };
-  return { enToGw: dirKeys(Direction.EN_TO_GW), gwToEn: dirKeys(Direction.GW_TO_EN) };
+  return deriveFlowKeysMany(sessionSecret, [{ proto, t, serial }])[0]!;
+}
+
+/** deriveFlowKeys for several reservations of one session at once (a RESERVE's ports): one HKDF call. */
+export function deriveFlowKeysMany(sessionSecret: Buffer, flows: readonly FlowKeyId[]): FlowKeys[] {
+  const infos = Buffer.alloc(flows.length * 2 * FLOW_INFO_LEN);
+  flows.forEach((f, i) => {
+    for (const [j, dir] of [Direction.EN_TO_GW, Direction.GW_TO_EN].entries()) {
+      const at = (2 * i + j) * FLOW_INFO_LEN;
+      FLOW_LABEL.copy(infos, at);
+      let o = at + FLOW_LABEL.length;
+      o = infos.writeUInt8(f.proto & 0xff, o);
+      o = infos.writeUInt16BE(f.t, o);
+      o = infos.writeUInt32BE(f.serial, o);
+      infos.writeUInt8(dir, o);
+    }
+  });
+  const okm = hkdfSha256Packed(sessionSecret, Buffer.alloc(0), infos, FLOW_INFO_LEN, 56);
+  const dirKeys = (at: number): DirectionKeys => ({
+    encKey: okm.subarray(at, at + 16),
+    macKey: okm.subarray(at + 16, at + 48),
+    ivSalt: okm.subarray(at + 48, at + 56),
+  });
+  return flows.map((_, i) => ({ enToGw: dirKeys(112 * i), gwToEn: dirKeys(112 * i + 56) }));
 }

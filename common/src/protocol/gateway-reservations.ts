@@ -6,7 +6,7 @@
 
 import type { ProtoNumber, ReasonName } from './constants.ts';
 import type { Body } from './channel.ts';
-import { deriveFlowKeys } from './crypto.ts';
+import { deriveFlowKeys, deriveFlowKeysMany, type FlowKeys } from './crypto.ts';
 import { FAILED, type Directory } from './gateway-directory.ts';
 import { errorBody, sendReliably, sendTo, type GatewaySession } from './gateway-session.ts';
 import type { Endpoint, GatewayConfig, GatewayResult, ReservationEndCause } from './gateway-types.ts';
@@ -101,13 +101,11 @@ export class ReservationPhase {
     );
     if ('reason' in grant) return errorBody(m.seq, grant.reason, grant.text);
     const serial = s.nextSerial;
-    grant.ports.forEach((t, i) =>
-      this.add(
-        s,
-        { proto: m.proto, t, inName: m.inName, pin: grant.pin, serial: serial + i, vin: m.vin },
-        now,
-        out,
-      ),
+    // every port's keys, both directions, in one derivation
+    const flows = grant.ports.map((t, i) => ({ proto: m.proto, t, serial: serial + i }));
+    const keys = deriveFlowKeysMany(s.secret, flows);
+    flows.forEach((f, i) =>
+      this.add(s, { ...f, inName: m.inName, pin: grant.pin, vin: m.vin }, keys[i]!, now, out),
     );
     return {
       type: 'RESERVED',
@@ -131,6 +129,7 @@ export class ReservationPhase {
       vin?: string;
       aliasPort?: number;
     },
+    keys: FlowKeys,
     now: number,
     out: GatewayResult,
   ): Reservation {
@@ -144,7 +143,7 @@ export class ReservationPhase {
         user: s.user,
         userDn: s.userDn,
         group: s.group,
-        keys: deriveFlowKeys(s.secret, f.proto, f.t, f.serial),
+        keys,
         en: { ...s.peer },
         ...(vin !== undefined && vin !== '0.0.0.0' ? { vin } : {}),
         ...(aliasPort !== undefined ? { aliasPort, mapping: { d: aliasPort } } : {}),
@@ -263,6 +262,7 @@ export class ReservationPhase {
     out.record = this.add(
       s,
       { proto: 6, t, inName: ctrl.inName, pin: grant.pin, serial, vin: ctrl.vin, aliasPort: a.aliasPort },
+      deriveFlowKeys(s.secret, 6, t, serial),
       now,
       out,
     );

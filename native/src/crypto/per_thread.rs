@@ -4,8 +4,11 @@
 //! (docs/performance.md, lever 3). Each thread keeps contexts for its last 8 keys, so a flow's two
 //! directions and a few interleaved flows need no re-key; otherwise the least recently used one is
 //! re-keyed (an AES key schedule and HMAC's two pad blocks, done by the library: 0.3-1 us each
-//! measured on OpenSSL 3). Nothing here computes AES or SHA-256.
+//! measured on OpenSSL 3). On Linux a thread also keeps one OpenSSL HKDF context (the KDF fetched
+//! once) for `hkdf_sha256`. Nothing here computes AES, SHA-256 or HKDF.
 
+#[cfg(not(windows))]
+use super::Hkdf;
 use super::{ct_eq, AesCtr, Hmac};
 use std::cell::RefCell;
 
@@ -84,11 +87,18 @@ impl<C> Drop for Keyed<C> {
 struct ThreadCrypto {
     aes: Keyed<AesCtr>,
     mac: Keyed<Hmac>,
+    #[cfg(not(windows))]
+    hkdf: Option<Hkdf>,
 }
 
 impl ThreadCrypto {
     fn new() -> Result<ThreadCrypto, &'static str> {
-        Ok(ThreadCrypto { aes: Keyed::new(), mac: Keyed::new() })
+        Ok(ThreadCrypto {
+            aes: Keyed::new(),
+            mac: Keyed::new(),
+            #[cfg(not(windows))]
+            hkdf: None,
+        })
     }
 
     fn aes_keyed(&mut self, key: &[u8; 16]) -> Option<&mut AesCtr> {
@@ -140,6 +150,37 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 32]> {
             None
         }
     })
+}
+
+/// HKDF-SHA256 of `ikm` and `salt` for each info in `infos` (`info_len` bytes each), `out_len`
+/// bytes each, written one after the other into `out` (`infos.len() / info_len × out_len` bytes).
+/// One Extract for all of them, one Expand each, by OpenSSL's KDF. False on a library failure,
+/// an empty IKM or info, or sizes that do not add up.
+#[cfg(not(windows))]
+pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], infos: &[u8], info_len: usize, out_len: usize, out: &mut [u8]) -> bool {
+    if info_len == 0 || infos.len() % info_len != 0 || out.len() != infos.len() / info_len * out_len {
+        return false;
+    }
+    with(|t| {
+        if t.hkdf.is_none() {
+            t.hkdf = Some(Hkdf::new().ok()?);
+        }
+        let h = t.hkdf.as_mut()?;
+        let mut prk = [0u8; 32];
+        let mut ok = h.extract(ikm, salt, &mut prk);
+        for (info, o) in infos.chunks(info_len).zip(out.chunks_mut(out_len)) {
+            ok = ok && h.expand(&prk, info, o);
+        }
+        for b in prk.iter_mut() {
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+        if ok {
+            Some(())
+        } else {
+            None
+        }
+    })
+    .is_some()
 }
 
 /// AES-128-CTR under `key` from the initial counter block `iv`, skipping `skip` bytes of the

@@ -1,7 +1,8 @@
 //! The N-API surface node loads: `napi_register_module_v1` puts the entry points on the module's
 //! exports. `ffi.rs` declares N-API by hand, `convert.rs` converts arguments and results,
 //! `exports.rs` holds the entry points, `events.rs` marshals events, `instance.rs` is what an
-//! engine handle points to, `windows.rs` the Windows agent's exports (WinDivert, DPAPI). Every entry point catches panics; wrong argument types throw
+//! engine handle points to, `windows.rs` the Windows agent's exports (WinDivert, DPAPI),
+//! `hkdf.rs` the control protocol's HKDF-SHA256. Every entry point catches panics; wrong argument types throw
 //! `TypeError`, wrong values `Error`.
 
 #![allow(clippy::missing_safety_doc)]
@@ -10,6 +11,7 @@ mod convert;
 mod events;
 mod exports;
 mod ffi;
+mod hkdf;
 mod instance;
 mod windows;
 #[cfg(test)]
@@ -100,6 +102,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "startWinDivert" => windows::start_windivert,
             "dpapiProtect" => windows::dpapi_protect,
             "dpapiUnprotect" => windows::dpapi_unprotect,
+            "hkdfSha256" => hkdf::hkdf_sha256,
         };
         let js = Js(env);
         for (name, f) in fns.iter() {
