@@ -37,6 +37,8 @@ export interface NativeBinding {
   dpapiUnprotect(data: unknown): Buffer;
   /** HKDF-SHA256 of ikm and salt for each infoLen-byte info in infos, outLen bytes each (Linux). */
   hkdfSha256(ikm: Buffer, salt: Buffer, infos: Buffer, infoLen: number, outLen: number): Buffer;
+  /** HMAC-SHA256(key, data), 32 bytes. */
+  hmacSha256(key: Buffer, data: Buffer): Buffer;
   /** Every event type the engine emits (checked against names.generated.ts by napi.test.ts). */
   eventTypes: string[];
 }

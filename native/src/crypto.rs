@@ -9,7 +9,7 @@
 //! mode); `hmac_sha256` is HMAC-SHA256. `AesCtr` and `Hmac` are the library contexts themselves.
 //! `hkdf_sha256` (Linux only) is HKDF-SHA256 by OpenSSL's KDF, several outputs per call (the flow
 //! keys of a whole RESERVE); wine 8's bcrypt has no CNG HKDF to test a Windows twin against, so
-//! the Windows agent derives with node:crypto (common/src/protocol/hkdf.ts).
+//! the Windows agent derives with node:crypto (common/src/protocol/openssl.ts).
 
 /// Constant-time comparison.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,10 +1,9 @@
 // Cryptography of the GSRA control protocol (docs/protocol.md §6, §7). node:crypto: X25519,
-// HMAC-SHA256, SHA-256, constant-time comparison; HKDF-SHA256 by OpenSSL's KDF (hkdf.ts: through
+// SHA-256, constant-time comparison; HKDF-SHA256 and HMAC-SHA256 by OpenSSL (openssl.ts: through
 // the native addon on Linux, node:crypto on Windows). No hand-written primitives.
 
 import {
   createHash,
-  createHmac,
   createPrivateKey,
   createPublicKey,
   diffieHellman,
@@ -14,16 +13,13 @@ import {
 } from 'node:crypto';
 import { COOKIE_LEN, Direction, MAC_LEN, PROOF_LEN, RESET_TOKEN_LEN, X25519_PUB_LEN } from './constants.ts';
 import { ipToBytes } from './fields.ts';
-import { hkdfSha256, hkdfSha256Packed } from './hkdf.ts';
+import { hkdfSha256, hkdfSha256Packed, hmacSha256 } from './openssl.ts';
 
 const LABEL = (s: string) => Buffer.from(`gsra/1 ${s}`, 'ascii');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
-const hmac = (key: Buffer, ...parts: Buffer[]): Buffer => {
-  const h = createHmac('sha256', key);
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
+const hmac = (key: Buffer, ...parts: Buffer[]): Buffer =>
+  hmacSha256(key, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
 const sha256 = (...parts: Buffer[]): Buffer => {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);

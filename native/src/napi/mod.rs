@@ -2,7 +2,7 @@
 //! exports. `ffi.rs` declares N-API by hand, `convert.rs` converts arguments and results,
 //! `exports.rs` holds the entry points, `events.rs` marshals events, `instance.rs` is what an
 //! engine handle points to, `windows.rs` the Windows agent's exports (WinDivert, DPAPI),
-//! `hkdf.rs` the control protocol's HKDF-SHA256. Every entry point catches panics; wrong argument types throw
+//! `crypto.rs` the control protocol's HKDF-SHA256 and HMAC-SHA256. Every entry point catches panics; wrong argument types throw
 //! `TypeError`, wrong values `Error`.
 
 #![allow(clippy::missing_safety_doc)]
@@ -10,8 +10,8 @@
 mod convert;
 mod events;
 mod exports;
+mod crypto;
 mod ffi;
-mod hkdf;
 mod instance;
 mod windows;
 #[cfg(test)]
@@ -102,7 +102,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "startWinDivert" => windows::start_windivert,
             "dpapiProtect" => windows::dpapi_protect,
             "dpapiUnprotect" => windows::dpapi_unprotect,
-            "hkdfSha256" => hkdf::hkdf_sha256,
+            "hkdfSha256" => crypto::hkdf_sha256,
+            "hmacSha256" => crypto::hmac_sha256,
         };
         let js = Js(env);
         for (name, f) in fns.iter() {

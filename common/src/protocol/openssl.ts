@@ -1,21 +1,28 @@
-// HKDF-SHA256 (RFC 5869) for the control protocol's key schedule (docs/protocol.md §6, §7):
-// several outputs under one IKM and salt in one call (the flow keys of a whole RESERVE: both
-// directions of every port).
+// The control protocol's keyed hashes, HKDF-SHA256 (RFC 5869) and HMAC-SHA256 (docs/protocol.md
+// §6, §7), and which way to OpenSSL they take.
 //
-// On Linux it is OpenSSL 3's own KDF through the native addon (native/src/napi/hkdf.rs): one N-API
-// crossing and one HKDF-Extract per call, the KDF fetched once per thread. node:crypto's hkdfSync
-// cost about 12 µs a key, most of it Node's job set-up and OpenSSL's KDF fetch, a third of a
-// gateway's RESERVE (docs/performance.md). On Windows it is node:crypto's hkdfSync: wine 8's
-// bcrypt has no CNG HKDF to test a native twin against. Both give the same bytes
-// (common/test/protocol/hkdf.test.ts compares them over seeded random inputs).
+// On Linux, OpenSSL 3 through the native addon (native/src/napi/crypto.rs): HKDF by OpenSSL's own
+// KDF, fetched once per thread, several outputs under one IKM and salt in one call (the flow keys
+// of a whole RESERVE: both directions of every port; one N-API crossing, one Extract); HMAC by the
+// thread's keyed HMAC contexts. node:crypto's hkdfSync cost about 12 µs a key, most of it Node's
+// job set-up and OpenSSL's KDF fetch, a third of a gateway's RESERVE; createHmac about 4 µs a MAC
+// (docs/performance.md). On Windows, node:crypto: wine 8's bcrypt has no CNG HKDF to test a
+// native twin against, and the agent's few MACs gain nothing. Both give the same bytes
+// (common/test/protocol/openssl.test.ts compares them over seeded random inputs).
 
-import { hkdfSync } from 'node:crypto';
-import { native } from '@gsra/native/binding';
+import { createHmac, hkdfSync } from 'node:crypto';
+import { native } from '@gsra/native';
 
-export type HkdfBackend = 'openssl-native' | 'node-crypto';
+export type CryptoBackend = 'openssl-native' | 'node-crypto';
 
-/** The backend this process derives with. */
-export const HKDF_BACKEND: HkdfBackend = process.platform === 'win32' ? 'node-crypto' : 'openssl-native';
+/** The backend this process derives and MACs with. */
+export const CRYPTO_BACKEND: CryptoBackend = process.platform === 'win32' ? 'node-crypto' : 'openssl-native';
+
+/** HMAC-SHA256(key, data). */
+export function hmacSha256(key: Buffer, data: Buffer, backend: CryptoBackend = CRYPTO_BACKEND): Buffer {
+  if (backend === 'openssl-native') return native().hmacSha256(key, data);
+  return createHmac('sha256', key).update(data).digest();
+}
 
 /**
  * HKDF-SHA256(ikm, salt, info, len) for each info, in order. Every result is `len` bytes; with
@@ -26,7 +33,7 @@ export function hkdfSha256(
   salt: Buffer,
   infos: readonly Buffer[],
   len: number,
-  backend: HkdfBackend = HKDF_BACKEND,
+  backend: CryptoBackend = CRYPTO_BACKEND,
 ): Buffer[] {
   const [first] = infos;
   if (!first) return [];
@@ -55,7 +62,7 @@ export function hkdfSha256Packed(
   infos: Buffer,
   infoLen: number,
   len: number,
-  backend: HkdfBackend = HKDF_BACKEND,
+  backend: CryptoBackend = CRYPTO_BACKEND,
 ): Buffer {
   if (infoLen <= 0 || infos.length % infoLen !== 0)
     throw new RangeError('infos must be whole infos of infoLen bytes');

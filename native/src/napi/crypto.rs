@@ -1,11 +1,13 @@
-//! N-API export of HKDF-SHA256 by OpenSSL's KDF (crypto::hkdf_sha256): the control protocol's key
-//! derivations, several at once (common/src/protocol/hkdf.ts calls it; the flow keys of a whole
-//! RESERVE cross N-API once). Linux only: on Windows it throws a sentence and the protocol uses
-//! node:crypto (wine 8's bcrypt has no CNG HKDF to test a Windows twin against).
+//! N-API exports of the control protocol's keyed hashes (common/src/protocol/openssl.ts calls
+//! them on Linux; on Windows the protocol uses node:crypto):
 //!
 //!   hkdfSha256(ikm, salt, infos, infoLen, outLen) -> Buffer
-//!     infos: infos.length / infoLen infos of infoLen bytes each, one after the other;
-//!     the result: one output of outLen bytes per info, in the same order.
+//!     HKDF-SHA256 by OpenSSL's KDF (crypto::hkdf_sha256); infos: infos.length / infoLen infos of
+//!     infoLen bytes each, one after the other; the result: one output of outLen bytes per info,
+//!     in the same order (the flow keys of a whole RESERVE cross N-API once). Linux only: on
+//!     Windows it throws a sentence (wine 8's bcrypt has no CNG HKDF to test a twin against).
+//!   hmacSha256(key, data) -> Buffer(32)
+//!     HMAC-SHA256 by the thread's keyed library contexts (crypto::hmac_sha256: OpenSSL, CNG).
 
 #[cfg(not(windows))]
 use super::convert::terr;
@@ -44,4 +46,11 @@ pub(super) fn hkdf_sha256(js: &Js, a: &[Value]) -> R<Value> {
 #[cfg(windows)]
 pub(super) fn hkdf_sha256(_js: &Js, _a: &[Value]) -> R<Value> {
     Err(JsErr::Error("hkdfSha256 is not in the Windows build (node:crypto derives there)".into()))
+}
+
+pub(super) fn hmac_sha256(js: &Js, a: &[Value]) -> R<Value> {
+    let key = js.get_bytes(a[0], "key")?;
+    let data = js.get_bytes(a[1], "data")?;
+    let mac = crate::crypto::hmac_sha256(key, &[data]).ok_or_else(|| JsErr::Error("HMAC-SHA256 failed in the crypto library".into()))?;
+    Ok(js.buffer(&mac))
 }

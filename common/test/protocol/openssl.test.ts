@@ -1,18 +1,19 @@
-// HKDF-SHA256 through the native addon (OpenSSL's KDF, several outputs per call) gives the bytes
-// node:crypto's hkdfSync gives, for any IKM, salt, info and length, one info or many; the
-// protocol's own vectors (vectors.test.ts) run through the backend this platform uses.
+// HKDF-SHA256 and HMAC-SHA256 through the native addon (OpenSSL's KDF, several outputs per call;
+// the thread's keyed HMAC contexts) give the bytes node:crypto gives, for any key, salt, info,
+// data and length; the protocol's own vectors (vectors.test.ts) run through the backend this
+// platform uses.
 import t from 'tap';
-import { hkdfSync } from 'node:crypto';
-import { HKDF_BACKEND, hkdfSha256, hkdfSha256Packed } from '../../src/protocol/hkdf.ts';
+import { createHmac, hkdfSync } from 'node:crypto';
+import { CRYPTO_BACKEND, hkdfSha256, hkdfSha256Packed, hmacSha256 } from '../../src/protocol/openssl.ts';
 import { deriveFlowKeys, deriveFlowKeysMany } from '../../src/protocol/crypto.ts';
-import { native } from '@gsra/native/binding';
+import { native } from '@gsra/native';
 import { fuzzRandom } from '../fuzz-random.ts';
 
 const node = (ikm: Buffer, salt: Buffer, info: Buffer, len: number) =>
   Buffer.from(hkdfSync('sha256', ikm, salt, info, len));
 
 t.test('this platform derives with the native addon off Windows', async (t) => {
-  t.equal(HKDF_BACKEND, process.platform === 'win32' ? 'node-crypto' : 'openssl-native');
+  t.equal(CRYPTO_BACKEND, process.platform === 'win32' ? 'node-crypto' : 'openssl-native');
 });
 
 t.test('native HKDF equals node:crypto over seeded random inputs', async (t) => {
@@ -40,6 +41,34 @@ t.test('native HKDF equals node:crypto over seeded random inputs', async (t) => 
     }
   }
   t.ok(compared >= 400, `${compared} outputs compared byte for byte`);
+});
+
+t.test('native HMAC equals node:crypto over seeded random keys and data', async (t) => {
+  const r = fuzzRandom(t, 'hmac');
+  // a few keys that come back (the thread keeps 8 keyed contexts), fresh ones, long ones (> 64
+  // bytes: HMAC hashes them), empty ones; data from empty to several blocks
+  const kept = Array.from({ length: 12 }, () => r.bytes(32));
+  let compared = 0;
+  for (let round = 0; round < 600; round++) {
+    const pick = r.int(4);
+    const key =
+      pick === 0
+        ? kept[r.int(kept.length)]!
+        : pick === 1
+          ? r.bytes(r.int(200))
+          : pick === 2
+            ? r.bytes(0)
+            : r.bytes(32);
+    const data = r.bytes(r.int(r.int(4) === 0 ? 1000 : 80));
+    const want = createHmac('sha256', key).update(data).digest();
+    if (!hmacSha256(key, data, 'openssl-native').equals(want)) {
+      t.fail(`round ${round}: key ${key.length} bytes, data ${data.length} bytes differ`);
+      return;
+    }
+    compared++;
+  }
+  t.equal(compared, 600, 'every MAC the same');
+  t.ok(hmacSha256(kept[0]!, Buffer.alloc(3), 'node-crypto').equals(hmacSha256(kept[0]!, Buffer.alloc(3))));
 });
 
 t.test('the packed form and the node:crypto backend give the same bytes', async (t) => {
@@ -88,6 +117,7 @@ t.test('the addon refuses bad arguments with a sentence', async (t) => {
   t.throws(() => n.hkdfSha256(k, k, k, 32, 0), /outLen must be at least 1/);
   t.throws(() => n.hkdfSha256(k, k, k, 32, 255 * 32 + 1), /outLen must be an integer/);
   t.throws(() => n.hkdfSha256('k' as never, k, k, 32, 32), /ikm must be/);
+  t.throws(() => n.hmacSha256(k, 'data' as never), /data must be a Buffer/);
 });
 
 t.test('the flow keys of many reservations are those of each alone', async (t) => {
