@@ -51,10 +51,12 @@ export interface Reservation {
 /** What the caller says about a new row; the table gives it its id and lifetime. */
 export type NewReservation = Omit<Reservation, 'id' | 'expiresAt'>;
 
-const key = (proto: number, t: number) => `${proto}/${t}`;
+/** A row's key: (proto, t) as one number (a Map is faster on small integers than on strings). */
+const key = (proto: number, t: number) => proto * 65536 + t;
+const name = (proto: number, t: number) => `${proto}/${t}`;
 
 export class ReservationTable {
-  private readonly rows = new Map<string, Reservation>();
+  private readonly rows = new Map<number, Reservation>();
   /** The same rows by session (an index of this table, for KEEPALIVE and the end of a session). */
   private readonly bySession = new Map<string, Set<Reservation>>();
   /** The rows by expiresAt: the next expiry and the due rows without a walk of the table. */
@@ -98,7 +100,7 @@ export class ReservationTable {
 
   /** Adds a row for a port no row holds; it lives the unused lifetime from `now`. */
   add(r: NewReservation, now: number): Reservation {
-    if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
+    if (this.has(r.proto, r.t)) throw new Error(`reservation ${name(r.proto, r.t)} exists`);
     const row: Reservation = { ...r, id: this.nextId++, expiresAt: now + this.lifetimeMs.unused };
     this.insert(row);
     this.onChange(row, false);
@@ -119,7 +121,7 @@ export class ReservationTable {
    * renew it while the gateway was down). Later rows get higher ids.
    */
   restore(r: Omit<Reservation, 'expiresAt'>, now: number): Reservation {
-    if (this.has(r.proto, r.t)) throw new Error(`reservation ${key(r.proto, r.t)} exists`);
+    if (this.has(r.proto, r.t)) throw new Error(`reservation ${name(r.proto, r.t)} exists`);
     const row: Reservation = {
       ...r,
       expiresAt: now + (r.mapping ? this.lifetimeMs.mapped : this.lifetimeMs.unused),
