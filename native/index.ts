@@ -18,6 +18,7 @@ export {
   PROCESS_DROP,
   PROCESS_HELD,
   PROCESS_PUNTED,
+  POOL_FIRST_ID,
 } from './lib/engine.ts';
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
 export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';

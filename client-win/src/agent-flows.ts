@@ -67,6 +67,27 @@ export class AgentFlows {
   }
 
   /**
+   * A flow the engine made itself on a pooled port (its first packet has left: armed-ports.ts):
+   * recorded and written as `add` does, after the fact.
+   */
+  adopt(
+    id: number,
+    key: FiveTuple,
+    name: string,
+    group: string,
+    port: protocol.PooledPort,
+    now: number,
+    persist: () => void,
+  ): Flow {
+    const f = { name, group, key, t: port.t, serial: port.serial, started: now };
+    this.state?.put(flowKey(key), f);
+    persist();
+    const flow = { ...f, id };
+    this.flows.set(id, flow);
+    return flow;
+  }
+
+  /**
    * The flow is gone (the engine ended it), or goes (`reset`: the gateway no longer carries it;
    * it leaves the engine and its application hears at once).
    */
@@ -96,6 +117,7 @@ export class AgentFlows {
 
   setAlias(k: string, a: Alias): void {
     this.aliases.set(k, a);
+    this.exclude(k, true);
     const p = a.port;
     this.state?.put(`a/${k}`, {
       group: a.group,
@@ -116,7 +138,13 @@ export class AgentFlows {
     if (a) this.dropAlias(k);
     return a;
   }
+  /** A connection to VIN:aliasPort takes the alias's port: the engine leaves it to the daemon. */
+  private exclude(k: string, on: boolean): void {
+    const i = k.lastIndexOf(':');
+    this.dataPlane.excludeFromPool?.(k.slice(0, i), Number(k.slice(i + 1)), on);
+  }
   private dropAlias(k: string): void {
+    this.exclude(k, false);
     this.aliases.delete(k);
     this.state?.del(`a/${k}`);
   }
@@ -180,6 +208,7 @@ export class AgentFlows {
         expiresAt: a.expiresAt,
       };
       this.aliases.set(k, { group: a.group, name: a.name, port });
+      this.exclude(k, true);
     }
     return { restored, release };
   }

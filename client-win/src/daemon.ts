@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { protocol, type Logger, type StateStore } from '@gsra/common';
 import { DropSummary, warnDropLines } from '@gsra/native';
 import { AgentFlows } from './agent-flows.ts';
+import { ArmedPorts } from './armed-ports.ts';
 import { AgentState, openAgentStore, type SavedAgent } from './agent-state.ts';
 import { agentStatus, type AgentStatus } from './agent-status.ts';
 import { onControlEvent, RELOGIN_MIN_MS, type ControlEventHost, type Session } from './control-events.ts';
@@ -46,6 +47,8 @@ export class AgentDaemon {
   private sessions = new Map<string, Session>();
   /** Created at start, with the store. */
   private flows!: AgentFlows;
+  /** The pools' ports as the engine holds them (new connections take them there). */
+  private readonly armed: ArmedPorts;
   /** New connections waiting for a port, and refusals remembered a few seconds (waiting.ts). */
   private readonly waiting = new WaitingConnections();
   private ops: Server | undefined;
@@ -94,6 +97,11 @@ export class AgentDaemon {
       probeAll: () => this.deps.dataPlane.probeAll?.() ?? 0,
     };
     this.vins = new VinTable(config.vinRange);
+    this.armed = new ArmedPorts(
+      deps.dataPlane,
+      config.gateway.address,
+      (name) => this.vins.byHostName(name)?.vin,
+    );
     this.zones = config.zones.map((z) => z.toLowerCase());
     this.dns = new DnsAnswers({
       guard: new DnsGuard({ resolvers: deps.dataPlane.resolvers, zones: this.zones }),
@@ -208,6 +216,15 @@ export class AgentDaemon {
       const s = this.sessions.get(p.group)!;
       this.apply(s, s.control.release(p.proto, p.t, this.now()));
     }
+    // The engine may have taken a pooled port for a connection just before the agent stopped,
+    // one the journal never heard of: no restored pooled port is used again. They are released
+    // and the pools filled afresh.
+    for (const s of this.sessions.values()) {
+      const ports = s.up ? [...s.control.pooledPorts()] : [];
+      for (const p of ports) this.apply(s, s.control.release(p.proto, p.t, this.now()));
+      for (const p of new Map(ports.map((p) => [`${p.inName}/${p.proto}`, p])).values())
+        this.apply(s, s.control.reserve(p.inName, p.proto, this.now()));
+    }
     this.persist();
     if (saved.flows.length || saved.sessions.size)
       this.log.info('state restored', {
@@ -290,6 +307,7 @@ export class AgentDaemon {
       s.sock.send(o.data); // connected to the gateway's control address and port
     }
     for (const e of r.events) onControlEvent(this.host, s, e);
+    this.armed.sync(this.sessions.values(), this.now());
     if (s.timer) clearTimeout(s.timer);
     const next = s.control.nextDeadline();
     if (next !== null) {
@@ -336,6 +354,9 @@ export class AgentDaemon {
       case 'held':
         this.onHeld(e);
         break;
+      case 'pool-taken':
+        this.onPoolTaken(e);
+        break;
       case 'flow-ended': {
         const f = this.flows.get(e.id);
         if (!f) break;
@@ -364,7 +385,7 @@ export class AgentDaemon {
   /** Does a live flow, a held connection or an FTP alias use this VIN? (then it is never reclaimed) */
   private vinInUse(vin: string): boolean {
     if (this.flows.all().some((f) => f.key.dst === vin)) return true;
-    if (this.waiting.usesVin(vin)) return true;
+    if (this.waiting.usesVin(vin) || this.armed.usesVin(vin)) return true;
     return this.flows.aliasUses(vin);
   }
 
@@ -396,11 +417,46 @@ export class AgentDaemon {
   private tryStart(key: FiveTuple, name: string): boolean {
     const s = this.groupFor(name);
     if (!s?.up) return false;
-    const r = s.control.takePort(name, key.proto, this.now());
-    this.apply(s, { send: r.send, events: r.events });
-    if (!r.port) return false;
-    this.install(key, name, s.group, r.port);
-    return true;
+    for (;;) {
+      const r = s.control.takePort(name, key.proto, this.now());
+      this.apply(s, { send: r.send, events: r.events });
+      if (!r.port) return false;
+      // the engine took this one for another connection a moment ago: its flow keeps it
+      if (!this.armed.claim(r.port)) continue;
+      this.install(key, name, s.group, r.port);
+      return true;
+    }
+  }
+
+  /**
+   * A new connection took a pooled port in the engine and has left (armed-ports.ts): the flow is
+   * recorded and written as install() does, the pool topped up. A port that stopped being the
+   * session's meanwhile (released, expired, the session lost) cannot carry it: the flow is reset.
+   */
+  private onPoolTaken(e: FiveTuple & { id: number; t: number }): void {
+    const a = this.armed.taken(e.proto, e.t);
+    const s = a ? this.sessions.get(a.group) : undefined;
+    const live = a && s?.up && s.control.session === a.sessionId;
+    const r = live ? (a.claimed ? { port: a.claimed } : s.control.takenPort(e.proto, e.t, this.now())) : null;
+    if (!a || !s || !r?.port) {
+      this.deps.dataPlane.resetFlow(e.id);
+      this.log.warn('connection reset: its pooled port was no longer valid', {
+        vin: e.dst,
+        d: e.dport,
+        t: e.t,
+      });
+      return;
+    }
+    this.flows.adopt(e.id, e, a.name, a.group, r.port, this.now(), () => this.persist());
+    this.vins.touch(e.dst);
+    this.log.info('flow started', {
+      in: a.name,
+      group: a.group,
+      proto: protoName(e.proto),
+      d: e.dport,
+      t: e.t,
+    });
+    if ('send' in r) this.apply(s, { send: r.send, events: r.events });
   }
 
   /** Installs the VAT entry for a held connection on port t (the engine releases the packet). */
@@ -494,6 +550,7 @@ export class AgentDaemon {
       await new Promise((r) => setTimeout(r, 20));
       s.sock.close();
     }
+    this.armed.clear();
     for (const w of this.waiting.clear()) this.deps.dataPlane.failHeld(w.key);
     // logged out: the flows end with the sessions (a crash, unlike a stop, keeps them)
     this.flows?.clear();

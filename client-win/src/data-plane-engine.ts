@@ -7,7 +7,14 @@
 import { protocol } from '@gsra/common';
 import { Engine, directionKeys, type AgentFlow } from '@gsra/native';
 import type { AgentConfig } from './config.ts';
-import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, FlowCounters, VatEntry } from './data-plane.ts';
+import type {
+  AgentDataPlane,
+  AgentDataPlaneEvent,
+  ArmPort,
+  FiveTuple,
+  FlowCounters,
+  VatEntry,
+} from './data-plane.ts';
 
 const { protoName } = protocol;
 const protoNumber = (p: 'tcp' | 'udp'): protocol.ProtoNumber => (p === 'tcp' ? 6 : 17);
@@ -84,6 +91,18 @@ export abstract class EngineDataPlane implements AgentDataPlane {
         dst: e.dst,
         dport: e.dport,
       };
+    else if (e.type === 'pool-taken')
+      out = {
+        kind: 'pool-taken',
+        id: e.id,
+        t: e.t,
+        serial: e.serial,
+        proto: protoNumber(e.proto),
+        src: e.src,
+        sport: e.sport,
+        dst: e.dst,
+        dport: e.dport,
+      };
     else if (e.type === 'punt' && e.hook === 'out') {
       this.engine.verdict(e.id, true); // only watched: it leaves unchanged, now
       out = { kind: 'dns-query', packet: e.packet };
@@ -131,6 +150,23 @@ export abstract class EngineDataPlane implements AgentDataPlane {
 
   failHeld(key: FiveTuple): void {
     this.engine.failHeld({ ...key, proto: protoName(key.proto) }, key.proto === 6 ? 'rst' : 'unreachable');
+  }
+
+  armPort(p: ArmPort): void {
+    const { keys, ...where } = p;
+    this.engine.poolAdd({ ...where, ...directionKeys('agent', keys) });
+  }
+
+  withdrawPort(proto: protocol.ProtoNumber, t: number): boolean {
+    return this.engine.poolWithdraw(proto, t);
+  }
+
+  clearPorts(): void {
+    this.engine.poolClear();
+  }
+
+  excludeFromPool(vin: string, d: number, on: boolean): void {
+    this.engine.poolExclude(vin, d, on);
   }
 
   probeAll(): number {

@@ -26,8 +26,22 @@ export interface VatEntry {
   keys: protocol.FlowKeys;
 }
 
+/** A pooled port handed to the engine (armed-ports.ts): a new flow to `vin` may take it. */
+export interface ArmPort {
+  proto: protocol.ProtoNumber;
+  vin: string;
+  ggr: string;
+  t: number;
+  serial: number;
+  keys: protocol.FlowKeys;
+  /** How long from now the engine may take it. */
+  validMs: number;
+}
+
 export type AgentDataPlaneEvent =
   | ({ kind: 'held' } & FiveTuple)
+  /** A new connection took pooled port t in the engine and left; flow `id` exists there. */
+  | ({ kind: 'pool-taken'; id: number; t: number; serial: number } & FiveTuple)
   | { kind: 'dns-answer'; id: number; packet: Buffer }
   /** An outbound DNS query for a zone name, leaving (accepted unchanged whatever happens). */
   | { kind: 'dns-query'; packet: Buffer }
@@ -65,6 +79,15 @@ export interface AgentDataPlane {
   resetFlow(id: number): void;
   /** Answer the application of a held flow at once: TCP RST, or ICMP unreachable for UDP. */
   failHeld(key: FiveTuple): void;
+  /**
+   * The engine's own pool (armed-ports.ts; a data plane without one leaves every new connection
+   * to the 'held' path): arm a pooled port; withdraw one (true if the engine had not taken it);
+   * withdraw all; leave new connections to vin:d to the daemon (an FTP alias) or not.
+   */
+  armPort?(p: ArmPort): void;
+  withdrawPort?(proto: protocol.ProtoNumber, t: number): boolean;
+  clearPorts?(): void;
+  excludeFromPool?(vin: string, d: number, on: boolean): void;
   /**
    * Every live flow sends a probe now (docs/pccom.md §6.1): the public address changed, so the
    * gateway must hear each flow from its new mapping. Returns how many probes left.

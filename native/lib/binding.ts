@@ -20,6 +20,10 @@ export interface NativeBinding {
   takeReleased(h: unknown): { hook: Hook; packet: Buffer }[];
   processInto(h: unknown, p: unknown, hook: unknown, out: unknown): number;
   failHeld(h: unknown, key: unknown, mode: unknown): number;
+  poolAdd(h: unknown, port: unknown): void;
+  poolWithdraw(h: unknown, proto: unknown, t: unknown): boolean;
+  poolClear(h: unknown): number;
+  poolExclude(h: unknown, vin: unknown, d: unknown, on: unknown): void;
   verdict(h: unknown, id: unknown, accept: unknown, replacement: unknown): boolean;
   stats(h: unknown): EngineStats;
   flowStats(h: unknown, id: unknown): FlowStats | null;

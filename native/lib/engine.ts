@@ -4,6 +4,7 @@ import { native, type NativeBinding } from './binding.ts';
 import type {
   AgentFlow,
   DirectionKeys,
+  PoolPort,
   EngineEvent,
   EngineOptions,
   EngineStats,
@@ -11,6 +12,7 @@ import type {
   FiveTuple,
   FlowStats,
   Hook,
+  Proto,
   NfqueueOptions,
   ProcessResult,
   Reservation,
@@ -111,6 +113,30 @@ export class Engine {
     return this.#n.takeReleased(this.#h);
   }
 
+  /**
+   * Agent: arms pooled port t for new flows to `vin` (engine/pool.rs): the first packet of a new
+   * flow (TCP initial SYN, UDP datagram) takes the oldest valid one and leaves at once; a
+   * 'pool-taken' event follows. Adding a port already pooled for the same VIN updates it.
+   */
+  poolAdd(port: PoolPort): void {
+    this.#n.poolAdd(this.#h, port);
+  }
+
+  /** Agent: takes port t back; true if it was still pooled, false if a flow took it ('pool-taken'). */
+  poolWithdraw(proto: Proto | 6 | 17, t: number): boolean {
+    return this.#n.poolWithdraw(this.#h, proto, t);
+  }
+
+  /** Agent: withdraws every pooled port; returns how many there were. */
+  poolClear(): number {
+    return this.#n.poolClear(this.#h);
+  }
+
+  /** Agent: new connections to vin:d are held for TypeScript (`on`: an FTP alias), or not any more. */
+  poolExclude(vin: string, d: number, on: boolean): void {
+    this.#n.poolExclude(this.#h, vin, d, on);
+  }
+
   /** Fails the packets held for a 5-tuple (as reported by the 'held' event); answers the application. */
   failHeld(key: FiveTuple, mode: FailMode): number {
     return this.#n.failHeld(this.#h, key, mode);
@@ -201,3 +227,6 @@ export function directionKeys(
 function warnCompat(): void {
   process.emitWarning(COMPAT_WARNING, { code: 'GSRA_COMPAT_MODE' });
 }
+
+/** Ids of the flows the agent engine makes from its pool start here (TypeScript's own start at 1). */
+export const POOL_FIRST_ID = 0x8000_0000;

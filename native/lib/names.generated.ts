@@ -24,6 +24,7 @@ export const ENGINE_COUNTERS = [
   'heldFailed',
   'heldOverflow',
   'heldExpired',
+  'poolTaken',
   'notFirst',
   'punted',
   'puntExpired',
@@ -73,6 +74,7 @@ export type DropReason = (typeof DROP_REASONS)[number];
 /** Every event `type` the engine emits. */
 export const ENGINE_EVENT_TYPES = [
   'held',
+  'pool-taken',
   'held-expired',
   'bound',
   'expired',

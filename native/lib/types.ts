@@ -129,8 +129,28 @@ export interface FiveTuple {
   dport: number;
 }
 
+/**
+ * Agent: a port the gateway reserved, armed in the engine (engine/pool.rs) so that a new flow's
+ * first packet to `vin` takes it without TypeScript. tx = EN->GW, rx = GW->EN.
+ */
+export interface PoolPort {
+  proto: Proto | 6 | 17;
+  vin: string;
+  ggr: string;
+  t: number;
+  /** The serial of its keys, reported back with 'pool-taken'. */
+  serial: number;
+  tx: DirectionKeys;
+  rx: DirectionKeys;
+  /** How long from now the engine may still take it. */
+  validMs: number;
+  compat?: boolean;
+}
+
 export type EngineEvent =
   | ({ type: 'held' } & FiveTuple)
+  /** Agent: a new flow's first packet took pooled port t; VAT entry `id` exists and the packet left. */
+  | ({ type: 'pool-taken'; id: number; t: number; serial: number } & FiveTuple)
   | ({ type: 'held-expired'; count: number } & FiveTuple)
   | { type: 'bound'; id: number; proto: Proto; t: number; ghr: string; m: number; pin: string; d: number }
   /** `close`: how the flow's traffic ended (FIN, RST, verification failures, none); its final counters. */

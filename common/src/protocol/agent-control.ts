@@ -191,6 +191,25 @@ export class AgentControl extends AgentSession {
   }
 
   /**
+   * Port (proto, t) was taken for a new flow outside `takePort` (the agent's engine took it from
+   * the ports it was handed: docs/architecture.md). Returns the port (null if it is no longer
+   * pooled: released, cleared or expired here) and tops the pool up as `takePort` does.
+   */
+  takenPort(proto: ProtoNumber, t: number, now: number): { port: PooledPort | null } & AgentResult {
+    const port = this.pools.takeExact(proto, t);
+    const r =
+      port && this.pools.size(port.inName, proto) < this.o.poolLow
+        ? this.reserve(port.inName, proto, now)
+        : result();
+    return { port, ...r };
+  }
+
+  /** Every pooled port now (the agent arms them in its engine). */
+  pooledPorts(): readonly PooledPort[] {
+    return this.pools.all();
+  }
+
+  /**
    * Explicit binding probe for a UDP flow (docs/protocol.md §8.2, optional; gsra-agent binds
    * in-band): must be sent from the flow's own socket PEN:s to GGR:t, so that it crosses HR on
    * the flow's exact mapping.

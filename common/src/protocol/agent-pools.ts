@@ -16,7 +16,8 @@ export interface PooledPort {
 }
 
 /** A port is handed to a flow only if it stays valid at least this long (a retransmission cycle). */
-const MARGIN_MS = 4000;
+export const POOL_MARGIN_MS = 4000;
+const MARGIN_MS = POOL_MARGIN_MS;
 
 const poolKey = (inName: string, proto: ProtoNumber) => `${inName}/${proto}`;
 
@@ -50,6 +51,17 @@ export class PortPools {
     const p = this.pools.get(poolKey(inName, proto))?.shift() ?? null;
     if (p) this.onChange();
     return p;
+  }
+  /** Takes port (proto, t) out of whichever pool holds it (the engine took it for a flow), or null. */
+  takeExact(proto: ProtoNumber, t: number): PooledPort | null {
+    for (const pool of this.pools.values()) {
+      const i = pool.findIndex((p) => p.proto === proto && p.t === t);
+      if (i < 0) continue;
+      const [p] = pool.splice(i, 1);
+      this.onChange();
+      return p!;
+    }
+    return null;
   }
   add(ports: PooledPort[]): void {
     for (const p of ports) {

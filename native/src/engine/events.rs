@@ -28,6 +28,9 @@ macro_rules! events {
 events! {
     /// Agent: the first packet of an unknown 5-tuple into the VIN range was held (once per 5-tuple).
     Held = "held" { proto: u8, src: u32, sport: u16, dst: u32, dport: u16 }
+    /// Agent: the first packet of a new flow took pooled port t (pool.rs); the VAT entry `id` exists
+    /// and the packet left. `serial` = the serial of the port's keys.
+    PoolTaken = "pool-taken" { id: u32, proto: u8, t: u16, serial: u32, src: u32, sport: u16, dst: u32, dport: u16 }
     /// Held packets timed out (dropped).
     HeldExpired = "held-expired" { proto: u8, src: u32, sport: u16, dst: u32, dport: u16, count: u32 }
     /// Gateway: a reservation bound in-band on its first verified packet.

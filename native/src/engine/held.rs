@@ -52,6 +52,11 @@ impl Held {
         old.into_iter().filter_map(|k| self.take(&k).map(|p| (k, p))).collect()
     }
 
+    /// Are packets held for `key`?
+    pub fn has(&self, key: &Key5) -> bool {
+        self.queues.contains_key(key)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queues.is_empty()
     }

@@ -11,7 +11,7 @@
 //!
 //! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
 //! connection a flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
-//! waiting for a negotiation), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
+//! waiting for a negotiation), `pool.rs` (pooled ports the agent takes for a new flow itself), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
 //! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `snapshot.rs` (what a
 //! restart carries), `events.rs` and `stats.rs`
 //! (what TypeScript hears), `synth.rs` (the RST / ICMP the engine answers with), `config.rs`.
@@ -28,6 +28,7 @@ mod expiry;
 mod flow;
 mod held;
 mod icmp;
+mod pool;
 mod protect;
 mod probe;
 mod punt;
@@ -43,6 +44,7 @@ pub use drops::{Drops, Reason};
 pub use events::Event;
 pub use flow::{Binding, Close, FlowCounters, FlowState, MAX_CANDIDATES};
 pub use held::FailMode;
+pub use pool::{PoolPort, FIRST_ID as POOL_FIRST_ID};
 pub use punt::ALG_MAX_GROWTH;
 pub use snapshot::SNAPSHOT_FORMAT;
 pub use stats::Stats;
@@ -156,6 +158,7 @@ pub struct Engine {
     pub cfg: Config,
     table: table::Table,
     held: held::Held,
+    pools: pool::Pools,
     punts: punt::Punts,
     pub events: Vec<Event>,
     pub outbox: Vec<OutItem>,
@@ -170,6 +173,7 @@ impl Engine {
             cfg,
             table: table::Table::default(),
             held: held::Held::default(),
+            pools: pool::Pools::default(),
             punts: punt::Punts::default(),
             events: Vec::new(),
             outbox: Vec::new(),

@@ -1,7 +1,8 @@
 //! Protect: a packet leaves the protected side toward the internet (hook `out`).
 //!
 //! - Agent: an application on EN sends `PEN:s -> VIN:d`. The VAT entry for that 5-tuple is found
-//!   (none yet: the packet is held while TypeScript negotiates, see held.rs); the payload is
+//!   (none yet: a pooled port is taken at once, see pool.rs, or the packet is held while
+//!   TypeScript negotiates, see held.rs); the payload is
 //!   encrypted, the MAC added, and the packet leaves as `PEN:s -> GGR:t`.
 //! - Gateway: IN answers `PIN:d -> PGR:t`. The reservation of t is found and must be bound to
 //!   exactly that PIN:d (an ALG flow's segment goes to TypeScript first, see punt.rs); the
@@ -33,7 +34,14 @@ impl Engine {
         let key = (ip.proto, ip.src, sport, ip.dst, dport);
         let flow = match self.table.vat_out(&key) {
             Some(f) => f.clone(),
-            None if self.cfg.in_vin_net(ip.dst) => return Step::Done(self.hold(key, pkt, ip, handle, now)),
+            None if self.cfg.in_vin_net(ip.dst) => {
+                // A pooled port, if one is ready (pool.rs); else held for TypeScript (held.rs).
+                let opens = ip.proto == PROTO_UDP || is_initial_syn(pkt, ip);
+                match self.take_pooled(key, opens, now).then(|| self.table.vat_out(&key).cloned()).flatten() {
+                    Some(f) => f,
+                    None => return Step::Done(self.hold(key, pkt, ip, handle, now)),
+                }
+            }
             None => return self.no_flow(),
         };
         if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&lock(&flow), pkt, ip) {

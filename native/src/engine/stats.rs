@@ -49,6 +49,8 @@ counters! {
     held_failed = "heldFailed",
     held_overflow = "heldOverflow",
     held_expired = "heldExpired",
+    /// Agent: new flows that took a pooled port in the engine, without TypeScript (pool.rs).
+    pool_taken = "poolTaken",
     /// Agent: TCP segments without SYN for a connection with no VAT entry (dropped; the
     /// application gets a RST).
     not_first = "notFirst",

@@ -27,6 +27,16 @@ fn events_to_js(js: &Js, evs: &[Event]) -> Value {
                 js.set(o, "dst", js.string(&ip_to_string(*dst)));
                 js.set(o, "dport", js.num(*dport as f64));
             }
+            Event::PoolTaken { id, proto, t, serial, src, sport, dst, dport } => {
+                js.set(o, "id", js.num(*id as f64));
+                js.set(o, "proto", js.string(proto_name(*proto)));
+                js.set(o, "t", js.num(*t as f64));
+                js.set(o, "serial", js.num(*serial as f64));
+                js.set(o, "src", js.string(&ip_to_string(*src)));
+                js.set(o, "sport", js.num(*sport as f64));
+                js.set(o, "dst", js.string(&ip_to_string(*dst)));
+                js.set(o, "dport", js.num(*dport as f64));
+            }
             Event::HeldExpired { proto, src, sport, dst, dport, count } => {
                 js.set(o, "proto", js.string(proto_name(*proto)));
                 js.set(o, "src", js.string(&ip_to_string(*src)));

@@ -13,6 +13,7 @@ mod exports;
 mod crypto;
 mod ffi;
 mod instance;
+mod pool;
 mod windows;
 #[cfg(test)]
 mod typescript;
@@ -88,6 +89,10 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "process" => exports::process,
             "takeReleased" => exports::take_released,
             "failHeld" => exports::fail_held,
+            "poolAdd" => pool::pool_add,
+            "poolWithdraw" => pool::pool_withdraw,
+            "poolClear" => pool::pool_clear,
+            "poolExclude" => pool::pool_exclude,
             "verdict" => exports::verdict,
             "stats" => exports::stats,
             "flowStats" => exports::flow_stats,

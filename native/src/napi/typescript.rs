@@ -57,6 +57,6 @@ fn every_counter_event_and_state_is_named_once() {
         sorted.dedup();
         assert_eq!(sorted.len(), names.len(), "duplicate in {:?}", names);
     }
-    assert_eq!(Stats::NAMES.len(), 30);
+    assert_eq!(Stats::NAMES.len(), 31);
     assert_eq!(FlowState::Udp.as_str(), "udp");
 }
