@@ -76,8 +76,15 @@ export class ArmedPorts {
     }
     for (const [k, { a, p }] of want) {
       const have = this.armed.get(k);
-      if (have && have.expiresAt === a.expiresAt && have.sessionId === a.sessionId) continue;
-      if (have && (have.claimed || have.sessionId !== a.sessionId || have.vin !== a.vin)) continue;
+      const validMs = p.expiresAt - protocol.POOL_MARGIN_MS - now;
+      if (have) {
+        // Armed already: only its validity may move (renewed). Never armed again: if the engine
+        // took it meanwhile, its 'pool-taken' event is on its way and its flow keeps the port.
+        if (have.claimed || have.sessionId !== a.sessionId || have.vin !== a.vin) continue;
+        if (have.expiresAt !== a.expiresAt && (dp.renewPort?.(p.proto, p.t, validMs) ?? false))
+          have.expiresAt = a.expiresAt;
+        continue;
+      }
       dp.armPort({
         proto: p.proto,
         vin: a.vin,
@@ -85,7 +92,7 @@ export class ArmedPorts {
         t: p.t,
         serial: p.serial,
         keys: p.keys,
-        validMs: p.expiresAt - protocol.POOL_MARGIN_MS - now,
+        validMs,
       });
       this.armed.set(k, a);
     }

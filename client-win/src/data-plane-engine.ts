@@ -161,6 +161,10 @@ export abstract class EngineDataPlane implements AgentDataPlane {
     return this.engine.poolWithdraw(proto, t);
   }
 
+  renewPort(proto: protocol.ProtoNumber, t: number, validMs: number): boolean {
+    return this.engine.poolRenew(proto, t, validMs);
+  }
+
   clearPorts(): void {
     this.engine.poolClear();
   }

@@ -86,6 +86,8 @@ export interface AgentDataPlane {
    */
   armPort?(p: ArmPort): void;
   withdrawPort?(proto: protocol.ProtoNumber, t: number): boolean;
+  /** Its reservation was renewed: true if the engine still holds it (false: a flow took it). */
+  renewPort?(proto: protocol.ProtoNumber, t: number, validMs: number): boolean;
   clearPorts?(): void;
   excludeFromPool?(vin: string, d: number, on: boolean): void;
   /**

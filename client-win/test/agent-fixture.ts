@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { createLogger, protocol } from '@gsra/common';
 import { AgentDaemon } from '../src/daemon.ts';
 import { checkAgentConfig } from '../src/config.ts';
-import type { AgentDataPlane, AgentDataPlaneEvent, FiveTuple, VatEntry } from '../src/data-plane.ts';
+import type { AgentDataPlane, AgentDataPlaneEvent, ArmPort, FiveTuple, VatEntry } from '../src/data-plane.ts';
 import { ALICE_SECRET, FakeDirectory, GK1, RESET_KEY } from '../../common/test/protocol/harness.ts';
 
 export const IN1 = 'intra1.corp.example';
@@ -108,6 +108,42 @@ export class RecordingDataPlane implements AgentDataPlane {
   }
   failHeld(key: FiveTuple): void {
     this.failed.push(key);
+  }
+  /** The engine's pool, as engine/pool.rs keeps it: ports in the order armed, by `${proto}/${t}`. */
+  armed = new Map<string, ArmPort>();
+  excluded = new Set<string>();
+  armPort(p: ArmPort): void {
+    this.armed.set(`${p.proto}/${p.t}`, p);
+  }
+  withdrawPort(proto: number, t: number): boolean {
+    return this.armed.delete(`${proto}/${t}`);
+  }
+  renewPort(proto: number, t: number, validMs: number): boolean {
+    const p = this.armed.get(`${proto}/${t}`);
+    if (p) p.validMs = validMs;
+    return !!p;
+  }
+  clearPorts(): void {
+    this.armed.clear();
+  }
+  excludeFromPool(vin: string, d: number, on: boolean): void {
+    if (on) this.excluded.add(`${vin}:${d}`);
+    else this.excluded.delete(`${vin}:${d}`);
+  }
+  private poolIds = 0x8000_0000;
+  /**
+   * What the engine does with a new connection's first packet when a port for its VIN is armed:
+   * takes the oldest, and reports it - at once, or later through the returned function (a test
+   * plays the event arriving after the daemon acted). Null when none is armed.
+   */
+  takePooled(key: FiveTuple, report = true): { t: number; id: number; emit: () => void } | null {
+    const [k, p] = [...this.armed].find(([, p]) => p.vin === key.dst && p.proto === key.proto) ?? [];
+    if (!k || !p) return null;
+    this.armed.delete(k);
+    const id = this.poolIds++;
+    const emit = () => this.emit({ kind: 'pool-taken', id, t: p.t, serial: p.serial, ...key });
+    if (report) emit();
+    return { t: p.t, id, emit };
   }
   dnsVerdict(id: number, packet?: Buffer): void {
     this.dns.push({ id, packet });

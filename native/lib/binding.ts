@@ -21,6 +21,7 @@ export interface NativeBinding {
   processInto(h: unknown, p: unknown, hook: unknown, out: unknown): number;
   failHeld(h: unknown, key: unknown, mode: unknown): number;
   poolAdd(h: unknown, port: unknown): void;
+  poolRenew(h: unknown, proto: unknown, t: unknown, validMs: unknown): boolean;
   poolWithdraw(h: unknown, proto: unknown, t: unknown): boolean;
   poolClear(h: unknown): number;
   poolExclude(h: unknown, vin: unknown, d: unknown, on: unknown): void;

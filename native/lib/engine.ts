@@ -122,6 +122,14 @@ export class Engine {
     this.#n.poolAdd(this.#h, port);
   }
 
+  /**
+   * Agent: port t's reservation was renewed: it may be taken for `validMs` from now. True if it is
+   * still pooled; false if a flow took it (then it is not pooled again, as poolAdd would).
+   */
+  poolRenew(proto: Proto | 6 | 17, t: number, validMs: number): boolean {
+    return this.#n.poolRenew(this.#h, proto, t, validMs);
+  }
+
   /** Agent: takes port t back; true if it was still pooled, false if a flow took it ('pool-taken'). */
   poolWithdraw(proto: Proto | 6 | 17, t: number): boolean {
     return this.#n.poolWithdraw(this.#h, proto, t);

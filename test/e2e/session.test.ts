@@ -72,6 +72,29 @@ for (const nat of ['preserving', 'symmetric'] as const) {
     });
 
     await t.test(
+      'a later connection to intra1 leaves on a pooled port the engine takes itself, nothing held for the daemon',
+      async (t) => {
+        const started = () =>
+          g.logLines(alice.logFile).filter((l) => l.message === 'flow started' && l.in === IN1).length;
+        const before = (await alice.status()).engine;
+        const flows = started();
+        const r = await lab.exec('en1', ['curl', '-sS', '-m', '10', `http://${IN1}/`]);
+        t.equal(r.stdout, '<h1>hello from in1</h1>\n');
+        const after = (await alice.status()).engine;
+        t.equal(after.poolTaken! - before.poolTaken!, 1, 'the SYN took a pooled port in the engine');
+        t.equal(after.held, before.held, 'no packet was held for the daemon');
+        t.equal(after.heldReleased, before.heldReleased, 'nothing released by an installed VAT entry');
+        t.ok(
+          await waitFor('the flow recorded', () => started() === flows + 1, 3000).then(
+            () => true,
+            () => false,
+          ),
+          'the daemon recorded the flow afterwards',
+        );
+      },
+    );
+
+    await t.test(
       'curl http://intra2.corp.example/ is refused within a second, with the reason',
       async (t) => {
         const t0 = Date.now();

@@ -127,6 +127,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Moves the `until` of port (proto, t) (its reservation was renewed): true if it is still
+    /// pooled. False if a flow took it: it is not pooled again (`pool_add` would).
+    pub fn pool_renew(&mut self, proto: u8, t: u16, until: u64) -> bool {
+        let vin = match self.pools.vin_of.get(&(proto, t)) {
+            Some(&v) => v,
+            None => return false,
+        };
+        match self.pools.by_vin.get_mut(&(proto, vin)).and_then(|q| q.iter_mut().find(|p| p.t == t)) {
+            Some(p) => {
+                p.until = until;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Takes port (proto, t) back from the pool: true if it was there (the caller may now use it
     /// or let it go), false if it was not (the engine took it for a flow: a `pool-taken` event
     /// says so - or it was never pooled).
@@ -307,6 +323,8 @@ mod tests {
         let mut a = syn(5000);
         e.process(&mut a, Hook::Out, Handle::Memory, 10);
         assert!(!e.pool_withdraw(PROTO_TCP, 40000), "taken: not withdrawn");
+        assert!(!e.pool_renew(PROTO_TCP, 40000, 20_000), "taken: not renewed (so not pooled again)");
+        assert!(e.pool_renew(PROTO_TCP, 40001, 20_000));
         assert!(e.pool_withdraw(PROTO_TCP, 40001));
         assert!(!e.pool_withdraw(PROTO_TCP, 40001), "once only");
         let mut b = syn(5001);

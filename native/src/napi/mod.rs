@@ -90,6 +90,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: Env, exports: Value) -> Va
             "takeReleased" => exports::take_released,
             "failHeld" => exports::fail_held,
             "poolAdd" => pool::pool_add,
+            "poolRenew" => pool::pool_renew,
             "poolWithdraw" => pool::pool_withdraw,
             "poolClear" => pool::pool_clear,
             "poolExclude" => pool::pool_exclude,

@@ -1,5 +1,5 @@
 //! The agent's armed pool at the N-API boundary (engine/pool.rs): `poolAdd(h, port)`,
-//! `poolWithdraw(h, proto, t)`, `poolClear(h)`, `poolExclude(h, vin, d, on)`.
+//! `poolRenew(h, proto, t, validMs)`, `poolWithdraw(h, proto, t)`, `poolClear(h)`, `poolExclude(h, vin, d, on)`.
 
 use super::convert::*;
 use super::ffi::Value;
@@ -37,6 +37,16 @@ pub fn pool_add(js: &Js, a: &[Value]) -> R<Value> {
         Ok(()) => Ok(js.undefined()),
         Err(e) => Err(JsErr::Error(e)),
     }
+}
+
+// poolRenew(h, proto, t, validMs) -> true if the port is still pooled (its validity moved)
+pub fn pool_renew(js: &Js, a: &[Value]) -> R<Value> {
+    let inst = Instance::of(js, a[0])?;
+    let proto = proto_of(js, a[1])?;
+    let t = js.get_port(a[2], "t")?;
+    let valid = js.get_uint(a[3], "validMs", 1e12)?;
+    let r = lock(&inst.host.eng).pool_renew(proto, t, now_ms() + valid);
+    Ok(js.boolean(r))
 }
 
 // poolWithdraw(h, proto, t) -> true if the port was still pooled (the engine did not take it)

@@ -1,0 +1,101 @@
+// The pools' ports armed in the engine (armed-ports.ts): the daemon hands every pooled port to the
+// engine, records the flows the engine starts on them, never uses a port the engine took, and
+// withdraws them with their session. A real AgentDaemon and GatewayControl over loopback; the
+// engine's pool is played by the recording data plane (native/test/pool.test.ts tests the real one).
+import t, { type Test } from 'tap';
+import { setup, until } from './agent-fixture.ts';
+
+/** The ports of the flows the daemon logged as started. */
+const started = (lines: Record<string, unknown>[]) =>
+  lines.filter((l) => l.message === 'flow started').map((l) => l.t as number);
+
+/** A session with its first flow installed from a held SYN and the rest of its pool armed. */
+async function armed(t: Test) {
+  const s = await setup(t);
+  s.dp.emit({ kind: 'held', ...s.syn(50000) });
+  await until('the first flow', () => s.dp.added.length === 1);
+  await until('the rest of the pool armed', () => s.dp.armed.size === 3);
+  return s;
+}
+
+t.test('every pooled port is armed with its keys, for the VIN of its IN', async (t) => {
+  const { dp, vin } = await armed(t);
+  const ports = [...dp.armed.values()];
+  t.ok(ports.every((p) => p.vin === vin && p.proto === 6 && p.ggr === '127.0.0.1'));
+  t.ok(ports.every((p) => p.validMs > 0 && p.keys.enToGw.encKey.length === 16));
+  t.notOk(
+    ports.some((p) => p.t === dp.added[0]!.t),
+    'the port the daemon installed itself is not armed',
+  );
+});
+
+t.test(
+  'a connection the engine started is recorded as the daemon’s own, and the pool refilled',
+  async (t) => {
+    const { dp, agent, lines, syn } = await armed(t);
+    const a = dp.takePooled(syn(50001))!;
+    const b = dp.takePooled(syn(50002))!;
+    t.equal(agent.status().flows.length, 3);
+    t.same(
+      started(lines).sort(),
+      [dp.added[0]!.t, a.t, b.t].sort(),
+      'three flows: one installed, two the engine started',
+    );
+    t.equal(lines.filter((l) => l.message === 'flow started').length, 3);
+    t.same(dp.added.length, 1, 'no VAT entry was installed for them');
+    await until('the pool topped up in the engine', () => dp.armed.size >= 3);
+  },
+);
+
+t.test(
+  'a port the engine took a moment before the daemon wanted it stays with the engine’s flow',
+  async (t) => {
+    const { dp, agent, lines, syn } = await armed(t);
+    const oldest = [...dp.armed.values()][0]!.t;
+    const late = dp.takePooled(syn(50001), false)!; // taken; its event not handled yet
+    t.equal(late.t, oldest);
+    dp.emit({ kind: 'held', ...syn(50002) }); // the daemon takes the oldest port of its pool: the same one
+    await until('the held connection installed', () => dp.added.length === 2);
+    t.not(dp.added[1]!.t, late.t, 'the held connection got another port');
+    late.emit();
+    const ts = started(lines);
+    t.equal(agent.status().flows.length, 3);
+    t.equal(new Set(ts).size, 3, 'three flows, three ports');
+    t.ok(ts.includes(late.t), 'the engine’s flow kept its port');
+    t.same(dp.removed, [], 'nothing reset');
+  },
+);
+
+t.test(
+  'a lost session withdraws its armed ports; a flow the engine started on one meanwhile is reset',
+  async (t) => {
+    const { dp, gw, agent, lines, syn } = await armed(t);
+    const old = new Set([...dp.armed.keys()]);
+    const late = dp.takePooled(syn(50001), false)!;
+    gw.restart();
+    await until('a new session', () => gw.sessionsUp === 2 && agent.status().groups[0]!.session === 'up');
+    t.notOk(
+      [...dp.armed.keys()].some((k) => old.has(k)),
+      'none of the old session’s ports is armed any more',
+    );
+    late.emit();
+    t.ok(dp.removed.includes(late.id), 'the flow on the old session’s port was reset');
+    t.notOk(started(lines).includes(late.t), 'and not recorded');
+  },
+);
+
+t.test(
+  'a renewal while the engine’s take is unreported moves the others, never re-arms the taken port',
+  async (t) => {
+    const { dp, gw, syn } = await armed(t);
+    const late = dp.takePooled(syn(50001), false)!;
+    const other = [...dp.armed.values()][0]!;
+    const validMs = other.validMs;
+    const keepalives = gw.keepalives;
+    await until('a KEEPALIVE answered (the reservations renewed)', () => gw.keepalives > keepalives);
+    await until('the other ports renewed in the engine', () => other.validMs !== validMs, 3000);
+    t.notOk(dp.armed.has(`6/${late.t}`), 'the taken port is not pooled again');
+    late.emit();
+    t.same(dp.removed, [], 'its flow goes on');
+  },
+);
