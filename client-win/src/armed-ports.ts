@@ -81,8 +81,9 @@ export class ArmedPorts {
         // Armed already: only its validity may move (renewed). Never armed again: if the engine
         // took it meanwhile, its 'pool-taken' event is on its way and its flow keeps the port.
         if (have.claimed || have.sessionId !== a.sessionId || have.vin !== a.vin) continue;
-        if (have.expiresAt !== a.expiresAt && (dp.renewPort?.(p.proto, p.t, validMs) ?? false))
-          have.expiresAt = a.expiresAt;
+        if (have.expiresAt === a.expiresAt) continue;
+        dp.renewPort?.(p.proto, p.t, validMs); // false: taken, and stays so
+        have.expiresAt = a.expiresAt;
         continue;
       }
       dp.armPort({

@@ -118,9 +118,12 @@ export class RecordingDataPlane implements AgentDataPlane {
   withdrawPort(proto: number, t: number): boolean {
     return this.armed.delete(`${proto}/${t}`);
   }
+  /** Ports whose renewal the engine accepted (still pooled), and refused (taken). */
+  renewed: Array<{ t: number; ok: boolean }> = [];
   renewPort(proto: number, t: number, validMs: number): boolean {
     const p = this.armed.get(`${proto}/${t}`);
     if (p) p.validMs = validMs;
+    this.renewed.push({ t, ok: !!p });
     return !!p;
   }
   clearPorts(): void {

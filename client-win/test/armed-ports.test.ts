@@ -3,6 +3,9 @@
 // withdraws them with their session. A real AgentDaemon and GatewayControl over loopback; the
 // engine's pool is played by the recording data plane (native/test/pool.test.ts tests the real one).
 import t, { type Test } from 'tap';
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setup, until } from './agent-fixture.ts';
 
 /** The ports of the flows the daemon logged as started. */
@@ -87,15 +90,43 @@ t.test(
 t.test(
   'a renewal while the engine’s take is unreported moves the others, never re-arms the taken port',
   async (t) => {
-    const { dp, gw, syn } = await armed(t);
+    const { dp, syn } = await armed(t);
     const late = dp.takePooled(syn(50001), false)!;
-    const other = [...dp.armed.values()][0]!;
-    const validMs = other.validMs;
-    const keepalives = gw.keepalives;
-    await until('a KEEPALIVE answered (the reservations renewed)', () => gw.keepalives > keepalives);
-    await until('the other ports renewed in the engine', () => other.validMs !== validMs, 3000);
+    const other = [...dp.armed.values()][0]!.t;
+    await until('a KEEPALIVE answered: the reservations renewed', () =>
+      dp.renewed.some((r) => r.t === other && r.ok),
+    );
+    t.same(
+      dp.renewed.filter((r) => r.t === late.t),
+      [{ t: late.t, ok: false }],
+      'the taken port’s renewal was refused by the engine, once',
+    );
     t.notOk(dp.armed.has(`6/${late.t}`), 'the taken port is not pooled again');
     late.emit();
     t.same(dp.removed, [], 'its flow goes on');
+  },
+);
+
+t.test(
+  'after a crash, no pooled port of the journal is handed out again: released, the pool refilled',
+  async (t) => {
+    const first = await armed(t);
+    // the engine started a connection and the agent was killed before its event was handled:
+    // the journal still lists the port in the pool
+    const lost = first.dp.takePooled(first.syn(50001), false)!;
+    const journaled = [...first.dp.armed.values()].map((p) => p.t).concat(lost.t);
+    const stateDir = join(mkdtempSync(join(tmpdir(), 'gsra-agent-killed-')), 'state');
+    cpSync(first.stateDir, stateDir, { recursive: true });
+    for (const p of first.gw.peers) first.gw.muted.add(p);
+    const second = await setup(t, { gw: first.gw, stateDir });
+    await until('a fresh pool armed', () => second.dp.armed.size > 0);
+    const now = [...second.dp.armed.values()].map((p) => p.t);
+    t.notOk(
+      now.some((p) => journaled.includes(p)),
+      `none of the journal's pooled ports (${journaled.join(', ')}) is armed again`,
+    );
+    second.dp.emit({ kind: 'held', ...second.syn(50002) });
+    await until('the held connection installed', () => second.dp.added.some((f) => f.s === 50002));
+    t.notOk(journaled.includes(second.dp.added.find((f) => f.s === 50002)!.t), 'nor used by the daemon');
   },
 );
