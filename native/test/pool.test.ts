@@ -112,3 +112,16 @@ t.test('the pool is the agent role only, and ports must lead into the VIN range'
   a.poolAdd(pooled(20001));
   t.throws(() => a.poolAdd({ ...pooled(20001), vin: '100.64.0.6' }), /another VIN/);
 });
+
+t.test('bad arguments are refused with a clear error and change nothing', async (t) => {
+  const a = agent();
+  t.throws(
+    () => a.poolAdd({ ...pooled(20001), tx: { ...pooled(20001).tx, encKey: Buffer.alloc(15) } }),
+    /encKey must be 16 bytes/,
+  );
+  t.throws(() => a.poolAdd({ ...pooled(20001), t: 70000 }), /t/);
+  t.throws(() => a.poolAdd({ ...pooled(20001), validMs: -1 }), /validMs/);
+  t.throws(() => a.poolWithdraw('icmp' as never, 20001), /proto/);
+  t.throws(() => a.poolExclude('not-an-ip', 80, true), /vin/);
+  t.equal(a.poolClear(), 0, 'nothing was pooled');
+});

@@ -10,7 +10,8 @@
 //!   uses one itself, and `withdraw` says whether it was still there;
 //! - an empty pool (or a 5-tuple with packets already held, or a (VIN, port) excluded for an FTP
 //!   alias) leaves the packet to `hold` (held.rs), handled by TypeScript as before;
-//! - a port past its `until` is never taken (it is dropped from the pool when met).
+//! - a port past its `until` is never taken (it is dropped from the pool when met);
+//! - TypeScript hears of every flow the engine starts: with the event queue full, no port is taken.
 //!
 //! Flows the engine makes get ids from `FIRST_ID` up; TypeScript numbers its own from 1.
 
@@ -178,7 +179,9 @@ impl Engine {
     /// packet as any other. None leaves the packet to `hold`.
     pub(super) fn take_pooled(&mut self, key: Key5, opens: bool, now: u64) -> bool {
         let (proto, pen, s, vin, d) = key;
-        if !opens || self.held.has(&key) || self.pools.excluded.contains(&(vin, d)) {
+        // TypeScript must hear of every flow it did not make: with no room for the event, none.
+        let full = self.events.len() >= self.cfg.max_events;
+        if !opens || full || self.held.has(&key) || self.pools.excluded.contains(&(vin, d)) {
             return false;
         }
         let p = match self.pools.pop(proto, vin, now) {
@@ -361,6 +364,9 @@ mod tests {
             "(VIN, d) excluded"
         );
         e.pool_exclude(VIN, 80, false);
+        e.cfg.max_events = e.events.len();
+        let mut full = syn(5003);
+        assert_eq!(e.process(&mut full, Hook::Out, Handle::Memory, 12), Verdict::Held, "no room to report a take");
         assert_eq!(e.pool_clear(), 1);
         let mut c = syn(5002);
         assert_eq!(
