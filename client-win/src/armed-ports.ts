@@ -4,8 +4,9 @@
 // the loop. The engine says so afterwards ('pool-taken'); the daemon then records the flow as if
 // it had installed it itself (docs/architecture.md, "A later connection").
 //
-// What this file keeps true: the engine holds exactly the ports the sessions' pools hold (sync()
-// after every change of a pool, a session or a VIN), so a port returned, released by the gateway,
+// What this file keeps true: the engine holds exactly the ports the sessions' pools hold, each for
+// its IN's VIN now (sync() after every control result, and before a DNS answer that may have
+// given a VIN to another name reaches the application), so a port returned, released by the gateway,
 // expired, or lost with its session is withdrawn; and a port is used by one flow only - before the
 // daemon uses a pooled port itself it claims it (withdraws it from the engine, which answers
 // atomically whether the engine took it first).
@@ -41,12 +42,6 @@ export class ArmedPorts {
   /** How many ports the engine holds now (as far as this side knows). */
   get size(): number {
     return this.armed.size;
-  }
-
-  /** Does an armed port lead to this VIN? (then the VIN is not given to another name) */
-  usesVin(vin: string): boolean {
-    for (const a of this.armed.values()) if (a.vin === vin) return true;
-    return false;
   }
 
   /** Brings the engine in line with the pools of the sessions that are up. */

@@ -117,6 +117,8 @@ export class AgentDaemon {
       },
       // a name's VIN is written before the application can use it: it survives a restart
       beforeAnswer: () => {
+        // a VIN given back for this answer no longer leads the engine's pool to its old name
+        this.armed.sync(this.sessions.values(), this.now());
         const entries = this.vins.entries();
         const text = JSON.stringify(entries);
         if (!this.state || text === this.savedVins) return;
@@ -385,7 +387,7 @@ export class AgentDaemon {
   /** Does a live flow, a held connection or an FTP alias use this VIN? (then it is never reclaimed) */
   private vinInUse(vin: string): boolean {
     if (this.flows.all().some((f) => f.key.dst === vin)) return true;
-    if (this.waiting.usesVin(vin) || this.armed.usesVin(vin)) return true;
+    if (this.waiting.usesVin(vin)) return true;
     return this.flows.aliasUses(vin);
   }
 

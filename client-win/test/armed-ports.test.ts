@@ -6,7 +6,10 @@ import t, { type Test } from 'tap';
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setup, until } from './agent-fixture.ts';
+import type { protocol } from '@gsra/common';
+import { ArmedPorts } from '../src/armed-ports.ts';
+import type { Session } from '../src/control-events.ts';
+import { RecordingDataPlane, setup, until } from './agent-fixture.ts';
 
 /** The ports of the flows the daemon logged as started. */
 const started = (lines: Record<string, unknown>[]) =>
@@ -128,5 +131,29 @@ t.test(
     second.dp.emit({ kind: 'held', ...second.syn(50002) });
     await until('the held connection installed', () => second.dp.added.some((f) => f.s === 50002));
     t.notOk(journaled.includes(second.dp.added.find((f) => f.s === 50002)!.t), 'nor used by the daemon');
+  },
+);
+
+t.test(
+  'a name whose VIN was given to another name: its ports are withdrawn, then armed for its new VIN',
+  async (t) => {
+    const dp = new RecordingDataPlane();
+    const vins = new Map([['intra1', '198.19.224.5']]);
+    const armedPorts = new ArmedPorts(dp, '203.0.113.1', (n) => vins.get(n));
+    const keys = { enToGw: {}, gwToEn: {} } as unknown as protocol.FlowKeys;
+    const port = { inName: 'intra1', proto: 6 as const, t: 40001, serial: 1, keys, expiresAt: 1_000_000 };
+    const session = { group: 'sales', up: true, control: { session: 'aa', pooledPorts: () => [port] } };
+    const sessions = [session] as unknown as Session[];
+    armedPorts.sync(sessions, 0);
+    t.equal(dp.armed.get('6/40001')?.vin, '198.19.224.5');
+    vins.delete('intra1'); // evicted: the VIN may now be another name's
+    armedPorts.sync(sessions, 0);
+    t.notOk(dp.armed.has('6/40001'), 'withdrawn before the VIN can reach another name');
+    vins.set('intra1', '198.19.224.9');
+    armedPorts.sync(sessions, 0);
+    t.equal(dp.armed.get('6/40001')?.vin, '198.19.224.9', 'armed again for its new VIN');
+    session.up = false;
+    armedPorts.sync(sessions, 0);
+    t.equal(dp.armed.size, 0, 'a session that is down has nothing armed');
   },
 );
