@@ -91,8 +91,7 @@ export class DaemonEvents {
         this.d.log.info('session down', { user: e.user, session: e.sessionId, reason: e.reason });
         break;
       case 'reservation':
-        this.d.dataPlane?.add(e.record);
-        break;
+        break; // in the engine already (GatewayDaemon.apply, before RESERVED leaves)
       case 'reservation-ended': {
         const r = e.record;
         // The audit record takes the engine's counts before the data plane forgets the flow.

@@ -354,6 +354,9 @@ export class GatewayDaemon {
     const now = this.now();
     // source-proven first: an AUTH_OK in the same result goes to an address now proven
     for (const e of r.events) if (e.kind === 'source-proven') this.admission.proven.add(e.addr, now);
+    // A reserved port is in the engine before RESERVED can leave: the agent's engine sends a new
+    // flow's first packet on it the moment it hears (docs/architecture.md, "A later connection").
+    for (const e of r.events) if (e.kind === 'reservation') this.deps.dataPlane?.add(e.record);
     const send = () => this.send(r, now);
     if (this.state) {
       // engine snapshots: all of them every FLOW_STATE_EVERY_MS, a flow's own when it binds (never

@@ -3,7 +3,7 @@
 // revocation, and the operator's endpoints. The directory is shared; every test runs its own
 // gateway.
 import t, { type Test } from 'tap';
-import { createSocket } from 'node:dgram';
+import { createSocket, Socket } from 'node:dgram';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -431,3 +431,26 @@ t.test('the ops endpoint serves the status page, and counts control messages by 
   t.match(metrics, /gsra_gateway_control_messages_total\{type="AUTH"\} 1/);
   t.match(metrics, /gsra_gateway_control_messages_total\{type="RESERVE"\} 1/);
 });
+
+t.test(
+  'a reserved port is in the engine before RESERVED leaves (the agent may use it at once)',
+  async (t) => {
+    const dp = new RecordingDataPlane();
+    const g = await gateway(t, dp);
+    const a = await g.aliceUp();
+    // every datagram the gateway sends, with the rows the engine had at that moment
+    const seen: Array<{ type: number; rows: number }> = [];
+    const send = Socket.prototype.send;
+    t.teardown(() => void (Socket.prototype.send = send));
+    Socket.prototype.send = function (this: Socket, ...args: Parameters<Socket['send']>) {
+      const m = args[0];
+      if (Buffer.isBuffer(m)) seen.push({ type: m[3]!, rows: dp.added.length });
+      return send.apply(this, args);
+    } as Socket['send'];
+    a.apply(a.agent.reserve(IN1, 6, Date.now()));
+    await a.waitFor((e) => e.kind === 'reserved');
+    const reserved = seen.filter((s) => s.type === 0x11);
+    t.equal(reserved.length, 1, 'one RESERVED');
+    t.equal(reserved[0]!.rows, 4, 'its 4 ports were in the engine when it left');
+  },
+);
