@@ -39,11 +39,6 @@ export class ArmedPorts {
     private readonly vinOf: (name: string) => string | undefined,
   ) {}
 
-  /** How many ports the engine holds now (as far as this side knows). */
-  get size(): number {
-    return this.armed.size;
-  }
-
   /** Brings the engine in line with the pools of the sessions that are up. */
   sync(sessions: Iterable<Session>, now: number): void {
     const dp = this.dataPlane;
@@ -81,16 +76,21 @@ export class ArmedPorts {
         have.expiresAt = a.expiresAt;
         continue;
       }
-      dp.armPort({
-        proto: p.proto,
-        vin: a.vin,
-        ggr: this.ggr,
-        t: p.t,
-        serial: p.serial,
-        keys: p.keys,
-        validMs,
-      });
-      this.armed.set(k, a);
+      try {
+        dp.armPort({
+          proto: p.proto,
+          vin: a.vin,
+          ggr: this.ggr,
+          t: p.t,
+          serial: p.serial,
+          keys: p.keys,
+          validMs,
+        });
+        this.armed.set(k, a);
+      } catch {
+        // refused by the engine (it cannot be, short of a bug): the port stays with the daemon,
+        // which hands it to a held connection as before
+      }
     }
   }
 

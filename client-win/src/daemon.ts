@@ -449,7 +449,8 @@ export class AgentDaemon {
       });
       return;
     }
-    this.flows.adopt(e.id, e, a.name, a.group, r.port, this.now(), () => this.persist());
+    const key = { proto: e.proto, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport };
+    this.flows.adopt(e.id, key, a.name, a.group, r.port, this.now(), () => this.persist());
     this.vins.touch(e.dst);
     this.log.info('flow started', {
       in: a.name,
