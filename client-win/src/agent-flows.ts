@@ -47,7 +47,8 @@ export class AgentFlows {
   /**
    * A new flow on `port`: its record is written first (a restart must know the port is taken),
    * then `persist` (the daemon writes the store), then the VAT entry goes to the engine, which
-   * lets the held packet go.
+   * lets the held packet go. With `id`, the engine made the flow itself on a pooled port (its
+   * first packet has left: armed-ports.ts): recorded and written the same way, after the fact.
    */
   add(
     key: FiveTuple,
@@ -56,34 +57,13 @@ export class AgentFlows {
     port: protocol.PooledPort,
     now: number,
     persist: () => void,
+    id?: number,
   ): Flow {
     const f = { name, group, key, t: port.t, serial: port.serial, started: now };
     this.state?.put(flowKey(key), f);
     persist();
-    const id = this.dataPlane.addFlow(this.vat(key, port.t, port.keys));
-    const flow = { ...f, id };
-    this.flows.set(id, flow);
-    return flow;
-  }
-
-  /**
-   * A flow the engine made itself on a pooled port (its first packet has left: armed-ports.ts):
-   * recorded and written as `add` does, after the fact.
-   */
-  adopt(
-    id: number,
-    key: FiveTuple,
-    name: string,
-    group: string,
-    port: protocol.PooledPort,
-    now: number,
-    persist: () => void,
-  ): Flow {
-    const f = { name, group, key, t: port.t, serial: port.serial, started: now };
-    this.state?.put(flowKey(key), f);
-    persist();
-    const flow = { ...f, id };
-    this.flows.set(id, flow);
+    const flow = { ...f, id: id ?? this.dataPlane.addFlow(this.vat(key, port.t, port.keys)) };
+    this.flows.set(flow.id, flow);
     return flow;
   }
 

@@ -450,7 +450,7 @@ export class AgentDaemon {
       return;
     }
     const key = { proto: e.proto, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport };
-    this.flows.adopt(e.id, key, a.name, a.group, r.port, this.now(), () => this.persist());
+    this.flows.add(key, a.name, a.group, r.port, this.now(), () => this.persist(), e.id);
     this.vins.touch(e.dst);
     this.log.info('flow started', {
       in: a.name,
