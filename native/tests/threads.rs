@@ -58,3 +58,26 @@ fn queue_threads_share_one_engine() {
     assert_eq!(g.stats.translated_in, 4000);
     assert_eq!(g.stats.verify_failed, 0);
 }
+
+/// A queue thread looked a flow up (classify) and, before its crypto phase ran, TypeScript removed
+/// the flow and added another that took its place in the engine: the packet is refused (no
+/// flow), never protected under the new flow's keys, and the new flow's counters do not move.
+#[test]
+fn a_packet_whose_flow_was_replaced_between_lookup_and_crypto_is_refused() {
+    let mut a = agent();
+    a.add_flow(&agent_spec(PROTO_UDP), 1).unwrap();
+    let mut p = build::udp(PEN, S, VIN, D, b"late");
+    let job = match a.classify(&mut p, Hook::Out, Handle::Memory, 5) {
+        Step::Crypto(job) => job,
+        Step::Done(v) => panic!("no crypto job: {v:?}"),
+    };
+    assert!(a.remove_flow(1));
+    let mut other = agent_spec(PROTO_UDP);
+    other.id = 2;
+    other.tx = keys(9);
+    a.add_flow(&other, 1).unwrap();
+    let o = job.run(&mut p);
+    assert_eq!(a.finish(&job, o, &p), Verdict::Drop(Reason::NoFlow));
+    assert_eq!(p, build::udp(PEN, S, VIN, D, b"late"), "the packet is untouched");
+    assert_eq!(a.flow(2).unwrap().c.pkts_out, 0);
+}

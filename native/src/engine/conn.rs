@@ -57,23 +57,87 @@ pub enum Pass {
     Bare,
 }
 
+/// An optional 64-bit position in 8 bytes: `u64::MAX` stands for none (an extended sequence
+/// number gets there only after 2^64 bytes). Six of them make the half of a `Conn` that six
+/// `Option<u64>` (16 bytes each) made twice as large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pos(u64);
+
+impl Default for Pos {
+    fn default() -> Pos {
+        Pos::NONE
+    }
+}
+
+impl Pos {
+    const NONE: Pos = Pos(u64::MAX);
+
+    pub(super) fn get(self) -> Option<u64> {
+        if self == Pos::NONE {
+            None
+        } else {
+            Some(self.0)
+        }
+    }
+
+    /// Some(v) for v below `u64::MAX`; a snapshot that holds `u64::MAX` is refused.
+    fn from_opt(v: Option<u64>) -> Result<Pos, String> {
+        match v {
+            None => Ok(Pos::NONE),
+            Some(u64::MAX) => Err("flow snapshot: a sequence position out of range".into()),
+            Some(v) => Ok(Pos(v)),
+        }
+    }
+
+    /// Raises it to `v` (or sets it, if none).
+    fn raise(&mut self, v: u64) {
+        self.0 = match self.get() {
+            Some(a) => a.max(v),
+            None => v,
+        };
+    }
+
+    fn set_once(&mut self, v: u64) {
+        if self.get().is_none() {
+            self.0 = v;
+        }
+    }
+}
+
+/// `Conn::known`'s bits.
+const ISN_LOCAL: u8 = 1;
+const ISN_REMOTE: u8 = 2;
+const RST: u8 = 4;
+
+/// 64 bytes (six positions, two ISNs, one byte of flags): it sits in every flow.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Conn {
-    pub isn_local: Option<u32>,
-    pub isn_remote: Option<u32>,
+    /// The ISNs, each valid only with its bit in `known`.
+    isn_local: u32,
+    isn_remote: u32,
     /// The highest acknowledgment the local end sent (what it has of the remote's stream), never
     /// above what the remote actually sent (`remote_end`).
-    pub(super) local_ack: Option<u64>,
+    pub(super) local_ack: Pos,
     /// The highest acknowledgment verified from the remote end.
-    pub(super) remote_ack: Option<u64>,
+    pub(super) remote_ack: Pos,
     /// The highest sequence end the local end sent / the remote end sent (verified).
-    pub(super) local_end: Option<u64>,
-    pub(super) remote_end: Option<u64>,
+    pub(super) local_end: Pos,
+    pub(super) remote_end: Pos,
     /// Where each end's FIN sits.
-    pub(super) fin_local: Option<u64>,
-    pub(super) fin_remote: Option<u64>,
-    /// A RST passed (either way): the audit's close reason (flow::Close).
-    pub(super) rst: bool,
+    pub(super) fin_local: Pos,
+    pub(super) fin_remote: Pos,
+    /// ISN_LOCAL, ISN_REMOTE: that ISN is known; RST: a RST passed (either way), the audit's close
+    /// reason (flow::Close).
+    known: u8,
+}
+
+/// What a snapshot keeps of a connection (snapshot.rs): the ISNs, the six positions (local_ack,
+/// remote_ack, local_end, remote_end, fin_local, fin_remote) and whether a RST passed.
+pub struct ConnParts {
+    pub isn_local: Option<u32>,
+    pub isn_remote: Option<u32>,
+    pub pos: [Option<u64>; 6],
+    pub rst: bool,
 }
 
 /// The ISNs a segment's MAC covers, (sender's, receiver's): on a SYN the sender's is the
@@ -85,19 +149,65 @@ fn isns(flags: u8, seq: u32, sender: Option<u32>, receiver: Option<u32>) -> (u32
     (s, r)
 }
 
-fn max_opt(a: Option<u64>, b: u64) -> Option<u64> {
-    Some(a.map_or(b, |a| a.max(b)))
-}
-
 impl Conn {
+    pub fn isn_local(&self) -> Option<u32> {
+        if self.known & ISN_LOCAL != 0 {
+            Some(self.isn_local)
+        } else {
+            None
+        }
+    }
+
+    pub fn isn_remote(&self) -> Option<u32> {
+        if self.known & ISN_REMOTE != 0 {
+            Some(self.isn_remote)
+        } else {
+            None
+        }
+    }
+
+    fn set_isn_local(&mut self, isn: u32) {
+        self.isn_local = isn;
+        self.known |= ISN_LOCAL;
+    }
+
+    fn set_isn_remote(&mut self, isn: u32) {
+        self.isn_remote = isn;
+        self.known |= ISN_REMOTE;
+    }
+
+    pub fn parts(&self) -> ConnParts {
+        let p = [self.local_ack, self.remote_ack, self.local_end, self.remote_end, self.fin_local, self.fin_remote];
+        ConnParts { isn_local: self.isn_local(), isn_remote: self.isn_remote(), pos: p.map(Pos::get), rst: self.rst_seen() }
+    }
+
+    pub fn from_parts(c: &ConnParts) -> Result<Conn, String> {
+        let mut conn = Conn::default();
+        if let Some(i) = c.isn_local {
+            conn.set_isn_local(i);
+        }
+        if let Some(i) = c.isn_remote {
+            conn.set_isn_remote(i);
+        }
+        let mut p = [Pos::NONE; 6];
+        for (x, v) in p.iter_mut().zip(c.pos.iter()) {
+            *x = Pos::from_opt(*v)?;
+        }
+        [conn.local_ack, conn.remote_ack, conn.local_end, conn.remote_end, conn.fin_local, conn.fin_remote] = p;
+        if c.rst {
+            conn.known |= RST;
+        }
+        Ok(conn)
+    }
+
     /// ISNs for a segment the local end sends.
     pub fn isns_out(&self, flags: u8, seq: u32) -> (u32, u32) {
-        isns(flags, seq, self.isn_local, self.isn_remote)
+        isns(flags, seq, self.isn_local(), self.isn_remote())
     }
 
     /// ISNs for a segment from the remote end.
     pub fn isns_in(&self, flags: u8, seq: u32) -> (u32, u32) {
-        isns(flags, seq, self.isn_remote, self.isn_local)
+        isns(flags, seq, self.isn_remote(), self.isn_local())
     }
 
     /// Before any crypto: may a segment from the internet be looked at at all?
@@ -109,7 +219,7 @@ impl Conn {
             if flags & TCP_ACK == 0 && (state == FlowState::Established || state == FlowState::Closing) {
                 return Err(Reason::SynReplay);
             }
-            if self.isn_remote.map_or(false, |isn| isn != seq) {
+            if self.isn_remote().map_or(false, |isn| isn != seq) {
                 return Err(Reason::NewConnection);
             }
         }
@@ -123,7 +233,7 @@ impl Conn {
             if state == FlowState::Closed {
                 return Err(Reason::Closed);
             }
-            if self.isn_local.map_or(false, |isn| isn != seq) {
+            if self.isn_local().map_or(false, |isn| isn != seq) {
                 return Err(Reason::NewConnection);
             }
         }
@@ -137,7 +247,7 @@ impl Conn {
         if s.initial_syn() || s.flags & TCP_RST != 0 || !s.occupies() {
             return Pass::Whole;
         }
-        match self.local_ack {
+        match self.local_ack.get() {
             Some(a) if s.end() <= a => Pass::Bare,
             _ => Pass::Whole,
         }
@@ -149,7 +259,7 @@ impl Conn {
         if s.initial_syn() || s.flags & TCP_RST != 0 || !s.occupies() {
             return Pass::Whole;
         }
-        match self.remote_ack {
+        match self.remote_ack.get() {
             Some(a) if s.end() <= a => Pass::Bare,
             _ => Pass::Whole,
         }
@@ -163,8 +273,8 @@ impl Conn {
         if s.flags & (TCP_SYN | TCP_RST) != 0 {
             return false;
         }
-        let ack = s.flags & TCP_ACK != 0 && self.remote_ack.map_or(false, |a| s.ext_ack > a);
-        let data = s.occupies() && self.remote_end.map_or(false, |e| s.end() > e);
+        let ack = s.flags & TCP_ACK != 0 && self.remote_ack.get().map_or(false, |a| s.ext_ack > a);
+        let data = s.occupies() && self.remote_end.get().map_or(false, |e| s.end() > e);
         ack || data
     }
 
@@ -172,40 +282,40 @@ impl Conn {
     /// sequence number, acknowledging what the local end acknowledged; None until both ISNs are
     /// known and the local end has sent and acknowledged something.
     pub fn probe_position(&self) -> Option<(u32, u32)> {
-        self.isn_local?;
-        self.isn_remote?;
-        let ack = self.local_ack.or(self.remote_end)?;
-        Some((self.local_end? as u32, ack as u32))
+        self.isn_local()?;
+        self.isn_remote()?;
+        let ack = self.local_ack.get().or(self.remote_end.get())?;
+        Some((self.local_end.get()? as u32, ack as u32))
     }
 
     /// Records a verified segment from the remote end (as it passed) and moves the state.
     pub fn record_in(&mut self, state: &mut FlowState, s: &Seg) {
-        if s.flags & TCP_SYN != 0 && self.isn_remote.is_none() {
-            self.isn_remote = Some(s.seq);
+        if s.flags & TCP_SYN != 0 && self.isn_remote().is_none() {
+            self.set_isn_remote(s.seq);
         }
-        self.remote_end = max_opt(self.remote_end, s.end());
+        self.remote_end.raise(s.end());
         if s.flags & TCP_ACK != 0 {
-            self.remote_ack = max_opt(self.remote_ack, s.ext_ack);
+            self.remote_ack.raise(s.ext_ack);
         }
-        if s.flags & TCP_FIN != 0 && self.fin_remote.is_none() {
-            self.fin_remote = Some(s.end() - 1);
+        if s.flags & TCP_FIN != 0 {
+            self.fin_remote.set_once(s.end() - 1);
         }
         self.advance(state, s.flags);
     }
 
     /// Records a segment the local end sent (as it was protected) and moves the state.
     pub fn record_out(&mut self, state: &mut FlowState, s: &Seg) {
-        if s.flags & TCP_SYN != 0 && self.isn_local.is_none() {
-            self.isn_local = Some(s.seq);
+        if s.flags & TCP_SYN != 0 && self.isn_local().is_none() {
+            self.set_isn_local(s.seq);
         }
-        self.local_end = max_opt(self.local_end, s.end());
+        self.local_end.raise(s.end());
         if s.flags & TCP_ACK != 0 {
             // Never more than the remote sent: an acknowledgment of unsent data proves nothing.
-            let a = std::cmp::min(s.ext_ack, self.remote_end.unwrap_or(0));
-            self.local_ack = max_opt(self.local_ack, a);
+            let a = std::cmp::min(s.ext_ack, self.remote_end.get().unwrap_or(0));
+            self.local_ack.raise(a);
         }
-        if s.flags & TCP_FIN != 0 && self.fin_local.is_none() {
-            self.fin_local = Some(s.end() - 1);
+        if s.flags & TCP_FIN != 0 {
+            self.fin_local.set_once(s.end() - 1);
         }
         self.advance(state, s.flags);
     }
@@ -213,17 +323,17 @@ impl Conn {
     /// Reserved -> Handshake -> Established -> Closing -> Closed, never back.
     fn advance(&mut self, state: &mut FlowState, flags: u8) {
         if flags & TCP_RST != 0 {
-            self.rst = true;
+            self.known |= RST;
             *state = FlowState::Closed;
             return;
         }
         if *state == FlowState::Reserved && flags & TCP_SYN != 0 {
             *state = FlowState::Handshake;
         }
-        if *state == FlowState::Handshake && self.isn_local.is_some() && self.isn_remote.is_some() && flags & (TCP_SYN | TCP_ACK) == TCP_ACK {
+        if *state == FlowState::Handshake && self.isn_local().is_some() && self.isn_remote().is_some() && flags & (TCP_SYN | TCP_ACK) == TCP_ACK {
             *state = FlowState::Established;
         }
-        if (*state == FlowState::Handshake || *state == FlowState::Established) && (self.fin_local.is_some() || self.fin_remote.is_some()) {
+        if (*state == FlowState::Handshake || *state == FlowState::Established) && self.fin_seen() {
             *state = FlowState::Closing;
         }
         if *state == FlowState::Closing && self.fin_acked() {
@@ -233,15 +343,15 @@ impl Conn {
 
     /// Did either end send a FIN / a RST (that passed)?
     pub fn fin_seen(&self) -> bool {
-        self.fin_local.is_some() || self.fin_remote.is_some()
+        self.fin_local.get().is_some() || self.fin_remote.get().is_some()
     }
     pub fn rst_seen(&self) -> bool {
-        self.rst
+        self.known & RST != 0
     }
 
     /// Both FINs sent and acknowledged by the other end.
     fn fin_acked(&self) -> bool {
-        match (self.fin_local, self.fin_remote, self.remote_ack, self.local_ack) {
+        match (self.fin_local.get(), self.fin_remote.get(), self.remote_ack.get(), self.local_ack.get()) {
             (Some(fl), Some(fr), Some(ra), Some(la)) => ra > fl && la > fr,
             _ => false,
         }
@@ -251,8 +361,8 @@ impl Conn {
     /// number lie in the send window, between the remote's acknowledgment and what was sent
     /// (RFC 5927 §4.1)?
     pub fn in_send_window(&self, ext_seq: u64) -> bool {
-        match (self.isn_local, self.local_end) {
-            (Some(isn), Some(end)) => self.remote_ack.unwrap_or(isn as u64) <= ext_seq && ext_seq <= end,
+        match (self.isn_local(), self.local_end.get()) {
+            (Some(isn), Some(end)) => self.remote_ack.get().unwrap_or(isn as u64) <= ext_seq && ext_seq <= end,
             _ => false,
         }
     }
@@ -260,8 +370,8 @@ impl Conn {
     /// ICMP about a segment this engine delivered to the local end: the same, in the remote's
     /// stream (between the local end's acknowledgment and what the remote sent).
     pub fn in_delivered_window(&self, ext_seq: u64) -> bool {
-        match (self.isn_remote, self.remote_end) {
-            (Some(isn), Some(end)) => self.local_ack.unwrap_or(isn as u64) <= ext_seq && ext_seq <= end,
+        match (self.isn_remote(), self.remote_end.get()) {
+            (Some(isn), Some(end)) => self.local_ack.get().unwrap_or(isn as u64) <= ext_seq && ext_seq <= end,
             _ => false,
         }
     }
@@ -347,6 +457,19 @@ mod tests {
         let (mut c, mut st) = established();
         c.record_in(&mut st, &seg(TCP_RST | TCP_ACK, 5001, 101, 0));
         assert_eq!(st, FlowState::Closed);
+    }
+
+    #[test]
+    fn a_connection_takes_64_bytes_and_keeps_what_it_learned() {
+        assert!(std::mem::size_of::<Conn>() <= 64, "{}", std::mem::size_of::<Conn>());
+        let (c, _) = established();
+        let p = c.parts();
+        assert_eq!((p.isn_local, p.isn_remote), (Some(100), Some(5000)));
+        let back = Conn::from_parts(&p).unwrap();
+        assert_eq!((back.isn_local(), back.isn_remote(), back.parts().pos), (Some(100), Some(5000), p.pos));
+        assert_eq!(Conn::default().parts().pos, [None; 6]);
+        let bad = ConnParts { pos: [Some(u64::MAX), None, None, None, None, None], ..p };
+        assert!(Conn::from_parts(&bad).is_err());
     }
 
     #[test]

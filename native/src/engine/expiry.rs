@@ -9,7 +9,6 @@
 use super::flow::FlowState;
 use super::probe;
 use super::{Engine, Event, Hook, OutItem, Reason};
-use crate::lock::lock;
 
 #[derive(Default)]
 pub(super) struct Sweep {
@@ -34,8 +33,8 @@ impl Engine {
             if self.sweep.pos >= n {
                 self.sweep.pos = 0;
             }
-            if let Some(fr) = self.table.slot(self.sweep.pos) {
-                let mut f = lock(fr);
+            let fr = self.table.slot(self.sweep.pos);
+            if let Some(mut f) = fr.as_ref().and_then(|fr| fr.lock()) {
                 if let Some(r) = f.verify_report_due(now) {
                     reports.push((f.proto, r));
                 }

@@ -1,6 +1,6 @@
 //! One flow: its addresses (what the agent or the gateway knows about it), its PIT (the keys and
 //! crypto state of both directions), its TCP connection (conn.rs) and its counters. A flow is shared between the
-//! table (under the engine lock) and the crypto phase (under its own lock): see `FlowRef`.
+//! table (under the engine lock) and the crypto phase (under its own lock): see slab.rs.
 
 use super::conn::Conn;
 use super::table::FlowSpec;
@@ -8,10 +8,6 @@ use super::Role;
 use crate::pccom::{Dir, Replay, SeqTrack};
 use crate::pkt::{be16, PROTO_TCP, PROTO_UDP};
 use crate::seqadj::SeqAdj;
-use std::sync::{Arc, Mutex};
-
-/// A flow shared between the tables (engine lock) and the crypto phase (its own lock).
-pub type FlowRef = Arc<Mutex<Flow>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowState {
@@ -107,9 +103,9 @@ pub struct GatewayEnd {
     pub pin: u32,
     /// Allowed service ports d (empty = any).
     pub ports: Box<[u16]>,
-    /// The home router's mapping, once committed: UDP on the first verified datagram; TCP on the
-    /// first verified segment newer than the SYN (only the real EN can make one). None before.
-    pub bound: Option<Binding>,
+    /// The home router's mapping, once committed (`is_bound`; see `bound()`).
+    binding: Binding,
+    is_bound: bool,
     /// TCP, until the binding commits: the sources whose initial SYN verified (a replayed SYN
     /// verifies too, so each is only a candidate). IN's answers go to every candidate.
     pub candidates: [Binding; MAX_CANDIDATES],
@@ -119,6 +115,25 @@ pub struct GatewayEnd {
     pub alg: bool,
     /// Length changes the ALG made to the IN -> EN stream.
     pub out_adj: SeqAdj,
+}
+
+impl GatewayEnd {
+    /// The home router's mapping, once committed: UDP on the first verified datagram; TCP on the
+    /// first verified segment newer than the SYN (only the real EN can make one). None before.
+    /// (A flag and a Binding rather than an `Option<Binding>`: 8 bytes less in every flow.)
+    pub fn bound(&self) -> Option<Binding> {
+        if self.is_bound {
+            Some(self.binding)
+        } else {
+            None
+        }
+    }
+
+    /// Commits (or, roaming, moves) the binding.
+    pub fn bind(&mut self, b: Binding) {
+        self.binding = b;
+        self.is_bound = true;
+    }
 }
 
 /// What only one role knows about a flow.
@@ -204,7 +219,8 @@ impl Flow {
                 End::Gateway(GatewayEnd {
                     pin: spec.pin,
                     ports: spec.ports.clone().into_boxed_slice(),
-                    bound: None,
+                    binding: Binding::default(),
+                    is_bound: false,
                     candidates: [Binding::default(); MAX_CANDIDATES],
                     n_candidates: 0,
                     alg: false,
@@ -258,14 +274,14 @@ impl Flow {
     /// Where the home router maps EN for this flow: always known to the agent's flows (None
     /// there), known to a gateway reservation once it bound.
     pub fn binding(&self) -> Option<Binding> {
-        self.gateway().and_then(|g| g.bound)
+        self.gateway().and_then(|g| g.bound())
     }
 
     /// An agent flow is bound from the start; a gateway reservation once its first packet verified.
     pub fn is_bound(&self) -> bool {
         match &self.end {
             End::Agent(_) => true,
-            End::Gateway(g) => g.bound.is_some(),
+            End::Gateway(g) => g.bound().is_some(),
         }
     }
 
@@ -320,7 +336,7 @@ impl Flow {
     pub fn destinations(&self) -> Option<(Binding, &[Binding])> {
         match &self.end {
             End::Agent(_) => None,
-            End::Gateway(g) => match g.bound {
+            End::Gateway(g) => match g.bound() {
                 Some(b) => Some((b, &[])),
                 None if g.n_candidates > 0 => Some((g.candidates[0], &g.candidates[1..g.n_candidates as usize])),
                 None => None,

@@ -12,7 +12,6 @@
 
 use super::synth::{synth_icmp_unreach, synth_rst};
 use super::{Engine, Event, Handle, Hook, Key5, OutItem, Reason, Verdict};
-use crate::lock::lock;
 use crate::pkt::{build, parse_tcp, Ip, PROTO_TCP, TCP_ACK, TCP_SYN};
 use std::collections::{HashMap, VecDeque};
 
@@ -140,7 +139,10 @@ impl Engine {
         let probe = match self.table.by_id(id) {
             None => return false,
             Some(fr) => {
-                let f = lock(fr);
+                let f = match fr.lock() {
+                    Some(f) => f,
+                    None => return false,
+                };
                 match (f.proto, f.agent()) {
                     (PROTO_TCP, Some(a)) if f.rxseq.init => Some(build::tcp(
                         a.vin,

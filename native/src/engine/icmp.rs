@@ -15,9 +15,9 @@
 //! - source quench (deprecated, RFC 6633) is never taken.
 //! Errors EN's own stack sends about a download (agent, hook `out`) are local and pass as before.
 
-use super::flow::{Flow, FlowRef};
+use super::flow::Flow;
+use super::slab::FlowRef;
 use super::{Engine, Hook, Reason, Role, Verdict};
-use crate::lock::lock;
 use crate::pccom;
 use crate::pkt::*;
 
@@ -89,8 +89,7 @@ impl Engine {
                 let told = std::cmp::max(mtu.saturating_sub(overhead), 68);
                 put16(pkt, e.off + 6, told);
                 // The local stack's segments shrink to this path MTU: so do the GSO cuts (gso.rs).
-                if let Some(fr) = &rw.sent {
-                    let mut f = lock(fr);
+                if let Some(mut f) = rw.sent.as_ref().and_then(|fr| fr.lock()) {
                     if f.seg_mtu == 0 || told < f.seg_mtu {
                         f.seg_mtu = told;
                     }
@@ -124,21 +123,21 @@ impl Engine {
             // A router or GGR -> PEN, quoting PEN:s -> GGR:t (our upload). Becomes VIN -> PEN
             // quoting PEN:s -> VIN:d.
             (Role::Agent, Hook::In) => self.table.vat_in(&(proto, q.dst, qd, q.src, qs)).and_then(|fr| {
-                let f = lock(fr);
+                let f = fr.lock()?;
                 let a = f.agent()?;
                 Some(check(&f, Quoted::Sent).map(|_| Rewrite { sent: Some(fr.clone()), src: Some(a.vin), dst: None, quoted_src: (q.src, qs), quoted_dst: (a.vin, f.d), shrink_mtu: true }))
             }),
             // EN's own stack answering a download, quoting VIN:d -> PEN:s. Becomes PEN -> GGR
             // quoting GGR:t -> PEN:s (HR then maps PEN:s as for the flow).
             (Role::Agent, Hook::Out) => self.table.vat_out(&(proto, q.dst, qd, q.src, qs)).and_then(|fr| {
-                let f = lock(fr);
+                let f = fr.lock()?;
                 let a = f.agent()?;
                 Some(check(&f, Quoted::Local).map(|_| Rewrite { sent: None, src: None, dst: Some(a.ggr), quoted_src: (a.ggr, f.t), quoted_dst: (q.dst, qd), shrink_mtu: false }))
             }),
             // IN or a LAN router -> PGR, quoting PGR:t -> PIN:d. Becomes GGR -> GHR quoting
             // GHR:m -> GGR:t.
             (Role::Gateway, Hook::Out) if q.src == self.cfg.pgr => self.table.by_port(proto, qs).and_then(|fr| {
-                let f = lock(fr);
+                let f = fr.lock()?;
                 let (g, b) = (f.gateway()?, f.binding()?);
                 if g.pin != q.dst || f.d != qd {
                     return None;
@@ -148,7 +147,7 @@ impl Engine {
             // An internet router or EN (through HR) -> GGR, quoting GGR:t -> GHR:m (our download).
             // Becomes PGR -> PIN quoting PIN:d -> PGR:t.
             (Role::Gateway, Hook::In) if q.src == self.cfg.ggr => self.table.by_port(proto, qs).and_then(|fr| {
-                let f = lock(fr);
+                let f = fr.lock()?;
                 let (g, b) = (f.gateway()?, f.binding()?);
                 if b.ghr != q.dst || b.m != qd {
                     return None;

@@ -32,6 +32,7 @@ mod pool;
 mod protect;
 mod probe;
 mod punt;
+mod slab;
 mod snapshot;
 mod stats;
 mod synth;
@@ -51,9 +52,9 @@ pub use stats::Stats;
 pub use synth::{synth_icmp_unreach, synth_rst};
 pub use table::{FlowInfo, FlowSpec};
 
-use crate::lock::lock;
 use crate::pkt::*;
-use flow::{FlowRef, VerifyReport};
+use flow::VerifyReport;
+use slab::FlowRef;
 
 /// Where a packet was taken: `Out` = from the local side (applications on EN, the LAN at the
 /// gateway) toward the internet; `In` = from the internet.
@@ -145,7 +146,11 @@ pub struct CryptoJob {
 
 impl CryptoJob {
     pub fn run(&self, pkt: &mut Vec<u8>) -> Outcome {
-        let mut f = lock(&self.flow);
+        // The flow was removed after the lookup (slab.rs): nothing of it may be used.
+        let mut f = match self.flow.lock() {
+            Some(f) => f,
+            None => return Outcome::Refused { reason: Reason::NoFlow, report: None },
+        };
         if self.protect {
             protect::protect(&mut f, pkt, &self.ip, self.ggr, self.now)
         } else {

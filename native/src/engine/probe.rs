@@ -19,7 +19,6 @@
 
 use super::flow::{End, Flow, FlowState};
 use super::{Engine, Handle, Hook, OutItem, Role};
-use crate::lock::lock;
 use crate::pccom::{self, TcpPos, PACKET_LIMIT};
 use crate::pkt::*;
 
@@ -113,7 +112,7 @@ impl Engine {
             return false;
         }
         let p = match self.table.by_id(id) {
-            Some(fr) => make(&mut lock(fr), now),
+            Some(fr) => fr.lock().and_then(|mut f| make(&mut f, now)),
             None => None,
         };
         match p {
@@ -132,10 +131,8 @@ impl Engine {
         }
         let mut made = Vec::new();
         for i in 0..self.table.slot_count() {
-            if let Some(fr) = self.table.slot(i) {
-                if let Some(p) = make(&mut lock(fr), now) {
-                    made.push(p);
-                }
+            if let Some(p) = self.table.slot(i).and_then(|fr| fr.lock().and_then(|mut f| make(&mut f, now))) {
+                made.push(p);
             }
         }
         let n = made.len();

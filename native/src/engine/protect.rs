@@ -17,7 +17,6 @@
 use super::conn::{make_bare, Pass, Seg};
 use super::flow::{payload_len, End, Flow};
 use super::{Copies, Engine, Event, Handle, Hook, Outcome, Reason, Role, Step, Verdict};
-use crate::lock::lock;
 use crate::pccom::{self, PErr, TcpPos, PACKET_LIMIT};
 use crate::pkt::*;
 
@@ -33,23 +32,23 @@ impl Engine {
     fn agent_out(&mut self, pkt: &mut Vec<u8>, ip: &Ip, sport: u16, dport: u16, handle: Handle, now: u64) -> Step {
         let key = (ip.proto, ip.src, sport, ip.dst, dport);
         let flow = match self.table.vat_out(&key) {
-            Some(f) => f.clone(),
+            Some(f) => f,
             None if self.cfg.in_vin_net(ip.dst) => {
                 // A pooled port, if one is ready (pool.rs); else held for TypeScript (held.rs).
                 let opens = ip.proto == PROTO_UDP || is_initial_syn(pkt, ip);
-                match self.take_pooled(key, opens, now).then(|| self.table.vat_out(&key).cloned()).flatten() {
+                match self.take_pooled(key, opens, now).then(|| self.table.vat_out(&key)).flatten() {
                     Some(f) => f,
                     None => return Step::Done(self.hold(key, pkt, ip, handle, now)),
                 }
             }
             None => return self.no_flow(),
         };
-        if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && new_connection(&lock(&flow), pkt, ip) {
+        if ip.proto == PROTO_TCP && is_initial_syn(pkt, ip) && flow.lock().map_or(false, |f| new_connection(&f, pkt, ip)) {
             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
             // goes and the SYN is held for negotiation.
-            let (id, t, close, c) = {
-                let f = lock(&flow);
-                (f.id, f.t, f.close_signal().as_str(), f.c)
+            let (id, t, close, c) = match flow.lock() {
+                Some(f) => (f.id, f.t, f.close_signal().as_str(), f.c),
+                None => return self.no_flow(),
             };
             self.remove_flow(id);
             self.event(Event::Expired { id, proto: PROTO_TCP, t, state: "replaced", close, c });
@@ -64,15 +63,15 @@ impl Engine {
             return self.no_flow();
         }
         let flow = match self.table.by_port(ip.proto, dport) {
-            Some(f) => f.clone(),
+            Some(f) => f,
             None => return self.no_flow(),
         };
-        let (from_pin, alg) = {
-            let f = lock(&flow);
-            match f.gateway() {
+        let (from_pin, alg) = match flow.lock() {
+            Some(f) => match f.gateway() {
                 Some(g) => (f.destinations().is_some() && g.pin == ip.src && f.d == sport, if g.alg { Some(f.id) } else { None }),
                 None => (false, None),
-            }
+            },
+            None => (false, None),
         };
         if !from_pin {
             self.stats.wrong_source += 1;
@@ -99,7 +98,7 @@ fn is_initial_syn(pkt: &[u8], ip: &Ip) -> bool {
 /// connection on the same 5-tuple (agent).
 fn new_connection(f: &Flow, pkt: &[u8], ip: &Ip) -> bool {
     let seq = be32(pkt, ip.ihl + 4);
-    matches!(f.end, End::Agent(_)) && f.conn.isn_local.map_or(false, |isn| isn != seq)
+    matches!(f.end, End::Agent(_)) && f.conn.isn_local().map_or(false, |isn| isn != seq)
 }
 
 /// The crypto phase: encrypt + MAC, then rewrite the addresses for the internet (agent:
@@ -233,7 +232,7 @@ impl Engine {
             Role::Gateway if ip.dst == self.cfg.pgr => self.table.by_port(ip.proto, tcp.dport)?,
             Role::Gateway => return None,
         };
-        let f = lock(flow);
+        let f = flow.lock()?;
         if f.compat || f.seg_mss == 0 {
             return None;
         }

@@ -10,9 +10,9 @@
 //!
 //! Unanswered punts are dropped after `heldMs` (expiry.rs).
 
-use super::flow::{End, FlowRef};
+use super::flow::End;
+use super::slab::FlowRef;
 use super::{Engine, Event, Handle, Hook, OutItem, Reason, Verdict};
-use crate::lock::lock;
 use crate::pkt::*;
 use std::collections::HashMap;
 
@@ -54,7 +54,10 @@ impl Punts {
 /// Gateway: the flow just learned that its d is an ALG port; from now on its segments go through
 /// the ALG (decided once: later packets read the flag under the flow lock they hold anyway).
 pub(super) fn mark_alg(flow: &FlowRef) {
-    let mut f = lock(flow);
+    let mut f = match flow.lock() {
+        Some(f) => f,
+        None => return,
+    };
     let compat = f.compat;
     if let End::Gateway(g) = &mut f.end {
         g.alg = !compat;
@@ -102,7 +105,7 @@ impl Engine {
         };
         let (handle, hook) = (p.handle, p.hook);
         // An ALG punt whose flow ended meanwhile goes nowhere, whatever the verdict.
-        let flow = p.flow.and_then(|fid| self.table.by_id(fid).cloned());
+        let flow = p.flow.and_then(|fid| self.table.by_id(fid));
         let r = if !accept || (p.flow.is_some() && flow.is_none()) {
             self.stats.count_drop(if accept { Reason::NoFlow } else { Reason::PuntRefused });
             Ok(None)
@@ -132,8 +135,10 @@ impl Engine {
             None => orig,
             Some(r) => {
                 let (seq, delta) = alg_replacement(&orig, r)?;
-                if let End::Gateway(g) = &mut lock(flow).end {
-                    g.out_adj.record(seq, delta);
+                if let Some(mut f) = flow.lock() {
+                    if let End::Gateway(g) = &mut f.end {
+                        g.out_adj.record(seq, delta);
+                    }
                 }
                 r.to_vec()
             }

@@ -28,11 +28,10 @@
 //! and remote as u64; a RST seen); then, gateway only: bound, GHR, m, ALG, adjustment (active, pos, before,
 //! after).
 
-use super::conn::Conn;
+use super::conn::{Conn, ConnParts};
 use super::flow::{Binding, End, Flow, FlowState};
 use super::table::FlowSpec;
 use super::{Engine, Role};
-use crate::lock::lock;
 use crate::pccom::SeqTrack;
 use crate::pkt::PROTO_TCP;
 use crate::seqadj::SeqAdj;
@@ -135,16 +134,16 @@ impl Flow {
         w.u16(self.t);
         w.seq(&self.txseq);
         w.seq(&self.rxseq);
-        let c = &self.conn;
+        let c = self.conn.parts();
         w.opt32(c.isn_local);
         w.opt32(c.isn_remote);
-        for v in [c.local_ack, c.remote_ack, c.local_end, c.remote_end, c.fin_local, c.fin_remote] {
+        for v in c.pos {
             w.opt64(v);
         }
         w.u8(c.rst as u8);
         if let End::Gateway(g) = &self.end {
-            let b = g.bound.unwrap_or_default();
-            w.u8(g.bound.is_some() as u8);
+            let b = g.bound().unwrap_or_default();
+            w.u8(g.bound().is_some() as u8);
             w.u32(b.ghr);
             w.u16(b.m);
             w.u8(g.alg as u8);
@@ -189,14 +188,14 @@ impl Flow {
             *x = r.opt64()?;
         }
         let rst = r.flag()?;
-        let conn = Conn { isn_local, isn_remote, local_ack: v[0], remote_ack: v[1], local_end: v[2], remote_end: v[3], fin_local: v[4], fin_remote: v[5], rst };
+        let conn = Conn::from_parts(&ConnParts { isn_local, isn_remote, pos: v, rst })?;
         if let End::Gateway(g) = &mut self.end {
             let bound = r.flag()?;
             let b = Binding { ghr: r.u32(), m: r.u16() };
             if !bound || d == 0 || (!g.ports.is_empty() && !g.ports.contains(&d)) {
                 return Err("flow snapshot: not bound, or to a port the reservation does not allow".into());
             }
-            g.bound = Some(b);
+            g.bind(b);
             g.alg = r.flag()?;
             g.out_adj = SeqAdj { active: r.flag()?, pos: r.u32(), before: r.u32() as i32, after: r.u32() as i32 };
         }
@@ -214,19 +213,19 @@ impl Engine {
     pub fn snapshots(&self) -> Vec<(u32, Vec<u8>)> {
         let mut out = Vec::new();
         for i in 0..self.table.slot_count() {
-            if let Some(fr) = self.table.slot(i) {
-                let f = lock(fr);
+            let fr = self.table.slot(i);
+            if let Some(f) = fr.as_ref().and_then(|fr| fr.lock()) {
                 if let Some(s) = f.snapshot() {
                     out.push((f.id, s));
                 }
-            }
+            };
         }
         out
     }
 
     /// The snapshot of flow `id`, if it has one.
     pub fn snapshot_of(&self, id: u32) -> Option<Vec<u8>> {
-        self.table.by_id(id).and_then(|fr| lock(fr).snapshot())
+        self.table.by_id(id).and_then(|fr| fr.lock()?.snapshot())
     }
 
     /// Installs a flow from its spec and a snapshot of its state (a restart): the flow goes on

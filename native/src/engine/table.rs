@@ -1,16 +1,15 @@
-//! The flow table: a slab of flows and the indexes that find them in O(1) per packet. The agent's
+//! The flow table: the flows (in the slab, slab.rs) and the indexes that find them in O(1) per packet. The agent's
 //! VAT table is two indexes (by the outbound 5-tuple `(proto, PEN, s, VIN, d)` and by the inbound
-//! `(proto, GGR, t, PEN, s)`); the gateway's translation table is one, by `(proto, t)`. Each flow
+//! `(proto, GGR, t, PEN, s)`); the gateway's translation table is one, by `(proto, t)` (a direct array). Each flow
 //! holds its PIT (see flow.rs). TypeScript adds and removes flows through `Engine::add_flow` and
 //! `Engine::remove_flow`.
 
-use super::flow::{Binding, Close, End, Flow, FlowCounters, FlowRef, FlowState};
+use super::flow::{Binding, Close, End, Flow, FlowCounters, FlowState};
+use super::slab::{FlowRef, Slab, Slot};
 use super::{Engine, Hook, Key5, OutItem, Verdict};
-use crate::lock::lock;
 use crate::pccom::DirKeys;
 use crate::pkt::{PROTO_TCP, PROTO_UDP};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// What TypeScript hands over for a flow (agent VAT entry, or gateway reservation).
 #[derive(Clone)]
@@ -48,18 +47,23 @@ pub struct FlowInfo {
     pub close: Close,
 }
 
-/// A flow's place in `slots`. 32 bits: the indexes' entries are half the size of a usize's (a
-/// gateway holds up to 131 070 flows per engine, each in two indexes).
-type Slot = u32;
+/// Where the gateway's port index says "no flow".
+const NO_SLOT: Slot = Slot::MAX;
 
 #[derive(Default)]
 pub(super) struct Table {
-    slots: Vec<Option<FlowRef>>,
-    free: Vec<Slot>,
+    slab: Slab,
     by_id: HashMap<u32, Slot>,
     vat_out: HashMap<Key5, Slot>,
     vat_in: HashMap<Key5, Slot>,
-    by_port: HashMap<(u8, u16), Slot>,
+    /// Gateway: the slot of the reservation of (proto, t), at `port_index(proto, t)`; NO_SLOT for
+    /// none. A direct array (2 x 65 536 entries, 512 KiB, made at the first reservation) rather
+    /// than a hash map: the key space is small and a full engine holds up to 131 070 flows.
+    by_port: Vec<Slot>,
+}
+
+fn port_index(proto: u8, t: u16) -> usize {
+    (proto == PROTO_UDP) as usize * 65536 + t as usize
 }
 
 /// The index keys of a flow: agent (outbound 5-tuple, inbound 5-tuple), gateway (proto, t).
@@ -80,32 +84,36 @@ impl Table {
         self.by_id.len()
     }
 
-    pub fn by_id(&self, id: u32) -> Option<&FlowRef> {
-        self.by_id.get(&id).and_then(|&s| self.slots[s as usize].as_ref())
+    pub fn by_id(&self, id: u32) -> Option<FlowRef> {
+        self.by_id.get(&id).and_then(|&s| self.slab.get(s))
     }
 
     /// Agent, outbound: `(proto, PEN, s, VIN, d)`.
-    pub fn vat_out(&self, k: &Key5) -> Option<&FlowRef> {
-        self.vat_out.get(k).and_then(|&s| self.slots[s as usize].as_ref())
+    pub fn vat_out(&self, k: &Key5) -> Option<FlowRef> {
+        self.vat_out.get(k).and_then(|&s| self.slab.get(s))
     }
 
     /// Agent, inbound: `(proto, GGR, t, PEN, s)`.
-    pub fn vat_in(&self, k: &Key5) -> Option<&FlowRef> {
-        self.vat_in.get(k).and_then(|&s| self.slots[s as usize].as_ref())
+    pub fn vat_in(&self, k: &Key5) -> Option<FlowRef> {
+        self.vat_in.get(k).and_then(|&s| self.slab.get(s))
     }
 
     /// Gateway: the reservation of port t.
-    pub fn by_port(&self, proto: u8, t: u16) -> Option<&FlowRef> {
-        self.by_port.get(&(proto, t)).and_then(|&s| self.slots[s as usize].as_ref())
+    pub fn by_port(&self, proto: u8, t: u16) -> Option<FlowRef> {
+        match self.by_port.get(port_index(proto, t)) {
+            Some(&s) if s != NO_SLOT => self.slab.get(s),
+            _ => None,
+        }
     }
 
-    /// The number of slots, and the flow in one, for the expiry sweep.
+    /// The number of slots, and the flow in one, for the walks over every flow (expiry, probes,
+    /// snapshots).
     pub fn slot_count(&self) -> usize {
-        self.slots.len()
+        self.slab.slots()
     }
 
-    pub fn slot(&self, i: usize) -> Option<&FlowRef> {
-        self.slots[i].as_ref()
+    pub fn slot(&self, i: usize) -> Option<FlowRef> {
+        self.slab.get(i as Slot)
     }
 
     /// Why `f` cannot be added, if it cannot.
@@ -115,32 +123,25 @@ impl Table {
         }
         match keys_of(f) {
             Keys::Vat(o, i) if self.vat_out.contains_key(&o) || self.vat_in.contains_key(&i) => Some("a flow with the same addresses and ports exists".into()),
-            Keys::Port(p) if self.by_port.contains_key(&p) => Some(format!("port {} is already reserved", p.1)),
+            Keys::Port(p) if self.by_port(p.0, p.1).is_some() => Some(format!("port {} is already reserved", p.1)),
             _ => None,
         }
     }
 
     fn insert(&mut self, f: Flow) {
         let (id, keys) = (f.id, keys_of(&f));
-        let flow = Arc::new(Mutex::new(f));
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s as usize] = Some(flow);
-                s
-            }
-            None => {
-                self.slots.push(Some(flow));
-                (self.slots.len() - 1) as Slot
-            }
-        };
+        let slot = self.slab.insert(f);
         self.by_id.insert(id, slot);
         match keys {
             Keys::Vat(o, i) => {
                 self.vat_out.insert(o, slot);
                 self.vat_in.insert(i, slot);
             }
-            Keys::Port(p) => {
-                self.by_port.insert(p, slot);
+            Keys::Port((proto, t)) => {
+                if self.by_port.is_empty() {
+                    self.by_port = vec![NO_SLOT; 2 * 65536];
+                }
+                self.by_port[port_index(proto, t)] = slot;
             }
         }
     }
@@ -150,20 +151,21 @@ impl Table {
             Some(s) => s,
             None => return false,
         };
-        if let Some(fr) = self.slots[slot as usize].take() {
-            match keys_of(&lock(&fr)) {
-                Keys::Vat(o, i) => {
-                    self.vat_out.remove(&o);
-                    self.vat_in.remove(&i);
-                }
-                Keys::Port(p) => {
-                    if self.by_port.get(&p) == Some(&slot) {
-                        self.by_port.remove(&p);
+        match self.slab.with(slot, |f| keys_of(f)) {
+            Some(Keys::Vat(o, i)) => {
+                self.vat_out.remove(&o);
+                self.vat_in.remove(&i);
+            }
+            Some(Keys::Port((proto, t))) => {
+                if let Some(s) = self.by_port.get_mut(port_index(proto, t)) {
+                    if *s == slot {
+                        *s = NO_SLOT;
                     }
                 }
             }
+            None => {}
         }
-        self.free.push(slot);
+        self.slab.remove(slot);
         true
     }
 }
@@ -206,10 +208,9 @@ impl Engine {
 
     /// A snapshot of a flow's state and counters.
     pub fn flow(&self, id: u32) -> Option<FlowInfo> {
-        self.table.by_id(id).map(|fr| {
-            let f = lock(fr);
-            FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.c, close: f.close_signal() }
-        })
+        let fr = self.table.by_id(id)?;
+        let f = fr.lock()?;
+        Some(FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.c, close: f.close_signal() })
     }
 
     pub fn flow_count(&self) -> usize {

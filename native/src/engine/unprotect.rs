@@ -32,7 +32,7 @@ impl Engine {
             Role::Gateway => None,
         };
         match flow {
-            Some(f) => Step::Crypto(self.job(f.clone(), ip, false, handle, now)),
+            Some(f) => Step::Crypto(self.job(f, ip, false, handle, now)),
             None => self.no_flow(),
         }
     }
@@ -70,7 +70,7 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
     let mut roamed = None;
     if roam {
         if let End::Gateway(g) = &mut f.end {
-            g.bound = Some(src);
+            g.bind(src);
             roamed = Some(Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d });
         }
     }
@@ -87,7 +87,7 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
     let to = match &mut f.end {
         End::Agent(a) => (a.vin, f.d, ip.dst, dport),
         End::Gateway(g) => {
-            if g.bound.is_none() {
+            if g.bound().is_none() {
                 let bound = Event::Bound { id: f.id, proto: f.proto, t: f.t, ghr: ip.src, m: sport, pin: g.pin, d: f.d };
                 if v.initial_syn {
                     // A verified initial SYN: its source is a candidate (a replay verifies too). The
@@ -106,7 +106,7 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
                     if ip.proto == PROTO_UDP || g.n_candidates == 0 || g.candidates[0] != src {
                         bound_event = Some(bound);
                     }
-                    g.bound = Some(src);
+                    g.bind(src);
                     g.n_candidates = 0;
                 }
             }
@@ -173,7 +173,7 @@ fn unprotect_tcp(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, src: Binding, roam: b
     let initial_syn = tcp.flags & TCP_SYN != 0 && tcp.flags & TCP_ACK == 0;
     let probe = if f.compat { None } else { pccom::tcp_probe_number(&pkt[tcp.off + 20..tcp.off + tcp.hlen], tcp.flags) };
     if let Some(g) = f.gateway() {
-        if g.bound.is_none() {
+        if g.bound().is_none() {
             // Before the binding commits, only a SYN may come from a new source (and only while
             // there is room for one more candidate).
             if !f.is_candidate(src) {
