@@ -86,6 +86,13 @@ pub struct AgentEnd {
     pub s: u16,
     pub vin: u32,
     pub ggr: u32,
+    /// Probes, which only the agent sends (docs/pccom.md §6.1): when this engine last sent
+    /// anything toward the internet on the flow (probes included; the NAT keepalive counts from
+    /// it), when it last sent a probe, and the number of the last probe it sent. Here rather than
+    /// in `Flow`: they fit beside the gateway's larger half, so they cost a gateway flow nothing.
+    pub last_out: u64,
+    pub last_probe: u64,
+    pub probe_tx: u64,
 }
 
 /// Where the home router maps EN's PEN:s, as the gateway saw it on the binding packet.
@@ -165,12 +172,8 @@ pub struct Flow {
     /// The last packet of the flow's own traffic, either way (probes do not count: a flow the
     /// application left expires as if none had been sent).
     pub last: u64,
-    /// Probes (docs/pccom.md §6.1): when this engine last sent anything toward the internet on
-    /// the flow (probes included; the NAT keepalive counts from it), when it last sent a probe,
-    /// the number of the last probe it sent, and the highest probe number it accepted.
-    pub last_out: u64,
-    pub last_probe: u64,
-    pub probe_tx: u64,
+    /// Probes (docs/pccom.md §6.1): the highest probe number it accepted (the sending side's
+    /// state is in AgentEnd).
     pub probe_rx: u64,
     pub c: FlowCounters,
     /// The latest packet from the internet failed verification (cleared by one that verifies).
@@ -212,7 +215,7 @@ impl Flow {
     pub fn new(spec: &FlowSpec, role: Role, now: u64) -> Result<Flow, String> {
         let (end, state) = match role {
             Role::Agent => (
-                End::Agent(AgentEnd { pen: spec.pen, s: spec.s, vin: spec.vin, ggr: spec.ggr }),
+                End::Agent(AgentEnd { pen: spec.pen, s: spec.s, vin: spec.vin, ggr: spec.ggr, last_out: now, last_probe: 0, probe_tx: 0 }),
                 if spec.proto == PROTO_UDP { FlowState::Udp } else { FlowState::Handshake },
             ),
             Role::Gateway => (
@@ -245,9 +248,6 @@ impl Flow {
             state,
             conn: Conn::default(),
             last: now,
-            last_out: now,
-            last_probe: 0,
-            probe_tx: 0,
             probe_rx: 0,
             c: FlowCounters::default(),
             last_in_failed: false,

@@ -34,14 +34,15 @@ pub enum Due {
 
 /// Is a probe due on this agent flow at `now`?
 pub fn due(f: &Flow, now: u64, keepalive: u64, quiet: u64) -> Option<Due> {
-    if f.agent().is_none() || f.compat || !probe_state(f) {
-        return None;
-    }
-    if keepalive > 0 && now.saturating_sub(f.last_out) >= keepalive {
+    let a = match f.agent() {
+        Some(a) if !f.compat && probe_state(f) => a,
+        _ => return None,
+    };
+    if keepalive > 0 && now.saturating_sub(a.last_out) >= keepalive {
         return Some(Due::Keepalive);
     }
     let idle = now.saturating_sub(f.last);
-    if quiet > 0 && f.proto == PROTO_TCP && idle >= quiet && idle < QUIET_SPAN && now.saturating_sub(f.last_probe) >= quiet {
+    if quiet > 0 && f.proto == PROTO_TCP && idle >= quiet && idle < QUIET_SPAN && now.saturating_sub(a.last_probe) >= quiet {
         return Some(Due::Quiet);
     }
     None
@@ -63,8 +64,8 @@ pub fn make(f: &mut Flow, now: u64) -> Option<Vec<u8>> {
     if f.compat || !probe_state(f) || f.c.pkts_out >= PACKET_LIMIT {
         return None;
     }
-    let (pen, s, ggr) = match &f.end {
-        End::Agent(a) => (a.pen, a.s, a.ggr),
+    let (pen, s, ggr, probe_tx) = match &f.end {
+        End::Agent(a) => (a.pen, a.s, a.ggr, a.probe_tx),
         End::Gateway(_) => return None,
     };
     let mut pkt = if f.proto == PROTO_TCP {
@@ -77,9 +78,11 @@ pub fn make(f: &mut Flow, now: u64) -> Option<Vec<u8>> {
         let ext_ack = f.rxseq.extend(ack);
         let (isn_sender, isn_receiver) = f.conn.isns_out(TCP_ACK, seq);
         let pos = TcpPos { ext_seq, ext_ack, isn_sender, isn_receiver };
-        let n = next_probe_number(f.probe_tx);
+        let n = next_probe_number(probe_tx);
         pccom::tcp_protect_with(&mut p, &ip, &tcp, &mut f.tx, &pos, 0, Some(n)).ok()?;
-        f.probe_tx = n;
+        if let End::Agent(a) = &mut f.end {
+            a.probe_tx = n;
+        }
         p
     } else {
         let mut p = build::udp(pen, s, ggr, f.t, &[]);
@@ -91,8 +94,10 @@ pub fn make(f: &mut Flow, now: u64) -> Option<Vec<u8>> {
     };
     rewrite(&mut pkt, 20, f.proto, pen, s, ggr, f.t);
     f.c.pkts_out += 1;
-    f.last_out = now;
-    f.last_probe = now;
+    if let End::Agent(a) = &mut f.end {
+        a.last_out = now;
+        a.last_probe = now;
+    }
     Some(pkt)
 }
 

@@ -152,7 +152,9 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
         Err(PErr::Crypto) => return Outcome::Refused { reason: Reason::Crypto, report: None },
     }
     f.last = now;
-    f.last_out = now;
+    if let End::Agent(a) = &mut f.end {
+        a.last_out = now;
+    }
     f.c.pkts_out += 1;
     f.c.bytes_out += pkt.len() as u64;
     f.c.payload_out += if bare { 0 } else { payload };
