@@ -49,7 +49,7 @@ impl Engine {
                     FlowState::Udp => to.udp_idle,
                 };
                 if now.saturating_sub(f.last) >= limit {
-                    expired.push(Event::Expired { id: f.id, proto: f.proto, t: f.t, state: f.state.as_str(), close: f.close_signal().as_str(), c: f.c });
+                    expired.push(Event::Expired { id: f.id, proto: f.proto, t: f.t, state: f.state.as_str(), close: f.close_signal().as_str(), c: f.counters() });
                 } else if probe::due(&f, now, to.keepalive, to.quiet_probe).is_some() {
                     if let Some(p) = probe::make(&mut f, now) {
                         probes.push(p);

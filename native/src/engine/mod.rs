@@ -9,7 +9,7 @@
 //! - `unprotect.rs`: a packet from the internet (hook `in`) is looked up, verified, decrypted and
 //!   rewritten for the protected side; a gateway reservation binds here.
 //!
-//! Around them: `table.rs` (the flow table), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
+//! Around them: `table.rs` (the flow table's indexes), `slab.rs` (where the flows live), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
 //! connection a flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
 //! waiting for a negotiation), `pool.rs` (pooled ports the agent takes for a new flow itself), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
 //! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `snapshot.rs` (what a
@@ -18,7 +18,8 @@
 //!
 //! Locking: `classify` (table work) and `finish` (counters, events) run under the engine lock; the
 //! crypto phase between them (`CryptoJob::run`) under the flow's own lock only, so backend threads
-//! working on different flows encrypt in parallel.
+//! working on different flows encrypt in parallel. A flow removed between the two phases is not
+//! there for the crypto phase (its slot's generation moved, slab.rs): the packet is refused (no-flow).
 
 mod config;
 mod conn;

@@ -47,7 +47,7 @@ impl Engine {
             // Same 5-tuple, new connection (new ISN): fresh keys are needed, so the old entry
             // goes and the SYN is held for negotiation.
             let (id, t, close, c) = match flow.lock() {
-                Some(f) => (f.id, f.t, f.close_signal().as_str(), f.c),
+                Some(f) => (f.id, f.t, f.close_signal().as_str(), f.counters()),
                 None => return self.no_flow(),
             };
             self.remove_flow(id);

@@ -210,7 +210,7 @@ impl Engine {
     pub fn flow(&self, id: u32) -> Option<FlowInfo> {
         let fr = self.table.by_id(id)?;
         let f = fr.lock()?;
-        Some(FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.c, close: f.close_signal() })
+        Some(FlowInfo { id, proto: f.proto, state: f.state, bound: f.is_bound(), t: f.t, d: f.d, binding: f.binding(), c: f.counters(), close: f.close_signal() })
     }
 
     pub fn flow_count(&self) -> usize {
