@@ -9,12 +9,14 @@
 //! - `unprotect.rs`: a packet from the internet (hook `in`) is looked up, verified, decrypted and
 //!   rewritten for the protected side; a gateway reservation binds here.
 //!
-//! Around them: `table.rs` (the flow table's indexes), `slab.rs` (where the flows live), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP
-//! connection a flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
-//! waiting for a negotiation), `pool.rs` (pooled ports the agent takes for a new flow itself), `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
+//! Around them: `table.rs` (the flow table's indexes), `slab.rs` (where the flows live),
+//! `id_index.rs` (flows by id), `flow.rs` (one flow and its PIT), `conn.rs` (the TCP connection a
+//! flow carries and its replay rules), `drops.rs` (why a packet was refused), `held.rs` (packets
+//! waiting for a negotiation), `pool.rs` (pooled ports the agent takes for a new flow itself),
+//! `punt.rs` (packets handed to TypeScript: punt rules and the ALG),
 //! `icmp.rs` (ICMP errors that quote a flow), `expiry.rs` (timeouts), `snapshot.rs` (what a
-//! restart carries), `events.rs` and `stats.rs`
-//! (what TypeScript hears), `synth.rs` (the RST / ICMP the engine answers with), `config.rs`.
+//! restart carries), `events.rs` and `stats.rs` (what TypeScript hears), `synth.rs` (the RST /
+//! ICMP the engine answers with), `config.rs`.
 //!
 //! Locking: `classify` (table work) and `finish` (counters, events) run under the engine lock; the
 //! crypto phase between them (`CryptoJob::run`) under the flow's own lock only, so backend threads
@@ -29,6 +31,7 @@ mod expiry;
 mod flow;
 mod held;
 mod icmp;
+mod id_index;
 mod pool;
 mod protect;
 mod probe;

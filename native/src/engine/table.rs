@@ -5,6 +5,7 @@
 //! `Engine::remove_flow`.
 
 use super::flow::{Binding, Close, End, Flow, FlowCounters, FlowState};
+use super::id_index::IdIndex;
 use super::slab::{FlowRef, Slab, Slot};
 use super::{Engine, Hook, Key5, OutItem, Verdict};
 use crate::pccom::DirKeys;
@@ -53,7 +54,7 @@ const NO_SLOT: Slot = Slot::MAX;
 #[derive(Default)]
 pub(super) struct Table {
     slab: Slab,
-    by_id: HashMap<u32, Slot>,
+    by_id: IdIndex,
     vat_out: HashMap<Key5, Slot>,
     vat_in: HashMap<Key5, Slot>,
     /// Gateway: the slot of the reservation of (proto, t), at `port_index(proto, t)`; NO_SLOT for
@@ -85,7 +86,7 @@ impl Table {
     }
 
     pub fn by_id(&self, id: u32) -> Option<FlowRef> {
-        self.by_id.get(&id).and_then(|&s| self.slab.get(s))
+        self.by_id.get(id).and_then(|s| self.slab.get(s))
     }
 
     /// Agent, outbound: `(proto, PEN, s, VIN, d)`.
@@ -118,7 +119,7 @@ impl Table {
 
     /// Why `f` cannot be added, if it cannot.
     fn conflict(&self, f: &Flow) -> Option<String> {
-        if self.by_id.contains_key(&f.id) {
+        if self.by_id.contains(f.id) {
             return Some(format!("flow id {} exists", f.id));
         }
         match keys_of(f) {
@@ -147,7 +148,7 @@ impl Table {
     }
 
     fn remove(&mut self, id: u32) -> bool {
-        let slot = match self.by_id.remove(&id) {
+        let slot = match self.by_id.remove(id) {
             Some(s) => s,
             None => return false,
         };
