@@ -123,18 +123,19 @@ pub struct GatewayEnd {
     pub pin: u32,
     /// Allowed service ports d (empty = any).
     pub ports: Box<[u16]>,
-    /// The home router's mapping, once committed (`is_bound`; see `bound()`).
-    binding: Binding,
+    /// The home router's mapping, once committed (`is_bound`): `candidates[0]` (see `bound()`).
     is_bound: bool,
     /// TCP, until the binding commits: the sources whose initial SYN verified (a replayed SYN
-    /// verifies too, so each is only a candidate). IN's answers go to every candidate.
+    /// verifies too, so each is only a candidate). IN's answers go to every candidate. After:
+    /// the binding in the first, none counted.
     pub candidates: [Binding; MAX_CANDIDATES],
     pub n_candidates: u8,
     /// A TCP flow whose d is one of `Config::alg_ports` (decided once, when d is learned): its segments go
     /// through the ALG in both directions.
     pub alg: bool,
-    /// Length changes the ALG made to the IN -> EN stream.
-    pub out_adj: SeqAdj,
+    /// Length changes the ALG made to the IN -> EN stream (an ALG flow's, allocated at the first:
+    /// 8 bytes where a `SeqAdj` took 16 in every flow).
+    out_adj: Option<Box<SeqAdj>>,
 }
 
 impl GatewayEnd {
@@ -143,16 +144,31 @@ impl GatewayEnd {
     /// (A flag and a Binding rather than an `Option<Binding>`: 8 bytes less in every flow.)
     pub fn bound(&self) -> Option<Binding> {
         if self.is_bound {
-            Some(self.binding)
+            Some(self.candidates[0])
         } else {
             None
         }
     }
 
-    /// Commits (or, roaming, moves) the binding.
+    /// Commits (or, roaming, moves) the binding; the candidates are done with.
     pub fn bind(&mut self, b: Binding) {
-        self.binding = b;
+        self.candidates[0] = b;
+        self.n_candidates = 0;
         self.is_bound = true;
+    }
+
+    /// The ALG's length changes to the IN -> EN stream (none: the identity).
+    pub fn adj(&self) -> SeqAdj {
+        self.out_adj.as_deref().copied().unwrap_or_default()
+    }
+
+    pub fn adj_mut(&mut self) -> &mut SeqAdj {
+        self.out_adj.get_or_insert_with(Box::default)
+    }
+
+    /// Restores the length changes (a snapshot's).
+    pub fn set_adj(&mut self, a: SeqAdj) {
+        self.out_adj = if a == SeqAdj::default() { None } else { Some(Box::new(a)) };
     }
 }
 
@@ -237,12 +253,11 @@ impl Flow {
                 End::Gateway(GatewayEnd {
                     pin: spec.pin,
                     ports: spec.ports.clone().into_boxed_slice(),
-                    binding: Binding::default(),
                     is_bound: false,
                     candidates: [Binding::default(); MAX_CANDIDATES],
                     n_candidates: 0,
                     alg: false,
-                    out_adj: SeqAdj::default(),
+                    out_adj: None,
                 }),
                 FlowState::Reserved,
             ),

@@ -123,7 +123,7 @@ pub(super) fn protect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, ggr: u32, now: u
     let mut bare = false;
     let r: Result<(), PErr> = if ip.proto == PROTO_TCP {
         if let End::Gateway(g) = &f.end {
-            g.out_adj.shift_seq(pkt, ip); // after an ALG rewrite changed the stream's length
+            g.adj().shift_seq(pkt, ip); // after an ALG rewrite changed the stream's length
         }
         match protect_tcp(f, pkt, ip, to) {
             Ok(b) => {

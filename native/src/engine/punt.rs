@@ -137,7 +137,7 @@ impl Engine {
                 let (seq, delta) = alg_replacement(&orig, r)?;
                 if let Some(mut f) = flow.lock() {
                     if let End::Gateway(g) = &mut f.end {
-                        g.out_adj.record(seq, delta);
+                        g.adj_mut().record(seq, delta);
                     }
                 }
                 r.to_vec()

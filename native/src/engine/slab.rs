@@ -19,7 +19,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Slots per chunk: a chunk is about 100 KB (flows of 384 bytes), what an engine with a few flows
+/// Slots per chunk: a chunk is about 96 KB (flows of 368 bytes), what an engine with a few flows
 /// (an agent's) costs at least.
 const CHUNK: usize = 256;
 
@@ -204,6 +204,6 @@ mod tests {
     fn a_slot_costs_a_flow_and_12_bytes() {
         // The memory budget per flow (docs/performance.md): the lock word and the generation.
         assert_eq!(std::mem::size_of::<Mutex<Option<Flow>>>() + std::mem::size_of::<AtomicU32>(), std::mem::size_of::<Flow>() + 12);
-        assert!(std::mem::size_of::<Flow>() <= 384, "{}", std::mem::size_of::<Flow>());
+        assert!(std::mem::size_of::<Flow>() <= 368, "{}", std::mem::size_of::<Flow>());
     }
 }

@@ -147,10 +147,10 @@ impl Flow {
             w.u32(b.ghr);
             w.u16(b.m);
             w.u8(g.alg as u8);
-            w.u8(g.out_adj.active as u8);
-            w.u32(g.out_adj.pos);
-            w.u32(g.out_adj.before as u32);
-            w.u32(g.out_adj.after as u32);
+            w.u8(g.adj().active as u8);
+            w.u32(g.adj().pos);
+            w.u32(g.adj().before as u32);
+            w.u32(g.adj().after as u32);
         }
         Some(w.0)
     }
@@ -197,7 +197,7 @@ impl Flow {
             }
             g.bind(b);
             g.alg = r.flag()?;
-            g.out_adj = SeqAdj { active: r.flag()?, pos: r.u32(), before: r.u32() as i32, after: r.u32() as i32 };
+            g.set_adj(SeqAdj { active: r.flag()?, pos: r.u32(), before: r.u32() as i32, after: r.u32() as i32 });
         }
         self.d = d;
         self.state = state;

@@ -120,10 +120,10 @@ pub(super) fn unprotect(f: &mut Flow, pkt: &mut Vec<u8>, ip: &Ip, pgr: u32, now:
     f.last_in_failed = false;
     let mut alg = None;
     if let End::Gateway(g) = &f.end {
-        if ip.proto == PROTO_TCP && g.out_adj.active {
+        if ip.proto == PROTO_TCP && g.adj().active {
             // EN acknowledges the adjusted stream: back to the numbers IN sent.
             if let Ok(nip) = parse_ip(pkt, true) {
-                g.out_adj.unshift_ack(pkt, &nip);
+                g.adj().unshift_ack(pkt, &nip);
             }
         }
         if g.alg {
