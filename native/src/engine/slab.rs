@@ -204,6 +204,8 @@ mod tests {
     fn a_slot_costs_a_flow_and_12_bytes() {
         // The memory budget per flow (docs/performance.md): the lock word and the generation.
         assert_eq!(std::mem::size_of::<Mutex<Option<Flow>>>() + std::mem::size_of::<AtomicU32>(), std::mem::size_of::<Flow>() + 12);
-        assert!(std::mem::size_of::<Flow>() <= 368, "{}", std::mem::size_of::<Flow>());
+        // 368 with rustup's compiler, 376 with Debian's rustc 1.63 (it lays the flow's enums out
+        // less tightly).
+        assert!(std::mem::size_of::<Flow>() <= 376, "{}", std::mem::size_of::<Flow>());
     }
 }
