@@ -58,7 +58,8 @@ function bind(gw: Engine, ggr: string, here: number, done: number): void {
     const first =
       proto === 'tcp' ? tcp(pen, s, VIN, d, 1000, 0, SYN) : udp(pen, s, VIN, d, Buffer.alloc(32, 1));
     const n = agent.processInto(first, 'out', wire);
-    if (n < 0) throw new Error(`agent did not protect flow ${id}: ${JSON.stringify(agent.process(first, 'out'))}`);
+    if (n < 0)
+      throw new Error(`agent did not protect flow ${id}: ${JSON.stringify(agent.process(first, 'out'))}`);
     if (gw.processInto(wire.subarray(0, n), 'in', lan) < 0) {
       const inb = gw.process(wire.subarray(0, n), 'in');
       throw new Error(`gateway did not bind flow ${id}: ${inb.reason ?? inb.verdict}`);
@@ -76,7 +77,12 @@ function bind(gw: Engine, ggr: string, here: number, done: number): void {
 // process pays once (compiled code, the engines' first buffers, the crypto library's per-thread
 // contexts) is not counted as the flows' (it moved the figure by up to 20 MiB between runs).
 const WARM = 1024;
-const warm = new Engine({ role: 'gateway', ggr: '203.0.113.250', pgr: '10.0.0.1', timeouts: { reservationMs: 86_400_000 } });
+const warm = new Engine({
+  role: 'gateway',
+  ggr: '203.0.113.250',
+  pgr: '10.0.0.1',
+  timeouts: { reservationMs: 86_400_000 },
+});
 bind(warm, '203.0.113.250', WARM, 0);
 const before = mem();
 const t0 = process.hrtime.bigint();
