@@ -4,6 +4,7 @@
 //   lib/engine.ts   the Engine class, directionKeys(), benchLoop()
 //   lib/types.ts    the API's types
 //   lib/rules.ts    iptables rules for the NFQUEUE backend
+//   lib/queues.ts   queues per side and how flows spread over them
 //   lib/windows.ts  the Windows agent's WinDivert handles and DPAPI
 //   lib/drops.ts    refused packets for operators: Prometheus counters and summary log lines
 //   lib/binding.ts  loading the addon
@@ -21,6 +22,7 @@ export {
   POOL_FIRST_ID,
 } from './lib/engine.ts';
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
-export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule } from './lib/rules.ts';
+export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule, type Queues } from './lib/rules.ts';
+export { queueLayout, queueIndexOfPort, MAX_QUEUES_PER_SIDE } from './lib/queues.ts';
 export * from './lib/windows.ts';
 export { DropSummary, syncCounter, warnDropLines, type DropCounts, type DropLine } from './lib/drops.ts';

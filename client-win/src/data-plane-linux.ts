@@ -4,7 +4,7 @@
 // else is, so the PC's other DNS and ICMP keep working while the agent is down. No rule on what
 // must be translated uses --queue-bypass: with the engine gone, nothing leaves untranslated. The engine side is data-plane-engine.ts,
 // shared with the Windows twin (data-plane-windows.ts).
-import { agentRules, ensureRules, removeRules, type Rule } from '@gsra/native';
+import { agentRules, ensureRules, queueLayout, removeRules, type Rule } from '@gsra/native';
 import { readFileSync } from 'node:fs';
 import type { AgentConfig } from './config.ts';
 import { EngineDataPlane } from './data-plane-engine.ts';
@@ -16,29 +16,36 @@ export interface LinuxDataPlaneOptions {
   ggr: string;
   /** The gateway's reserved port range 'first:last'. */
   ports: string;
-  /** [outbound queue, inbound queue]. */
+  /** The first queue of each side, [outbound, inbound]. */
   queues: [number, number];
+  /** Queues (threads) per side, flows pinned by port (native/lib/queues.ts); 0: one per CPU, capped; default 1. */
+  queuesPerSide?: number;
   /** The agent's DNS zones and the resolvers the PC asks (empty: any). */
   dns: { zones: string[]; resolvers: string[] };
   /** Queue threads: µs of polling before sleeping; GSO super-packets on the sending side (NfqueueOptions). */
   spinUs?: number;
   gso?: boolean;
+  /** A second thread per queue sends the verdicts (NfqueueOptions.verdictThread). */
+  verdictThread?: boolean;
   netns?: string;
 }
 
 export class LinuxDataPlane extends EngineDataPlane {
   private rules: Rule[];
   readonly resolvers: string[];
+  /** The queue numbers of each side, [outbound, inbound]. */
+  readonly queues: [number[], number[]];
 
   constructor(private o: LinuxDataPlaneOptions) {
     super(o.vinRange, o.roaming);
     this.resolvers = o.dns.resolvers;
+    this.queues = queueLayout(o.queues, o.queuesPerSide ?? 1);
     this.rules = agentRules({
       vinNet: o.vinRange,
       ggr: o.ggr,
       ports: o.ports,
-      outQueue: o.queues[0],
-      inQueue: o.queues[1],
+      outQueue: this.queues[0],
+      inQueue: this.queues[1],
       dns: o.dns,
     });
   }
@@ -46,11 +53,12 @@ export class LinuxDataPlane extends EngineDataPlane {
   start(): void {
     this.engine.startNfqueue({
       queues: [
-        { num: this.o.queues[0], hook: 'out' },
-        { num: this.o.queues[1], hook: 'in' },
+        ...this.queues[0].map((num) => ({ num, hook: 'out' as const })),
+        ...this.queues[1].map((num) => ({ num, hook: 'in' as const })),
       ],
       spinUs: this.o.spinUs,
       gso: this.o.gso,
+      verdictThread: this.o.verdictThread,
     });
     // A crashed agent's rules are still there (they dropped meanwhile): keep them, add what is
     // missing - never a moment without them, when a VIN packet would leave untranslated.
@@ -82,9 +90,11 @@ export function createDataPlane(c: AgentConfig): LinuxDataPlane {
     ggr: c.gateway.address,
     ports: `${c.gateway.ports.first}:${c.gateway.ports.last}`,
     queues: c.engine.queues,
+    queuesPerSide: c.engine.queuesPerSide,
     dns: { zones: c.zones, resolvers: dnsResolvers(c) },
     spinUs: c.engine.spinUs,
     gso: c.engine.gso,
+    verdictThread: c.engine.verdictThread,
   });
 }
 

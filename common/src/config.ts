@@ -148,7 +148,7 @@ export const schemaParts = {
       port: { type: 'integer', minimum: 1, maximum: 65535, default: defaultPort },
     },
   }),
-  /** `engine: { queues: [a, b], spinUs, gso }`: the two NFQUEUE numbers of the packet engine and its data-path options (docs/performance.md). */
+  /** `engine: { queues: [a, b], queuesPerSide, spinUs, gso }`: the first NFQUEUE number of each side of the packet engine, how many queues (threads) each side has, and its data-path options (docs/performance.md). */
   engine: {
     type: 'object',
     additionalProperties: false,
@@ -159,12 +159,16 @@ export const schemaParts = {
         items: { type: 'integer', minimum: 0, maximum: 65535 },
         minItems: 2,
         maxItems: 2,
-        default: [0, 1],
+        default: [0, 8],
       },
+      /** Queues (one thread each) per side, flows spread by port and pinned (native/lib/queues.ts); 0, the default: one per CPU, at most 4. */
+      queuesPerSide: { type: 'integer', minimum: 0, maximum: 8, default: 0 },
       /** µs a queue thread polls for more packets after a batch before it sleeps (0, the default: sleep at once). */
       spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
       /** Take GSO super-packets on the sending side and segment them in user space (default off: docs/performance.md). */
       gso: { type: 'boolean', default: false },
+      /** A second thread per queue sends the verdicts, so the reader is not held up by the forwarding (docs/performance.md). */
+      verdictThread: { type: 'boolean', default: false },
     },
   },
 } as const;

@@ -98,8 +98,10 @@ const linuxDataPlane: DataPlaneFactory = async (c) => {
     pgr: c.privateAddress,
     ports: { first: c.ports.first, last: c.ports.last },
     queues: c.engine.queues,
+    queuesPerSide: c.engine.queuesPerSide,
     spinUs: c.engine.spinUs,
     gso: c.engine.gso,
+    verdictThread: c.engine.verdictThread,
     interfaces: [c.wanInterface, c.lanInterface],
     algPorts: c.ftp.ports,
   });
@@ -107,8 +109,8 @@ const linuxDataPlane: DataPlaneFactory = async (c) => {
 
 /** Removes the kernel rules a stopped gateway left in place (they keep the door closed meanwhile). */
 async function removeGatewayRules(config: ReturnType<typeof loadGatewayConfig>, io: CliIo): Promise<number> {
-  const { gatewayRules, removeRules } = await import('@gsra/native');
-  const [inQueue, outQueue] = config.engine.queues;
+  const { gatewayRules, queueLayout, removeRules } = await import('@gsra/native');
+  const [inQueue, outQueue] = queueLayout(config.engine.queues, config.engine.queuesPerSide);
   const ports = `${config.ports.first}:${config.ports.last}`;
   removeRules(
     gatewayRules({

@@ -94,12 +94,16 @@ export interface GatewayConfig {
     syslog?: SyslogConfig;
   };
   engine: {
-    /** NFQUEUE numbers the engine uses, one thread each: [internet side, LAN side]. */
+    /** First NFQUEUE number of each side: [internet side, LAN side]; a side takes queuesPerSide numbers from there. */
     queues: [number, number];
+    /** Queues (one thread each) per side, flows pinned by port; 0: one per CPU, at most 4 (native/lib/queues.ts). */
+    queuesPerSide: number;
     /** µs a queue thread polls after a batch before sleeping (default 0: off; docs/performance.md). */
     spinUs: number;
     /** GSO super-packets taken on the LAN side and segmented in user space (default false). */
     gso: boolean;
+    /** A second thread per queue sends the verdicts (default false; docs/performance.md). */
+    verdictThread: boolean;
   };
   /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */
   ftp: {

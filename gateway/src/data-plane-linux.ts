@@ -9,6 +9,7 @@ import {
   directionKeys,
   ensureRules,
   gatewayRules,
+  queueLayout,
   removeRules,
   type FlowCounters,
   type Reservation as EngineReservation,
@@ -30,11 +31,15 @@ export interface LinuxDataPlaneOptions {
   ggr: string;
   pgr: string;
   ports: { first: number; last: number };
-  /** [inQueue, outQueue]. */
+  /** The first queue of each side, [in (internet side), out (LAN side)]. */
   queues: [number, number];
+  /** Queues (threads) per side, flows pinned by port (native/lib/queues.ts); 0: one per CPU, capped; default 1. */
+  queuesPerSide?: number;
   /** Queue threads: µs of polling before sleeping; GSO super-packets on the sending side (NfqueueOptions). */
   spinUs?: number;
   gso?: boolean;
+  /** A second thread per queue sends the verdicts (NfqueueOptions.verdictThread). */
+  verdictThread?: boolean;
   /** Run the rules inside this network namespace (the lab); default: the current one. */
   netns?: string;
   /** [internet interface, LAN interface]: the queue rules take each side's packets only from its own interface. */
@@ -117,6 +122,9 @@ export class LinuxDataPlane implements DataPlane {
     },
   };
 
+  /** The queue numbers of each side, [in (internet side), out (LAN side)]. */
+  readonly queues: [number[], number[]];
+
   constructor(private o: LinuxDataPlaneOptions) {
     // A reservation lives as long as its row in the reservation table: the gateway removes it
     // when the row ends. The engine never ends an unused reservation on its own.
@@ -127,12 +135,13 @@ export class LinuxDataPlane implements DataPlane {
       timeouts: { reservationMs: NEVER_MS },
       algPorts: o.algPorts ?? [],
     });
+    this.queues = queueLayout(o.queues, o.queuesPerSide ?? 1);
     this.rules = gatewayRules({
       ggr: o.ggr,
       pgr: o.pgr,
       ports: `${o.ports.first}:${o.ports.last}`,
-      inQueue: o.queues[0],
-      outQueue: o.queues[1],
+      inQueue: this.queues[0],
+      outQueue: this.queues[1],
       wan: o.interfaces[0],
       lan: o.interfaces[1],
     });
@@ -280,11 +289,12 @@ export class LinuxDataPlane implements DataPlane {
     this.sysctl(`net.ipv4.ip_local_reserved_ports=${this.o.ports.first}-${this.o.ports.last}`);
     this.engine.startNfqueue({
       queues: [
-        { num: this.o.queues[0], hook: 'in' },
-        { num: this.o.queues[1], hook: 'out' },
+        ...this.queues[0].map((num) => ({ num, hook: 'in' as const })),
+        ...this.queues[1].map((num) => ({ num, hook: 'out' as const })),
       ],
       spinUs: this.o.spinUs,
       gso: this.o.gso,
+      verdictThread: this.o.verdictThread,
     });
     // The rules of a gateway that crashed are still there (closed door): keep them, add what is missing.
     ensureRules(this.rules, { netns: this.o.netns });

@@ -24,7 +24,8 @@ t.test('a minimal config gets documented defaults', async (t) => {
   t.same([c.ports.first, c.ports.last], [40000, 59999]);
   t.equal(c.ldap.refreshSec, 30);
   t.equal(c.ops.listen, '127.0.0.1');
-  t.same(c.engine.queues, [0, 1]);
+  t.same(c.engine.queues, [0, 8], 'the first queue of each side');
+  t.equal(c.engine.queuesPerSide, 0, 'queues per side: one per CPU (native/lib/queues.ts)');
   t.equal(c.engine.spinUs, 0, 'queue threads sleep at once by default');
   t.equal(c.engine.gso, false, 'GSO super-packets left to the kernel by default');
 });

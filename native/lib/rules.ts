@@ -2,6 +2,7 @@
 // be translated: with no engine bound to the queue the kernel drops it (fail closed). The one
 // exception is the agent's view of outbound DNS queries, which it only records.
 import { execFileSync } from 'node:child_process';
+import { spreadMatches } from './queues.ts';
 
 export interface Rule {
   table: 'raw' | 'mangle';
@@ -10,6 +11,25 @@ export interface Rule {
 }
 
 const tag = (name: string) => ['-m', 'comment', '--comment', `gsra:${name}`];
+
+/** One queue number or a side's queues (native/lib/queues.ts): flows spread over them, each pinned. */
+export type Queues = number | readonly number[];
+const list = (q: Queues): readonly number[] => (typeof q === 'number' ? [q] : q);
+const nfq = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
+
+/**
+ * The rules that queue what `match` takes to `queues`: with one queue, one rule; with n, a rule
+ * per queue 1 … n-1 that adds the port spread (queues.ts: TCP/UDP, not a fragment, by `port`),
+ * then the rule to queue 0 for the rest. Nothing matched by `match` escapes the queues.
+ */
+function spread(table: Rule['table'], chain: string, match: string[], c: string[], queues: Queues, port: 'sport' | 'dport'): Rule[] {
+  const qs = list(queues);
+  const r: Rule[] = [];
+  for (let k = 1; k < qs.length; k++)
+    for (const m of spreadMatches(k, qs.length, port)) r.push({ table, chain, args: [...match, ...m, ...c, ...nfq(qs[k]!)] });
+  r.push({ table, chain, args: [...match, ...c, ...nfq(qs[0]!)] });
+  return r;
+}
 
 /** The conntrack mark bit the agent's DNS rules set on connections that carry a query for one of its zones. */
 export const DNS_CONNMARK = '0x1000000/0x1000000';
@@ -43,13 +63,15 @@ export function agentRules(o: {
   ggr: string;
   /** GGR's reserved port range, 'lo:hi'. */
   ports: string;
-  outQueue: number;
-  inQueue: number;
+  /** With several queues per side, flows spread by the application's source port (out) and GGR's port t (in). */
+  outQueue: Queues;
+  inQueue: Queues;
   dns?: { zones: string[]; resolvers: string[] };
   name?: string;
 }): Rule[] {
   const c = tag(o.name ?? 'agent');
-  const q = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
+  // Everything that is not spread (ICMP, DNS) goes to each side's first queue.
+  const q = (n: Queues) => nfq(list(n)[0]!);
   const [lo, hi] = o.ports.split(':');
   const ggrHex = `0x${o.ggr
     .split('.')
@@ -65,17 +87,9 @@ export function agentRules(o: {
     `0>>22&0x3C@8>>22&0x3C@8&0xFFFF=${lo}:${hi ?? lo}`,
   ].join(' && ');
   const r: Rule[] = [
-    { table: 'raw', chain: 'OUTPUT', args: ['-d', o.vinNet, ...c, ...q(o.outQueue)] },
-    {
-      table: 'raw',
-      chain: 'PREROUTING',
-      args: ['-s', o.ggr, '-p', 'tcp', '--sport', o.ports, ...c, ...q(o.inQueue)],
-    },
-    {
-      table: 'raw',
-      chain: 'PREROUTING',
-      args: ['-s', o.ggr, '-p', 'udp', '--sport', o.ports, ...c, ...q(o.inQueue)],
-    },
+    ...spread('raw', 'OUTPUT', ['-d', o.vinNet], c, o.outQueue, 'sport'),
+    ...spread('raw', 'PREROUTING', ['-s', o.ggr, '-p', 'tcp', '--sport', o.ports], c, o.inQueue, 'sport'),
+    ...spread('raw', 'PREROUTING', ['-s', o.ggr, '-p', 'udp', '--sport', o.ports], c, o.inQueue, 'sport'),
     {
       table: 'raw',
       chain: 'PREROUTING',
@@ -130,8 +144,9 @@ export function gatewayRules(o: {
   ggr: string;
   pgr: string;
   ports: string;
-  inQueue: number;
-  outQueue: number;
+  /** With several queues per side, flows spread by the destination port: GGR's t (in), PGR's port (out). */
+  inQueue: Queues;
+  outQueue: Queues;
   /** The internet interface (GGR's side). */
   wan: string;
   /** The LAN interface (PGR's side). */
@@ -139,7 +154,6 @@ export function gatewayRules(o: {
   name?: string;
 }): Rule[] {
   const c = tag(o.name ?? 'gateway');
-  const q = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
   const r: Rule[] = [o.wan, o.lan].map((i) => ({
     table: 'raw',
     chain: 'PREROUTING',
@@ -150,15 +164,11 @@ export function gatewayRules(o: {
     { dst: o.pgr, iface: o.lan, queue: o.outQueue },
   ]) {
     for (const p of ['tcp', 'udp'])
-      r.push({
-        table: 'raw',
-        chain: 'PREROUTING',
-        args: ['-i', s.iface, '-d', s.dst, '-p', p, '--dport', o.ports, ...c, ...q(s.queue)],
-      });
+      r.push(...spread('raw', 'PREROUTING', ['-i', s.iface, '-d', s.dst, '-p', p, '--dport', o.ports], c, s.queue, 'dport'));
     r.push({
       table: 'raw',
       chain: 'PREROUTING',
-      args: ['-i', s.iface, '-d', s.dst, '-p', 'icmp', ...c, ...q(s.queue)],
+      args: ['-i', s.iface, '-d', s.dst, '-p', 'icmp', ...c, ...nfq(list(s.queue)[0]!)],
     });
   }
   return r;

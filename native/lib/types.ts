@@ -216,7 +216,12 @@ export interface EngineStats extends Record<EngineCounter, number> {
   drops: Record<DropReason, number>;
   flows: number;
   heldNow: number;
-  backend: { name: string; [counter: string]: number | string } | null;
+  /** `queues` (NFQUEUE): per queue, packets received and verdicts sent. */
+  backend: {
+    name: string;
+    queues?: { num: number; received: number; verdicts: number }[];
+    [counter: string]: number | string | { num: number; received: number; verdicts: number }[] | undefined;
+  } | null;
 }
 
 export interface NfqueueOptions {
@@ -240,6 +245,11 @@ export interface NfqueueOptions {
    * false (docs/performance.md: no measurable gain in the lab, and an e2e race seen with it).
    */
   gso?: boolean;
+  /**
+   * A second thread per queue sends the batch's verdicts (the kernel forwards an accepted packet
+   * inside that call), so the reader takes the next batch meanwhile. Not on queues with F_GSO.
+   */
+  verdictThread?: boolean;
 }
 
 export type FailMode = 'rst' | 'unreachable' | 'prohibited' | 'silent';

@@ -32,6 +32,8 @@ mod nfq_linux;
 #[cfg(target_os = "linux")]
 mod nfq_netlink_linux;
 #[cfg(target_os = "linux")]
+mod nfq_sender_linux;
+#[cfg(target_os = "linux")]
 mod raw_linux;
 // The Windows backend's portable parts: the WINDIVERT_ADDRESS ABI, the agent's filters, batching.
 pub mod windivert_abi;
@@ -48,6 +50,10 @@ pub trait Backend: PacketSink {
     fn stop(&self);
     /// Backend counters for `stats().backend`: (TypeScript name, value).
     fn counters(&self) -> Vec<(&'static str, u64)>;
+    /// Per queue, for `stats().backend.queues`: (queue number, packets received, verdicts sent).
+    fn queue_counters(&self) -> Vec<(u16, u64, u64)> {
+        Vec::new()
+    }
 }
 
 /// One queue and the hook its packets are taken at.
@@ -68,6 +74,8 @@ pub struct BackendConfig {
     pub spin_us: u32,
     /// Take GSO super-packets whole on the queues at hook `out` (segmented in user space).
     pub gso: bool,
+    /// A second thread per queue sends the verdicts (backend/nfq_sender_linux.rs; not on F_GSO queues).
+    pub verdict_thread: bool,
 }
 
 /// Starts the NFQUEUE backend for `host` (Linux).

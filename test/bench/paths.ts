@@ -79,10 +79,14 @@ export async function startBenchLab(
   say: (s: string) => void,
 ): Promise<BenchLab> {
   say('starting the lab: directory, gsra-gateway, servers');
-  const g = await startGsraLab({ ens: 2 });
+  // GSRA_BENCH_ENGINE='{"queuesPerSide":1}': engine options for both daemons, to compare settings
+  // in back-to-back runs (recorded in the meta file's notes).
+  const engine = process.env.GSRA_BENCH_ENGINE ? (JSON.parse(process.env.GSRA_BENCH_ENGINE) as Record<string, unknown>) : undefined;
+  const g = await startGsraLab({ ens: 2, ...(engine ? { gatewayConfig: { engine } } : {}) });
   const lab = g.lab;
   try {
     const notes: Record<string, string | number> = {};
+    if (engine) notes.engine = JSON.stringify(engine);
     for (const a of [IN1_WG, IN1_OVPN]) {
       await lab.exec('in1', ['ip', 'addr', 'add', `${a}/32`, 'dev', 'eth0']);
     }
@@ -157,7 +161,7 @@ export async function startBenchLab(
     }
     if (wanted.includes('gsra')) {
       say('logging alice in on en1 (gsra-agent)');
-      await g.startAgent('en1', 'alice');
+      await g.startAgent('en1', 'alice', engine ? { config: { engine } } : {});
       cases.set('gsra', {
         name: 'gsra',
         target: IN1,
@@ -190,7 +194,7 @@ export async function startBenchLab(
         const a = g.agents.en1;
         if (!a) throw new Error('gsra-agent is not running on en1');
         await lab.stop(a.proc);
-        await g.startAgent('en1', 'alice');
+        await g.startAgent('en1', 'alice', engine ? { config: { engine } } : {});
       },
       stop: () => g.stop(),
     };

@@ -24,6 +24,7 @@
 //!   sees them, as the kernel does for a queue without F_GSO.
 
 use super::nfq_netlink_linux::*;
+use super::nfq_sender_linux::{Outgoing, Sender2};
 use super::raw_linux::RawSender;
 use super::{Backend, BackendConfig, QueueSpec};
 use crate::engine::{Handle, Hook, Reason, Verdict};
@@ -46,14 +47,16 @@ pub struct Nfq {
     raw: c_int,
     threads: Mutex<Vec<JoinHandle<()>>>,
     owned: Mutex<Vec<Sock>>,
-    c: Counters,
+    pub(super) c: Counters,
+    /// Per queue (in the order of `socks`): packets received, verdicts sent.
+    per_queue: Vec<(AtomicU64, AtomicU64)>,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     received: AtomicU64,
-    verdicts: AtomicU64,
-    send_errors: AtomicU64,
+    pub(super) verdicts: AtomicU64,
+    pub(super) send_errors: AtomicU64,
     recv_errors: AtomicU64,
     /// Batches taken while spinning (each a wake-up saved).
     spin_batches: AtomicU64,
@@ -81,16 +84,18 @@ impl Nfq {
             gso.push(g);
         }
         let raw = unsafe { socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW) };
-        let nfq = Arc::new(Nfq { stop: Arc::new(AtomicBool::new(false)), socks, raw, threads: Mutex::new(Vec::new()), owned: Mutex::new(owned), c: Counters::default() });
+        let nfq = Arc::new(Nfq { stop: Arc::new(AtomicBool::new(false)), socks, raw, threads: Mutex::new(Vec::new()), owned: Mutex::new(owned), c: Counters::default(), per_queue: cfg.queues.iter().map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect() });
         for (i, q) in cfg.queues.iter().cloned().enumerate() {
             let t = Thread {
                 host: host.clone(),
                 me: nfq.clone(),
                 fd: nfq.socks[i].1,
+                idx: i,
                 q,
                 batch: cfg.batch.clamp(1, 256),
                 spin: Duration::from_micros(cfg.spin_us as u64),
                 gso: gso[i],
+                verdict_thread: cfg.verdict_thread && !gso[i],
             };
             let spawned = std::thread::Builder::new().name(format!("gsra-nfq{}", t.q.num)).spawn(move || t.run());
             match spawned {
@@ -110,11 +115,15 @@ struct Thread {
     host: Arc<Host>,
     me: Arc<Nfq>,
     fd: c_int,
+    /// This queue's index in `Nfq::socks` and `per_queue`.
+    idx: usize,
     q: QueueSpec,
     batch: usize,
     spin: Duration,
     /// F_GSO was set on the queue.
     gso: bool,
+    /// Verdicts sent by a second thread (nfq_sender_linux.rs).
+    verdict_thread: bool,
 }
 
 /// A queue's F_GSO state and what sends the segments.
@@ -131,15 +140,16 @@ impl Thread {
         let (fd, queue, hook, batch) = (self.fd, self.q.num, self.q.hook, self.batch);
         let (host, me) = (&*self.host, &*self.me);
         let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; SLOT]).collect();
-        let mut pkts: Vec<Vec<u8>> = (0..batch).map(|_| Vec::with_capacity(SLOT)).collect();
+        // The batch's verdicts and accepted bytes; with a verdict thread, swapped for an empty one per batch.
+        let mut cur = Outgoing::new(batch);
+        let mut sender = if self.verdict_thread { Sender2::start(fd, queue, batch, self.me.clone()).ok() } else { None };
         let mut iovs: Vec<Iovec> = bufs.iter_mut().map(|b| Iovec { base: b.as_mut_ptr() as *mut c_void, len: SLOT }).collect();
         let mut hdrs: Vec<Mmsghdr> = iovs
             .iter_mut()
             .map(|iv| Mmsghdr { hdr: Msghdr { name: std::ptr::null_mut(), namelen: 0, iov: iv as *mut Iovec, iovlen: 1, control: std::ptr::null_mut(), controllen: 0, flags: 0 }, len: 0 })
             .collect();
         let mut vb = VerdictBatch::new();
-        // (packet id, verdict, slot in `pkts` of the bytes to pass); `sent`: verdicts already out.
-        let mut results: Vec<(u32, u32, Option<usize>)> = Vec::with_capacity(batch);
+        // cur.results: (packet id, verdict, slot in `cur.pkts` of the bytes to pass); `sent`: verdicts already out.
         let mut g = Gso { raw: None, on: self.gso, off_at: 0, segs: Vec::new(), accepted: Vec::new() };
         if self.gso {
             match RawSender::open() {
@@ -179,7 +189,7 @@ impl Thread {
                 }
             }
             let n = n as usize;
-            results.clear();
+            cur.results.clear();
             let mut sent = 0;
             let now = now_ms();
             // Per packet: table work under the engine lock (short), crypto under the flow's own lock
@@ -199,15 +209,16 @@ impl Thread {
                     if ty == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) {
                         if let Some(pm) = parse_packet_msg(&msg[off..off + ml]) {
                             add(&me.c.received, 1);
-                            let slot = results.len();
+                            add(&me.per_queue[self.idx].0, 1);
+                            let slot = cur.results.len();
                             if pm.info & NFQA_SKB_GSO != 0 {
                                 // The verdicts so far go first: a flow's packets keep their order.
-                                vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&results[sent..], &pkts), queue);
-                                sent = results.len();
+                                vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&cur.results[sent..], &cur.pkts), queue);
+                                sent = cur.results.len();
                                 let v = self.take_gso(&mut g, &pm, now, &mut panics);
-                                results.push((pm.id, v, None));
-                            } else if slot < pkts.len() {
-                                let p = &mut pkts[slot];
+                                cur.results.push((pm.id, v, None));
+                            } else if slot < cur.pkts.len() {
+                                let p = &mut cur.pkts[slot];
                                 p.clear();
                                 p.extend_from_slice(pm.payload);
                                 if pm.info & NFQA_SKB_CSUMNOTREADY != 0 {
@@ -218,12 +229,12 @@ impl Thread {
                                     panics += 1;
                                 }
                                 match v {
-                                    Verdict::Accept => results.push((pm.id, NF_ACCEPT, Some(slot))),
-                                    Verdict::Drop(_) => results.push((pm.id, NF_DROP, None)),
+                                    Verdict::Accept => cur.results.push((pm.id, NF_ACCEPT, Some(slot))),
+                                    Verdict::Drop(_) => cur.results.push((pm.id, NF_DROP, None)),
                                     Verdict::Held | Verdict::Punted(_) => {}
                                 }
                             } else {
-                                results.push((pm.id, NF_DROP, None));
+                                cur.results.push((pm.id, NF_DROP, None));
                             }
                         }
                     }
@@ -231,8 +242,13 @@ impl Thread {
                 }
             }
             let pending = host.end_batch(now, panics, 64);
-            // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
-            vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&results[sent..], &pkts), queue);
+            add(&me.per_queue[self.idx].1, cur.results.len() as u64);
+            match sender.as_mut() {
+                // The verdict thread sends them (and the kernel forwards) while this one reads on.
+                Some(s) => cur = s.swap(cur),
+                // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
+                None => vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&cur.results[sent..], &cur.pkts), queue),
+            }
             host.deliver(pending, Some(me));
             spin_until = spin.after_batch();
         }
@@ -420,6 +436,9 @@ impl Backend for Nfq {
             ("gsoSegments", self.c.gso_segments.load(Ordering::Relaxed)),
             ("gsoFallbacks", self.c.gso_fallbacks.load(Ordering::Relaxed)),
         ]
+    }
+    fn queue_counters(&self) -> Vec<(u16, u64, u64)> {
+        self.socks.iter().zip(self.per_queue.iter()).map(|((num, _), (r, v))| (*num, r.load(Ordering::Relaxed), v.load(Ordering::Relaxed))).collect()
     }
 }
 

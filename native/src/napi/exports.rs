@@ -326,6 +326,18 @@ pub fn stats(js: &Js, a: &[Value]) -> R<Value> {
             for (k, v) in b.counters() {
                 js.set(bo, k, js.num(v as f64));
             }
+            let per = b.queue_counters();
+            if !per.is_empty() {
+                let qa = js.array(per.len());
+                for (i, (num, received, verdicts)) in per.into_iter().enumerate() {
+                    let qo = js.object();
+                    js.set(qo, "num", js.num(num as f64));
+                    js.set(qo, "received", js.num(received as f64));
+                    js.set(qo, "verdicts", js.num(verdicts as f64));
+                    js.push(qa, i, qo);
+                }
+                js.set(bo, "queues", qa);
+            }
             js.set(o, "backend", bo);
         }
         None => js.set(o, "backend", js.null()),
@@ -357,7 +369,7 @@ pub fn flow_stats(js: &Js, a: &[Value]) -> R<Value> {
     Ok(o)
 }
 
-// startNfqueue(h, {queues: [{num, hook}], maxLen?, batch?, spinUs?, gso?})
+// startNfqueue(h, {queues: [{num, hook}], maxLen?, batch?, spinUs?, gso?, verdictThread?})
 pub fn start_nfqueue(js: &Js, a: &[Value]) -> R<Value> {
     let inst = Instance::of(js, a[0])?;
     let o = js.get_obj(a[1], "options")?;
@@ -370,11 +382,12 @@ pub fn start_nfqueue(js: &Js, a: &[Value]) -> R<Value> {
     let batch = opt(js, o, "batch", |v| js.get_uint(v, "batch", 256.0))?.unwrap_or(64) as usize;
     let spin_us = opt(js, o, "spinUs", |v| js.get_uint(v, "spinUs", 1000.0))?.unwrap_or(0) as u32;
     let gso = opt(js, o, "gso", |v| js.get_bool(v, "gso"))?.unwrap_or(false);
+    let verdict_thread = opt(js, o, "verdictThread", |v| js.get_bool(v, "verdictThread"))?.unwrap_or(false);
     let mut running = lock(&inst.backend);
     if running.is_some() {
         return Err(JsErr::Error("a backend is already running".into()));
     }
-    *running = Some(backend::start(inst.host.clone(), BackendConfig { queues, max_len, batch, spin_us, gso }).map_err(JsErr::Error)?);
+    *running = Some(backend::start(inst.host.clone(), BackendConfig { queues, max_len, batch, spin_us, gso, verdict_thread }).map_err(JsErr::Error)?);
     Ok(js.undefined())
 }
 
