@@ -167,8 +167,8 @@ export const schemaParts = {
       spinUs: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
       /** Take GSO super-packets on the sending side and segment them in user space (default off: docs/performance.md). */
       gso: { type: 'boolean', default: false },
-      /** A second thread per queue sends the verdicts, so the reader is not held up by the forwarding (docs/performance.md). */
-      verdictThread: { type: 'boolean', default: false },
+      /** A second thread per queue sends the verdicts of bulk batches, so the reader is not held up by the forwarding (default on: docs/performance.md). */
+      verdictThread: { type: 'boolean', default: true },
     },
   },
 } as const;

@@ -102,7 +102,7 @@ export interface GatewayConfig {
     spinUs: number;
     /** GSO super-packets taken on the LAN side and segmented in user space (default false). */
     gso: boolean;
-    /** A second thread per queue sends the verdicts (default false; docs/performance.md). */
+    /** A second thread per queue sends the verdicts of bulk batches (default true; docs/performance.md). */
     verdictThread: boolean;
   };
   /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */

@@ -28,6 +28,7 @@ t.test('a minimal config gets documented defaults', async (t) => {
   t.equal(c.engine.queuesPerSide, 0, 'queues per side: one per CPU (native/lib/queues.ts)');
   t.equal(c.engine.spinUs, 0, 'queue threads sleep at once by default');
   t.equal(c.engine.gso, false, 'GSO super-packets left to the kernel by default');
+  t.equal(c.engine.verdictThread, true, 'a verdict thread per queue by default');
 });
 
 t.test('errors name the path, what was expected and what was found', async (t) => {

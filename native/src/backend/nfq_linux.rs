@@ -1,5 +1,8 @@
 //! Linux NFQUEUE backend: one thread and one netlink socket per queue (the netlink protocol in
-//! nfq_netlink_linux.rs). recvmmsg() takes up to `batch` packets; all verdicts of a batch go out
+//! nfq_netlink_linux.rs). A daemon gives each side several queues (native/lib/queues.ts: the
+//! rules pin each flow to one of them by port, so one thread sees all of a flow's packets, in
+//! order); threads share the engine's tables and lock a flow only for its crypto. Per-queue
+//! counters: `queue_counters`. recvmmsg() takes up to `batch` packets; all verdicts of a batch go out
 //! in one sendmsg() (flushed at 200 KiB), each as NFQNL_MSG_VERDICT with the payload gathered by
 //! iovec (no copy). Fail closed: F_FAIL_OPEN is never set, rules never use --queue-bypass, so
 //! with no engine bound the kernel drops. Full L4 checksums are written on every modified packet
@@ -243,11 +246,17 @@ impl Thread {
             }
             let pending = host.end_batch(now, panics, 64);
             add(&me.per_queue[self.idx].1, cur.results.len() as u64);
-            match sender.as_mut() {
-                // The verdict thread sends them (and the kernel forwards) while this one reads on.
-                Some(s) => cur = s.swap(cur),
+            // The verdict thread sends them (and the kernel forwards) while this one reads on.
+            let mut handed = false;
+            if let Some(s) = sender.as_mut() {
+                if !s.inline(n) {
+                    cur = s.swap(std::mem::replace(&mut cur, Outgoing::empty()));
+                    handed = true;
+                }
+            }
+            if !handed {
                 // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
-                None => vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&cur.results[sent..], &cur.pkts), queue),
+                vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&cur.results[sent..], &cur.pkts), queue);
             }
             host.deliver(pending, Some(me));
             spin_until = spin.after_batch();
