@@ -5,9 +5,10 @@
 //!
 //! Batches go to the sender in order over a channel and come back empty over another, so each
 //! queue has a fixed set of buffers (`DEPTH`) and a reader that is `DEPTH` batches ahead waits:
-//! verdicts leave in the order the packets came, and memory stays bounded. A batch of one packet
-//! with nothing in flight is sent by the reader itself (`inline`): request/response traffic would
-//! otherwise pay a second thread wake-up per pass (measured: p50 0.18 → 0.22 ms, docs/performance.md).
+//! verdicts leave in the order the packets came, and memory stays bounded. A batch the reader had
+//! to wait for, with nothing in flight, is sent by the reader itself (`inline`): request/response
+//! traffic would otherwise pay a second thread wake-up per pass (measured: p50 0.18 → 0.22 ms,
+//! docs/performance.md).
 //! Not used on a queue with F_GSO, whose segments leave from the reader (they must not pass
 //! earlier verdicts).
 
@@ -72,9 +73,10 @@ impl Sender2 {
     }
 
     /// Whether the reader may send this batch itself: nothing is in flight (so its verdicts cannot
-    /// pass earlier ones) and the batch is a single packet — request/response traffic, where a
-    /// hand-over would add a thread wake-up to every pass. Bulk traffic comes in larger batches.
-    pub(super) fn inline(&mut self, packets: usize) -> bool {
+    /// pass earlier ones) and the reader `waited` for the batch (the queue was empty: it has time
+    /// to forward, and a hand-over would only add a thread wake-up — request/response traffic
+    /// pays that on every pass). Back-to-back bulk batches are handed over.
+    pub(super) fn inline(&mut self, waited: bool) -> bool {
         while self.in_flight > 0 {
             match self.empty.try_recv() {
                 Ok(o) => {
@@ -84,7 +86,7 @@ impl Sender2 {
                 Err(_) => break,
             }
         }
-        self.in_flight == 0 && packets <= 1
+        self.in_flight == 0 && waited
     }
 
     /// Hands a filled batch over and returns an empty one (waits while `DEPTH` are in flight).
