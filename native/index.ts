@@ -22,7 +22,15 @@ export {
   POOL_FIRST_ID,
 } from './lib/engine.ts';
 export { native, addonPath, type NativeBinding } from './lib/binding.ts';
-export { agentRules, ensureRules, gatewayRules, installRules, removeRules, type Rule, type Queues } from './lib/rules.ts';
+export {
+  agentRules,
+  ensureRules,
+  gatewayRules,
+  installRules,
+  removeRules,
+  type Rule,
+  type Queues,
+} from './lib/rules.ts';
 export { queueLayout, queueIndexOfPort, MAX_QUEUES_PER_SIDE } from './lib/queues.ts';
 export * from './lib/windows.ts';
 export { DropSummary, syncCounter, warnDropLines, type DropCounts, type DropLine } from './lib/drops.ts';

@@ -43,7 +43,13 @@ export interface AgentConfig {
   stateDir: string;
   /** Linux backend: the first NFQUEUE number of each side, [outbound, inbound]; queuesPerSide queues (threads) per side, flows pinned by port (0: one per CPU, at most 4; native/lib/queues.ts). */
   /** spinUs, gso: the Linux queue threads' data-path options (docs/performance.md). */
-  engine: { queues: [number, number]; queuesPerSide: number; spinUs: number; gso: boolean; verdictThread: boolean };
+  engine: {
+    queues: [number, number];
+    queuesPerSide: number;
+    spinUs: number;
+    gso: boolean;
+    verdictThread: boolean;
+  };
   /**
    * Flows behind a home NAT (docs/pccom.md §6.1): a live flow that sent nothing for
    * `persistentKeepaliveSec` sends a probe that keeps the NAT's mapping (as WireGuard's

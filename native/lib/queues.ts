@@ -38,7 +38,8 @@ export function queueLayout(
     throw new Error(
       `engine.queues [${a}, ${b}] with ${n} queues per side overlap: the sides take ${a}..${a + n - 1} and ${b}..${b + n - 1}; put the two numbers at least ${n} apart`,
     );
-  if (Math.max(a, b) + n - 1 > 65535) throw new Error(`engine.queues: ${Math.max(a, b)} + ${n} queues pass 65535`);
+  if (Math.max(a, b) + n - 1 > 65535)
+    throw new Error(`engine.queues: ${Math.max(a, b)} + ${n} queues pass 65535`);
   const side = (base: number) => Array.from({ length: n }, (_, k) => base + k);
   return [side(a), side(b)];
 }
@@ -96,7 +97,8 @@ export function spreadValues(k: number, n: number): string[] {
 export function spreadMatches(k: number, n: number, which: 'sport' | 'dport'): string[][] {
   const mask = (1 << spreadBits(n)) - 1;
   // @0 reads the first 4 bytes of the transport header: source port << 16 | destination port.
-  const port = which === 'sport' ? `0>>22&0x3C@0>>16&0x${mask.toString(16)}` : `0>>22&0x3C@0&0x${mask.toString(16)}`;
+  const port =
+    which === 'sport' ? `0>>22&0x3C@0>>16&0x${mask.toString(16)}` : `0>>22&0x3C@0&0x${mask.toString(16)}`;
   // Not a fragment (MF clear, offset 0), TCP or UDP.
   const whole = ['4&0x3FFF=0', '6&0xFF=6,17'];
   return spreadValues(k, n).map((vals) => ['-m', 'u32', '--u32', [...whole, `${port}=${vals}`].join(' && ')]);

@@ -22,11 +22,19 @@ const nfq = (n: number) => ['-j', 'NFQUEUE', '--queue-num', String(n)];
  * per queue 1 … n-1 that adds the port spread (queues.ts: TCP/UDP, not a fragment, by `port`),
  * then the rule to queue 0 for the rest. Nothing matched by `match` escapes the queues.
  */
-function spread(table: Rule['table'], chain: string, match: string[], c: string[], queues: Queues, port: 'sport' | 'dport'): Rule[] {
+function spread(
+  table: Rule['table'],
+  chain: string,
+  match: string[],
+  c: string[],
+  queues: Queues,
+  port: 'sport' | 'dport',
+): Rule[] {
   const qs = list(queues);
   const r: Rule[] = [];
   for (let k = 1; k < qs.length; k++)
-    for (const m of spreadMatches(k, qs.length, port)) r.push({ table, chain, args: [...match, ...m, ...c, ...nfq(qs[k]!)] });
+    for (const m of spreadMatches(k, qs.length, port))
+      r.push({ table, chain, args: [...match, ...m, ...c, ...nfq(qs[k]!)] });
   r.push({ table, chain, args: [...match, ...c, ...nfq(qs[0]!)] });
   return r;
 }
@@ -164,7 +172,16 @@ export function gatewayRules(o: {
     { dst: o.pgr, iface: o.lan, queue: o.outQueue },
   ]) {
     for (const p of ['tcp', 'udp'])
-      r.push(...spread('raw', 'PREROUTING', ['-i', s.iface, '-d', s.dst, '-p', p, '--dport', o.ports], c, s.queue, 'dport'));
+      r.push(
+        ...spread(
+          'raw',
+          'PREROUTING',
+          ['-i', s.iface, '-d', s.dst, '-p', p, '--dport', o.ports],
+          c,
+          s.queue,
+          'dport',
+        ),
+      );
     r.push({
       table: 'raw',
       chain: 'PREROUTING',

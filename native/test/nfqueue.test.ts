@@ -181,18 +181,24 @@ const fromAgentCount = () => ruleCount(NS.g, 'PREROUTING', 'gsra-test-from-agent
 const agentQueuedCount = () => ruleCount(NS.a, 'OUTPUT', 'NFQUEUE num');
 /** TCP segments a namespace's stack had to queue out of order (TcpExt TCPOFOQueue). */
 function outOfOrder(ns: string): number {
-  const lines = nsx(ns, ['cat', '/proc/net/netstat']).split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const lines = nsx(ns, ['cat', '/proc/net/netstat'])
+    .split('\n')
+    .filter((l) => l.startsWith('TcpExt:'));
   const [names, values] = lines.map((l) => l.trim().split(/\s+/));
   return Number(values![names!.indexOf('TCPOFOQueue')]);
 }
 /** The client, without blocking the test (to run several at once). */
 const clientAsync = (args: string[]) =>
   new Promise<string>((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', NS.a, 'python3', '-c', CLIENT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('ip', ['netns', 'exec', NS.a, 'python3', '-c', CLIENT, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(p);
     let o = '';
     p.stdout!.on('data', (d: Buffer) => (o += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(o.trim()) : reject(new Error(`client ${args.join(' ')}: exit ${code}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(o.trim()) : reject(new Error(`client ${args.join(' ')}: exit ${code}`)),
+    );
   });
 
 /** Polls `pred` every 50 ms until it holds or `ms` pass; returns whether it held. */
@@ -371,12 +377,15 @@ t.test('four TCP flows at once spread over both queues of each side, each kept i
   }
   t.same([...seen].sort(), cfg.tcpMore.map(String), 'each flow its own t');
   const [gw1, ag1] = [await queues(lab.gw!), await queues(lab.agent!)];
-  const grew = (a: Map<number, number>, b: Map<number, number>, num: number) => (b.get(num) ?? 0) - (a.get(num) ?? 0);
+  const grew = (a: Map<number, number>, b: Map<number, number>, num: number) =>
+    (b.get(num) ?? 0) - (a.get(num) ?? 0);
   t.comment(`gateway queues: ${JSON.stringify([...gw1])}; agent queues: ${JSON.stringify([...ag1])}`);
   // By t (low bits 3, 4, 5, 6: three flows on the first queue of each side, one on the second;
   // the LAN side takes GSO super-packets whole, so it counts fewer packets).
-  for (const num of [0, 1, 8, 9]) t.ok(grew(gw0, gw1, num) > 0, `gateway queue ${num} took ${grew(gw0, gw1, num)} packets`);
-  for (const num of [8, 9]) t.ok(grew(ag0, ag1, num) > 0, `agent in-queue ${num} took ${grew(ag0, ag1, num)} packets`);
+  for (const num of [0, 1, 8, 9])
+    t.ok(grew(gw0, gw1, num) > 0, `gateway queue ${num} took ${grew(gw0, gw1, num)} packets`);
+  for (const num of [8, 9])
+    t.ok(grew(ag0, ag1, num) > 0, `agent in-queue ${num} took ${grew(ag0, ag1, num)} packets`);
   // A flow split over two queues (two threads) would be reordered now and then; pinned, never.
   t.same([outOfOrder(NS.s), outOfOrder(NS.a)], ofo0, 'no segment arrived out of order, either way');
 });

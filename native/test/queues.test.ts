@@ -8,10 +8,31 @@ const GGR = '198.51.100.1';
 const PGR = '10.1.0.1';
 
 t.test('queueLayout: one queue per CPU, at most 4, never so many that the sides meet', async (t) => {
-  t.same(queueLayout([0, 8], 0, 2), [[0, 1], [8, 9]], 'two CPUs: two per side');
-  t.same(queueLayout([0, 8], 0, 64), [[0, 1, 2, 3], [8, 9, 10, 11]], 'capped at 4');
+  t.same(
+    queueLayout([0, 8], 0, 2),
+    [
+      [0, 1],
+      [8, 9],
+    ],
+    'two CPUs: two per side',
+  );
+  t.same(
+    queueLayout([0, 8], 0, 64),
+    [
+      [0, 1, 2, 3],
+      [8, 9, 10, 11],
+    ],
+    'capped at 4',
+  );
   t.same(queueLayout([0, 1], 0, 16), [[0], [1]], 'adjacent bases (the old default) keep one per side');
-  t.same(queueLayout([20, 10], 3, 1), [[20, 21, 22], [10, 11, 12]], 'an explicit count whatever the CPUs');
+  t.same(
+    queueLayout([20, 10], 3, 1),
+    [
+      [20, 21, 22],
+      [10, 11, 12],
+    ],
+    'an explicit count whatever the CPUs',
+  );
   t.throws(() => queueLayout([0, 1], 2, 2), /overlap/, 'explicit count whose numbers meet');
   t.throws(() => queueLayout([3, 3], 1, 2), /different/);
   t.throws(() => queueLayout([0, 16], 9, 2), /0 \(automatic\) to 8/);
@@ -62,49 +83,105 @@ t.test('the u32 value lists are the spread function, each value on exactly one q
   }
   const [m] = spreadMatches(1, 2, 'dport');
   t.same(m!.slice(0, 3), ['-m', 'u32', '--u32'], 'a u32 match');
-  t.match(m![3], /^4&0x3FFF=0 && 6&0xFF=6,17 && 0>>22&0x3C@0&0xf=/, 'whole TCP/UDP packets, by destination port');
+  t.match(
+    m![3],
+    /^4&0x3FFF=0 && 6&0xFF=6,17 && 0>>22&0x3C@0&0xf=/,
+    'whole TCP/UDP packets, by destination port',
+  );
   t.match(spreadMatches(1, 2, 'sport')[0]![3], /@0>>16&0xf=/, 'or by source port');
 });
 
-const nfq = (r: Rule) => (r.args.includes('NFQUEUE') ? Number(r.args[r.args.indexOf('--queue-num') + 1]) : null);
+const nfq = (r: Rule) =>
+  r.args.includes('NFQUEUE') ? Number(r.args[r.args.indexOf('--queue-num') + 1]) : null;
 const spreadBy = (r: Rule) => r.args.find((a) => a.includes('@0>>16&') || a.includes('@0&'));
 
-t.test('gateway rules with 2 queues per side: each TCP/UDP rule is spread by destination port, then a catch-all', async (t) => {
-  const rules = gatewayRules({ ggr: GGR, pgr: PGR, ports: '20000:29999', inQueue: [0, 1], outQueue: [8, 9], wan: 'wan0', lan: 'lan0' });
-  const queued = rules.filter((r) => nfq(r) !== null);
-  t.notOk(queued.some((r) => r.args.includes('--queue-bypass')), 'fail closed: no --queue-bypass');
-  for (const [dst, qs] of [[GGR, [0, 1]], [PGR, [8, 9]]] as const) {
-    for (const p of ['tcp', 'udp']) {
-      const mine = queued.filter((r) => r.args.includes(dst) && r.args.includes(p));
-      t.same(mine.map(nfq), [qs[1], qs[0]], `${dst} ${p}: the spread rule, then the rest to the first queue`);
-      t.match(spreadBy(mine[0]!), /@0&0xf=/, 'spread by the destination port (t, or the PGR port)');
-      t.equal(spreadBy(mine[1]!), undefined, 'the catch-all has no spread');
-      t.same(mine[1]!.args.slice(0, mine[1]!.args.indexOf('-m', 8)), mine[0]!.args.slice(0, mine[1]!.args.indexOf('-m', 8)), 'same base match');
+t.test(
+  'gateway rules with 2 queues per side: each TCP/UDP rule is spread by destination port, then a catch-all',
+  async (t) => {
+    const rules = gatewayRules({
+      ggr: GGR,
+      pgr: PGR,
+      ports: '20000:29999',
+      inQueue: [0, 1],
+      outQueue: [8, 9],
+      wan: 'wan0',
+      lan: 'lan0',
+    });
+    const queued = rules.filter((r) => nfq(r) !== null);
+    t.notOk(
+      queued.some((r) => r.args.includes('--queue-bypass')),
+      'fail closed: no --queue-bypass',
+    );
+    for (const [dst, qs] of [
+      [GGR, [0, 1]],
+      [PGR, [8, 9]],
+    ] as const) {
+      for (const p of ['tcp', 'udp']) {
+        const mine = queued.filter((r) => r.args.includes(dst) && r.args.includes(p));
+        t.same(
+          mine.map(nfq),
+          [qs[1], qs[0]],
+          `${dst} ${p}: the spread rule, then the rest to the first queue`,
+        );
+        t.match(spreadBy(mine[0]!), /@0&0xf=/, 'spread by the destination port (t, or the PGR port)');
+        t.equal(spreadBy(mine[1]!), undefined, 'the catch-all has no spread');
+        t.same(
+          mine[1]!.args.slice(0, mine[1]!.args.indexOf('-m', 8)),
+          mine[0]!.args.slice(0, mine[1]!.args.indexOf('-m', 8)),
+          'same base match',
+        );
+      }
+      const icmp = queued.filter((r) => r.args.includes(dst) && r.args.includes('icmp'));
+      t.same(icmp.map(nfq), [qs[0]], 'ICMP to the first queue');
     }
-    const icmp = queued.filter((r) => r.args.includes(dst) && r.args.includes('icmp'));
-    t.same(icmp.map(nfq), [qs[0]], 'ICMP to the first queue');
-  }
-  const one = gatewayRules({ ggr: GGR, pgr: PGR, ports: '20000:29999', inQueue: 0, outQueue: 1, wan: 'wan0', lan: 'lan0' });
-  t.notOk(one.some((r) => spreadBy(r)), 'one queue: no spread rule');
-  t.equal(one.length, 8);
-});
+    const one = gatewayRules({
+      ggr: GGR,
+      pgr: PGR,
+      ports: '20000:29999',
+      inQueue: 0,
+      outQueue: 1,
+      wan: 'wan0',
+      lan: 'lan0',
+    });
+    t.notOk(
+      one.some((r) => spreadBy(r)),
+      'one queue: no spread rule',
+    );
+    t.equal(one.length, 8);
+  },
+);
 
-t.test('agent rules with 3 queues per side: spread by the source port both ways; DNS and ICMP on the first queue', async (t) => {
-  const rules = agentRules({
-    vinNet: '100.64.0.0/16',
-    ggr: GGR,
-    ports: '20000:29999',
-    outQueue: [0, 1, 2],
-    inQueue: [8, 9, 10],
-    dns: { zones: ['corp.example'], resolvers: [] },
-  });
-  const out = rules.filter((r) => r.chain === 'OUTPUT' && r.table === 'raw');
-  t.same(out.map(nfq), [1, 2, 0], 'VIN traffic: queues 1 and 2 by spread, the rest to 0');
-  t.ok(out.slice(0, 2).every((r) => /@0>>16&0xf=/.test(spreadBy(r) ?? '')), 'by the application\'s source port');
-  const inTcp = rules.filter((r) => r.chain === 'PREROUTING' && r.table === 'raw' && r.args.includes('tcp'));
-  t.same(inTcp.map(nfq), [9, 10, 8]);
-  t.ok(inTcp.slice(0, 2).every((r) => /@0>>16&0xf=/.test(spreadBy(r) ?? '')), 'by GGR\'s port t');
-  const dns = rules.filter((r) => r.table === 'mangle' && nfq(r) !== null);
-  t.same(dns.map(nfq), [0, 8], 'DNS queries and answers on the first queues');
-  t.equal(rules.filter((r) => r.args.includes('--queue-bypass')).length, 1, 'bypass only on the watched DNS queries');
-});
+t.test(
+  'agent rules with 3 queues per side: spread by the source port both ways; DNS and ICMP on the first queue',
+  async (t) => {
+    const rules = agentRules({
+      vinNet: '100.64.0.0/16',
+      ggr: GGR,
+      ports: '20000:29999',
+      outQueue: [0, 1, 2],
+      inQueue: [8, 9, 10],
+      dns: { zones: ['corp.example'], resolvers: [] },
+    });
+    const out = rules.filter((r) => r.chain === 'OUTPUT' && r.table === 'raw');
+    t.same(out.map(nfq), [1, 2, 0], 'VIN traffic: queues 1 and 2 by spread, the rest to 0');
+    t.ok(
+      out.slice(0, 2).every((r) => /@0>>16&0xf=/.test(spreadBy(r) ?? '')),
+      "by the application's source port",
+    );
+    const inTcp = rules.filter(
+      (r) => r.chain === 'PREROUTING' && r.table === 'raw' && r.args.includes('tcp'),
+    );
+    t.same(inTcp.map(nfq), [9, 10, 8]);
+    t.ok(
+      inTcp.slice(0, 2).every((r) => /@0>>16&0xf=/.test(spreadBy(r) ?? '')),
+      "by GGR's port t",
+    );
+    const dns = rules.filter((r) => r.table === 'mangle' && nfq(r) !== null);
+    t.same(dns.map(nfq), [0, 8], 'DNS queries and answers on the first queues');
+    t.equal(
+      rules.filter((r) => r.args.includes('--queue-bypass')).length,
+      1,
+      'bypass only on the watched DNS queries',
+    );
+  },
+);

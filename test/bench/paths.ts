@@ -81,7 +81,9 @@ export async function startBenchLab(
   say('starting the lab: directory, gsra-gateway, servers');
   // GSRA_BENCH_ENGINE='{"queuesPerSide":1}': engine options for both daemons, to compare settings
   // in back-to-back runs (recorded in the meta file's notes).
-  const engine = process.env.GSRA_BENCH_ENGINE ? (JSON.parse(process.env.GSRA_BENCH_ENGINE) as Record<string, unknown>) : undefined;
+  const engine = process.env.GSRA_BENCH_ENGINE
+    ? (JSON.parse(process.env.GSRA_BENCH_ENGINE) as Record<string, unknown>)
+    : undefined;
   const g = await startGsraLab({ ens: 2, ...(engine ? { gatewayConfig: { engine } } : {}) });
   const lab = g.lab;
   try {
