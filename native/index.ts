@@ -27,7 +27,9 @@ export {
   ensureRules,
   gatewayRules,
   installRules,
+  pruneStaleRules,
   removeRules,
+  splitRuleLine,
   type Rule,
   type Queues,
 } from './lib/rules.ts';

@@ -214,7 +214,9 @@ export function installRules(rules: Rule[], opts: { netns?: string } = {}): void
  * Adds each rule that is not there yet (iptables -C), and leaves the ones that are: a daemon that
  * restarts after a crash takes over its rules without a moment in which they are missing (a
  * moment without them would pass packets untranslated, or let the gateway's own stack reset a
- * flow a restart carries on). On error the rules added by this call are removed again.
+ * flow a restart carries on). On error the rules added by this call are removed again. Then it
+ * removes the rules with this daemon's tag that are not among `rules` (pruneStaleRules): those a
+ * crashed daemon left under another configuration, e.g. to queues this one does not read.
  */
 export function ensureRules(rules: Rule[], opts: { netns?: string } = {}): void {
   const added: Rule[] = [];
@@ -232,6 +234,72 @@ export function ensureRules(rules: Rule[], opts: { netns?: string } = {}): void 
   } catch (e) {
     removeRules(added, opts);
     throw e;
+  }
+  pruneStaleRules(rules, opts);
+}
+
+const commentOf = (args: readonly string[]): string | undefined => {
+  const i = args.indexOf('--comment');
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+/** Splits a line of `iptables -S` into arguments: it double-quotes those with spaces or specials. */
+export function splitRuleLine(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(line); m; m = re.exec(line))
+    out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  return out;
+}
+
+function listChain(netns: string | undefined, table: string, chain: string): string[][] {
+  const argv = ['-w', '-t', table, '-S', chain];
+  const text = execFileSync(
+    netns ? 'ip' : 'iptables',
+    netns ? ['netns', 'exec', netns, 'iptables', ...argv] : argv,
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`-A ${chain} `))
+    .map((l) => splitRuleLine(l.slice(`-A ${chain} `.length)));
+}
+
+/**
+ * Removes the rules in the chains of `rules` that carry one of their tags (`gsra:<name>`) but are
+ * not among them. iptables prints a rule in its own canonical form, not as it was given, so the
+ * wanted rules are put once in a scratch chain (never jumped to, so no packet sees it) to learn
+ * that form. Rules of other tags (another daemon, an operator's) are never touched.
+ */
+export function pruneStaleRules(rules: Rule[], opts: { netns?: string } = {}): void {
+  const tags = new Set(rules.map((r) => commentOf(r.args)).filter((c): c is string => c !== undefined));
+  const chains = new Map<string, Rule[]>();
+  for (const r of rules)
+    chains.set(`${r.table} ${r.chain}`, [...(chains.get(`${r.table} ${r.chain}`) ?? []), r]);
+  const scratch = `gsra-canon-${process.pid}`.slice(0, 28);
+  for (const [key, wanted] of chains) {
+    const [table, chain] = key.split(' ') as [Rule['table'], string];
+    let canonical: Set<string>;
+    try {
+      iptables(opts.netns, ['-t', table, '-N', scratch]);
+      for (const r of wanted) iptables(opts.netns, ['-t', table, '-A', scratch, ...r.args]);
+      canonical = new Set(listChain(opts.netns, table, scratch).map((a) => JSON.stringify(a)));
+    } finally {
+      try {
+        iptables(opts.netns, ['-t', table, '-F', scratch]);
+        iptables(opts.netns, ['-t', table, '-X', scratch]);
+      } catch {
+        // not made
+      }
+    }
+    for (const args of listChain(opts.netns, table, chain)) {
+      const c = commentOf(args);
+      if (c !== undefined && tags.has(c) && !canonical.has(JSON.stringify(args)))
+        iptables(opts.netns, ['-t', table, '-D', chain, ...args]);
+    }
   }
 }
 
