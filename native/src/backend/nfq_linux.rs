@@ -41,6 +41,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const MSG_DONTWAIT: c_int = 0x40;
+/// A receive that took this long found the queue empty: the reader had time to spare.
+const WAITED: Duration = Duration::from_micros(20);
 /// After a fallback, F_GSO is asked again this much later.
 const GSO_RETRY_MS: u64 = 10_000;
 
@@ -167,7 +169,10 @@ impl Thread {
                 g.on = set_gso(fd, queue, true);
                 g.off_at = now_ms();
             }
+            let asked = Instant::now();
             let n = receive(fd, &mut hdrs, batch, spin_until, &mut spin, &me.c.spin_batches);
+            // The thread had to wait for this batch: it has time to forward it itself.
+            let waited = asked.elapsed() >= WAITED;
             if n <= 0 {
                 let e = errno();
                 spin_until = None;
@@ -247,9 +252,14 @@ impl Thread {
             let pending = host.end_batch(now, panics, 64);
             add(&me.per_queue[self.idx].1, cur.results.len() as u64);
             // The verdict thread sends them (and the kernel forwards) while this one reads on.
+            let mut handed = false;
             if let Some(s) = sender.as_mut() {
-                cur = s.swap(std::mem::replace(&mut cur, Outgoing::empty()));
-            } else {
+                if !s.inline(waited) {
+                    cur = s.swap(std::mem::replace(&mut cur, Outgoing::empty()));
+                    handed = true;
+                }
+            }
+            if !handed {
                 // The rest of this batch's verdicts in one sendmsg (flushed at 200 KiB).
                 vb.send(fd, &me.c.send_errors, &me.c.verdicts, &items(&cur.results[sent..], &cur.pkts), queue);
             }
