@@ -27,7 +27,6 @@ export {
   ensureRules,
   gatewayRules,
   installRules,
-  pruneStaleRules,
   removeRules,
   splitRuleLine,
   type Rule,

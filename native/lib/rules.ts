@@ -191,9 +191,13 @@ export function gatewayRules(o: {
   return r;
 }
 
-function iptables(netns: string | undefined, args: string[]): void {
+/** One iptables call (in `netns` if given); what it printed. */
+function iptables(netns: string | undefined, args: string[]): string {
   const argv = netns ? ['netns', 'exec', netns, 'iptables', '-w', ...args] : ['-w', ...args];
-  execFileSync(netns ? 'ip' : 'iptables', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  return execFileSync(netns ? 'ip' : 'iptables', argv, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Appends the rules (all or nothing: on error the ones already added are removed). */
@@ -211,31 +215,49 @@ export function installRules(rules: Rule[], opts: { netns?: string } = {}): void
 }
 
 /**
- * Adds each rule that is not there yet (iptables -C), and leaves the ones that are: a daemon that
- * restarts after a crash takes over its rules without a moment in which they are missing (a
- * moment without them would pass packets untranslated, or let the gateway's own stack reset a
- * flow a restart carries on). On error the rules added by this call are removed again. Then it
- * removes the rules with this daemon's tag that are not among `rules` (pruneStaleRules): those a
- * crashed daemon left under another configuration, e.g. to queues this one does not read.
+ * Makes the chains hold exactly `rules` among the rules with their tags (`gsra:<name>`), without a
+ * moment in which a wanted rule is missing: a daemon that restarts after a crash takes over the
+ * rules it finds (a moment without them would pass packets untranslated, or let the gateway's own
+ * stack reset a flow a restart carries on), appends the missing ones and only then deletes the
+ * ones it does not want (a crashed daemon's under another configuration, e.g. to queues this one
+ * does not read). Rules of other tags are never touched. On error the rules added by this call are
+ * removed again.
+ *
+ * iptables prints a rule in its own canonical form, not as it was given, so the wanted rules are
+ * put once in a scratch chain (never jumped to, so no packet sees it) to learn that form.
  */
 export function ensureRules(rules: Rule[], opts: { netns?: string } = {}): void {
+  const tags = new Set(rules.map((r) => commentOf(r.args)).filter((c): c is string => c !== undefined));
+  const chains = new Map<string, Rule[]>();
+  for (const r of rules) {
+    const key = `${r.table} ${r.chain}`;
+    chains.set(key, [...(chains.get(key) ?? []), r]);
+  }
   const added: Rule[] = [];
+  const stale: Rule[] = [];
   try {
-    for (const r of rules) {
-      try {
-        iptables(opts.netns, ['-t', r.table, '-C', r.chain, ...r.args]);
-        continue; // already there
-      } catch {
-        // not there: add it
+    for (const wanted of chains.values()) {
+      const { table, chain } = wanted[0]!;
+      const forms = canonicalForms(opts.netns, table, wanted);
+      const present = listChain(opts.netns, table, chain);
+      const there = new Set(present.map((args) => JSON.stringify(args)));
+      wanted.forEach((r, i) => {
+        if (there.has(forms[i]!)) return;
+        iptables(opts.netns, ['-t', table, '-A', chain, ...r.args]);
+        added.push(r);
+      });
+      const keep = new Set(forms);
+      for (const args of present) {
+        const c = commentOf(args);
+        if (c !== undefined && tags.has(c) && !keep.has(JSON.stringify(args)))
+          stale.push({ table, chain, args });
       }
-      iptables(opts.netns, ['-t', r.table, '-A', r.chain, ...r.args]);
-      added.push(r);
     }
   } catch (e) {
     removeRules(added, opts);
     throw e;
   }
-  pruneStaleRules(rules, opts);
+  for (const r of stale) iptables(opts.netns, ['-t', r.table, '-D', r.chain, ...r.args]);
 }
 
 const commentOf = (args: readonly string[]): string | undefined => {
@@ -252,53 +274,27 @@ export function splitRuleLine(line: string): string[] {
   return out;
 }
 
+/** A chain's rules as `iptables -S` prints them, each split into arguments. */
 function listChain(netns: string | undefined, table: string, chain: string): string[][] {
-  const argv = ['-w', '-t', table, '-S', chain];
-  const text = execFileSync(
-    netns ? 'ip' : 'iptables',
-    netns ? ['netns', 'exec', netns, 'iptables', ...argv] : argv,
-    {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  return text
+  return iptables(netns, ['-t', table, '-S', chain])
     .split('\n')
     .filter((l) => l.startsWith(`-A ${chain} `))
     .map((l) => splitRuleLine(l.slice(`-A ${chain} `.length)));
 }
 
-/**
- * Removes the rules in the chains of `rules` that carry one of their tags (`gsra:<name>`) but are
- * not among them. iptables prints a rule in its own canonical form, not as it was given, so the
- * wanted rules are put once in a scratch chain (never jumped to, so no packet sees it) to learn
- * that form. Rules of other tags (another daemon, an operator's) are never touched.
- */
-export function pruneStaleRules(rules: Rule[], opts: { netns?: string } = {}): void {
-  const tags = new Set(rules.map((r) => commentOf(r.args)).filter((c): c is string => c !== undefined));
-  const chains = new Map<string, Rule[]>();
-  for (const r of rules)
-    chains.set(`${r.table} ${r.chain}`, [...(chains.get(`${r.table} ${r.chain}`) ?? []), r]);
+/** Each rule's canonical form (as listChain gives it, JSON), in order, learnt in a scratch chain. */
+function canonicalForms(netns: string | undefined, table: Rule['table'], rules: Rule[]): string[] {
   const scratch = `gsra-canon-${process.pid}`.slice(0, 28);
-  for (const [key, wanted] of chains) {
-    const [table, chain] = key.split(' ') as [Rule['table'], string];
-    let canonical: Set<string>;
+  try {
+    iptables(netns, ['-t', table, '-N', scratch]);
+    for (const r of rules) iptables(netns, ['-t', table, '-A', scratch, ...r.args]);
+    return listChain(netns, table, scratch).map((args) => JSON.stringify(args));
+  } finally {
     try {
-      iptables(opts.netns, ['-t', table, '-N', scratch]);
-      for (const r of wanted) iptables(opts.netns, ['-t', table, '-A', scratch, ...r.args]);
-      canonical = new Set(listChain(opts.netns, table, scratch).map((a) => JSON.stringify(a)));
-    } finally {
-      try {
-        iptables(opts.netns, ['-t', table, '-F', scratch]);
-        iptables(opts.netns, ['-t', table, '-X', scratch]);
-      } catch {
-        // not made
-      }
-    }
-    for (const args of listChain(opts.netns, table, chain)) {
-      const c = commentOf(args);
-      if (c !== undefined && tags.has(c) && !canonical.has(JSON.stringify(args)))
-        iptables(opts.netns, ['-t', table, '-D', chain, ...args]);
+      iptables(netns, ['-t', table, '-F', scratch]);
+      iptables(netns, ['-t', table, '-X', scratch]);
+    } catch {
+      // not made
     }
   }
 }

@@ -1,5 +1,5 @@
 // A daemon that starts over the rules a crashed one left (ensureRules) keeps its closed door and
-// ends with exactly its own rules: those of another queue layout are removed (pruneStaleRules),
+// ends with exactly its own rules: those of another queue layout are removed,
 // those of other tags are not touched. Real iptables in a namespace of its own (root).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
