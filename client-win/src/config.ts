@@ -1,7 +1,7 @@
 // gsra-agent's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). See docs/agent.md.
 import { join } from 'node:path';
-import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
+import { compileConfig, ConfigError, schemaParts, type EngineConfig } from '@gsra/common';
 import { parseCidr } from './vin.ts';
 
 export interface AgentConfig {
@@ -41,15 +41,8 @@ export interface AgentConfig {
   login: { maxAgeHours: number };
   /** Where the agent keeps its login (user secret, group keys): mode 0600 on Linux, DPAPI on Windows. */
   stateDir: string;
-  /** Linux backend: the first NFQUEUE number of each side, [outbound, inbound]; queuesPerSide queues (threads) per side, flows pinned by port (0: one per CPU, at most 4; native/lib/queues.ts). */
-  /** spinUs, gso: the Linux queue threads' data-path options (docs/performance.md). */
-  engine: {
-    queues: [number, number];
-    queuesPerSide: number;
-    spinUs: number;
-    gso: boolean;
-    verdictThread: boolean;
-  };
+  /** Linux backend: the packet engine's queues (schemaParts.engine); `queues` is [outbound, inbound]. */
+  engine: EngineConfig;
   /**
    * Flows behind a home NAT (docs/pccom.md §6.1): a live flow that sent nothing for
    * `persistentKeepaliveSec` sends a probe that keeps the NAT's mapping (as WireGuard's

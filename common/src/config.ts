@@ -172,3 +172,13 @@ export const schemaParts = {
     },
   },
 } as const;
+
+/** A daemon's `engine` section as schemaParts.engine checks and defaults it (the meaning of each field is there). */
+export interface EngineConfig {
+  /** The first NFQUEUE number of each side; which side is which is the daemon's (its config type says). */
+  queues: [number, number];
+  queuesPerSide: number;
+  spinUs: number;
+  gso: boolean;
+  verdictThread: boolean;
+}

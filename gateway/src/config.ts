@@ -1,6 +1,6 @@
 // gsra-gateway's configuration: a JSON file validated against this schema (errors read
 // "path: expected X, got Y"). Defaults are filled in by the loader. See docs/gateway.md.
-import { compileConfig, ConfigError, schemaParts } from '@gsra/common';
+import { compileConfig, ConfigError, schemaParts, type EngineConfig } from '@gsra/common';
 import { SYSLOG_FACILITIES, type SyslogConfig } from './syslog.ts';
 
 export interface GatewayConfig {
@@ -93,18 +93,8 @@ export interface GatewayConfig {
   audit: {
     syslog?: SyslogConfig;
   };
-  engine: {
-    /** First NFQUEUE number of each side: [internet side, LAN side]; a side takes queuesPerSide numbers from there. */
-    queues: [number, number];
-    /** Queues (one thread each) per side, flows pinned by port; 0: one per CPU, at most 4 (native/lib/queues.ts). */
-    queuesPerSide: number;
-    /** µs a queue thread polls after a batch before sleeping (default 0: off; docs/performance.md). */
-    spinUs: number;
-    /** GSO super-packets taken on the LAN side and segmented in user space (default false). */
-    gso: boolean;
-    /** A second thread per queue sends the verdicts of bulk batches (default true; docs/performance.md). */
-    verdictThread: boolean;
-  };
+  /** The packet engine's queues (schemaParts.engine); `queues` is [internet side, LAN side], and GSO is taken on the LAN side. */
+  engine: EngineConfig;
   /** The FTP ALG (docs/gateway.md): passive replies rewritten to the VIN, data ports pre-reserved. */
   ftp: {
     /** Service ports of FTP control connections the ALG watches (empty: no ALG). */
