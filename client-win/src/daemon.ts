@@ -450,21 +450,23 @@ export class AgentDaemon {
       return;
     }
     const key = { proto: e.proto, src: e.src, sport: e.sport, dst: e.dst, dport: e.dport };
-    this.flows.add(key, a.name, a.group, r.port, this.now(), () => this.persist(), e.id);
-    this.vins.touch(e.dst);
-    this.log.info('flow started', {
-      in: a.name,
-      group: a.group,
-      proto: protoName(e.proto),
-      d: e.dport,
-      t: e.t,
-    });
+    this.install(key, a.name, a.group, r.port, {}, e.id);
     if ('send' in r) this.apply(s, { send: r.send, events: r.events });
   }
 
-  /** Installs the VAT entry for a held connection on port t (the engine releases the packet). */
-  private install(key: FiveTuple, name: string, group: string, port: protocol.PooledPort, extra = {}): void {
-    this.flows.add(key, name, group, port, this.now(), () => this.persist());
+  /**
+   * Records a new flow on port t: installs the VAT entry for a held connection (the engine releases
+   * the packet), or, given `engineId`, adopts the flow the engine made itself from its pool.
+   */
+  private install(
+    key: FiveTuple,
+    name: string,
+    group: string,
+    port: protocol.PooledPort,
+    extra = {},
+    engineId?: number,
+  ): void {
+    this.flows.add(key, name, group, port, this.now(), () => this.persist(), engineId);
     this.vins.touch(key.dst);
     this.log.info('flow started', {
       in: name,
