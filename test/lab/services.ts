@@ -202,6 +202,21 @@ export interface Capture {
   stop(): Promise<IpPacket[]>;
 }
 
+/**
+ * Whether process `pid` sleeps interruptibly (state S in /proc/<pid>/stat): for tcpdump, waiting
+ * in poll() for the next packet. `ip netns exec` execs the command, so the child's pid is
+ * tcpdump's. A process that is gone counts as waiting (there is nothing left to wait for).
+ */
+function waitingForPackets(pid: number | undefined): boolean {
+  if (pid === undefined) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'S';
+  } catch {
+    return true;
+  }
+}
+
 /** tcpdump on `iface` inside `node` (a host or a switch: 'inet' with iface 'br0' is the internet link). */
 export async function startCapture(
   lab: Lab,
@@ -231,14 +246,15 @@ export async function startCapture(
     file,
     async stop() {
       // tcpdump stops reading at the signal: whatever is still in the kernel's ring is lost. So
-      // wait until the file has stopped growing (it is written per packet: -U) before stopping —
-      // for three checks in a row: on a busy machine tcpdump may not run for a whole interval.
+      // wait until it has caught up: the file has stopped growing (it is written per packet: -U)
+      // and tcpdump sleeps, waiting for packets, for three checks in a row. A tcpdump that is
+      // runnable but not running, or blocked writing (a busy machine, a slow disk), has not.
       let size = -1;
       let still = 0;
-      for (let i = 0; i < 80 && still < 3; i++) {
+      for (let i = 0; i < 200 && still < 3; i++) {
         await new Promise((r) => setTimeout(r, 150));
         const now = existsSync(file) ? statSync(file).size : 0;
-        still = now === size ? still + 1 : 0;
+        still = now === size && waitingForPackets(proc.child.pid) ? still + 1 : 0;
         size = now;
       }
       await lab.stop(proc);
