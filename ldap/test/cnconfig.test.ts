@@ -83,7 +83,7 @@ olcDbMaxSize: 67108864
   await run('slapadd', ['-n0', '-F', join(dir, 'slapd.d'), '-l', join(dir, 'config.ldif')]);
   const sock = join(dir, 'ldapi');
   const ldapi = `ldapi://${encodeURIComponent(sock)}`;
-  const port = 20000 + Math.floor(Math.random() * 40000);
+  const port = 20000 + Math.floor(Math.random() * 12768); // below the ephemeral range: no connection holds it
   slapd = spawn(
     'slapd',
     ['-d', '0', '-F', join(dir, 'slapd.d'), '-h', `ldaps://127.0.0.1:${port}/ ${ldapi}`],

@@ -2,6 +2,7 @@
 // exits or is killed without calling stop().
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -44,6 +45,20 @@ t.test('starts in well under a second and stop() kills slapd and removes its dir
   t.notOk(existsSync(fx.dir), 'directory removed');
   await fx.stop(); // idempotent
 });
+
+t.test(
+  'a port another process holds is reported as in use (what the retry on random ports looks for)',
+  async (t) => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    t.teardown(() => holder.close());
+    const taken = (holder.address() as AddressInfo).port;
+    await t.rejects(
+      startSlapd({ ports: { ldap: taken, ldaps: taken + 1 }, demo: false }),
+      /slapd exited during start-up \(code 1\):[^]*failed errno=98 \(Address already in use\)/,
+    );
+  },
+);
 
 t.test('two fixtures at once get different ports', async (t) => {
   const [a, b] = await Promise.all([startSlapd(), startSlapd()]);
