@@ -66,7 +66,8 @@ export function gatewayFixture(dir: SlapdFixture) {
   /** A gateway of its own for one test, with its log lines; stopped when the test ends. */
   async function gateway(t: Test, opts: DataPlane | GatewayOptions = {}) {
     const o: GatewayOptions = 'onEvent' in opts ? { dataPlane: opts } : opts;
-    const base = o.port ?? 20000 + Math.floor(Math.random() * 20000);
+    // Below the ephemeral range (32768–60999), base + 1 included: no outgoing connection holds either.
+    const base = o.port ?? 20000 + Math.floor(Math.random() * 12767);
     const stateDir = o.stateDir ?? join(tmp, `state-${base}-${Math.random().toString(36).slice(2)}`);
     const config = checkGatewayConfig({
       publicAddress: '127.0.0.1',
